@@ -1,0 +1,197 @@
+//! The repository layout and the catalog of backups in it.
+//!
+//! ```text
+//! <prefix>/<database>/<backup-id>/dump.zst.age
+//!                                 globals.sql.zst.age
+//!                                 manifest.json        (written last: the commit marker)
+//! ```
+//! Other kinds of objects (verifications, drills, restores, later change-stream segments)
+//! sit in their own folders beside the backups; anything the catalog does not recognise is
+//! ignored, so the layout can grow. Commands meet only here, never in each other's code.
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+
+use crate::error::{Kind, PgdrError, Result};
+use crate::store::{DynStore, ObjectInfo};
+
+pub mod id;
+pub mod manifest;
+
+pub use id::BackupId;
+pub use manifest::Manifest;
+
+pub const DUMP_FILE: &str = "dump.zst.age";
+pub const GLOBALS_FILE: &str = "globals.sql.zst.age";
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+pub fn backup_dir(database: &str, id: &BackupId) -> String {
+    format!("{database}/{id}")
+}
+
+pub fn object_key(database: &str, id: &BackupId, file: &str) -> String {
+    format!("{database}/{id}/{file}")
+}
+
+/// One backup as listed: its manifest, or why it could not be read.
+#[derive(Debug)]
+pub enum Listed {
+    Ok(Box<Manifest>),
+    Damaged {
+        database: String,
+        id: BackupId,
+        error: String,
+    },
+}
+
+impl Listed {
+    pub fn id(&self) -> &BackupId {
+        match self {
+            Listed::Ok(m) => &m.id,
+            Listed::Damaged { id, .. } => id,
+        }
+    }
+    pub fn database(&self) -> &str {
+        match self {
+            Listed::Ok(m) => &m.database,
+            Listed::Damaged { database, .. } => database,
+        }
+    }
+}
+
+pub struct Catalog {
+    store: DynStore,
+}
+
+impl Catalog {
+    pub fn new(store: DynStore) -> Self {
+        Catalog { store }
+    }
+
+    pub fn store(&self) -> &DynStore {
+        &self.store
+    }
+
+    /// Every committed backup (one with a manifest), oldest first; per database if given.
+    pub async fn list(&self, database: Option<&str>) -> Result<Vec<Listed>> {
+        let prefix = database.map(|d| format!("{d}/")).unwrap_or_default();
+        let objects = self.store.list(&prefix).await?;
+        let found: Vec<(String, BackupId)> = objects.iter().filter_map(manifest_key).collect();
+        let mut listed: Vec<Listed> = futures::stream::iter(found)
+            .map(|(db, id)| async move {
+                match self.load_exact(&db, &id).await {
+                    Ok(m) => Listed::Ok(Box::new(m)),
+                    Err(e) => Listed::Damaged {
+                        database: db,
+                        id,
+                        error: e.message,
+                    },
+                }
+            })
+            .buffer_unordered(8)
+            .collect()
+            .await;
+        listed.sort_by(|a, b| (a.id(), a.database()).cmp(&(b.id(), b.database())));
+        Ok(listed)
+    }
+
+    /// Read one manifest by exact database and id.
+    pub async fn load_exact(&self, database: &str, id: &BackupId) -> Result<Manifest> {
+        let key = object_key(database, id, MANIFEST_FILE);
+        let bytes = crate::store::get_bytes(self.store.as_ref(), &key).await?;
+        let m = Manifest::from_json(&bytes, &key)?;
+        if m.id != *id || m.database != database {
+            return Err(PgdrError::corrupt(format!(
+                "{key}: the manifest describes {}/{}, not this folder",
+                m.database, m.id
+            )));
+        }
+        Ok(m)
+    }
+
+    /// Find a backup by id or unique id prefix, in one database or across all.
+    pub async fn find(&self, database: Option<&str>, typed: &str) -> Result<Manifest> {
+        let listed = self.list(database).await?;
+        let ids: Vec<BackupId> = listed.iter().map(|l| l.id().clone()).collect();
+        let id = id::resolve(typed, ids.iter())?;
+        let hits: Vec<&Listed> = listed.iter().filter(|l| *l.id() == id).collect();
+        if hits.len() > 1 {
+            return Err(PgdrError::usage(format!(
+                "backup id '{id}' exists for several databases"
+            ))
+            .hint("add --database NAME"));
+        }
+        match hits[0] {
+            Listed::Ok(m) => Ok((**m).clone()),
+            Listed::Damaged { error, .. } => Err(PgdrError::corrupt(error.clone())),
+        }
+    }
+
+    /// The newest committed backup of a database.
+    pub async fn latest(&self, database: &str) -> Result<Manifest> {
+        let listed = self.list(Some(database)).await?;
+        listed
+            .into_iter()
+            .rev()
+            .find_map(|l| match l {
+                Listed::Ok(m) => Some(*m),
+                Listed::Damaged { .. } => None,
+            })
+            .ok_or_else(|| {
+                PgdrError::not_found(format!(
+                    "no backup of database '{database}' in {}",
+                    self.store.describe()
+                ))
+                .hint("run `pgdr backup` first, or check --repo and --database")
+            })
+    }
+
+    /// Commit a backup: its manifest is the last object written.
+    pub async fn commit(&self, m: &Manifest) -> Result<()> {
+        let key = object_key(&m.database, &m.id, MANIFEST_FILE);
+        self.store
+            .put_bytes(&key, Bytes::from(m.to_json()?))
+            .await
+    }
+
+    /// Remove every object of a backup folder, manifest first, so a half-deleted backup is
+    /// never listed as whole.
+    pub async fn delete_backup(&self, database: &str, id: &BackupId) -> Result<()> {
+        let dir = format!("{}/", backup_dir(database, id));
+        let mut keys: Vec<String> = self
+            .store
+            .list(&dir)
+            .await?
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        keys.sort_by_key(|k| !k.ends_with(MANIFEST_FILE));
+        futures::stream::iter(keys)
+            .map(|k| async move { self.store.delete(&k).await })
+            .buffer_unordered(4)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Best-effort removal of objects written by a run that then failed.
+    pub async fn discard(&self, keys: &[String]) {
+        for k in keys {
+            if let Err(e) = self.store.delete(k).await {
+                if e.kind != Kind::NotFound {
+                    tracing::warn!(key = %k, error = %e, "could not remove an object of the failed run; prune removes it later");
+                }
+            }
+        }
+    }
+}
+
+/// `<db>/<id>/manifest.json` → (db, id)
+fn manifest_key(o: &ObjectInfo) -> Option<(String, BackupId)> {
+    let mut parts = o.key.split('/');
+    let (db, id, file) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || file != MANIFEST_FILE {
+        return None;
+    }
+    Some((db.to_string(), id.parse().ok()?))
+}

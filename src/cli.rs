@@ -1,0 +1,375 @@
+//! Command-line parsing and rendering. Commands do the work; this only translates.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::{Listed, Manifest};
+use crate::commands;
+use crate::config::{Overrides, Settings};
+use crate::error::{exit, PgdrError};
+use crate::progress::{self, human_bytes};
+
+#[derive(Parser, Debug)]
+#[command(name = "pgdr", version, about = "Backup and disaster recovery for PostgreSQL: streamed, encrypted, verified.")]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args, Debug)]
+struct Global {
+    /// Config file (TOML); see config/pgdr.example.toml.
+    #[arg(long, env = "PGDR_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// Source database URL, postgres://USER@HOST:PORT/DBNAME (password via PGPASSWORD, ~/.pgpass or the config).
+    #[arg(long, env = "PGDR_SOURCE", global = true, hide_env_values = true)]
+    source: Option<String>,
+    /// Repository: a local directory or s3://BUCKET/PREFIX.
+    #[arg(long, env = "PGDR_REPO", global = true)]
+    repo: Option<String>,
+    /// age public key backups are encrypted to (repeatable; env: comma-separated).
+    #[arg(long = "recipient", env = "PGDR_RECIPIENT", value_delimiter = ',', global = true)]
+    recipients: Vec<String>,
+    /// age identity file, for commands that decrypt.
+    #[arg(long, env = "PGDR_IDENTITY", global = true)]
+    identity: Option<PathBuf>,
+    /// Database name (as configured, or the dbname of --source).
+    #[arg(long, env = "PGDR_DATABASE", global = true)]
+    database: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "human", global = true)]
+    log_format: LogFormat,
+    /// Only errors; no progress.
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    /// More detail (repeat for more).
+    #[arg(long, short, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Create an age identity (private key, mode 0600) and print its public recipient.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Back up the selected (or every configured) database into the repository.
+    Backup,
+    /// List committed backups.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one backup's manifest.
+    Show {
+        /// Backup id or a unique prefix of it.
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt one object of a backup (checked against its manifest) to a file or stdout.
+    Cat {
+        id: String,
+        /// Which object: dump (a pg_restore archive) or globals (SQL).
+        #[arg(long, default_value = "dump")]
+        object: String,
+        /// Output file; stdout if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum ConfigCmd {
+    /// Validate the configuration and reach every database and the repository.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn init_logging(g: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let default = match (g.quiet, g.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn,pgdr=info",
+        (false, 1) => "info,pgdr=debug",
+        _ => "debug",
+    };
+    let filter = EnvFilter::try_from_env("PGDR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match g.log_format {
+        LogFormat::Json => b.json().init(),
+        LogFormat::Human => b.with_target(false).init(),
+    }
+}
+
+/// Parse, run, render; returns the exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(&cli.global);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pgdr: error: cannot start the runtime: {e}");
+            return exit::COULD_NOT_RUN;
+        }
+    };
+    let code = rt.block_on(async {
+        let cancel = CancellationToken::new();
+        spawn_signal_handler(cancel.clone());
+        match dispatch(&cli, cancel).await {
+            Ok(code) => code,
+            Err(e) => {
+                report_error(&e);
+                e.exit_code()
+            }
+        }
+    });
+    // Child processes were reaped by their owners; do not wait on stray blocking reads.
+    rt.shutdown_timeout(std::time::Duration::from_secs(5));
+    code
+}
+
+fn report_error(e: &PgdrError) {
+    eprintln!("pgdr: error: {}", e.message);
+    for h in &e.hints {
+        eprintln!("  hint: {h}");
+    }
+}
+
+fn spawn_signal_handler(cancel: CancellationToken) {
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term.recv() => {},
+        }
+        tracing::warn!("interrupted: stopping; nothing partial will be left visible");
+        cancel.cancel();
+    });
+}
+
+fn overrides(g: &Global) -> Overrides {
+    Overrides {
+        config: g.config.clone(),
+        source: g.source.clone(),
+        repo: g.repo.clone(),
+        recipients: g.recipients.iter().filter(|r| !r.trim().is_empty()).cloned().collect(),
+        identity: g.identity.clone(),
+        database: g.database.clone(),
+    }
+}
+
+async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
+    let g = &cli.global;
+    match &cli.cmd {
+        Cmd::Keygen { out } => {
+            let public = commands::keygen::run(out)?;
+            eprintln!("identity written to {} (keep it off the database host; it is needed to restore)", out.display());
+            println!("{public}");
+            Ok(exit::OK)
+        }
+        Cmd::Backup => {
+            let settings = Settings::load(&overrides(g))?;
+            let opts = commands::backup::BackupOptions {
+                database: g.database.clone(),
+                show_progress: progress::enabled(g.quiet),
+            };
+            let report = commands::backup::run(&settings, &opts, cancel.clone()).await?;
+            for (_, r) in &report.results {
+                if let Ok(m) = r {
+                    if !g.quiet {
+                        println!("{}", backup_line(m));
+                    }
+                }
+            }
+            let failed: Vec<_> = report.failed().collect();
+            if let Some((_, first)) = failed.first() {
+                for (_, e) in &failed {
+                    report_error(e);
+                }
+                return Ok(first.exit_code());
+            }
+            if cancel.is_cancelled() {
+                return Ok(exit::INTERRUPTED);
+            }
+            Ok(exit::OK)
+        }
+        Cmd::List { json } => {
+            let settings = Settings::load(&overrides(g))?;
+            let listed = commands::list::list(&settings, g.database.as_deref()).await?;
+            let mut out = std::io::stdout().lock();
+            if *json {
+                let v: Vec<serde_json::Value> = listed.iter().map(listed_json).collect();
+                let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
+            } else {
+                let _ = write!(out, "{}", render_list(&listed));
+            }
+            Ok(exit::OK)
+        }
+        Cmd::Show { id, json } => {
+            let settings = Settings::load(&overrides(g))?;
+            let m = commands::list::show(&settings, g.database.as_deref(), id).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&m).expect("json"));
+            } else {
+                print!("{}", render_manifest(&m));
+            }
+            Ok(exit::OK)
+        }
+        Cmd::Cat { id, object, out } => {
+            let settings = Settings::load(&overrides(g))?;
+            let (m, st) = commands::cat::run(&settings, g.database.as_deref(), id, object, out.as_deref()).await?;
+            tracing::info!(id = %m.id, object = %object, bytes = st.plain_bytes, "decrypted; sha256 matches the manifest");
+            Ok(exit::OK)
+        }
+        Cmd::Config { cmd: ConfigCmd::Check { json } } => {
+            let settings = Settings::load(&overrides(g))?;
+            let checks = commands::config_check::run(&settings).await;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&checks).expect("json"));
+            } else {
+                for c in &checks {
+                    let mark = if c.ok { "ok  " } else { "FAIL" };
+                    println!("{mark} {}: {}", c.what, c.detail.replace('\n', "\n     "));
+                }
+            }
+            Ok(if checks.iter().all(|c| c.ok) { exit::OK } else { exit::COULD_NOT_RUN })
+        }
+    }
+}
+
+fn backup_line(m: &Manifest) -> String {
+    let dump = m.object("dump");
+    format!(
+        "backup {} of '{}' committed: snapshot {}, dump {} → stored {} in {:.1}s",
+        m.id,
+        m.database,
+        m.snapshot.time.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
+        human_bytes(dump.map_or(0, |d| d.raw_bytes)),
+        human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
+        m.duration_seconds()
+    )
+}
+
+fn listed_json(l: &Listed) -> serde_json::Value {
+    match l {
+        Listed::Ok(m) => serde_json::json!({
+            "id": m.id,
+            "database": m.database,
+            "snapshot_time": m.snapshot.time,
+            "started_at": m.started_at,
+            "duration_seconds": m.duration_seconds(),
+            "raw_bytes": m.object("dump").map_or(0, |d| d.raw_bytes),
+            "stored_bytes": m.objects.iter().map(|o| o.stored_bytes).sum::<u64>(),
+            "verification": "unverified",
+            "status": "ok",
+        }),
+        Listed::Damaged { database, id, error } => serde_json::json!({
+            "id": id, "database": database, "status": "damaged", "error": error,
+        }),
+    }
+}
+
+fn render_list(listed: &[Listed]) -> String {
+    if listed.is_empty() {
+        return "no backups\n".into();
+    }
+    let mut s = format!(
+        "{:<22} {:<16} {:<20} {:>10} {:>10} {:>8}  {}\n",
+        "ID", "DATABASE", "SNAPSHOT (UTC)", "DUMP", "STORED", "SECONDS", "VERIFIED"
+    );
+    for l in listed {
+        match l {
+            Listed::Ok(m) => s.push_str(&format!(
+                "{:<22} {:<16} {:<20} {:>10} {:>10} {:>8.1}  {}\n",
+                m.id.as_str(),
+                m.database,
+                m.snapshot.time.format("%Y-%m-%d %H:%M:%S"),
+                human_bytes(m.object("dump").map_or(0, |d| d.raw_bytes)),
+                human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
+                m.duration_seconds(),
+                "unverified"
+            )),
+            Listed::Damaged { database, id, error } => {
+                s.push_str(&format!("{:<22} {:<16} DAMAGED: {error}\n", id.as_str(), database))
+            }
+        }
+    }
+    s
+}
+
+fn render_manifest(m: &Manifest) -> String {
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<18} {v}\n"));
+    line("id", m.id.to_string());
+    line("database", m.database.clone());
+    line("snapshot", format!("{} ({})", m.snapshot.time.to_rfc3339(), m.snapshot.method));
+    line("started", m.started_at.to_rfc3339());
+    line("finished", format!("{} ({:.1}s)", m.finished_at.to_rfc3339(), m.duration_seconds()));
+    line(
+        "server",
+        format!(
+            "PostgreSQL {} (system id {}), owner {}, encoding {}",
+            m.source.server_version,
+            m.source.system_identifier.as_deref().unwrap_or("unknown"),
+            m.source.database_owner,
+            m.source.encoding
+        ),
+    );
+    line("pg_dump", format!("{} {}", m.tools.pg_dump_version, m.tools.pg_dump_args.join(" ")));
+    line("globals", format!("{:?} ({})", m.globals_mode, m.tools.pg_dumpall_args.join(" ")));
+    line(
+        "codec",
+        format!(
+            "zstd level {} threads {}, {}",
+            m.codec.zstd.level, m.codec.zstd.threads, m.codec.encryption
+        ),
+    );
+    line("recipients", m.codec.recipients.join(", "));
+    for p in &m.phases {
+        line(&format!("phase {}", p.name), format!("{:.2}s", p.seconds));
+    }
+    for o in &m.objects {
+        line(
+            &format!("object {}", o.name),
+            format!(
+                "{}: {} raw, {} compressed, {} stored; sha256 {}",
+                o.file,
+                human_bytes(o.raw_bytes),
+                human_bytes(o.compressed_bytes),
+                human_bytes(o.stored_bytes),
+                o.sha256_stored
+            ),
+        );
+    }
+    line(
+        "fingerprint",
+        if m.fingerprint.is_some() { "recorded".into() } else { "none".into() },
+    );
+    line("verified", "unverified".into());
+    s
+}

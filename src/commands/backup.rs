@@ -1,0 +1,222 @@
+//! `pgdr backup`: snapshot, globals, dump, manifest, for each selected database.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalog::manifest::{CodecInfo, ObjectRecord, Phase, SnapshotInfo, ToolsInfo};
+use crate::catalog::{self, BackupId, Catalog, Manifest};
+use crate::codec::{self, EncodeParams};
+use crate::config::{Database, Settings};
+use crate::error::{Kind, PgdrError, Result};
+use crate::pipeline;
+use crate::progress::Meter;
+use crate::source::dump::{self, GlobalsMode};
+use crate::source::snapshot::{ExportedSnapshot, SnapshotSource};
+use crate::source::{self, tools};
+use crate::store;
+
+pub struct BackupOptions {
+    pub database: Option<String>,
+    pub show_progress: bool,
+}
+
+/// The outcome per database: one failing database does not stop the others.
+pub struct BackupReport {
+    pub results: Vec<(String, Result<Manifest>)>,
+}
+
+impl BackupReport {
+    pub fn failed(&self) -> impl Iterator<Item = (&String, &PgdrError)> {
+        self.results
+            .iter()
+            .filter_map(|(d, r)| r.as_ref().err().map(|e| (d, e)))
+    }
+}
+
+pub async fn run(
+    settings: &Settings,
+    opts: &BackupOptions,
+    cancel: CancellationToken,
+) -> Result<BackupReport> {
+    // Everything that can be checked before touching the database or the repository is.
+    let databases = settings.select(opts.database.as_deref())?;
+    let recipients = codec::parse_recipients(&settings.recipients)?;
+    let params = Arc::new(EncodeParams {
+        compression: settings.compression,
+        recipients,
+    });
+    let store = store::open(settings).await?;
+    store.check_writable().await?;
+    let catalog = Catalog::new(store);
+
+    let mut results = Vec::new();
+    for db in databases {
+        if cancel.is_cancelled() {
+            break;
+        }
+        let started = Instant::now();
+        let r = backup_one(settings, db, &catalog, params.clone(), opts, cancel.clone()).await;
+        match &r {
+            Ok(m) => tracing::info!(
+                database = %db.name,
+                id = %m.id,
+                seconds = started.elapsed().as_secs_f64(),
+                "backup committed"
+            ),
+            Err(e) => tracing::error!(database = %db.name, error = %e.message, "backup failed"),
+        }
+        results.push((db.name.clone(), r));
+    }
+    Ok(BackupReport { results })
+}
+
+/// Times consecutive phases.
+struct Phases {
+    list: Vec<Phase>,
+    mark: Instant,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Phases {
+            list: Vec::new(),
+            mark: Instant::now(),
+        }
+    }
+    fn done(&mut self, name: &str) {
+        let now = Instant::now();
+        self.list.push(Phase {
+            name: name.to_string(),
+            seconds: (now - self.mark).as_secs_f64(),
+        });
+        self.mark = now;
+    }
+}
+
+async fn backup_one(
+    settings: &Settings,
+    db: &Database,
+    catalog: &Catalog,
+    params: Arc<EncodeParams>,
+    opts: &BackupOptions,
+    cancel: CancellationToken,
+) -> Result<Manifest> {
+    let started_at = Utc::now();
+    let mut phases = Phases::new();
+    let client = source::connect(db).await?;
+    let info = source::server_info(&client).await?;
+    let pg_dump = tools::find("pg_dump", info.major(), settings.pg_bin_dir.as_deref())?;
+    let pg_dumpall = tools::find("pg_dumpall", info.major(), settings.pg_bin_dir.as_deref())?;
+    phases.done("connect");
+
+    let snapshot = ExportedSnapshot.open(client).await?;
+    phases.done("snapshot");
+
+    let id = BackupId::from_time(started_at);
+    let mut written: Vec<String> = Vec::new();
+    let result = async {
+        // Globals first: small, and a permission problem shows before the long dump.
+        let mode = if info.is_superuser {
+            GlobalsMode::Full
+        } else {
+            GlobalsMode::RolesOnlyNoPasswords
+        };
+        let globals_args = dump::pg_dumpall_args(mode, db);
+        let key = catalog::object_key(&db.name, &id, catalog::GLOBALS_FILE);
+        written.push(key.clone());
+        let child = dump::spawn_pg_dumpall(&pg_dumpall, db, &globals_args, cancel.clone())?;
+        let up = pipeline::upload(
+            catalog.store().as_ref(),
+            &key,
+            child,
+            params.clone(),
+            std::io::sink(),
+        )
+        .await?;
+        let globals = record("globals", catalog::GLOBALS_FILE, &up);
+        phases.done("globals");
+
+        let dump_args = dump::pg_dump_args(&snapshot.id, db);
+        let key = catalog::object_key(&db.name, &id, catalog::DUMP_FILE);
+        written.push(key.clone());
+        let child = dump::spawn_pg_dump(&pg_dump, db, &dump_args, cancel.clone())?;
+        let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
+        let up = pipeline::upload(catalog.store().as_ref(), &key, child, params.clone(), meter)
+            .await?;
+        up.tap.finish();
+        let dump_rec = record("dump", catalog::DUMP_FILE, &up);
+        phases.done("dump");
+
+        Ok::<_, PgdrError>((mode, globals_args, dump_args, vec![dump_rec, globals]))
+    }
+    .await;
+
+    let snapshot_time = snapshot.time;
+    let snapshot_method = snapshot.method;
+    // The snapshot transaction ends either way; its failure matters only if all else worked.
+    let released = snapshot.release().await;
+    let (mode, globals_args, dump_args, objects) = match result.and_then(|r| released.map(|_| r)) {
+        Ok(r) => r,
+        Err(e) => {
+            catalog.discard(&written).await;
+            return Err(e.context(format!("database '{}'", db.name)));
+        }
+    };
+
+    let mut manifest = Manifest {
+        format_version: catalog::manifest::FORMAT_VERSION,
+        pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
+        id,
+        database: db.name.clone(),
+        source: info,
+        snapshot: SnapshotInfo {
+            time: snapshot_time,
+            method: snapshot_method.to_string(),
+        },
+        started_at,
+        finished_at: Utc::now(),
+        phases: Vec::new(),
+        tools: ToolsInfo {
+            pg_dump_version: pg_dump.version.clone(),
+            pg_dump_args: dump_args,
+            pg_dumpall_version: pg_dumpall.version.clone(),
+            pg_dumpall_args: globals_args,
+        },
+        codec: CodecInfo {
+            compression: "zstd".into(),
+            zstd: params.compression,
+            encryption: "age-x25519".into(),
+            recipients: params.recipients.iter().map(|r| r.to_string()).collect(),
+        },
+        globals_mode: mode,
+        objects,
+        fingerprint: None,
+        extra: Default::default(),
+    };
+    manifest.phases = phases.list;
+    manifest.finished_at = Utc::now();
+    if cancel.is_cancelled() {
+        catalog.discard(&written).await;
+        return Err(PgdrError::new(Kind::Interrupted, "interrupted before the manifest was written; nothing was kept"));
+    }
+    if let Err(e) = catalog.commit(&manifest).await {
+        catalog.discard(&written).await;
+        return Err(e.context(format!("database '{}'", db.name)));
+    }
+    Ok(manifest)
+}
+
+fn record<T>(name: &str, file: &str, up: &pipeline::Uploaded<T>) -> ObjectRecord {
+    ObjectRecord {
+        name: name.to_string(),
+        file: file.to_string(),
+        raw_bytes: up.stats.plain_bytes,
+        compressed_bytes: up.stats.compressed_bytes,
+        stored_bytes: up.receipt.size,
+        sha256_plain: up.stats.plain_sha256.clone(),
+        sha256_stored: up.receipt.sha256.clone(),
+    }
+}

@@ -1,0 +1,8 @@
+//! One file per command: options in, a report out. The CLI parses and renders; nothing here
+//! prints.
+
+pub mod backup;
+pub mod cat;
+pub mod config_check;
+pub mod keygen;
+pub mod list;

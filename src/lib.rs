@@ -1,0 +1,17 @@
+//! pgdr: streamed, encrypted, verified PostgreSQL backups.
+//!
+//! Stages, each one module with one job:
+//! `config` → `source` (snapshot, pg_dump, globals) → `codec` (zstd, age, sha256) →
+//! `store` (fs, s3) → `catalog` (manifests, ids) → `fingerprint` → commands.
+//! `pipeline` is the one streaming path every command shares; `cli` only parses and renders.
+
+pub mod catalog;
+pub mod cli;
+pub mod codec;
+pub mod commands;
+pub mod config;
+pub mod error;
+pub mod pipeline;
+pub mod progress;
+pub mod source;
+pub mod store;

@@ -1,0 +1,81 @@
+//! Progress display. The pipeline only sees a `Write` tap that counts plaintext bytes; this
+//! module decides whether that becomes a bar (interactive terminal) or nothing (logs, cron).
+
+use std::io::{self, IsTerminal, Write};
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+/// Whether progress bars are shown: only on a terminal, and not with --quiet.
+pub fn enabled(quiet: bool) -> bool {
+    !quiet && io::stderr().is_terminal()
+}
+
+/// Counts bytes and, when enabled, shows bytes, rate and elapsed time.
+pub struct Meter {
+    bar: Option<ProgressBar>,
+    pub bytes: u64,
+}
+
+impl Meter {
+    pub fn new(label: &str, show: bool) -> Self {
+        let bar = show.then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(
+                ProgressStyle::with_template(
+                    "{spinner} {prefix} {bytes} ({bytes_per_sec}) {elapsed}",
+                )
+                .expect("valid template"),
+            );
+            b.set_prefix(label.to_string());
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        });
+        Meter { bar, bytes: 0 }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Write for Meter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.bytes += buf.len() as u64;
+        if let Some(b) = &self.bar {
+            b.inc(buf.len() as u64);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for Meter {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Two taps as one.
+pub struct Tee<A, B>(pub A, pub B);
+
+impl<A: Write, B: Write> Write for Tee<A, B> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.0.write_all(buf)?;
+        self.1.write_all(buf)?;
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.0.flush()?;
+        self.1.flush()
+    }
+}
+
+/// "1.2 GiB" for reports.
+pub fn human_bytes(n: u64) -> String {
+    indicatif::HumanBytes(n).to_string()
+}

@@ -1,0 +1,130 @@
+//! Finding PostgreSQL client programs of a suitable major version.
+//!
+//! Debian installs each major under /usr/lib/postgresql/N/bin, and /usr/bin/pg_dump is a
+//! wrapper that may pick the wrong one, so pgdr looks there itself: the same major as the
+//! server when installed (its archives stay readable by that major's pg_restore), else the
+//! newest newer one.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{PgdrError, Result};
+
+#[derive(Debug, Clone)]
+pub struct Tool {
+    pub path: PathBuf,
+    /// "15.18"
+    pub version: String,
+    pub major: u32,
+}
+
+/// `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → ("15.18", 15)
+pub fn parse_version(out: &str) -> Option<(String, u32)> {
+    let v = out.split_whitespace().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    let end = v
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(v.len());
+    let v = v[..end].trim_end_matches('.');
+    let major: u32 = v.split('.').next()?.parse().ok()?;
+    Some((v.to_string(), major))
+}
+
+fn probe(path: &Path) -> Option<Tool> {
+    let out = std::process::Command::new(path)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let (version, major) = parse_version(&String::from_utf8_lossy(&out.stdout))?;
+    Some(Tool {
+        path: path.to_path_buf(),
+        version,
+        major,
+    })
+}
+
+fn candidates(name: &str, configured: Option<&Path>) -> Vec<PathBuf> {
+    if let Some(dir) = configured {
+        return vec![dir.join(name)];
+    }
+    let mut found: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let major: u32 = e.file_name().to_str()?.parse().ok()?;
+            let p = e.path().join("bin").join(name);
+            p.exists().then_some((major, p))
+        })
+        .collect();
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
+    let mut out: Vec<PathBuf> = found.into_iter().map(|(_, p)| p).collect();
+    if let Some(path) = std::env::var_os("PATH") {
+        for dir in std::env::split_paths(&path) {
+            let p = dir.join(name);
+            if p.exists() {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// Find `name` whose major version is at least `min_major`.
+pub fn find(name: &str, min_major: u32, configured: Option<&Path>) -> Result<Tool> {
+    let tools: Vec<Tool> = candidates(name, configured)
+        .iter()
+        .filter_map(|p| probe(p))
+        .collect();
+    if let Some(t) = tools.iter().find(|t| t.major == min_major) {
+        return Ok(t.clone());
+    }
+    if let Some(t) = tools.iter().filter(|t| t.major > min_major).max_by_key(|t| t.major) {
+        return Ok(t.clone());
+    }
+    let found = if tools.is_empty() {
+        format!("no {name} was found")
+    } else {
+        let list: Vec<String> = tools
+            .iter()
+            .map(|t| format!("{} at {}", t.version, t.path.display()))
+            .collect();
+        format!("found only {}", list.join(", "))
+    };
+    let where_ = match configured {
+        Some(d) => format!(" (tools.pg_bin_dir = {})", d.display()),
+        None => String::new(),
+    };
+    Err(PgdrError::tool(format!(
+        "{name} {min_major} or newer is needed for a PostgreSQL {min_major} server; {found}{where_}"
+    ))
+    .hint(format!(
+        "install it: apt-get install postgresql-client-{min_major} (PostgreSQL's apt repository has every major), or set [tools] pg_bin_dir"
+    )))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            parse_version("pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)\n"),
+            Some(("15.18".into(), 15))
+        );
+        assert_eq!(
+            parse_version("pg_restore (PostgreSQL) 17beta1"),
+            Some(("17".into(), 17))
+        );
+    }
+
+    #[test]
+    fn too_old_names_the_package() {
+        let e = find("pg_dump", 99, None).unwrap_err();
+        assert!(e.message.starts_with("pg_dump 99 or newer is needed"), "{}", e.message);
+        assert!(e.hints[0].contains("postgresql-client-99"));
+    }
+}

@@ -1,0 +1,125 @@
+//! Where bytes live: a small async object-store interface with a local-directory and an S3
+//! backend.
+//!
+//! A store moves bytes under keys (`app/20261126T020000.000Z/dump.zst.age`) and knows nothing
+//! of PostgreSQL, backups or encryption; the catalog decides the layout. Keys are relative to
+//! the repository root (an S3 prefix or a directory).
+
+use std::io;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use futures::{Stream, StreamExt};
+use sha2::{Digest, Sha256};
+
+use crate::config::{RepositoryUrl, Settings};
+use crate::error::Result;
+
+pub mod fs;
+pub mod s3;
+
+/// A stream of chunks. An `Err` item means the producer failed: the store must then discard
+/// what it received and leave nothing visible under the key.
+pub type ByteStream = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub key: String,
+    pub size: u64,
+    pub modified: Option<DateTime<Utc>>,
+}
+
+/// What was stored: the size and sha256 of the bytes exactly as they sit in the repository.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub size: u64,
+    pub sha256: String,
+}
+
+#[async_trait::async_trait]
+pub trait Store: Send + Sync {
+    /// Store a stream under `key`. The object appears atomically when the stream ends cleanly;
+    /// on an error item, a dropped future or a failed write nothing is left under `key`.
+    async fn put(&self, key: &str, body: ByteStream) -> Result<u64>;
+    /// Store a small object in one request (manifests, records).
+    async fn put_bytes(&self, key: &str, data: Bytes) -> Result<()>;
+    /// Stream an object's bytes. A missing key is a `Kind::NotFound` error.
+    async fn get(&self, key: &str) -> Result<ByteStream>;
+    /// Every object whose key starts with `prefix`, sorted by key.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>>;
+    async fn delete(&self, key: &str) -> Result<()>;
+    /// Prove the repository is reachable and writable (writes and removes a probe object).
+    async fn check_writable(&self) -> Result<()>;
+    /// For messages: `/var/backups/pgdr` or `s3://bucket/prefix`.
+    fn describe(&self) -> String;
+}
+
+pub type DynStore = Arc<dyn Store>;
+
+/// Open the repository named in the settings.
+pub async fn open(settings: &Settings) -> Result<DynStore> {
+    Ok(match &settings.repository {
+        RepositoryUrl::Local(p) => Arc::new(fs::FsStore::new(p.clone())),
+        RepositoryUrl::S3 { bucket, prefix } => {
+            Arc::new(s3::S3Store::new(bucket, prefix, &settings.s3).await?)
+        }
+    })
+}
+
+/// Store a stream and hash it on the way, so every object's stored sha256 is computed the
+/// same way whatever the backend.
+pub async fn put_hashed(store: &dyn Store, key: &str, body: ByteStream) -> Result<Receipt> {
+    let hasher = Arc::new(std::sync::Mutex::new((Sha256::new(), 0u64)));
+    let h = hasher.clone();
+    let body: ByteStream = Box::pin(body.map(move |chunk| {
+        if let Ok(c) = &chunk {
+            let mut g = h.lock().expect("hash lock");
+            g.0.update(c);
+            g.1 += c.len() as u64;
+        }
+        chunk
+    }));
+    let size = store.put(key, body).await?;
+    let (sha, counted) = {
+        let g = hasher.lock().expect("hash lock");
+        (hex::encode(g.0.clone().finalize()), g.1)
+    };
+    debug_assert_eq!(size, counted);
+    Ok(Receipt { size, sha256: sha })
+}
+
+/// Read a whole (small) object.
+pub async fn get_bytes(store: &dyn Store, key: &str) -> Result<Vec<u8>> {
+    let mut s = store.get(key).await?;
+    let mut out = Vec::new();
+    while let Some(c) = s.next().await {
+        let c = c.map_err(|e| {
+            crate::error::from_io(
+                e,
+                format_args!("reading {key} from {}", store.describe()),
+                crate::error::Kind::Repository,
+            )
+        })?;
+        out.extend_from_slice(&c);
+    }
+    Ok(out)
+}
+
+/// Keys must stay inside the repository: no absolute paths, no `..`, no empty segments.
+pub fn validate_key(key: &str) -> io::Result<()> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..");
+    if bad {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("invalid object key '{key}'"),
+        ))
+    } else {
+        Ok(())
+    }
+}
