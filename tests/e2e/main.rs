@@ -1,0 +1,6 @@
+//! End-to-end tests: the real pgdr binary against a real PostgreSQL cluster and a real S3
+//! server (Garage), both started and stopped by the harness. One test binary, so the heavy
+//! dependencies link once.
+
+mod common;
+mod s3;
