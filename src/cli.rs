@@ -13,7 +13,11 @@ use crate::error::{exit, PgdrError};
 use crate::progress::{self, human_bytes};
 
 #[derive(Parser, Debug)]
-#[command(name = "pgdr", version, about = "Backup and disaster recovery for PostgreSQL: streamed, encrypted, verified.")]
+#[command(
+    name = "pgdr",
+    version,
+    about = "Backup and disaster recovery for PostgreSQL: streamed, encrypted, verified."
+)]
 struct Cli {
     #[command(flatten)]
     global: Global,
@@ -33,7 +37,12 @@ struct Global {
     #[arg(long, env = "PGDR_REPO", global = true)]
     repo: Option<String>,
     /// age public key backups are encrypted to (repeatable; env: comma-separated).
-    #[arg(long = "recipient", env = "PGDR_RECIPIENT", value_delimiter = ',', global = true)]
+    #[arg(
+        long = "recipient",
+        env = "PGDR_RECIPIENT",
+        value_delimiter = ',',
+        global = true
+    )]
     recipients: Vec<String>,
     /// age identity file, for commands that decrypt.
     #[arg(long, env = "PGDR_IDENTITY", global = true)]
@@ -127,7 +136,10 @@ fn init_logging(g: &Global) {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(&cli.global);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("pgdr: error: cannot start the runtime: {e}");
@@ -159,10 +171,11 @@ fn report_error(e: &PgdrError) {
 
 fn spawn_signal_handler(cancel: CancellationToken) {
     tokio::spawn(async move {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return,
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {},
             _ = term.recv() => {},
@@ -177,7 +190,12 @@ fn overrides(g: &Global) -> Overrides {
         config: g.config.clone(),
         source: g.source.clone(),
         repo: g.repo.clone(),
-        recipients: g.recipients.iter().filter(|r| !r.trim().is_empty()).cloned().collect(),
+        recipients: g
+            .recipients
+            .iter()
+            .filter(|r| !r.trim().is_empty())
+            .cloned()
+            .collect(),
         identity: g.identity.clone(),
         database: g.database.clone(),
     }
@@ -188,7 +206,10 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
     match &cli.cmd {
         Cmd::Keygen { out } => {
             let public = commands::keygen::run(out)?;
-            eprintln!("identity written to {} (keep it off the database host; it is needed to restore)", out.display());
+            eprintln!(
+                "identity written to {} (keep it off the database host; it is needed to restore)",
+                out.display()
+            );
             println!("{public}");
             Ok(exit::OK)
         }
@@ -242,11 +263,15 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         }
         Cmd::Cat { id, object, out } => {
             let settings = Settings::load(&overrides(g))?;
-            let (m, st) = commands::cat::run(&settings, g.database.as_deref(), id, object, out.as_deref()).await?;
+            let (m, st) =
+                commands::cat::run(&settings, g.database.as_deref(), id, object, out.as_deref())
+                    .await?;
             tracing::info!(id = %m.id, object = %object, bytes = st.plain_bytes, "decrypted; sha256 matches the manifest");
             Ok(exit::OK)
         }
-        Cmd::Config { cmd: ConfigCmd::Check { json } } => {
+        Cmd::Config {
+            cmd: ConfigCmd::Check { json },
+        } => {
             let settings = Settings::load(&overrides(g))?;
             let checks = commands::config_check::run(&settings).await;
             if *json {
@@ -257,7 +282,11 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
                     println!("{mark} {}: {}", c.what, c.detail.replace('\n', "\n     "));
                 }
             }
-            Ok(if checks.iter().all(|c| c.ok) { exit::OK } else { exit::COULD_NOT_RUN })
+            Ok(if checks.iter().all(|c| c.ok) {
+                exit::OK
+            } else {
+                exit::COULD_NOT_RUN
+            })
         }
     }
 }
@@ -288,7 +317,11 @@ fn listed_json(l: &Listed) -> serde_json::Value {
             "verification": "unverified",
             "status": "ok",
         }),
-        Listed::Damaged { database, id, error } => serde_json::json!({
+        Listed::Damaged {
+            database,
+            id,
+            error,
+        } => serde_json::json!({
             "id": id, "database": database, "status": "damaged", "error": error,
         }),
     }
@@ -314,9 +347,15 @@ fn render_list(listed: &[Listed]) -> String {
                 m.duration_seconds(),
                 "unverified"
             )),
-            Listed::Damaged { database, id, error } => {
-                s.push_str(&format!("{:<22} {:<16} DAMAGED: {error}\n", id.as_str(), database))
-            }
+            Listed::Damaged {
+                database,
+                id,
+                error,
+            } => s.push_str(&format!(
+                "{:<22} {:<16} DAMAGED: {error}\n",
+                id.as_str(),
+                database
+            )),
         }
     }
     s
@@ -327,9 +366,19 @@ fn render_manifest(m: &Manifest) -> String {
     let mut line = |k: &str, v: String| s.push_str(&format!("{k:<18} {v}\n"));
     line("id", m.id.to_string());
     line("database", m.database.clone());
-    line("snapshot", format!("{} ({})", m.snapshot.time.to_rfc3339(), m.snapshot.method));
+    line(
+        "snapshot",
+        format!("{} ({})", m.snapshot.time.to_rfc3339(), m.snapshot.method),
+    );
     line("started", m.started_at.to_rfc3339());
-    line("finished", format!("{} ({:.1}s)", m.finished_at.to_rfc3339(), m.duration_seconds()));
+    line(
+        "finished",
+        format!(
+            "{} ({:.1}s)",
+            m.finished_at.to_rfc3339(),
+            m.duration_seconds()
+        ),
+    );
     line(
         "server",
         format!(
@@ -340,8 +389,22 @@ fn render_manifest(m: &Manifest) -> String {
             m.source.encoding
         ),
     );
-    line("pg_dump", format!("{} {}", m.tools.pg_dump_version, m.tools.pg_dump_args.join(" ")));
-    line("globals", format!("{:?} ({})", m.globals_mode, m.tools.pg_dumpall_args.join(" ")));
+    line(
+        "pg_dump",
+        format!(
+            "{} {}",
+            m.tools.pg_dump_version,
+            m.tools.pg_dump_args.join(" ")
+        ),
+    );
+    line(
+        "globals",
+        format!(
+            "{:?} ({})",
+            m.globals_mode,
+            m.tools.pg_dumpall_args.join(" ")
+        ),
+    );
     line(
         "codec",
         format!(
@@ -368,7 +431,11 @@ fn render_manifest(m: &Manifest) -> String {
     }
     line(
         "fingerprint",
-        if m.fingerprint.is_some() { "recorded".into() } else { "none".into() },
+        if m.fingerprint.is_some() {
+            "recorded".into()
+        } else {
+            "none".into()
+        },
     );
     line("verified", "unverified".into());
     s

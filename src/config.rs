@@ -168,16 +168,20 @@ impl FromStr for RepositoryUrl {
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(PgdrError::config(format!("repository '{s}' names no bucket"))
-                    .hint("write it as s3://BUCKET or s3://BUCKET/PREFIX"));
+                return Err(
+                    PgdrError::config(format!("repository '{s}' names no bucket"))
+                        .hint("write it as s3://BUCKET or s3://BUCKET/PREFIX"),
+                );
             }
             Ok(RepositoryUrl::S3 {
                 bucket: bucket.to_string(),
                 prefix: prefix.trim_matches('/').to_string(),
             })
         } else if s.contains("://") {
-            Err(PgdrError::config(format!("repository '{s}' has an unsupported scheme"))
-                .hint("use a local directory path or s3://BUCKET/PREFIX"))
+            Err(
+                PgdrError::config(format!("repository '{s}' has an unsupported scheme"))
+                    .hint("use a local directory path or s3://BUCKET/PREFIX"),
+            )
         } else if s.is_empty() {
             Err(PgdrError::config("repository path is empty"))
         } else {
@@ -190,7 +194,9 @@ impl FromStr for RepositoryUrl {
 pub struct S3Settings {
     pub endpoint: Option<String>,
     pub region: Option<String>,
-    pub force_path_style: bool,
+    /// `None`: path-style whenever a custom endpoint is in effect (config or AWS_ENDPOINT_URL),
+    /// since MinIO/Garage/Ceph rarely serve virtual-hosted buckets; AWS gets virtual-hosted.
+    pub force_path_style: Option<bool>,
     pub access_key_id: Option<Secret>,
     pub secret_access_key: Option<Secret>,
     pub session_token: Option<Secret>,
@@ -393,8 +399,10 @@ fn parse_database(
 ) -> Result<Database> {
     let mut conn = tokio_postgres::Config::from_str(url).map_err(|e| {
         // tokio-postgres errors do not echo the URL, so no password leaks here.
-        PgdrError::config(format!("{key}: not a valid PostgreSQL connection string: {e}"))
-            .hint("use postgres://USER@HOST:PORT/DBNAME; put the password in ${ENV} or PGPASSWORD")
+        PgdrError::config(format!(
+            "{key}: not a valid PostgreSQL connection string: {e}"
+        ))
+        .hint("use postgres://USER@HOST:PORT/DBNAME; put the password in ${ENV} or PGPASSWORD")
     })?;
     let dbname = conn.get_dbname().map(str::to_string).ok_or_else(|| {
         PgdrError::config(format!("{key}: the connection string names no database"))
@@ -464,7 +472,12 @@ fn pgpass_lookup(conn: &tokio_postgres::Config) -> Option<Secret> {
         tokio_postgres::config::Host::Tcp(h) => h.clone(),
         tokio_postgres::config::Host::Unix(_) => "localhost".into(),
     };
-    let port = conn.get_ports().first().copied().unwrap_or(5432).to_string();
+    let port = conn
+        .get_ports()
+        .first()
+        .copied()
+        .unwrap_or(5432)
+        .to_string();
     let db = conn.get_dbname()?.to_string();
     let user = conn.get_user()?.to_string();
     for line in text.lines() {
@@ -527,7 +540,7 @@ fn s3_settings(f: &S3File) -> Result<S3Settings> {
     Ok(S3Settings {
         endpoint: f.endpoint.clone(),
         region: f.region.clone(),
-        force_path_style: f.force_path_style.unwrap_or(f.endpoint.is_some()),
+        force_path_style: f.force_path_style,
         access_key_id: f.access_key_id.clone(),
         secret_access_key: f.secret_access_key.clone(),
         session_token: f.session_token.clone(),
@@ -561,8 +574,9 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
 /// Read, check structure, interpolate `${VAR}`, deserialize.
 pub fn load_file(path: &Path) -> Result<FileConfig> {
     let text = std::fs::read_to_string(path).map_err(|e| {
-        PgdrError::config(format!("cannot read config file {}: {e}", path.display()))
-            .hint("pass --config with the path of a readable TOML file (see config/pgdr.example.toml)")
+        PgdrError::config(format!("cannot read config file {}: {e}", path.display())).hint(
+            "pass --config with the path of a readable TOML file (see config/pgdr.example.toml)",
+        )
     })?;
     parse_file(&text, &path.display().to_string())
 }
@@ -639,10 +653,9 @@ pub fn interpolate_str(s: &str, path: &str) -> Result<String> {
             })?;
             let name = &r[..end];
             let val = std::env::var(name).map_err(|_| {
-                PgdrError::config(format!(
-                    "{path}: environment variable {name} is not set"
-                ))
-                .hint(format!("export {name}=... before running pgdr, or edit {path}"))
+                PgdrError::config(format!("{path}: environment variable {name} is not set")).hint(
+                    format!("export {name}=... before running pgdr, or edit {path}"),
+                )
             })?;
             out.push_str(&val);
             rest = &r[end + 1..];
@@ -716,7 +729,8 @@ mod tests {
 
     #[test]
     fn password_moves_out_of_the_url_and_is_not_displayed() {
-        let d = parse_database(None, "postgres://u:hunter2@db:6543/app", None, vec![], "k").unwrap();
+        let d =
+            parse_database(None, "postgres://u:hunter2@db:6543/app", None, vec![], "k").unwrap();
         assert_eq!(d.name, "app");
         assert_eq!(d.password.as_ref().unwrap().expose(), "hunter2");
         assert_eq!(d.describe(), "u@db:6543/app");

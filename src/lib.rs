@@ -11,6 +11,7 @@ pub mod codec;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod fingerprint;
 pub mod pipeline;
 pub mod progress;
 pub mod source;

@@ -10,7 +10,9 @@ use crate::error::{PgdrError, Result};
 
 const FORMAT: &str = "%Y%m%dT%H%M%S%.3fZ";
 
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(try_from = "String", into = "String")]
 pub struct BackupId(String);
 
@@ -68,7 +70,10 @@ pub fn resolve<'a>(typed: &str, known: impl IntoIterator<Item = &'a BackupId>) -
     if let Some(exact) = known.iter().find(|k| k.as_str() == typed) {
         return Ok((*exact).clone());
     }
-    let matches: Vec<&&BackupId> = known.iter().filter(|k| k.as_str().starts_with(typed)).collect();
+    let matches: Vec<&&BackupId> = known
+        .iter()
+        .filter(|k| k.as_str().starts_with(typed))
+        .collect();
     match matches.len() {
         1 => Ok((*matches[0]).clone()),
         0 => {
@@ -93,7 +98,12 @@ pub fn resolve<'a>(typed: &str, known: impl IntoIterator<Item = &'a BackupId>) -
         }
         n => Err(PgdrError::usage(format!(
             "'{typed}' matches {n} backups: {}",
-            matches.iter().take(5).map(|k| k.as_str()).collect::<Vec<_>>().join(", ")
+            matches
+                .iter()
+                .take(5)
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ))
         .hint("type more of the id")),
     }
@@ -116,11 +126,18 @@ mod tests {
 
     #[test]
     fn prefix_lookup() {
-        let ids: Vec<BackupId> = ["20260102T030405.006Z", "20260102T030406.000Z", "20260203T000000.000Z"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        assert_eq!(resolve("202602", &ids).unwrap().as_str(), "20260203T000000.000Z");
+        let ids: Vec<BackupId> = [
+            "20260102T030405.006Z",
+            "20260102T030406.000Z",
+            "20260203T000000.000Z",
+        ]
+        .iter()
+        .map(|s| s.parse().unwrap())
+        .collect();
+        assert_eq!(
+            resolve("202602", &ids).unwrap().as_str(),
+            "20260203T000000.000Z"
+        );
         let e = resolve("20260102", &ids).unwrap_err();
         assert!(e.message.contains("matches 2 backups"), "{}", e.message);
         let e = resolve("20260102T03049", &ids).unwrap_err();

@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use super::id::BackupId;
 use crate::config::Compression;
 use crate::error::{PgdrError, Result};
+use crate::fingerprint::Fingerprint;
 use crate::source::dump::GlobalsMode;
 use crate::source::ServerInfo;
 
@@ -35,8 +36,8 @@ pub struct Manifest {
     pub codec: CodecInfo,
     pub globals_mode: GlobalsMode,
     pub objects: Vec<ObjectRecord>,
-    /// Filled by the fingerprint stage (row counts and digests, schema); `None` until then.
-    pub fingerprint: Option<serde_json::Value>,
+    /// What the backup holds, to be proven equal after a restore.
+    pub fingerprint: Option<Fingerprint>,
     /// Fields written by newer pgdr versions, kept as they are.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -108,11 +109,12 @@ impl Manifest {
 
     /// Parse and check. `what` names the object in errors.
     pub fn from_json(bytes: &[u8], what: &str) -> Result<Manifest> {
-        let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
-            PgdrError::corrupt(format!("{what}: not a readable manifest: {e}"))
-        })?;
+        let mut v: serde_json::Value = serde_json::from_slice(bytes)
+            .map_err(|e| PgdrError::corrupt(format!("{what}: not a readable manifest: {e}")))?;
         let obj = v.as_object_mut().ok_or_else(|| {
-            PgdrError::corrupt(format!("{what}: not a readable manifest: not a JSON object"))
+            PgdrError::corrupt(format!(
+                "{what}: not a readable manifest: not a JSON object"
+            ))
         })?;
         let version = obj.get("format_version").and_then(|x| x.as_u64());
         match version {
@@ -129,9 +131,13 @@ impl Manifest {
             }
             _ => {}
         }
-        let stored = obj.remove("checksum").and_then(|c| c.as_str().map(String::from));
+        let stored = obj
+            .remove("checksum")
+            .and_then(|c| c.as_str().map(String::from));
         let Some(stored) = stored else {
-            return Err(PgdrError::corrupt(format!("{what}: the manifest has no checksum")));
+            return Err(PgdrError::corrupt(format!(
+                "{what}: the manifest has no checksum"
+            )));
         };
         let computed = canonical_sha256(&v);
         if stored != computed {
@@ -142,8 +148,11 @@ impl Manifest {
             ))
             .hint("the manifest was edited or damaged after it was written; this backup cannot be trusted"));
         }
-        serde_json::from_value(v)
-            .map_err(|e| PgdrError::corrupt(format!("{what}: manifest does not match format {FORMAT_VERSION}: {e}")))
+        serde_json::from_value(v).map_err(|e| {
+            PgdrError::corrupt(format!(
+                "{what}: manifest does not match format {FORMAT_VERSION}: {e}"
+            ))
+        })
     }
 }
 
@@ -192,7 +201,10 @@ pub(crate) mod tests {
             },
             codec: CodecInfo {
                 compression: "zstd".into(),
-                zstd: Compression { level: 1, threads: 0 },
+                zstd: Compression {
+                    level: 1,
+                    threads: 0,
+                },
                 encryption: "age-x25519".into(),
                 recipients: vec!["age1xyz".into()],
             },
@@ -211,9 +223,15 @@ pub(crate) mod tests {
         assert_eq!(back, m);
         assert_eq!(back.to_json().unwrap(), j);
         // One edited value is caught.
-        let tampered = String::from_utf8(j.clone()).unwrap().replace("\"app\"", "\"app2\"");
+        let tampered = String::from_utf8(j.clone())
+            .unwrap()
+            .replace("\"app\"", "\"app2\"");
         let e = Manifest::from_json(tampered.as_bytes(), "m").unwrap_err();
-        assert!(e.message.starts_with("m: manifest checksum mismatch"), "{}", e.message);
+        assert!(
+            e.message.starts_with("m: manifest checksum mismatch"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
@@ -223,7 +241,11 @@ pub(crate) mod tests {
         v["format_version"] = 2.into();
         let mut raw = serde_json::to_vec(&v).unwrap();
         let e = Manifest::from_json(&raw, "m").unwrap_err();
-        assert!(e.message.contains("manifest format 2 is newer"), "{}", e.message);
+        assert!(
+            e.message.contains("manifest format 2 is newer"),
+            "{}",
+            e.message
+        );
 
         v["format_version"] = 1.into();
         v["future_field"] = serde_json::json!({"x": 1});

@@ -116,10 +116,10 @@ impl Catalog {
         let id = id::resolve(typed, ids.iter())?;
         let hits: Vec<&Listed> = listed.iter().filter(|l| *l.id() == id).collect();
         if hits.len() > 1 {
-            return Err(PgdrError::usage(format!(
-                "backup id '{id}' exists for several databases"
-            ))
-            .hint("add --database NAME"));
+            return Err(
+                PgdrError::usage(format!("backup id '{id}' exists for several databases"))
+                    .hint("add --database NAME"),
+            );
         }
         match hits[0] {
             Listed::Ok(m) => Ok((**m).clone()),
@@ -149,9 +149,7 @@ impl Catalog {
     /// Commit a backup: its manifest is the last object written.
     pub async fn commit(&self, m: &Manifest) -> Result<()> {
         let key = object_key(&m.database, &m.id, MANIFEST_FILE);
-        self.store
-            .put_bytes(&key, Bytes::from(m.to_json()?))
-            .await
+        self.store.put_bytes(&key, Bytes::from(m.to_json()?)).await
     }
 
     /// Remove every object of a backup folder, manifest first, so a half-deleted backup is

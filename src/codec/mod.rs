@@ -50,8 +50,10 @@ pub fn parse_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>> 
         .map(|r| {
             age::x25519::Recipient::from_str(r.trim()).map_err(|e| {
                 let shown: String = r.chars().take(12).collect();
-                PgdrError::config(format!("recipient '{shown}...' is not a valid age public key: {e}"))
-                    .hint("recipients look like age1... (62 characters); `pgdr keygen` prints one")
+                PgdrError::config(format!(
+                    "recipient '{shown}...' is not a valid age public key: {e}"
+                ))
+                .hint("recipients look like age1... (62 characters); `pgdr keygen` prints one")
             })
         })
         .collect()
@@ -214,7 +216,10 @@ pub fn decode<R: Read, W: Write>(
 fn age_error(e: age::DecryptError, identities: &[age::x25519::Identity]) -> io::Error {
     match e {
         age::DecryptError::NoMatchingKeys => {
-            let have: Vec<String> = identities.iter().map(|i| i.to_public().to_string()).collect();
+            let have: Vec<String> = identities
+                .iter()
+                .map(|i| i.to_public().to_string())
+                .collect();
             to_io(
                 PgdrError::crypto(format!(
                     "no identity matches the backup's recipients (identity public keys: {})",
@@ -247,7 +252,9 @@ mod tests {
 
     #[test]
     fn round_trip_and_stats() {
-        let data: Vec<u8> = (0..3_000_000u32).flat_map(|i| (i % 251).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..3_000_000u32)
+            .flat_map(|i| (i % 251).to_le_bytes())
+            .collect();
         let (p, id) = params(3, 2);
         let mut tapped = Vec::new();
         let (st, stored) = encode(&data[..], Vec::new(), &p, &mut tapped).unwrap();
@@ -283,6 +290,10 @@ mod tests {
     #[test]
     fn malformed_recipient_is_named() {
         let e = parse_recipients(&["age1notakey".into()]).unwrap_err();
-        assert!(e.message.starts_with("recipient 'age1notakey..."), "{}", e.message);
+        assert!(
+            e.message.starts_with("recipient 'age1notakey..."),
+            "{}",
+            e.message
+        );
     }
 }

@@ -11,8 +11,9 @@ use crate::catalog::{self, BackupId, Catalog, Manifest};
 use crate::codec::{self, EncodeParams};
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
+use crate::fingerprint::{ArchiveParser, Fingerprint};
 use crate::pipeline;
-use crate::progress::Meter;
+use crate::progress::{Meter, Tee};
 use crate::source::dump::{self, GlobalsMode};
 use crate::source::snapshot::{ExportedSnapshot, SnapshotSource};
 use crate::source::{self, tools};
@@ -144,13 +145,19 @@ async fn backup_one(
         written.push(key.clone());
         let child = dump::spawn_pg_dump(&pg_dump, db, &dump_args, cancel.clone())?;
         let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
-        let up = pipeline::upload(catalog.store().as_ref(), &key, child, params.clone(), meter)
-            .await?;
-        up.tap.finish();
+        let tap = Tee(meter, ArchiveParser::new());
+        let up =
+            pipeline::upload(catalog.store().as_ref(), &key, child, params.clone(), tap).await?;
         let dump_rec = record("dump", catalog::DUMP_FILE, &up);
+        let Tee(meter, parser) = up.tap;
+        meter.finish();
+        // An archive that ended early (pg_dump cut off, yet exiting 0) fails here.
+        let data = parser
+            .finish()
+            .map_err(|e| PgdrError::corrupt(format!("pg_dump output: {e}")))?;
         phases.done("dump");
 
-        Ok::<_, PgdrError>((mode, globals_args, dump_args, vec![dump_rec, globals]))
+        Ok::<_, PgdrError>((mode, globals_args, dump_args, vec![dump_rec, globals], data))
     }
     .await;
 
@@ -158,13 +165,14 @@ async fn backup_one(
     let snapshot_method = snapshot.method;
     // The snapshot transaction ends either way; its failure matters only if all else worked.
     let released = snapshot.release().await;
-    let (mode, globals_args, dump_args, objects) = match result.and_then(|r| released.map(|_| r)) {
-        Ok(r) => r,
-        Err(e) => {
-            catalog.discard(&written).await;
-            return Err(e.context(format!("database '{}'", db.name)));
-        }
-    };
+    let (mode, globals_args, dump_args, objects, data) =
+        match result.and_then(|r| released.map(|_| r)) {
+            Ok(r) => r,
+            Err(e) => {
+                catalog.discard(&written).await;
+                return Err(e.context(format!("database '{}'", db.name)));
+            }
+        };
 
     let mut manifest = Manifest {
         format_version: catalog::manifest::FORMAT_VERSION,
@@ -193,14 +201,17 @@ async fn backup_one(
         },
         globals_mode: mode,
         objects,
-        fingerprint: None,
+        fingerprint: Some(Fingerprint { data, schema: None }),
         extra: Default::default(),
     };
     manifest.phases = phases.list;
     manifest.finished_at = Utc::now();
     if cancel.is_cancelled() {
         catalog.discard(&written).await;
-        return Err(PgdrError::new(Kind::Interrupted, "interrupted before the manifest was written; nothing was kept"));
+        return Err(PgdrError::new(
+            Kind::Interrupted,
+            "interrupted before the manifest was written; nothing was kept",
+        ));
     }
     if let Err(e) = catalog.commit(&manifest).await {
         catalog.discard(&written).await;

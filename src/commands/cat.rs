@@ -19,8 +19,9 @@ pub async fn run(
     out: Option<&Path>,
 ) -> Result<(Manifest, DecodeStats)> {
     let identity = settings.identity.as_deref().ok_or_else(|| {
-        PgdrError::crypto("no identity given to decrypt with")
-            .hint("pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)")
+        PgdrError::crypto("no identity given to decrypt with").hint(
+            "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)",
+        )
     })?;
     let ids = Arc::new(codec::load_identities(identity)?);
     let catalog = Catalog::new(store::open(settings).await?);
@@ -34,15 +35,21 @@ pub async fn run(
     let store = catalog.store().as_ref();
     let stats = match out {
         Some(p) => {
-            let f = tokio::fs::File::create(p).await.map_err(|e| {
-                PgdrError::usage(format!("cannot create {}: {e}", p.display()))
-            })?;
+            let f = tokio::fs::File::create(p)
+                .await
+                .map_err(|e| PgdrError::usage(format!("cannot create {}: {e}", p.display())))?;
             pipeline::download_to(store, &key, Some(rec.sha256_stored.clone()), ids, f).await?
         }
         None => {
-            pipeline::download(store, &key, Some(rec.sha256_stored.clone()), ids, std::io::stdout())
-                .await?
-                .0
+            pipeline::download(
+                store,
+                &key,
+                Some(rec.sha256_stored.clone()),
+                ids,
+                std::io::stdout(),
+            )
+            .await?
+            .0
         }
     };
     if stats.plain_sha256 != rec.sha256_plain {

@@ -18,7 +18,11 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
     let mut checks = Vec::new();
     let mut push = |what: String, r: Result<String, PgdrError>| {
         checks.push(match r {
-            Ok(detail) => Check { what, ok: true, detail },
+            Ok(detail) => Check {
+                what,
+                ok: true,
+                detail,
+            },
             Err(e) => Check {
                 what,
                 ok: false,
@@ -29,15 +33,22 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
 
     push(
         "recipients".into(),
-        codec::parse_recipients(&settings.recipients).map(|r| format!("{} age recipient(s)", r.len())),
+        codec::parse_recipients(&settings.recipients)
+            .map(|r| format!("{} age recipient(s)", r.len())),
     );
     if let Some(id) = &settings.identity {
         push(
             "identity".into(),
             codec::load_identities(id).map(|ids| {
                 let pubs: Vec<String> = ids.iter().map(|i| i.to_public().to_string()).collect();
-                let matching = pubs.iter().filter(|p| settings.recipients.contains(p)).count();
-                format!("{} identity(ies), {matching} matching a configured recipient", ids.len())
+                let matching = pubs
+                    .iter()
+                    .filter(|p| settings.recipients.contains(p))
+                    .count();
+                format!(
+                    "{} identity(ies), {matching} matching a configured recipient",
+                    ids.len()
+                )
             }),
         );
     }

@@ -25,6 +25,8 @@ pub fn pg_dump_args(snapshot_id: &str, db: &Database) -> Vec<String> {
         "--format=custom".to_string(),
         "--compress=0".to_string(),
         "--no-password".to_string(),
+        // The fingerprint is taken over COPY text; one fixed encoding makes it comparable.
+        "--encoding=UTF8".to_string(),
         format!("--snapshot={snapshot_id}"),
     ];
     for t in &db.exclude_tables {
@@ -49,7 +51,10 @@ pub fn pg_dumpall_args(mode: GlobalsMode, db: &Database) -> Vec<String> {
     let mut args = match mode {
         GlobalsMode::Full => vec!["--globals-only".to_string()],
         GlobalsMode::RolesOnlyNoPasswords => {
-            vec!["--roles-only".to_string(), "--no-role-passwords".to_string()]
+            vec![
+                "--roles-only".to_string(),
+                "--no-role-passwords".to_string(),
+            ]
         }
     };
     args.push("--no-password".to_string());

@@ -72,7 +72,11 @@ fn connect_error(db: &Database, e: &tokio_postgres::Error) -> PgdrError {
         reason = s.to_string();
         src = s.source();
     }
-    let reason = reason.split(" (os error").next().unwrap_or(&reason).to_lowercase();
+    let reason = reason
+        .split(" (os error")
+        .next()
+        .unwrap_or(&reason)
+        .to_lowercase();
     PgdrError::database(format!("{what}: cannot connect: {reason}"))
         .hint("check that the server is running and reachable, and the host and port in the URL")
 }
@@ -96,7 +100,10 @@ pub async fn server_info(client: &Client) -> Result<ServerInfo> {
         .map_err(|e| PgdrError::database(format!("reading server facts: {e}")))?;
     // Restricted on some managed services; a missing identifier only weakens a later check.
     let system_identifier = client
-        .query_one("SELECT system_identifier::text FROM pg_control_system()", &[])
+        .query_one(
+            "SELECT system_identifier::text FROM pg_control_system()",
+            &[],
+        )
         .await
         .ok()
         .map(|r| r.get::<_, String>(0));

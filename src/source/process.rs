@@ -88,7 +88,11 @@ pub fn libpq_env(cmd: &mut Command, db: &Database) {
 
 impl ChildStream {
     /// Spawn `cmd` with stdout piped. The child is killed if this stream is dropped early.
-    pub fn spawn(name: &str, mut cmd: Command, cancel: CancellationToken) -> Result<Self, PgdrError> {
+    pub fn spawn(
+        name: &str,
+        mut cmd: Command,
+        cancel: CancellationToken,
+    ) -> Result<Self, PgdrError> {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -148,7 +152,10 @@ impl ChildStream {
         } else {
             format!("{} {how}: {last}", self.name)
         };
-        to_io(PgdrError::new(Kind::Tool, msg).hint("nothing was stored from this run; fix the cause and run the backup again"))
+        to_io(
+            PgdrError::new(Kind::Tool, msg)
+                .hint("nothing was stored from this run; fix the cause and run the backup again"),
+        )
     }
 }
 

@@ -19,7 +19,9 @@ pub struct Tool {
 
 /// `pg_dump (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)` → ("15.18", 15)
 pub fn parse_version(out: &str) -> Option<(String, u32)> {
-    let v = out.split_whitespace().find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
+    let v = out
+        .split_whitespace()
+        .find(|w| w.chars().next().is_some_and(|c| c.is_ascii_digit()))?;
     let end = v
         .find(|c: char| !c.is_ascii_digit() && c != '.')
         .unwrap_or(v.len());
@@ -81,7 +83,11 @@ pub fn find(name: &str, min_major: u32, configured: Option<&Path>) -> Result<Too
     if let Some(t) = tools.iter().find(|t| t.major == min_major) {
         return Ok(t.clone());
     }
-    if let Some(t) = tools.iter().filter(|t| t.major > min_major).max_by_key(|t| t.major) {
+    if let Some(t) = tools
+        .iter()
+        .filter(|t| t.major > min_major)
+        .max_by_key(|t| t.major)
+    {
         return Ok(t.clone());
     }
     let found = if tools.is_empty() {
@@ -124,7 +130,11 @@ mod tests {
     #[test]
     fn too_old_names_the_package() {
         let e = find("pg_dump", 99, None).unwrap_err();
-        assert!(e.message.starts_with("pg_dump 99 or newer is needed"), "{}", e.message);
+        assert!(
+            e.message.starts_with("pg_dump 99 or newer is needed"),
+            "{}",
+            e.message
+        );
         assert!(e.hints[0].contains("postgresql-client-99"));
     }
 }

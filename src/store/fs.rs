@@ -97,7 +97,9 @@ impl Store for FsStore {
                 .map_err(|e| self.err("writing", key, e))?;
             size += chunk.len() as u64;
         }
-        file.flush().await.map_err(|e| self.err("writing", key, e))?;
+        file.flush()
+            .await
+            .map_err(|e| self.err("writing", key, e))?;
         file.sync_all()
             .await
             .map_err(|e| self.err("syncing", key, e))?;
@@ -135,7 +137,9 @@ impl Store for FsStore {
             let not_found = e.kind() == io::ErrorKind::NotFound;
             let err = self.err("listing", "", e);
             if not_found {
-                err.hint("check --repo / [repository] url; the folder is created by the first backup")
+                err.hint(
+                    "check --repo / [repository] url; the folder is created by the first backup",
+                )
             } else {
                 err
             }
@@ -213,7 +217,10 @@ fn walk(root: &Path, prefix: &str) -> io::Result<Vec<ObjectInfo>> {
                 .expect("under root")
                 .to_string_lossy()
                 .replace('\\', "/");
-            if !rel.starts_with(prefix) || rel.contains(PARTIAL_SUFFIX) || rel.starts_with(".pgdr-probe") {
+            if !rel.starts_with(prefix)
+                || rel.contains(PARTIAL_SUFFIX)
+                || rel.starts_with(".pgdr-probe")
+            {
                 continue;
             }
             let meta = entry.metadata()?;
@@ -243,7 +250,9 @@ mod tests {
         let err = store.put("db/1/dump", body).await.unwrap_err();
         assert!(err.message.contains("pg_dump died"), "{}", err.message);
         assert!(store.list("").await.unwrap().is_empty());
-        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("db/1")).unwrap().collect();
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("db/1"))
+            .unwrap()
+            .collect();
         assert!(leftovers.is_empty(), "partial file left behind");
     }
 
@@ -251,14 +260,25 @@ mod tests {
     async fn put_get_list_delete() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::new(dir.path().to_path_buf());
-        store.put_bytes("a/b/c.json", Bytes::from_static(b"{}")).await.unwrap();
-        store.put_bytes("a/x", Bytes::from_static(b"12345")).await.unwrap();
+        store
+            .put_bytes("a/b/c.json", Bytes::from_static(b"{}"))
+            .await
+            .unwrap();
+        store
+            .put_bytes("a/x", Bytes::from_static(b"12345"))
+            .await
+            .unwrap();
         let l = store.list("a/").await.unwrap();
         assert_eq!(
-            l.iter().map(|o| (o.key.as_str(), o.size)).collect::<Vec<_>>(),
+            l.iter()
+                .map(|o| (o.key.as_str(), o.size))
+                .collect::<Vec<_>>(),
             vec![("a/b/c.json", 2), ("a/x", 5)]
         );
-        assert_eq!(super::super::get_bytes(&store, "a/x").await.unwrap(), b"12345");
+        assert_eq!(
+            super::super::get_bytes(&store, "a/x").await.unwrap(),
+            b"12345"
+        );
         store.delete("a/b/c.json").await.unwrap();
         assert!(!dir.path().join("a/b").exists(), "empty folder removed");
         let e = store.get("a/b/c.json").await.err().unwrap();

@@ -2,5 +2,6 @@
 //! server (Garage), both started and stopped by the harness. One test binary, so the heavy
 //! dependencies link once.
 
+mod backup;
 mod common;
 mod s3;

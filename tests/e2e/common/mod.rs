@@ -1,1 +1,422 @@
 //! Test harness: throwaway PostgreSQL clusters, the Garage S3 server, and running pgdr.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+
+use tempfile::TempDir;
+
+/// Superuser password of every test cluster; host connections use scram, so the password
+/// path of pgdr (URL → PGPASSWORD for children) is exercised.
+pub const PG_PASSWORD: &str = "pgdr-test-pw";
+
+/// The newest installed PostgreSQL's bin directory.
+pub fn pg_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let mut dirs: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+            .expect(
+                "PostgreSQL is installed under /usr/lib/postgresql (apt-get install postgresql)",
+            )
+            .flatten()
+            .filter_map(|e| {
+                let v: u32 = e.file_name().to_str()?.parse().ok()?;
+                let bin = e.path().join("bin");
+                bin.join("initdb").exists().then_some((v, bin))
+            })
+            .collect();
+        dirs.sort();
+        dirs.pop()
+            .expect("an initdb under /usr/lib/postgresql/*/bin")
+            .1
+    })
+    .clone()
+}
+
+fn is_root() -> bool {
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Run a PostgreSQL server program as the `postgres` OS user when we are root (initdb and
+/// postgres refuse to run as root).
+fn pg_cmd(prog: &str) -> Command {
+    let path = pg_bin().join(prog);
+    if is_root() {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(path);
+        c
+    } else {
+        Command::new(path)
+    }
+}
+
+fn chown_pg(path: &Path) {
+    if is_root() {
+        let st = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+fn check(out: Output, what: &str) -> Output {
+    assert!(
+        out.status.success(),
+        "{what} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// A world-traversable temp dir (the postgres user must reach into it).
+pub fn tempdir() -> TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("pgdr-test-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+/// initdb once per test process; each cluster copies it (much faster than initdb each time).
+fn template() -> &'static Path {
+    static TEMPLATE: OnceLock<PathBuf> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let dir = tempdir().keep();
+        let data = dir.join("data");
+        let pwfile = dir.join("pw");
+        std::fs::write(&pwfile, PG_PASSWORD).unwrap();
+        chown_pg(&dir);
+        check(
+            pg_cmd("initdb")
+                .arg("-D")
+                .arg(&data)
+                .args(["-U", "postgres", "-E", "UTF8", "--no-locale", "--no-sync"])
+                .args(["--auth-local=trust", "--auth-host=scram-sha-256"])
+                .arg(format!("--pwfile={}", pwfile.display()))
+                .output()
+                .unwrap(),
+            "initdb",
+        );
+        extern "C" fn cleanup() {
+            if let Some(p) = TEMPLATE.get() {
+                let _ = std::fs::remove_dir_all(p);
+            }
+        }
+        unsafe { libc::atexit(cleanup) };
+        data
+    })
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running throwaway cluster on loopback; stopped (immediate) and removed on drop.
+pub struct Pg {
+    pub dir: TempDir,
+    pub port: u16,
+}
+
+impl Pg {
+    pub fn start() -> Pg {
+        let dir = tempdir();
+        let data = dir.path().join("data");
+        let st = Command::new("cp")
+            .arg("-a")
+            .arg(template())
+            .arg(&data)
+            .status()
+            .unwrap();
+        assert!(st.success());
+        chown_pg(dir.path());
+        for attempt in 0..5 {
+            let port = free_port();
+            let out = pg_cmd("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.path().join("log"))
+                .arg("-o")
+                .arg(format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c shared_buffers=32MB -c max_connections=40",
+                    dir.path().display()
+                ))
+                .args(["-w", "-t", "60", "start"])
+                .stdout(Stdio::null())
+                .output()
+                .unwrap();
+            if out.status.success() {
+                return Pg { dir, port };
+            }
+            if attempt == 4 {
+                let log = std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+                panic!("postgres did not start: {log}");
+            }
+        }
+        unreachable!()
+    }
+
+    pub fn url(&self, db: &str) -> String {
+        format!(
+            "postgres://postgres:{PG_PASSWORD}@127.0.0.1:{}/{db}",
+            self.port
+        )
+    }
+
+    /// Without the password: for tests that supply it another way.
+    pub fn url_nopw(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+
+    fn psql_cmd(&self, db: &str) -> Command {
+        let mut c = Command::new(pg_bin().join("psql"));
+        c.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-p",
+                &self.port.to_string(),
+                "-d",
+                db,
+            ])
+            .env("PGPASSWORD", PG_PASSWORD);
+        c
+    }
+
+    /// Run SQL, return trimmed unaligned output; panics on error.
+    pub fn psql(&self, db: &str, sql: &str) -> String {
+        let out = check(self.psql_cmd(db).arg("-c").arg(sql).output().unwrap(), sql);
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
+    pub fn psql_file(&self, db: &str, file: &Path) {
+        check(
+            self.psql_cmd(db).arg("-f").arg(file).output().unwrap(),
+            &file.display().to_string(),
+        );
+    }
+
+    pub fn create_db(&self, name: &str) {
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
+    }
+
+    /// A database loaded with tests/fixtures/schema.sql.
+    pub fn sample_db(&self, name: &str) {
+        self.create_db(name);
+        self.psql_file(name, &fixture("schema.sql"));
+    }
+}
+
+impl Drop for Pg {
+    fn drop(&mut self) {
+        let _ = pg_cmd("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args(["-m", "immediate", "-w", "stop"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+/// The outcome of one pgdr run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    pub fn ok(self) -> Run {
+        assert_eq!(
+            self.code, 0,
+            "pgdr failed:\nstdout: {}\nstderr: {}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+    }
+}
+
+/// A pgdr command with a clean environment (no PGDR_* or PG* leaking in from the caller).
+pub fn pgdr_cmd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_pgdr"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("PGDR_") || k.starts_with("PG") || k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("PGDR_LOG", "info").stdin(Stdio::null());
+    c
+}
+
+pub fn run(mut c: Command) -> Run {
+    let out = c.output().unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// A key pair made by `pgdr keygen`: (identity file, public recipient).
+pub fn keypair(dir: &Path) -> (PathBuf, String) {
+    let path = dir.join(format!("identity-{}.txt", free_port()));
+    let mut c = pgdr_cmd();
+    c.args(["keygen", "--out"]).arg(&path);
+    let r = run(c).ok();
+    (path, r.stdout.trim().to_string())
+}
+
+/// Where a test's backups go: the same tests run against both backends.
+#[derive(Clone, Debug)]
+pub enum Repo {
+    Local(PathBuf),
+    S3 {
+        url: String,
+        env: Vec<(String, String)>,
+    },
+}
+
+impl Repo {
+    pub fn url(&self) -> String {
+        match self {
+            Repo::Local(p) => p.display().to_string(),
+            Repo::S3 { url, .. } => url.clone(),
+        }
+    }
+    pub fn apply(&self, c: &mut Command) {
+        c.arg("--repo").arg(self.url());
+        if let Repo::S3 { env, .. } = self {
+            for (k, v) in env {
+                c.env(k, v);
+            }
+        }
+    }
+}
+
+/// One test's world: a cluster with the sample database `app`, a repository, a key pair.
+pub struct World {
+    pub pg: Pg,
+    pub dir: TempDir,
+    pub repo: Repo,
+    pub identity: PathBuf,
+    pub recipient: String,
+}
+
+impl World {
+    pub fn local() -> World {
+        let dir = tempdir();
+        let repo = Repo::Local(dir.path().join("repo"));
+        Self::with_repo(dir, repo)
+    }
+
+    pub fn with_repo(dir: TempDir, repo: Repo) -> World {
+        let pg = Pg::start();
+        pg.sample_db("app");
+        let (identity, recipient) = keypair(dir.path());
+        World {
+            pg,
+            dir,
+            repo,
+            identity,
+            recipient,
+        }
+    }
+
+    /// pgdr with --source (db `app`), --repo, --recipient and --identity set.
+    pub fn pgdr(&self, args: &[&str]) -> Command {
+        let mut c = pgdr_cmd();
+        c.args(args);
+        c.arg("--source").arg(self.pg.url("app"));
+        self.repo.apply(&mut c);
+        c.arg("--recipient").arg(&self.recipient);
+        c.arg("--identity").arg(&self.identity);
+        c
+    }
+
+    pub fn run(&self, args: &[&str]) -> Run {
+        run(self.pgdr(args))
+    }
+
+    /// Back up `app`, return the new manifest (from `show --json`).
+    pub fn backup(&self) -> serde_json::Value {
+        let r = self.run(&["backup", "--quiet"]).ok();
+        let _ = r;
+        let list = self.run(&["list", "--json"]).ok().json();
+        let id = list.as_array().unwrap().last().expect("a backup is listed")["id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        self.run(&["show", &id, "--json"]).ok().json()
+    }
+
+    pub fn list(&self) -> Vec<serde_json::Value> {
+        self.run(&["list", "--json"])
+            .ok()
+            .json()
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// Decrypt a backup's object with pgdr cat into a file; returns its path.
+    pub fn cat(&self, id: &str, object: &str) -> PathBuf {
+        let out = self.dir.path().join(format!("{id}.{object}"));
+        self.run(&[
+            "cat",
+            id,
+            "--object",
+            object,
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .ok();
+        out
+    }
+}
+
+/// Every file under a local repository (relative paths), for "nothing was written" checks.
+pub fn files_under(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if !root.exists() {
+        return out;
+    }
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
