@@ -253,11 +253,27 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         }
         Cmd::Show { id, json } => {
             let settings = Settings::load(&overrides(g))?;
-            let m = commands::list::show(&settings, g.database.as_deref(), id).await?;
+            let e = commands::list::show(&settings, g.database.as_deref(), id).await?;
             if *json {
-                println!("{}", serde_json::to_string_pretty(&m).expect("json"));
+                // The manifest as stored, plus the newest verification beside it.
+                let mut v = serde_json::to_value(&e.manifest).expect("json");
+                v["last_verification"] = serde_json::to_value(&e.verification).expect("json");
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
-                print!("{}", render_manifest(&m));
+                print!("{}", render_manifest(&e.manifest));
+                println!(
+                    "{:<18} {}",
+                    "verified",
+                    verification_text(e.verification.as_ref())
+                );
+                if let Some(v) = &e.verification {
+                    for d in &v.differences {
+                        println!("{:<18} {d}", "  difference");
+                    }
+                    if let Some(err) = &v.error {
+                        println!("{:<18} {err}", "  error");
+                    }
+                }
             }
             Ok(exit::OK)
         }
@@ -304,19 +320,44 @@ fn backup_line(m: &Manifest) -> String {
     )
 }
 
+/// "passed (full, 2026-11-26 03:10)" / "unverified"
+fn verification_text(v: Option<&crate::catalog::VerificationRecord>) -> String {
+    match v {
+        None => "unverified".into(),
+        Some(r) => format!(
+            "{} ({}, {})",
+            serde_json::to_value(r.outcome)
+                .expect("enum")
+                .as_str()
+                .unwrap_or("?"),
+            serde_json::to_value(r.mode)
+                .expect("enum")
+                .as_str()
+                .unwrap_or("?"),
+            r.finished_at.format("%Y-%m-%d %H:%M")
+        ),
+    }
+}
+
 fn listed_json(l: &Listed) -> serde_json::Value {
     match l {
-        Listed::Ok(m) => serde_json::json!({
-            "id": m.id,
-            "database": m.database,
-            "snapshot_time": m.snapshot.time,
-            "started_at": m.started_at,
-            "duration_seconds": m.duration_seconds(),
-            "raw_bytes": m.object("dump").map_or(0, |d| d.raw_bytes),
-            "stored_bytes": m.objects.iter().map(|o| o.stored_bytes).sum::<u64>(),
-            "verification": "unverified",
-            "status": "ok",
-        }),
+        Listed::Ok(e) => {
+            let m = &e.manifest;
+            serde_json::json!({
+                "id": m.id,
+                "database": m.database,
+                "snapshot_time": m.snapshot.time,
+                "started_at": m.started_at,
+                "duration_seconds": m.duration_seconds(),
+                "raw_bytes": m.object("dump").map_or(0, |d| d.raw_bytes),
+                "stored_bytes": m.objects.iter().map(|o| o.stored_bytes).sum::<u64>(),
+                "verification": e.verification.as_ref().map(|v| serde_json::json!({
+                    "outcome": v.outcome, "mode": v.mode, "finished_at": v.finished_at,
+                    "differences": v.differences.len(),
+                })),
+                "status": "ok",
+            })
+        }
         Listed::Damaged {
             database,
             id,
@@ -332,21 +373,24 @@ fn render_list(listed: &[Listed]) -> String {
         return "no backups\n".into();
     }
     let mut s = format!(
-        "{:<22} {:<16} {:<20} {:>10} {:>10} {:>8}  {}\n",
+        "{:<22} {:<16} {:<20} {:>12} {:>12} {:>8}  {}\n",
         "ID", "DATABASE", "SNAPSHOT (UTC)", "DUMP", "STORED", "SECONDS", "VERIFIED"
     );
     for l in listed {
         match l {
-            Listed::Ok(m) => s.push_str(&format!(
-                "{:<22} {:<16} {:<20} {:>10} {:>10} {:>8.1}  {}\n",
-                m.id.as_str(),
-                m.database,
-                m.snapshot.time.format("%Y-%m-%d %H:%M:%S"),
-                human_bytes(m.object("dump").map_or(0, |d| d.raw_bytes)),
-                human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
-                m.duration_seconds(),
-                "unverified"
-            )),
+            Listed::Ok(e) => {
+                let m = &e.manifest;
+                s.push_str(&format!(
+                    "{:<22} {:<16} {:<20} {:>12} {:>12} {:>8.1}  {}\n",
+                    m.id.as_str(),
+                    m.database,
+                    m.snapshot.time.format("%Y-%m-%d %H:%M:%S"),
+                    human_bytes(m.object("dump").map_or(0, |d| d.raw_bytes)),
+                    human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
+                    m.duration_seconds(),
+                    verification_text(e.verification.as_ref())
+                ))
+            }
             Listed::Damaged {
                 database,
                 id,
@@ -437,6 +481,5 @@ fn render_manifest(m: &Manifest) -> String {
             "none".into()
         },
     );
-    line("verified", "unverified".into());
     s
 }

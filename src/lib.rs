@@ -14,5 +14,6 @@ pub mod error;
 pub mod fingerprint;
 pub mod pipeline;
 pub mod progress;
+pub mod scratch;
 pub mod source;
 pub mod store;

@@ -17,13 +17,17 @@ use crate::store::{DynStore, ObjectInfo};
 
 pub mod id;
 pub mod manifest;
+pub mod records;
 
 pub use id::BackupId;
 pub use manifest::Manifest;
+pub use records::VerificationRecord;
 
 pub const DUMP_FILE: &str = "dump.zst.age";
 pub const GLOBALS_FILE: &str = "globals.sql.zst.age";
 pub const MANIFEST_FILE: &str = "manifest.json";
+/// Folder (inside a backup's folder) of its verification records.
+pub const VERIFICATIONS_DIR: &str = "verifications";
 
 pub fn backup_dir(database: &str, id: &BackupId) -> String {
     format!("{database}/{id}")
@@ -33,10 +37,18 @@ pub fn object_key(database: &str, id: &BackupId, file: &str) -> String {
     format!("{database}/{id}/{file}")
 }
 
+/// A committed backup and what is known about it.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub manifest: Manifest,
+    /// The newest verification (quick or full), if any.
+    pub verification: Option<VerificationRecord>,
+}
+
 /// One backup as listed: its manifest, or why it could not be read.
 #[derive(Debug)]
 pub enum Listed {
-    Ok(Box<Manifest>),
+    Ok(Box<Entry>),
     Damaged {
         database: String,
         id: BackupId,
@@ -47,13 +59,13 @@ pub enum Listed {
 impl Listed {
     pub fn id(&self) -> &BackupId {
         match self {
-            Listed::Ok(m) => &m.id,
+            Listed::Ok(e) => &e.manifest.id,
             Listed::Damaged { id, .. } => id,
         }
     }
     pub fn database(&self) -> &str {
         match self {
-            Listed::Ok(m) => &m.database,
+            Listed::Ok(e) => &e.manifest.database,
             Listed::Damaged { database, .. } => database,
         }
     }
@@ -77,10 +89,25 @@ impl Catalog {
         let prefix = database.map(|d| format!("{d}/")).unwrap_or_default();
         let objects = self.store.list(&prefix).await?;
         let found: Vec<(String, BackupId)> = objects.iter().filter_map(manifest_key).collect();
+        // Newest verification record per backup: keys sort by time.
+        let mut newest: std::collections::HashMap<(String, BackupId), String> = Default::default();
+        for o in &objects {
+            if let Some(k) = verification_key(o) {
+                newest.insert(k, o.key.clone());
+            }
+        }
+        let newest = &newest;
         let mut listed: Vec<Listed> = futures::stream::iter(found)
             .map(|(db, id)| async move {
+                let verification = match newest.get(&(db.clone(), id.clone())) {
+                    Some(key) => self.load_record(key).await,
+                    None => None,
+                };
                 match self.load_exact(&db, &id).await {
-                    Ok(m) => Listed::Ok(Box::new(m)),
+                    Ok(manifest) => Listed::Ok(Box::new(Entry {
+                        manifest,
+                        verification,
+                    })),
                     Err(e) => Listed::Damaged {
                         database: db,
                         id,
@@ -109,8 +136,36 @@ impl Catalog {
         Ok(m)
     }
 
+    async fn load_record<T: serde::de::DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let bytes = crate::store::get_bytes(self.store.as_ref(), key)
+            .await
+            .ok()?;
+        match serde_json::from_slice(&bytes) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(key, error = %e, "unreadable record ignored");
+                None
+            }
+        }
+    }
+
+    /// Store a verification record beside its backup.
+    pub async fn write_verification(&self, r: &VerificationRecord) -> Result<()> {
+        let key = format!(
+            "{}/{VERIFICATIONS_DIR}/{}",
+            backup_dir(&r.database, &r.backup_id),
+            records::record_file(r.started_at)
+        );
+        let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
+        self.store.put_bytes(&key, Bytes::from(body)).await
+    }
+
     /// Find a backup by id or unique id prefix, in one database or across all.
     pub async fn find(&self, database: Option<&str>, typed: &str) -> Result<Manifest> {
+        self.find_entry(database, typed).await.map(|e| e.manifest)
+    }
+
+    pub async fn find_entry(&self, database: Option<&str>, typed: &str) -> Result<Entry> {
         let listed = self.list(database).await?;
         let ids: Vec<BackupId> = listed.iter().map(|l| l.id().clone()).collect();
         let id = id::resolve(typed, ids.iter())?;
@@ -122,7 +177,7 @@ impl Catalog {
             );
         }
         match hits[0] {
-            Listed::Ok(m) => Ok((**m).clone()),
+            Listed::Ok(e) => Ok((**e).clone()),
             Listed::Damaged { error, .. } => Err(PgdrError::corrupt(error.clone())),
         }
     }
@@ -134,7 +189,7 @@ impl Catalog {
             .into_iter()
             .rev()
             .find_map(|l| match l {
-                Listed::Ok(m) => Some(*m),
+                Listed::Ok(e) => Some(e.manifest),
                 Listed::Damaged { .. } => None,
             })
             .ok_or_else(|| {
@@ -182,6 +237,16 @@ impl Catalog {
             }
         }
     }
+}
+
+/// `<db>/<id>/verifications/<time>.json` → (db, id)
+fn verification_key(o: &ObjectInfo) -> Option<(String, BackupId)> {
+    let mut parts = o.key.split('/');
+    let (db, id, dir, _file) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() || dir != VERIFICATIONS_DIR {
+        return None;
+    }
+    Some((db.to_string(), id.parse().ok()?))
 }
 
 /// `<db>/<id>/manifest.json` → (db, id)

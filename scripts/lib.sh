@@ -1,0 +1,56 @@
+# Shared shell helpers for pgdr's scripts: installing what is missing, and a throwaway
+# PostgreSQL cluster on loopback. Source it; do not run it.
+
+PGDR_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PATH="$HOME/.cargo/bin:$PATH"
+
+# Install the system packages pgdr's scripts and tests need, only when missing.
+pgdr_install_deps() {
+  local need=()
+  ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql postgresql-contrib)
+  command -v age >/dev/null || need+=(age)
+  command -v zstd >/dev/null || need+=(zstd)
+  [ -x /usr/bin/time ] || need+=(time)
+  command -v runuser >/dev/null || need+=(util-linux)
+  command -v pgrep >/dev/null || need+=(procps)
+  command -v python3 >/dev/null || need+=(python3)
+  if [ ${#need[@]} -gt 0 ]; then
+    echo "installing: ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >&2
+    apt-get install -y -qq "${need[@]}" >&2
+  fi
+}
+
+pgdr_pg_bin() {
+  ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1
+}
+
+# as_pg CMD...: run a server program as the postgres OS user when we are root.
+as_pg() {
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+pgdr_free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# pgdr_pg_start DIR: initdb (trust on loopback) and start a cluster in DIR/data; sets PGPORT
+# and PGHOST for the caller. Stop it with pgdr_pg_stop DIR.
+pgdr_pg_start() {
+  local dir="$1" bin
+  bin="$(pgdr_pg_bin)"
+  mkdir -p "$dir"
+  chmod 755 "$dir"
+  [ "$(id -u)" = 0 ] && chown postgres:postgres "$dir"
+  as_pg "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --no-locale -A trust --no-sync >"$dir/initdb.log" 2>&1
+  PGPORT="$(pgdr_free_port)"
+  as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
+    -o "-p $PGPORT -k $dir -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_wal_size=4GB" start >/dev/null
+  export PGPORT PGHOST=127.0.0.1 PGUSER=postgres
+}
+
+pgdr_pg_stop() {
+  local dir="$1"
+  [ -d "$dir/data" ] && as_pg "$(pgdr_pg_bin)/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+}

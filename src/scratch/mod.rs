@@ -1,0 +1,328 @@
+//! Scratch databases to restore into for verification and drills: an ephemeral cluster that
+//! pgdr starts itself (initdb in a temp dir, loopback, free port), or a database created on a
+//! server the operator names. Either is torn down afterwards, also after a failure or a
+//! cancel: the cluster's `Drop` stops the server and removes its files.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::str::FromStr;
+
+use tokio::process::Command;
+
+use crate::config::Database;
+use crate::error::{PgdrError, Result};
+use crate::source::tools::{self, Tool};
+
+/// Settings for scratch databases (config `[scratch]`).
+#[derive(Debug, Clone, Default)]
+pub struct ScratchSettings {
+    /// An existing server to create `pgdr_verify_<id>` databases on, instead of a cluster.
+    pub url: Option<String>,
+    /// OS user that runs the ephemeral cluster when pgdr runs as root (initdb refuses root).
+    pub os_user: Option<String>,
+    /// Parent directory for the ephemeral cluster; default the system temp dir.
+    pub temp_dir: Option<PathBuf>,
+    /// Directory with initdb/pg_ctl/pg_restore; default as for pg_dump.
+    pub pg_bin_dir: Option<PathBuf>,
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A throwaway PostgreSQL cluster on loopback.
+pub struct EphemeralCluster {
+    dir: Option<tempfile::TempDir>,
+    pub port: u16,
+    pub bin_dir: PathBuf,
+    pub version: String,
+    os_user: Option<String>,
+    running: bool,
+}
+
+impl EphemeralCluster {
+    /// initdb and start a cluster whose major version is at least `min_major`.
+    pub async fn start(min_major: u32, s: &ScratchSettings) -> Result<EphemeralCluster> {
+        let initdb = tools::find("initdb", min_major, s.pg_bin_dir.as_deref()).map_err(|e| {
+            e.context("scratch cluster").hint(
+                "the scratch cluster needs server binaries (apt-get install postgresql-N) of the backup's major version or newer, or set [scratch] url to an existing server",
+            )
+        })?;
+        let bin_dir = initdb.path.parent().expect("a file").to_path_buf();
+        let os_user = if is_root() {
+            Some(s.os_user.clone().unwrap_or_else(|| "postgres".into()))
+        } else {
+            None
+        };
+        let parent = s.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let dir = tempfile::Builder::new()
+            .prefix("pgdr-scratch-")
+            .tempdir_in(&parent)
+            .map_err(|e| {
+                PgdrError::tool(format!("scratch cluster: cannot create a folder in {}: {e}", parent.display()))
+                    .hint("set [scratch] temp_dir to a writable folder with room for the restored database")
+            })?;
+        let mut cluster = EphemeralCluster {
+            dir: Some(dir),
+            port: 0,
+            bin_dir,
+            version: initdb.version.clone(),
+            os_user,
+            running: false,
+        };
+        cluster.init().await?;
+        Ok(cluster)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.as_ref().expect("present until drop").path()
+    }
+
+    fn command(&self, prog: &str) -> Command {
+        let path = self.bin_dir.join(prog);
+        let mut c = match &self.os_user {
+            Some(u) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", u, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        };
+        c.stdin(Stdio::null()).kill_on_drop(true);
+        c
+    }
+
+    async fn run(&self, what: &str, mut c: Command) -> Result<()> {
+        let out = c
+            .output()
+            .await
+            .map_err(|e| PgdrError::tool(format!("scratch cluster: cannot run {what}: {e}")))?;
+        if !out.status.success() {
+            let err = String::from_utf8_lossy(&out.stderr);
+            let last = err
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("")
+                .trim()
+                .to_string();
+            let e = PgdrError::tool(format!("scratch cluster: {what} failed: {last}"));
+            return Err(if last.contains("No space left") {
+                e.hint("free space in the scratch temp dir or set [scratch] temp_dir elsewhere")
+            } else {
+                e
+            });
+        }
+        Ok(())
+    }
+
+    async fn init(&mut self) -> Result<()> {
+        let dir = self.dir().to_path_buf();
+        if let Some(u) = &self.os_user {
+            let st = Command::new("chown")
+                .arg(format!("{u}:"))
+                .arg(&dir)
+                .status()
+                .await
+                .map_err(|e| PgdrError::tool(format!("scratch cluster: chown: {e}")))?;
+            if !st.success() {
+                return Err(PgdrError::tool(format!(
+                    "scratch cluster: cannot hand {} to OS user '{u}'",
+                    dir.display()
+                ))
+                .hint("create that user or set [scratch] os_user"));
+            }
+        }
+        let data = dir.join("data");
+        let mut c = self.command("initdb");
+        c.arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "-A",
+            "trust",
+            "--no-sync",
+        ]);
+        self.run("initdb", c).await?;
+        // A free port can be taken between probe and bind; try a few.
+        let mut last = None;
+        for _ in 0..5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .map_err(|e| PgdrError::tool(format!("scratch cluster: no free port: {e}")))?;
+            let mut c = self.command("pg_ctl");
+            c.arg("-D").arg(&data).arg("-l").arg(dir.join("server.log")).arg("-o").arg(format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_wal_size=4GB -c maintenance_work_mem=256MB",
+                dir.display()
+            ))
+            .args(["-w", "-t", "120", "start"])
+            .stdout(Stdio::null());
+            match self.run("pg_ctl start", c).await {
+                Ok(()) => {
+                    self.port = port;
+                    self.running = true;
+                    return Ok(());
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
+        let reason = log
+            .lines()
+            .rev()
+            .find(|l| l.contains("FATAL") || l.contains("ERROR"))
+            .unwrap_or("")
+            .to_string();
+        Err(last.expect("tried").context(reason))
+    }
+
+    /// Connection settings for a database of this cluster, as the bootstrap superuser.
+    pub fn database(&self, dbname: &str) -> Database {
+        let url = format!("postgres://postgres@127.0.0.1:{}/{dbname}", self.port);
+        Database {
+            name: dbname.to_string(),
+            conn: tokio_postgres::Config::from_str(&url).expect("valid url"),
+            password: None,
+            exclude_tables: Vec::new(),
+        }
+    }
+
+    /// Stop and remove now (Drop does the same, synchronously, as a backstop).
+    pub async fn stop(mut self) {
+        if self.running {
+            let mut c = self.command("pg_ctl");
+            c.arg("-D")
+                .arg(self.dir().join("data"))
+                .args(["-m", "immediate", "-w", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let _ = c.status().await;
+            self.running = false;
+        }
+        if let Some(d) = self.dir.take() {
+            let _ = tokio::task::spawn_blocking(move || d.close()).await;
+        }
+    }
+}
+
+impl Drop for EphemeralCluster {
+    fn drop(&mut self) {
+        if self.running {
+            let path = self.bin_dir.join("pg_ctl");
+            let data = self.dir().join("data");
+            let mut c = match &self.os_user {
+                Some(u) => {
+                    let mut c = std::process::Command::new("runuser");
+                    c.args(["-u", u, "--"]).arg(path);
+                    c
+                }
+                None => std::process::Command::new(path),
+            };
+            let _ = c
+                .arg("-D")
+                .arg(data)
+                .args(["-m", "immediate", "-w", "stop"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        // TempDir removes the folder when it drops.
+    }
+}
+
+/// The pg_restore to use for an archive made by pg_dump of `major`.
+pub fn pg_restore(major: u32, s: &ScratchSettings) -> Result<Tool> {
+    tools::find("pg_restore", major, s.pg_bin_dir.as_deref())
+}
+
+/// A child that reads its input from pgdr (pg_restore, psql), with stderr kept for the
+/// message. Killed if dropped before `wait`.
+pub struct InputChild {
+    name: String,
+    child: tokio::process::Child,
+    stderr: tokio::task::JoinHandle<String>,
+}
+
+impl InputChild {
+    /// Spawn `tool` with `args`, connection settings in the environment (never argv).
+    pub fn spawn(
+        name: &str,
+        tool: &Path,
+        args: &[String],
+        db: &Database,
+    ) -> Result<(InputChild, tokio::process::ChildStdin)> {
+        use tokio::io::AsyncReadExt;
+        let mut cmd = Command::new(tool);
+        cmd.args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        crate::source::process::libpq_env(&mut cmd, db);
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| PgdrError::tool(format!("cannot start {name}: {e}")))?;
+        let stdin = child.stdin.take().expect("piped");
+        let mut err = child.stderr.take().expect("piped");
+        let stderr = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let _ = (&mut err).take(1 << 20).read_to_end(&mut buf).await;
+            // Drain the rest so the child never blocks on a full pipe.
+            let _ = tokio::io::copy(&mut err, &mut tokio::io::sink()).await;
+            String::from_utf8_lossy(&buf).into_owned()
+        });
+        Ok((
+            InputChild {
+                name: name.to_string(),
+                child,
+                stderr,
+            },
+            stdin,
+        ))
+    }
+
+    /// Wait for exit; Err names the first error line of stderr. Returns stderr on success
+    /// (warnings worth logging).
+    pub async fn wait(mut self) -> Result<String> {
+        let st = self
+            .child
+            .wait()
+            .await
+            .map_err(|e| PgdrError::tool(format!("{}: {e}", self.name)))?;
+        let text = (&mut self.stderr).await.unwrap_or_default();
+        if st.success() {
+            return Ok(text);
+        }
+        let first = text
+            .lines()
+            .find(|l| l.contains("error:") || l.contains("ERROR") || l.contains("FATAL"))
+            .or_else(|| text.lines().find(|l| !l.trim().is_empty()))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        let e = PgdrError::tool(format!("{} failed: {first}", self.name));
+        Err(if let Some(ext) = missing_extension(&text) {
+            PgdrError::tool(format!(
+                "extension \"{ext}\" is not installed on the server restored into ({} failed)",
+                self.name
+            ))
+            .hint(format!("install the package that provides {ext} for this PostgreSQL version there, or restore into a server that has it"))
+        } else {
+            e
+        })
+    }
+}
+
+/// `could not open extension control file ".../pg_graphql.control"` → `pg_graphql`
+fn missing_extension(stderr: &str) -> Option<String> {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains("extension control file"))?;
+    let start = line.rfind('/')? + 1;
+    let end = line[start..].find(".control")? + start;
+    Some(line[start..end].to_string())
+}
