@@ -98,6 +98,23 @@ enum Cmd {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Prove backups: check every object and (unless --quick) restore into a scratch
+    /// database and compare the fingerprint. Exit 0 verified, 1 differences, 2 could not run.
+    Verify {
+        /// Backup id or unique prefix; default: the newest backup of each database.
+        id: Option<String>,
+        /// The newest backup of each selected database (the default).
+        #[arg(long, conflicts_with_all = ["id", "unverified"])]
+        latest: bool,
+        /// Every backup without a passed verification.
+        #[arg(long, conflicts_with = "id")]
+        unverified: bool,
+        /// No restore: checksums, decryption, archive parse and data digests only.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        json: bool,
+    },
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -285,6 +302,40 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             tracing::info!(id = %m.id, object = %object, bytes = st.plain_bytes, "decrypted; sha256 matches the manifest");
             Ok(exit::OK)
         }
+        Cmd::Verify {
+            id,
+            latest: _,
+            unverified,
+            quick,
+            json,
+        } => {
+            let settings = Settings::load(&overrides(g))?;
+            let selection = match (id, unverified) {
+                (Some(id), _) => commands::verify::Selection::Id(id.clone()),
+                (None, true) => commands::verify::Selection::Unverified,
+                (None, false) => commands::verify::Selection::Latest,
+            };
+            let opts = commands::verify::VerifyOptions {
+                database: g.database.clone(),
+                selection,
+                quick: *quick,
+            };
+            let records = tokio::select! {
+                r = commands::verify::run(&settings, &opts) => r?,
+                _ = cancel.cancelled() => {
+                    return Err(PgdrError::new(crate::error::Kind::Interrupted, "verification interrupted; the scratch database was removed"));
+                }
+            };
+            render_verifications(&records, *json);
+            use crate::catalog::records::Outcome;
+            Ok(if records.iter().any(|r| r.outcome == Outcome::Failed) {
+                exit::CHECK_FAILED
+            } else if records.iter().any(|r| r.outcome == Outcome::Error) {
+                exit::COULD_NOT_RUN
+            } else {
+                exit::OK
+            })
+        }
         Cmd::Config {
             cmd: ConfigCmd::Check { json },
         } => {
@@ -303,6 +354,47 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             } else {
                 exit::COULD_NOT_RUN
             })
+        }
+    }
+}
+
+fn render_verifications(records: &[crate::catalog::VerificationRecord], json: bool) {
+    use crate::catalog::records::{Outcome, VerifyMode};
+    if json {
+        println!("{}", serde_json::to_string_pretty(records).expect("json"));
+    } else if records.is_empty() {
+        println!("nothing to verify");
+    }
+    for r in records {
+        let secs = (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0;
+        let mode = if r.mode == VerifyMode::Quick {
+            "quick"
+        } else {
+            "full"
+        };
+        match r.outcome {
+            Outcome::Passed if !json => println!(
+                "backup {} of '{}': verified ({mode}) in {secs:.1}s",
+                r.backup_id, r.database
+            ),
+            Outcome::Failed if !json => {
+                println!(
+                    "backup {} of '{}': FAILED verification ({mode}), {} difference(s):",
+                    r.backup_id,
+                    r.database,
+                    r.differences.len()
+                );
+                for d in &r.differences {
+                    println!("  {d}");
+                }
+            }
+            Outcome::Error => eprintln!(
+                "pgdr: error: backup {} of '{}': could not verify: {}",
+                r.backup_id,
+                r.database,
+                r.error.as_deref().unwrap_or("")
+            ),
+            _ => {}
         }
     }
 }

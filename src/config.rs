@@ -54,6 +54,8 @@ pub struct FileConfig {
     pub compression: CompressionFile,
     #[serde(default)]
     pub tools: ToolsFile,
+    #[serde(default)]
+    pub scratch: ScratchFile,
     #[serde(default, rename = "database")]
     pub databases: Vec<DatabaseFile>,
 }
@@ -107,6 +109,19 @@ pub struct ToolsFile {
     pub pg_bin_dir: Option<PathBuf>,
 }
 
+/// Where verification restores go.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScratchFile {
+    /// An existing server (superuser URL to a maintenance database such as `postgres`) to
+    /// create `pgdr_verify_<id>` on, instead of an ephemeral cluster.
+    pub url: Option<String>,
+    /// OS user that runs the ephemeral cluster when pgdr runs as root; default `postgres`.
+    pub os_user: Option<String>,
+    /// Parent folder of the ephemeral cluster; default the system temp dir.
+    pub temp_dir: Option<PathBuf>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseFile {
@@ -141,6 +156,7 @@ pub struct Settings {
     pub identity: Option<PathBuf>,
     pub compression: Compression,
     pub pg_bin_dir: Option<PathBuf>,
+    pub scratch: crate::scratch::ScratchSettings,
     pub databases: Vec<Database>,
     /// Where the settings came from, for messages ("--repo", "config file x.toml", ...).
     pub config_path: Option<PathBuf>,
@@ -359,6 +375,12 @@ impl Settings {
             identity,
             compression,
             pg_bin_dir: file.tools.pg_bin_dir.clone(),
+            scratch: crate::scratch::ScratchSettings {
+                url: file.scratch.url.clone(),
+                os_user: file.scratch.os_user.clone(),
+                temp_dir: file.scratch.temp_dir.clone(),
+                pg_bin_dir: file.tools.pg_bin_dir.clone(),
+            },
             databases,
             config_path: ov.config.clone(),
         })

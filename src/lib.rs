@@ -17,3 +17,4 @@ pub mod progress;
 pub mod scratch;
 pub mod source;
 pub mod store;
+pub mod verify;

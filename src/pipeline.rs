@@ -164,7 +164,15 @@ where
     let res = task
         .await
         .map_err(|e| PgdrError::internal(format!("decoder thread: {e}")))?;
-    res.map_err(|e| from_io(e, format_args!("reading {key}"), Kind::Corrupt))
+    res.map_err(|e| {
+        // A sink that stopped reading (a child that exited) is not damage in the object.
+        let kind = if e.kind() == io::ErrorKind::BrokenPipe {
+            Kind::Tool
+        } else {
+            Kind::Corrupt
+        };
+        from_io(e, format_args!("reading {key}"), kind)
+    })
 }
 
 /// Like [`download`], into an async writer (a child's stdin, a file).

@@ -6,3 +6,4 @@ pub mod cat;
 pub mod config_check;
 pub mod keygen;
 pub mod list;
+pub mod verify;

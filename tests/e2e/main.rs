@@ -5,3 +5,4 @@
 mod backup;
 mod common;
 mod s3;
+mod verify;

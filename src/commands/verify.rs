@@ -1,0 +1,234 @@
+//! `pgdr verify`: prove backups by checking every object and, by default, restoring into a
+//! scratch database and comparing the fingerprint. Each outcome is stored beside the backup.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use crate::catalog::records::{self, Outcome, VerificationRecord, VerifyMode};
+use crate::catalog::{Catalog, Listed, Manifest};
+use crate::codec;
+use crate::config::Settings;
+use crate::error::{PgdrError, Result};
+use crate::scratch::EphemeralCluster;
+use crate::store;
+use crate::verify::{self, Identities, Target, Timer};
+
+#[derive(Debug, Clone)]
+pub enum Selection {
+    Id(String),
+    Latest,
+    /// Every backup whose newest verification did not pass (or that has none).
+    Unverified,
+}
+
+pub struct VerifyOptions {
+    pub database: Option<String>,
+    pub selection: Selection,
+    pub quick: bool,
+}
+
+pub async fn run(settings: &Settings, opts: &VerifyOptions) -> Result<Vec<VerificationRecord>> {
+    let identity = settings.identity.as_deref().ok_or_else(|| {
+        PgdrError::crypto("no identity given to decrypt the backup with").hint(
+            "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)",
+        )
+    })?;
+    let ids: Identities = Arc::new(codec::load_identities(identity)?);
+    let catalog = Catalog::new(store::open(settings).await?);
+    let targets = select(&catalog, settings, opts).await?;
+    let mut out = Vec::new();
+    for m in targets {
+        let rec = verify_one(&catalog, settings, &m, ids.clone(), opts.quick).await?;
+        if rec.outcome != Outcome::Error {
+            catalog.write_verification(&rec).await?;
+        }
+        out.push(rec);
+    }
+    Ok(out)
+}
+
+async fn select(
+    catalog: &Catalog,
+    settings: &Settings,
+    opts: &VerifyOptions,
+) -> Result<Vec<Manifest>> {
+    let db = opts.database.as_deref();
+    match &opts.selection {
+        Selection::Id(id) => Ok(vec![catalog.find(db, id).await?]),
+        Selection::Latest => {
+            let names: Vec<String> = match db {
+                Some(d) => vec![d.to_string()],
+                None if !settings.databases.is_empty() => {
+                    settings.databases.iter().map(|d| d.name.clone()).collect()
+                }
+                None => {
+                    let mut n: Vec<String> = catalog
+                        .list(None)
+                        .await?
+                        .iter()
+                        .map(|l| l.database().to_string())
+                        .collect();
+                    n.dedup();
+                    n
+                }
+            };
+            let mut v = Vec::new();
+            for n in names {
+                v.push(catalog.latest(&n).await?);
+            }
+            Ok(v)
+        }
+        Selection::Unverified => Ok(catalog
+            .list(db)
+            .await?
+            .into_iter()
+            .filter_map(|l| match l {
+                Listed::Ok(e)
+                    if e.verification
+                        .as_ref()
+                        .is_none_or(|v| v.outcome != Outcome::Passed) =>
+                {
+                    Some(e.manifest)
+                }
+                _ => None,
+            })
+            .collect()),
+    }
+}
+
+async fn verify_one(
+    catalog: &Catalog,
+    settings: &Settings,
+    m: &Manifest,
+    ids: Identities,
+    quick: bool,
+) -> Result<VerificationRecord> {
+    let started_at = Utc::now();
+    let mut timer = Timer::default();
+    let store = catalog.store().as_ref();
+    let mut scratch = None;
+    let result: Result<Vec<String>> = async {
+        let mut diffs = verify::quick(store, m, ids.clone()).await?;
+        timer.done("quick");
+        if quick || !diffs.is_empty() {
+            return Ok(diffs);
+        }
+        let (target, cluster) = scratch_target(settings, m).await?;
+        scratch = Some(match &cluster {
+            Some(c) => format!("ephemeral PostgreSQL {} cluster", c.version),
+            None => format!(
+                "database {} on {}",
+                target.dbname,
+                target.maintenance.describe()
+            ),
+        });
+        timer.done("scratch");
+        let restored = async {
+            verify::restore_into(store, m, ids, &target, &mut timer).await?;
+            let d = verify::compare_restored(&target.database(), m).await?;
+            timer.done("compare");
+            Ok::<_, PgdrError>(d)
+        }
+        .await;
+        // Teardown, whatever happened.
+        match cluster {
+            Some(c) => c.stop().await,
+            None => drop_scratch_db(&target).await,
+        }
+        timer.done("teardown");
+        diffs.extend(restored?);
+        Ok(diffs)
+    }
+    .await;
+    let (outcome, differences, error) = match result {
+        Ok(d) if d.is_empty() => (Outcome::Passed, d, None),
+        Ok(d) => (Outcome::Failed, d, None),
+        Err(e) => (Outcome::Error, Vec::new(), Some(e.to_string())),
+    };
+    Ok(VerificationRecord {
+        format_version: records::RECORD_FORMAT_VERSION,
+        pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
+        database: m.database.clone(),
+        backup_id: m.id.clone(),
+        mode: if quick {
+            VerifyMode::Quick
+        } else {
+            VerifyMode::Full
+        },
+        outcome,
+        started_at,
+        finished_at: Utc::now(),
+        phases: timer.phases,
+        differences,
+        error,
+        scratch,
+        host: records::hostname(),
+    })
+}
+
+/// The ephemeral cluster (default) or a database on the configured scratch server.
+async fn scratch_target(
+    settings: &Settings,
+    m: &Manifest,
+) -> Result<(Target, Option<EphemeralCluster>)> {
+    let major = m.source.major();
+    match &settings.scratch.url {
+        None => {
+            let c = EphemeralCluster::start(major, &settings.scratch).await?;
+            let t = Target {
+                maintenance: c.database("postgres"),
+                dbname: m.source.database.clone(),
+                bin_dir: c.bin_dir.clone(),
+            };
+            Ok((t, Some(c)))
+        }
+        Some(url) => {
+            let o = crate::config::Overrides {
+                source: Some(url.clone()),
+                repo: Some("/".into()),
+                ..Default::default()
+            };
+            let maintenance = Settings::load(&o)
+                .map_err(|e| e.context("[scratch] url"))?
+                .databases
+                .remove(0);
+            let client = crate::source::connect(&maintenance).await?;
+            let info = crate::source::server_info(&client).await?;
+            if info.major() < major {
+                return Err(PgdrError::tool(format!(
+                    "scratch server {} runs PostgreSQL {}, older than the backup's {}",
+                    maintenance.describe(),
+                    info.server_version,
+                    m.source.server_version
+                ))
+                .hint("point [scratch] url at a server of the same major version or newer"));
+            }
+            let tool = crate::scratch::pg_restore(info.major().max(major), &settings.scratch)?;
+            let dbname = format!(
+                "pgdr_verify_{}",
+                m.id.as_str().to_lowercase().replace('.', "_")
+            );
+            Ok((
+                Target {
+                    maintenance,
+                    dbname,
+                    bin_dir: tool.path.parent().expect("file").to_path_buf(),
+                },
+                None,
+            ))
+        }
+    }
+}
+
+async fn drop_scratch_db(t: &Target) {
+    if let Ok(c) = crate::source::connect(&t.maintenance).await {
+        let sql = format!(
+            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
+            t.dbname.replace('"', "\"\"")
+        );
+        if let Err(e) = c.batch_execute(&sql).await {
+            tracing::warn!(database = %t.dbname, error = %e, "could not drop the scratch database; drop it by hand");
+        }
+    }
+}
