@@ -1,0 +1,242 @@
+//! The Garage S3 server for tests, run by scripts/s3-server.sh.
+//!
+//! One shared instance per test process (started on first use, stopped at process exit by an
+//! `atexit` hook, since Rust tests have no global teardown), plus private instances for tests
+//! that kill their server. Values from the script's env output are passed explicitly to the
+//! store; the process environment is never modified, so tests cannot leak into each other.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use pgdr::config::{S3Settings, Secret, MIN_PART_SIZE};
+use pgdr::store::s3::{S3Store, Timeouts};
+
+#[derive(Debug, Clone)]
+pub struct Garage {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
+    /// The state dir (PGDR_GARAGE_DIR) of this instance.
+    pub dir: PathBuf,
+    /// The server process, for tests that kill it.
+    pub pid: i32,
+}
+
+fn script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/s3-server.sh")
+}
+
+/// Instances to stop at exit: the shared one and any private one a failing test left running.
+static STARTED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static SHARED: OnceLock<Garage> = OnceLock::new();
+
+extern "C" fn stop_all_at_exit() {
+    let dirs = match STARTED.lock() {
+        Ok(mut g) => std::mem::take(&mut *g),
+        Err(p) => std::mem::take(&mut *p.into_inner()),
+    };
+    for d in dirs {
+        stop_dir(&d);
+    }
+}
+
+fn register(dir: &Path) {
+    static HOOK: OnceLock<()> = OnceLock::new();
+    HOOK.get_or_init(|| {
+        // SAFETY: registers a plain extern "C" fn; it only runs a child process at exit.
+        unsafe { libc::atexit(stop_all_at_exit) };
+    });
+    let mut started = STARTED.lock().unwrap();
+    if !started.iter().any(|d| d == dir) {
+        started.push(dir.to_path_buf());
+    }
+}
+
+fn stop_dir(dir: &Path) {
+    let _ = Command::new(script())
+        .arg("stop")
+        .env("PGDR_GARAGE_DIR", dir)
+        .status();
+}
+
+/// The process-wide shared server (bucket `pgdr-test`); tests isolate themselves by prefix.
+pub fn garage() -> &'static Garage {
+    SHARED.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("pgdr-e2e-garage-{}", std::process::id()));
+        Garage::start(&dir)
+    })
+}
+
+/// A unique repository prefix per call, so tests sharing the bucket never see each other.
+pub fn unique_prefix(name: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "e2e-{}-{}-{name}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+impl Garage {
+    /// Start (or restart, when `dir` holds a stopped instance) the server whose state lives in
+    /// `dir`. It is stopped at process exit unless [`Garage::stop`] ran first.
+    pub fn start(dir: &Path) -> Garage {
+        register(dir);
+        let out = Command::new(script())
+            .arg("start")
+            .env("PGDR_GARAGE_DIR", dir)
+            .output()
+            .expect("run scripts/s3-server.sh");
+        assert!(
+            out.status.success(),
+            "scripts/s3-server.sh start failed: {}\n(log: {}/garage.log)",
+            String::from_utf8_lossy(&out.stderr),
+            dir.display()
+        );
+        parse_env(&String::from_utf8_lossy(&out.stdout), dir)
+    }
+
+    pub fn stop(&self) {
+        stop_dir(&self.dir);
+        STARTED.lock().unwrap().retain(|d| d != &self.dir);
+    }
+
+    /// Settings for this server: smallest legal parts, few retries.
+    pub fn settings(&self) -> S3Settings {
+        S3Settings {
+            endpoint: Some(self.endpoint.clone()),
+            region: Some(self.region.clone()),
+            force_path_style: None,
+            access_key_id: Some(Secret::new(&self.access_key)),
+            secret_access_key: Some(Secret::new(&self.secret_key)),
+            session_token: None,
+            part_size: MIN_PART_SIZE,
+            max_parts_in_flight: 4,
+            max_attempts: 3,
+            storage_class: None,
+            server_side_encryption: None,
+            sse_kms_key_id: None,
+        }
+    }
+
+    /// A store on the shared bucket under a fresh prefix.
+    pub async fn store(&self, name: &str) -> S3Store {
+        self.store_with(name, &self.settings()).await
+    }
+
+    pub async fn store_with(&self, name: &str, s: &S3Settings) -> S3Store {
+        S3Store::with_timeouts(&self.bucket, &unique_prefix(name), s, short_timeouts())
+            .await
+            .expect("open S3 store")
+    }
+
+    /// A plain SDK client, to look at what the store did (ETags, raw listings).
+    pub fn client(&self) -> aws_sdk_s3::Client {
+        let conf = aws_sdk_s3::Config::builder()
+            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+            .region(aws_sdk_s3::config::Region::new(self.region.clone()))
+            .endpoint_url(&self.endpoint)
+            .force_path_style(true)
+            .credentials_provider(aws_sdk_s3::config::Credentials::new(
+                &self.access_key,
+                &self.secret_key,
+                None,
+                None,
+                "e2e",
+            ))
+            .build();
+        aws_sdk_s3::Client::from_conf(conf)
+    }
+
+    /// Run the garage CLI against this instance.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let out = Command::new(garage_bin())
+            .arg("-c")
+            .arg(self.dir.join("garage.toml"))
+            .args(args)
+            .output()
+            .expect("run garage");
+        assert!(
+            out.status.success(),
+            "garage {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// A new access key with no permission on any bucket: (key id, secret).
+    pub fn key_without_permissions(&self, name: &str) -> (String, String) {
+        self.cli(&["key", "create", name]);
+        let info = self.cli(&["key", "info", "--show-secret", name]);
+        let field = |label: &str| {
+            info.lines()
+                .find_map(|l| l.strip_prefix(label))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_else(|| panic!("no '{label}' in garage key info output:\n{info}"))
+        };
+        (field("Key ID:"), field("Secret key:"))
+    }
+
+    /// Create another bucket, readable and writable by the test key.
+    pub fn create_bucket(&self, name: &str) {
+        self.cli(&["bucket", "create", name]);
+        self.cli(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            name,
+            "--key",
+            "pgdr-test-key",
+        ]);
+    }
+}
+
+/// Short enough that a dead server fails a test in seconds, long enough for a 5 MiB part.
+pub fn short_timeouts() -> Timeouts {
+    Timeouts {
+        connect: Duration::from_secs(2),
+        read: Duration::from_secs(10),
+    }
+}
+
+fn garage_bin() -> PathBuf {
+    if let Some(paths) = std::env::var_os("PATH") {
+        for p in std::env::split_paths(&paths) {
+            let c = p.join("garage");
+            if c.is_file() {
+                return c;
+            }
+        }
+    }
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".cargo")))
+        .expect("HOME is set");
+    home.join("bin/garage")
+}
+
+fn parse_env(text: &str, dir: &Path) -> Garage {
+    let get = |name: &str| {
+        text.lines()
+            .filter_map(|l| l.trim().strip_prefix("export "))
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+            .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
+            .unwrap_or_else(|| panic!("scripts/s3-server.sh printed no {name}:\n{text}"))
+    };
+    Garage {
+        endpoint: get("AWS_ENDPOINT_URL"),
+        region: get("AWS_REGION"),
+        access_key: get("AWS_ACCESS_KEY_ID"),
+        secret_key: get("AWS_SECRET_ACCESS_KEY"),
+        bucket: get("PGDR_S3_BUCKET"),
+        dir: dir.to_path_buf(),
+        pid: get("PGDR_GARAGE_PID").parse().expect("numeric pid"),
+    }
+}
