@@ -279,6 +279,14 @@ impl Target {
     }
 }
 
+/// A client program to feed: its name for messages, path, arguments and connection.
+struct ChildSpec<'a> {
+    name: &'a str,
+    tool: &'a std::path::Path,
+    args: &'a [String],
+    db: &'a crate::config::Database,
+}
+
 /// Stream one object of the backup into a child's stdin and wait for both; the child's
 /// failure is the better message when both fail (a pg_restore that stopped reading).
 async fn feed_child(
@@ -286,16 +294,14 @@ async fn feed_child(
     m: &Manifest,
     object: &str,
     ids: Identities,
-    name: &str,
-    tool: &std::path::Path,
-    args: &[String],
-    db: &crate::config::Database,
+    child: ChildSpec<'_>,
 ) -> Result<String> {
     let rec = m
         .object(object)
         .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no {object} object", m.id)))?;
     let key = catalog::object_key(&m.database, &m.id, &rec.file);
-    let (child, stdin) = crate::scratch::InputChild::spawn(name, tool, args, db)?;
+    let (child, stdin) =
+        crate::scratch::InputChild::spawn(child.name, child.tool, child.args, child.db)?;
     let fed = pipeline::download_to(store, &key, Some(rec.sha256_stored.clone()), ids, stdin).await;
     let waited = child.wait().await;
     match (fed, waited) {
@@ -334,10 +340,12 @@ pub async fn restore_into(
         m,
         "globals",
         ids.clone(),
-        "psql (globals)",
-        &psql,
-        &args,
-        &target.maintenance,
+        ChildSpec {
+            name: "psql (globals)",
+            tool: &psql,
+            args: &args,
+            db: &target.maintenance,
+        },
     )
     .await?;
     for line in stderr
@@ -386,10 +394,12 @@ pub async fn restore_into(
         m,
         "dump",
         ids,
-        "pg_restore",
-        &pg_restore,
-        &args,
-        &target.database(),
+        ChildSpec {
+            name: "pg_restore",
+            tool: &pg_restore,
+            args: &args,
+            db: &target.database(),
+        },
     )
     .await?;
     timer.done("restore");
