@@ -14,6 +14,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod pipeline;
 pub mod progress;
+pub mod restore;
 pub mod scratch;
 pub mod source;
 pub mod store;

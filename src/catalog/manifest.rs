@@ -87,6 +87,32 @@ pub struct ObjectRecord {
     pub sha256_stored: String,
 }
 
+/// Times consecutive phases of a command (backup, verify, restore, drill).
+pub struct PhaseTimer {
+    pub phases: Vec<Phase>,
+    mark: std::time::Instant,
+}
+
+impl Default for PhaseTimer {
+    fn default() -> Self {
+        PhaseTimer {
+            phases: Vec::new(),
+            mark: std::time::Instant::now(),
+        }
+    }
+}
+
+impl PhaseTimer {
+    pub fn done(&mut self, name: &str) {
+        let now = std::time::Instant::now();
+        self.phases.push(Phase {
+            name: name.to_string(),
+            seconds: (now - self.mark).as_secs_f64(),
+        });
+        self.mark = now;
+    }
+}
+
 impl Manifest {
     pub fn object(&self, name: &str) -> Option<&ObjectRecord> {
         self.objects.iter().find(|o| o.name == name)

@@ -6,7 +6,7 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::manifest::{CodecInfo, ObjectRecord, Phase, SnapshotInfo, ToolsInfo};
+use crate::catalog::manifest::{CodecInfo, ObjectRecord, PhaseTimer, SnapshotInfo, ToolsInfo};
 use crate::catalog::{self, BackupId, Catalog, Manifest};
 use crate::codec::{self, EncodeParams};
 use crate::config::{Database, Settings};
@@ -74,29 +74,6 @@ pub async fn run(
     Ok(BackupReport { results })
 }
 
-/// Times consecutive phases.
-struct Phases {
-    list: Vec<Phase>,
-    mark: Instant,
-}
-
-impl Phases {
-    fn new() -> Self {
-        Phases {
-            list: Vec::new(),
-            mark: Instant::now(),
-        }
-    }
-    fn done(&mut self, name: &str) {
-        let now = Instant::now();
-        self.list.push(Phase {
-            name: name.to_string(),
-            seconds: (now - self.mark).as_secs_f64(),
-        });
-        self.mark = now;
-    }
-}
-
 async fn backup_one(
     settings: &Settings,
     db: &Database,
@@ -106,7 +83,7 @@ async fn backup_one(
     cancel: CancellationToken,
 ) -> Result<Manifest> {
     let started_at = Utc::now();
-    let mut phases = Phases::new();
+    let mut phases = PhaseTimer::default();
     let client = source::connect(db).await?;
     let info = source::server_info(&client).await?;
     let pg_dump = tools::find("pg_dump", info.major(), settings.pg_bin_dir.as_deref())?;
@@ -204,7 +181,7 @@ async fn backup_one(
         fingerprint: Some(Fingerprint { data, schema: None }),
         extra: Default::default(),
     };
-    manifest.phases = phases.list;
+    manifest.phases = phases.phases;
     manifest.finished_at = Utc::now();
     if cancel.is_cancelled() {
         catalog.discard(&written).await;

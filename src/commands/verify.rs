@@ -5,14 +5,16 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
+use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{self, Outcome, VerificationRecord, VerifyMode};
 use crate::catalog::{Catalog, Listed, Manifest};
 use crate::codec;
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
+use crate::restore::{self, Identities, Target};
 use crate::scratch::EphemeralCluster;
 use crate::store;
-use crate::verify::{self, Identities, Target, Timer};
+use crate::verify;
 
 #[derive(Debug, Clone)]
 pub enum Selection {
@@ -105,7 +107,7 @@ async fn verify_one(
     quick: bool,
 ) -> Result<VerificationRecord> {
     let started_at = Utc::now();
-    let mut timer = Timer::default();
+    let mut timer = PhaseTimer::default();
     let store = catalog.store().as_ref();
     let mut scratch = None;
     let result: Result<Vec<String>> = async {
@@ -125,7 +127,7 @@ async fn verify_one(
         });
         timer.done("scratch");
         let restored = async {
-            verify::restore_into(store, m, ids, &target, &mut timer).await?;
+            restore::restore_into(store, m, ids, &target, &mut timer).await?;
             let d = verify::compare_restored(&target.database(), m).await?;
             timer.done("compare");
             Ok::<_, PgdrError>(d)

@@ -178,6 +178,16 @@ fn local_dump_decrypts_and_restores_list() {
 }
 
 #[test]
+fn s3_backup_lands_with_manifest() {
+    backup_lands_with_manifest(&World::s3());
+}
+
+#[test]
+fn s3_dump_decrypts_and_restores_list() {
+    dump_decrypts_and_restores_list(&World::s3());
+}
+
+#[test]
 fn two_backups_list_in_order_and_show_by_prefix() {
     let w = World::local();
     let a = w.backup();

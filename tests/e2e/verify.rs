@@ -100,6 +100,32 @@ fn quick_and_full_verify_pass_and_are_recorded() {
     );
 }
 
+/// The same proof on either backend: quick, then full into an ephemeral cluster, recorded
+/// in the repository and shown by list.
+fn verify_round(w: &World) {
+    let id = w.backup()["id"].as_str().unwrap().to_string();
+    let r = w.run(&["verify", &id, "--quick"]).ok();
+    assert!(r.stdout.contains("verified (quick)"), "{}", r.stdout);
+    let r = w.run(&["verify", "--latest"]).ok();
+    assert!(
+        r.stdout
+            .contains(&format!("backup {id} of 'app': verified (full)")),
+        "{}",
+        r.stdout
+    );
+    let l = w.list();
+    assert_eq!(l[0]["verification"]["outcome"], "passed");
+    assert_eq!(l[0]["verification"]["mode"], "full");
+    // --unverified finds nothing more to do.
+    let r = w.run(&["verify", "--unverified", "--quick"]).ok();
+    assert_eq!(r.stdout.trim(), "nothing to verify");
+}
+
+#[test]
+fn s3_verify_round() {
+    verify_round(&World::s3());
+}
+
 #[test]
 fn damaged_objects_fail_verification_with_their_names() {
     let w = World::local();

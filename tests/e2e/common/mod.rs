@@ -337,6 +337,21 @@ impl World {
         Self::with_repo(dir, repo)
     }
 
+    /// The same world with its repository in the test Garage server (a private prefix).
+    pub fn s3() -> World {
+        let g = garage::garage();
+        let repo = Repo::S3 {
+            url: format!("s3://{}/{}", g.bucket, garage::unique_prefix("world")),
+            env: vec![
+                ("AWS_ENDPOINT_URL".into(), g.endpoint.clone()),
+                ("AWS_REGION".into(), g.region.clone()),
+                ("AWS_ACCESS_KEY_ID".into(), g.access_key.clone()),
+                ("AWS_SECRET_ACCESS_KEY".into(), g.secret_key.clone()),
+            ],
+        };
+        Self::with_repo(tempdir(), repo)
+    }
+
     pub fn with_repo(dir: TempDir, repo: Repo) -> World {
         let pg = Pg::start();
         pg.sample_db("app");
