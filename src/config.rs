@@ -605,27 +605,29 @@ pub fn load_file(path: &Path) -> Result<FileConfig> {
 
 pub fn parse_file(text: &str, origin: &str) -> Result<FileConfig> {
     // First pass: structure, with line numbers that match the file.
-    toml::from_str::<FileConfig>(text).map_err(|e| toml_error(origin, e))?;
+    toml::from_str::<FileConfig>(text).map_err(|e| toml_error(origin, text, e))?;
     // Second pass: interpolate, with key paths.
-    let mut value: toml::Value = toml::from_str(text).map_err(|e| toml_error(origin, e))?;
+    let mut value: toml::Value = toml::from_str(text).map_err(|e| toml_error(origin, text, e))?;
     interpolate(&mut value, "")?;
     value
         .try_into::<FileConfig>()
         .map_err(|e| PgdrError::config(format!("{origin}: {}", one_line(&e.to_string()))))
 }
 
-fn toml_error(origin: &str, e: toml::de::Error) -> PgdrError {
-    let mut msg = format!("{origin}: {}", one_line(e.message()));
-    if let Some(span) = e.span() {
-        // Line numbers, 1-based, from the span's byte offset.
-        let _ = span;
-    }
-    if let Some(line) = e.to_string().lines().next() {
-        if line.contains("line") {
-            msg = format!("{origin}: {} ({})", one_line(e.message()), line.trim());
-        }
-    }
-    PgdrError::config(msg).hint("see config/pgdr.example.toml for every key")
+/// "t.toml line 2: unknown field `urll`, expected `url` or `s3`"
+fn toml_error(origin: &str, text: &str, e: toml::de::Error) -> PgdrError {
+    let at = e
+        .span()
+        .map(|span| {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            format!(
+                " line {}",
+                before.iter().filter(|&&b| b == b'\n').count() + 1
+            )
+        })
+        .unwrap_or_default();
+    PgdrError::config(format!("{origin}{at}: {}", one_line(e.message())))
+        .hint("see config/pgdr.example.toml for every key")
 }
 
 fn one_line(s: &str) -> String {
@@ -730,7 +732,11 @@ mod tests {
     fn unknown_key_is_named() {
         let e = parse_file("[repository]\nurll = \"/x\"\n", "t.toml").unwrap_err();
         assert!(e.message.contains("unknown field `urll`"), "{}", e.message);
-        assert!(e.message.starts_with("t.toml:"), "{}", e.message);
+        assert!(
+            e.message.starts_with("t.toml line 2: unknown field `urll`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
