@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod archive;
 pub mod rows;
+pub mod schema;
 
 pub use archive::{ArchiveParser, ArchiveSummary};
 
@@ -18,5 +19,5 @@ pub struct Fingerprint {
     /// Catalog fingerprint (tables, policies, functions, ...); absent in backups made before
     /// it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<serde_json::Value>,
+    pub schema: Option<schema::SchemaFingerprint>,
 }

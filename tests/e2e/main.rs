@@ -5,4 +5,5 @@
 mod backup;
 mod common;
 mod s3;
+mod schema;
 mod verify;
