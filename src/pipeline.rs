@@ -11,7 +11,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
@@ -101,7 +101,7 @@ pub struct Uploaded<T> {
     pub tap: T,
 }
 
-/// Encode `source` into `key`. `tap` sees the plaintext (e.g. the archive parser). Any error
+/// Encode `source` (read on a blocking thread) into `key`. `tap` sees the plaintext (e.g. the archive parser). Any error
 /// of the source (pg_dump failing, a cancel) aborts the store write: nothing appears at `key`.
 pub async fn upload<S, T>(
     store: &dyn Store,
@@ -111,12 +111,12 @@ pub async fn upload<S, T>(
     mut tap: T,
 ) -> Result<Uploaded<T>>
 where
-    S: AsyncRead + Unpin + Send + 'static,
+    S: std::io::Read + Send + 'static,
     T: Write + Send + 'static,
 {
     let (tx, rx) = mpsc::channel(DEPTH);
     let encoder = tokio::task::spawn_blocking(move || {
-        let input = SyncIoBridge::new(source);
+        let input = source;
         let mut out = ChannelWriter::new(tx);
         match codec::encode(input, &mut out, &params, &mut tap) {
             Ok((stats, _)) => out.finish().map(|_| (stats, tap)),

@@ -15,7 +15,7 @@ use crate::error::{to_io, PgdrError, Result};
 
 /// Chunk size of the read loop: large enough to amortise per-call costs, small enough that
 /// memory stays flat.
-pub const CHUNK: usize = 256 * 1024;
+pub const CHUNK: usize = 1024 * 1024;
 
 /// Everything needed to encode, resolved and validated before any byte is written.
 pub struct EncodeParams {

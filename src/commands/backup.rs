@@ -11,7 +11,7 @@ use crate::catalog::{self, BackupId, Catalog, Manifest};
 use crate::codec::{self, EncodeParams};
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
-use crate::fingerprint::{ArchiveParser, Fingerprint};
+use crate::fingerprint::{schema, ArchiveParser, Fingerprint};
 use crate::pipeline;
 use crate::progress::{Meter, Tee};
 use crate::source::dump::{self, GlobalsMode};
@@ -92,6 +92,15 @@ async fn backup_one(
 
     let snapshot = ExportedSnapshot.open(client).await?;
     phases.done("snapshot");
+    // The catalog as the snapshot sees it: what a restore must bring back besides rows.
+    let schema = match schema::capture(&snapshot.client).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = snapshot.release().await;
+            return Err(e.context(format!("database '{}': fingerprinting the schema", db.name)));
+        }
+    };
+    phases.done("schema");
 
     let id = BackupId::from_time(started_at);
     let mut written: Vec<String> = Vec::new();
@@ -178,7 +187,10 @@ async fn backup_one(
         },
         globals_mode: mode,
         objects,
-        fingerprint: Some(Fingerprint { data, schema: None }),
+        fingerprint: Some(Fingerprint {
+            data,
+            schema: Some(schema),
+        }),
         extra: Default::default(),
     };
     manifest.phases = phases.phases;

@@ -5,16 +5,15 @@
 //! is known; a non-zero status (or a signal, or a cancel) turns the end into an error, which
 //! aborts the upload downstream so the partial archive never becomes an object.
 
-use std::future::Future;
 use std::io;
-use std::pin::Pin;
 use std::process::{ExitStatus, Stdio};
-use std::task::{Context, Poll};
 
-use tokio::io::{AsyncRead, AsyncReadExt, ReadBuf};
+use std::io::Read;
+
+use tokio::io::AsyncReadExt;
 use tokio::process::{Child, ChildStdout, Command};
 use tokio::task::JoinHandle;
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::CancellationToken;
 
 use crate::config::{Database, Secret};
 use crate::error::{to_io, Kind, PgdrError};
@@ -22,15 +21,18 @@ use crate::error::{to_io, Kind, PgdrError};
 /// The most of a child's stderr kept for the error message.
 const STDERR_TAIL: usize = 16 * 1024;
 
-type Exit = Pin<Box<dyn Future<Output = (io::Result<ExitStatus>, String)> + Send>>;
-
 pub struct ChildStream {
     name: String,
-    stdout: ChildStdout,
+    /// The read end of the child's stdout, read with plain blocking reads on the encoder's
+    /// thread: no async machinery on the hot path.
+    stdout: std::fs::File,
     child: Option<Child>,
     stderr: Option<JoinHandle<String>>,
-    exit: Option<Exit>,
-    cancel: Pin<Box<WaitForCancellationFutureOwned>>,
+    cancel: CancellationToken,
+    handle: tokio::runtime::Handle,
+    /// Kills the child when the operation is cancelled, which ends a blocked read.
+    killer: JoinHandle<()>,
+    finished: bool,
 }
 
 /// Set libpq's environment for a child from the database config. The password travels only
@@ -86,6 +88,16 @@ pub fn libpq_env(cmd: &mut Command, db: &Database) {
     cmd.env("PGTZ", "UTC");
 }
 
+/// A 1 MiB pipe instead of Linux's 64 KiB default: fewer wake-ups and syscalls per byte
+/// between pg_dump and the encoder. Best effort: the default still works.
+fn grow_pipe(stdout: &ChildStdout) {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fcntl on a valid, owned pipe descriptor; failure is harmless.
+    unsafe {
+        libc::fcntl(stdout.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20);
+    }
+}
+
 impl ChildStream {
     /// Spawn `cmd` with stdout piped. The child is killed if this stream is dropped early.
     pub fn spawn(
@@ -102,6 +114,7 @@ impl ChildStream {
                 .hint("check that the PostgreSQL client tools are installed")
         })?;
         let stdout = child.stdout.take().expect("piped");
+        grow_pipe(&stdout);
         let mut stderr = child.stderr.take().expect("piped");
         let label = name.to_string();
         let stderr = tokio::spawn(async move {
@@ -124,13 +137,28 @@ impl ChildStream {
             }
             text
         });
+        let stdout = stdout
+            .into_owned_fd()
+            .map(std::fs::File::from)
+            .map_err(|e| PgdrError::internal(format!("{name} stdout: {e}")))?;
+        let pid = child.id();
+        let token = cancel.clone();
+        let killer = tokio::spawn(async move {
+            token.cancelled().await;
+            if let Some(pid) = pid {
+                // SAFETY: signalling our own child, which is reaped only after this task ends.
+                unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            }
+        });
         Ok(ChildStream {
             name: name.to_string(),
             stdout,
             child: Some(child),
             stderr: Some(stderr),
-            exit: None,
-            cancel: Box::pin(cancel.cancelled_owned()),
+            cancel,
+            handle: tokio::runtime::Handle::current(),
+            killer,
+            finished: false,
         })
     }
 
@@ -159,50 +187,51 @@ impl ChildStream {
     }
 }
 
-impl AsyncRead for ChildStream {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = &mut *self;
-        if this.cancel.as_mut().poll(cx).is_ready() {
-            if let Some(c) = this.child.as_mut() {
-                let _ = c.start_kill();
-            }
-            return Poll::Ready(Err(to_io(PgdrError::new(
-                Kind::Interrupted,
-                format!("interrupted while {} was running", this.name),
-            ))));
+impl ChildStream {
+    fn interrupted(&self) -> io::Error {
+        to_io(PgdrError::new(
+            Kind::Interrupted,
+            format!("interrupted while {} was running", self.name),
+        ))
+    }
+}
+
+impl Read for ChildStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.finished {
+            return Ok(0);
         }
-        if this.exit.is_none() {
-            let before = buf.filled().len();
-            match Pin::new(&mut this.stdout).poll_read(cx, buf) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Ready(Ok(())) if buf.filled().len() > before => return Poll::Ready(Ok(())),
-                Poll::Ready(Ok(())) => {
-                    // End of stdout: now wait for the exit status before reporting the end.
-                    let mut child = this.child.take().expect("child present until EOF");
-                    let stderr = this.stderr.take().expect("present");
-                    this.exit = Some(Box::pin(async move {
-                        let st = child.wait().await;
-                        let text = stderr.await.unwrap_or_default();
-                        (st, text)
-                    }));
-                }
-            }
+        if self.cancel.is_cancelled() {
+            return Err(self.interrupted());
         }
-        let exit = this.exit.as_mut().expect("set above");
-        match exit.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready((Ok(st), _)) if st.success() => Poll::Ready(Ok(())),
-            Poll::Ready((Ok(st), text)) => {
-                let e = this.failure(&st, &text);
-                this.exit = Some(Box::pin(futures::future::pending()));
-                Poll::Ready(Err(e))
-            }
-            Poll::Ready((Err(e), _)) => Poll::Ready(Err(e)),
+        let n = self.stdout.read(buf)?;
+        if n > 0 {
+            return Ok(n);
         }
+        // End of stdout: the end counts only if the child exited cleanly.
+        if self.cancel.is_cancelled() {
+            return Err(self.interrupted());
+        }
+        let mut child = self.child.take().expect("child present until EOF");
+        let stderr = self.stderr.take().expect("present");
+        let (st, text) = self.handle.block_on(async move {
+            let st = child.wait().await;
+            (st, stderr.await.unwrap_or_default())
+        });
+        self.killer.abort();
+        let st = st?;
+        if st.success() {
+            self.finished = true;
+            Ok(0)
+        } else {
+            Err(self.failure(&st, &text))
+        }
+    }
+}
+
+impl Drop for ChildStream {
+    fn drop(&mut self) {
+        self.killer.abort();
+        // A child still present is killed by kill_on_drop and reaped by tokio.
     }
 }

@@ -15,6 +15,7 @@ use crate::catalog::{self, Manifest};
 use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{large_object_digest, ArchiveParser, ArchiveSummary};
 use crate::fingerprint::rows::CopyRowSplitter;
+use crate::fingerprint::schema;
 use crate::pipeline;
 use crate::store::Store;
 
@@ -234,7 +235,8 @@ pub fn compare_data(expected: &ArchiveSummary, actual: &DataDigests, where_: &st
     diffs
 }
 
-/// Recompute and compare on a restored database.
+/// Recompute and compare on a restored database: rows through COPY, the catalog through the
+/// same queries the backup ran inside its snapshot.
 pub async fn compare_restored(db: &crate::config::Database, m: &Manifest) -> Result<Vec<String>> {
     let Some(fp) = &m.fingerprint else {
         return Ok(vec![
@@ -242,6 +244,19 @@ pub async fn compare_restored(db: &crate::config::Database, m: &Manifest) -> Res
         ]);
     };
     let client = crate::source::connect(db).await?;
+    let mut diffs = Vec::new();
+    if let Some(expected) = &fp.schema {
+        let actual = schema::capture(&client).await?;
+        let opts = schema::DiffOptions {
+            // Database-level settings are replayed by the restore engine only when it restores
+            // under the original name with their help; compared where they were replayed.
+            database_properties: false,
+            // Roles without passwords (managed services) still compare by attributes.
+            ..Default::default()
+        };
+        diffs.extend(schema::diff(expected, &actual, &opts));
+    }
     let actual = recompute_data(&client, &fp.data).await?;
-    Ok(compare_data(&fp.data, &actual, "after restore"))
+    diffs.extend(compare_data(&fp.data, &actual, "after restore"));
+    Ok(diffs)
 }

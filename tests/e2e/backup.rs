@@ -51,7 +51,18 @@ pub fn backup_lands_with_manifest(w: &World) {
         .iter()
         .map(|p| p["name"].as_str().unwrap())
         .collect();
-    assert_eq!(phases, ["connect", "snapshot", "globals", "dump"]);
+    assert_eq!(phases, ["connect", "snapshot", "schema", "globals", "dump"]);
+    let schema = &m["fingerprint"]["schema"]["sections"];
+    assert_eq!(
+        schema["policies"]["public.profiles.profiles_select"]["command"], "SELECT",
+        "{schema}"
+    );
+    assert!(
+        schema["database"]["current"]
+            .to_string()
+            .contains("app.settings.environment"),
+        "{schema}"
+    );
     // Password never lands in the manifest.
     assert!(!m.to_string().contains(PG_PASSWORD));
 

@@ -296,3 +296,46 @@ fn verify_on_a_named_scratch_server_drops_its_database() {
     );
     assert_eq!(left, "0");
 }
+
+#[test]
+fn full_verify_compares_the_restored_schema() {
+    // A manifest that claims a policy the database never had: only the catalog comparison on
+    // the restored copy can notice.
+    let w = World::local();
+    let id = w.backup()["id"].as_str().unwrap().to_string();
+    rewrite_manifest(&w, &id, |v| {
+        let policies = v["fingerprint"]["schema"]["sections"]["policies"]
+            .as_object_mut()
+            .unwrap();
+        let mut extra = policies["public.profiles.profiles_select"].clone();
+        extra["command"] = "DELETE".into();
+        policies.insert("public.profiles.profiles_purge".into(), extra);
+        let f = v["fingerprint"]["schema"]["sections"]["functions"]
+            .as_object_mut()
+            .unwrap();
+        f.get_mut("public.health()").unwrap()["body_sha256"] = "0".repeat(64).into();
+    });
+    let cfg = scratch_config(&w);
+    let mut c = w.pgdr(&["verify", &id]);
+    c.arg("--config").arg(&cfg);
+    let r = run(c);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout
+            .contains("FAILED verification (full), 2 difference(s):"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("policy \"profiles_purge\" on public.profiles: missing after restore"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("function public.health(): definition differs"),
+        "{}",
+        r.stdout
+    );
+}
