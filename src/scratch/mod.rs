@@ -100,10 +100,14 @@ impl EphemeralCluster {
             .map_err(|e| PgdrError::tool(format!("scratch cluster: cannot run {what}: {e}")))?;
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
+            // initdb ends with clean-up chatter; the first error line is the cause.
             let last = err
                 .lines()
-                .rev()
-                .find(|l| !l.trim().is_empty())
+                .find(|l| {
+                    let l = l.to_lowercase();
+                    l.contains("error") || l.contains("fatal") || l.contains("no space")
+                })
+                .or_else(|| err.lines().rev().find(|l| !l.trim().is_empty()))
                 .unwrap_or("")
                 .trim()
                 .to_string();
