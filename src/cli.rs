@@ -115,11 +115,72 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Emergency restore: find a backup in the repository, show the plan, restore it into
+    /// --target with guard rails, prove it and record it. Exit 0 restored and proven,
+    /// 1 restored but differences found, 2 could not run / refused / failed, 130 interrupted.
+    Restore(RestoreArgs),
     /// Configuration commands.
     Config {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+}
+
+#[derive(Args, Debug)]
+struct RestoreArgs {
+    /// Target database, postgres://USER@HOST:PORT/DBNAME, connecting as a superuser (password
+    /// via PGPASSWORD, ~/.pgpass or the URL; never shown).
+    #[arg(long, env = "PGDR_TARGET", hide_env_values = true)]
+    target: String,
+    /// Backup id or unique prefix.
+    #[arg(long, conflicts_with_all = ["latest", "before"])]
+    backup: Option<String>,
+    /// The newest backup (the default).
+    #[arg(long, conflicts_with = "before")]
+    latest: bool,
+    /// The newest backup whose snapshot is at or before TIME (RFC 3339, or 'YYYY-MM-DD HH:MM[:SS]' UTC).
+    #[arg(long, value_name = "TIME")]
+    before: Option<String>,
+    /// If the target database has tables: drop it and restore in its place.
+    #[arg(long, conflicts_with = "swap")]
+    clean: bool,
+    /// If the target database exists: restore into <name>_restoring, prove it, then rename
+    /// the old one to <name>_pre_restore_<time> and the copy to <name> in one step.
+    #[arg(long)]
+    swap: bool,
+    /// End other sessions (pg_terminate_backend) where a drop or the swap needs it.
+    #[arg(long)]
+    terminate: bool,
+    /// The target's database name, required when it is a configured source database.
+    #[arg(long, value_name = "NAME")]
+    confirm: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    yes: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Parallel pg_restore jobs; more than 1 spools the decrypted dump to a temp file first.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: Option<u32>,
+    /// Directory of the spool file for --jobs (default: the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    spool_dir: Option<PathBuf>,
+    /// Roles the target already has: kept as they are (skip-existing) or overwritten.
+    #[arg(long, value_enum, default_value = "skip-existing")]
+    roles: RolesArg,
+    /// Skip the fingerprint comparison after the restore.
+    #[arg(long)]
+    no_verify: bool,
+    /// The plan (--dry-run) or the restore record as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum RolesArg {
+    SkipExisting,
+    Overwrite,
 }
 
 #[derive(Subcommand, Debug)]
@@ -336,6 +397,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
                 exit::OK
             })
         }
+        Cmd::Restore(a) => run_restore(g, a, cancel).await,
         Cmd::Config {
             cmd: ConfigCmd::Check { json },
         } => {
@@ -356,6 +418,131 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             })
         }
     }
+}
+
+async fn run_restore(g: &Global, a: &RestoreArgs, cancel: CancellationToken) -> Result<i32, PgdrError> {
+    use commands::restore::{self as r, ModeFlag, Selection};
+    let settings = Settings::load(&overrides(g))?;
+    let selection = match (&a.backup, &a.before) {
+        (Some(id), _) => Selection::Id(id.clone()),
+        (None, Some(t)) => Selection::Before(r::parse_time(t)?),
+        (None, None) => Selection::Latest,
+    };
+    let opts = r::RestoreOptions {
+        target_url: a.target.clone(),
+        database: g.database.clone(),
+        selection,
+        mode: match (a.clean, a.swap) {
+            (true, _) => ModeFlag::Clean,
+            (_, true) => ModeFlag::Swap,
+            _ => ModeFlag::None,
+        },
+        terminate: a.terminate,
+        jobs: a.jobs,
+        spool_dir: a.spool_dir.clone(),
+        roles: match a.roles {
+            RolesArg::SkipExisting => crate::restore::RolesMode::SkipExisting,
+            RolesArg::Overwrite => crate::restore::RolesMode::Overwrite,
+        },
+        verify: !a.no_verify,
+        show_progress: progress::enabled(g.quiet),
+    };
+    let plan = tokio::select! {
+        p = r::prepare(&settings, &opts) => p?,
+        _ = cancel.cancelled() => {
+            return Err(PgdrError::new(crate::error::Kind::Interrupted, "interrupted before anything was changed"));
+        }
+    };
+    if a.dry_run {
+        if a.json {
+            println!("{}", serde_json::to_string_pretty(&plan.to_json()).expect("json"));
+        } else {
+            print!("{}", plan.render());
+            println!("dry run: nothing was changed");
+        }
+        return Ok(exit::OK);
+    }
+    if a.json {
+        eprint!("{}", plan.render());
+    } else {
+        print!("{}", plan.render());
+        let _ = std::io::stdout().flush();
+    }
+    confirm_restore(&plan, a.yes, a.confirm.as_deref())?;
+    let report = r::execute(plan, cancel).await;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.record).expect("json")
+        );
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(e) = &report.error {
+        report_error(e);
+    }
+    Ok(report.exit_code())
+}
+
+/// The one interactive step: a typed confirmation on a terminal, flags otherwise.
+fn confirm_restore(
+    plan: &commands::restore::Plan,
+    yes: bool,
+    confirm: Option<&str>,
+) -> Result<(), PgdrError> {
+    use std::io::IsTerminal;
+    let tty = std::io::stdin().is_terminal();
+    let ask = |prompt: &str| -> String {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        line.trim().to_string()
+    };
+    let aborted = || PgdrError::usage("restore aborted: nothing was changed");
+    let mut typed_name = false;
+    if plan.is_source {
+        match confirm {
+            Some(n) if n == plan.name => {}
+            Some(n) => {
+                return Err(PgdrError::usage(format!(
+                    "--confirm {n} does not match the target database '{}'",
+                    plan.name
+                ))
+                .hint(format!("pass --confirm {} to restore over the source database", plan.name)))
+            }
+            None if tty => {
+                let typed = ask(&format!(
+                    "'{}' is a configured source database. Type its name to restore over it: ",
+                    plan.name
+                ));
+                if typed != plan.name {
+                    return Err(aborted());
+                }
+                typed_name = true;
+            }
+            None => {
+                return Err(PgdrError::usage(format!(
+                    "the target '{}' is a configured source database; restoring over it needs its name confirmed",
+                    plan.name
+                ))
+                .hint(format!("pass --confirm {} (and --yes) after checking the plan", plan.name)))
+            }
+        }
+    }
+    if yes || typed_name {
+        return Ok(());
+    }
+    if !tty {
+        return Err(PgdrError::usage(
+            "refusing to restore without confirmation: stdin is not a terminal",
+        )
+        .hint("check the plan above and add --yes (or use --dry-run to only print the plan)"));
+    }
+    if ask("Type 'yes' to restore: ") != "yes" {
+        return Err(aborted());
+    }
+    Ok(())
 }
 
 fn render_verifications(records: &[crate::catalog::VerificationRecord], json: bool) {

@@ -21,13 +21,15 @@ pub mod records;
 
 pub use id::BackupId;
 pub use manifest::Manifest;
-pub use records::VerificationRecord;
+pub use records::{RestoreRecord, VerificationRecord};
 
 pub const DUMP_FILE: &str = "dump.zst.age";
 pub const GLOBALS_FILE: &str = "globals.sql.zst.age";
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Folder (inside a backup's folder) of its verification records.
 pub const VERIFICATIONS_DIR: &str = "verifications";
+/// Folder (inside a database's folder) of the records of real restores.
+pub const RESTORES_DIR: &str = "restores";
 
 pub fn backup_dir(database: &str, id: &BackupId) -> String {
     format!("{database}/{id}")
@@ -158,6 +160,18 @@ impl Catalog {
         );
         let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
         self.store.put_bytes(&key, Bytes::from(body)).await
+    }
+
+    /// Store the record of a restore: `<database>/restores/<start>.json`.
+    pub async fn write_restore(&self, r: &RestoreRecord) -> Result<String> {
+        let key = format!(
+            "{}/{RESTORES_DIR}/{}",
+            r.database,
+            records::record_file(r.started_at)
+        );
+        let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
+        self.store.put_bytes(&key, Bytes::from(body)).await?;
+        Ok(key)
     }
 
     /// Find a backup by id or unique id prefix, in one database or across all.

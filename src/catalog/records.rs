@@ -1,4 +1,4 @@
-//! Records of what was done with backups: verifications now; drills and restores beside them.
+//! Records of what was done with backups: verifications and restores; drills beside them.
 //! Stored in the repository (not on the host that ran them), so history survives that host.
 
 use chrono::{DateTime, Utc};
@@ -58,4 +58,69 @@ pub fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "unknown".into())
+}
+
+/// How a restore treated the target database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreMode {
+    /// The target database did not exist: created.
+    Create,
+    /// It existed without user tables: dropped and created again.
+    ReplaceEmpty,
+    /// `--clean`: dropped and created again.
+    Clean,
+    /// `--swap`: restored beside it, verified, then renamed into place.
+    Swap,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestoreOutcome {
+    /// Restored, and the fingerprint comparison found no difference.
+    Restored,
+    /// Restored with `--no-verify`: nothing proven.
+    RestoredUnverified,
+    /// Restored, but the restored database differs from the backup's fingerprint.
+    Differences,
+    /// Could not finish; `error` says why.
+    Failed,
+    /// Stopped by a signal.
+    Interrupted,
+}
+
+/// One real restore (`pgdr restore`), stored at `<database>/restores/<start>.json`, so the
+/// RTOs of drills can be compared with real ones.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RestoreRecord {
+    pub format_version: u32,
+    pub pgdr_version: String,
+    /// The repository name of the database the backup belongs to.
+    pub database: String,
+    pub backup_id: BackupId,
+    /// The data-loss point: what the restored database contains is as of this moment.
+    pub snapshot_time: DateTime<Utc>,
+    /// `user@host:port/dbname`, never the password.
+    pub target: String,
+    pub mode: RestoreMode,
+    /// pg_restore jobs; 1 = streamed without a spool.
+    pub jobs: u32,
+    pub outcome: RestoreOutcome,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub phases: Vec<Phase>,
+    /// Wall time of the whole restore: the real RTO.
+    pub total_seconds: f64,
+    /// `finished_at - snapshot_time`: changes made in this window are not in the restore.
+    pub rpo_seconds: f64,
+    pub differences: Vec<String>,
+    pub error: Option<String>,
+    /// For `--swap`: the name the previous database was kept under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_kept_as: Option<String>,
+    #[serde(default)]
+    pub roles_created: Vec<String>,
+    #[serde(default)]
+    pub roles_kept: Vec<String>,
+    pub host: String,
 }

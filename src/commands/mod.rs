@@ -6,4 +6,5 @@ pub mod cat;
 pub mod config_check;
 pub mod keygen;
 pub mod list;
+pub mod restore;
 pub mod verify;

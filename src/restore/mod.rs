@@ -2,13 +2,25 @@
 //! Roles first, then the database with its original owner, then pg_restore; every child
 //! process is owned here and reaped.
 
+use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use tokio::io::AsyncWrite;
 
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::{self, Manifest};
 use crate::error::{Kind, PgdrError, Result};
 use crate::pipeline;
+use crate::progress::Meter;
 use crate::store::Store;
+
+pub mod dbprops;
+pub mod globals;
+pub mod spool;
+
+pub use globals::RolesMode;
 
 pub type Identities = Arc<Vec<age::x25519::Identity>>;
 
@@ -42,6 +54,33 @@ struct ChildSpec<'a> {
     db: &'a crate::config::Database,
 }
 
+/// An async writer that counts what passes into a [`Meter`] (a progress bar on a terminal).
+struct Metered<W> {
+    inner: W,
+    meter: Meter,
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Metered<W> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        if let Poll::Ready(Ok(n)) = &r {
+            let _ = std::io::Write::write(&mut this.meter, &buf[..*n]);
+        }
+        r
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
 /// Stream one object of the backup into a child's stdin and wait for both; the child's
 /// failure is the better message when both fail (a pg_restore that stopped reading).
 async fn feed_child(
@@ -50,6 +89,7 @@ async fn feed_child(
     object: &str,
     ids: Identities,
     child: ChildSpec<'_>,
+    meter: Meter,
 ) -> Result<String> {
     let rec = m
         .object(object)
@@ -57,6 +97,10 @@ async fn feed_child(
     let key = catalog::object_key(&m.database, &m.id, &rec.file);
     let (child, stdin) =
         crate::scratch::InputChild::spawn(child.name, child.tool, child.args, child.db)?;
+    let stdin = Metered {
+        inner: stdin,
+        meter,
+    };
     let fed = pipeline::download_to(store, &key, Some(rec.sha256_stored.clone()), ids, stdin).await;
     let waited = child.wait().await;
     match (fed, waited) {
@@ -75,9 +119,108 @@ async fn feed_child(
     }
 }
 
-/// Restore a backup into a new database on `target`: globals (roles) first, tolerating roles
-/// that exist; the database created with the original owner; then pg_restore with
-/// `--exit-on-error`, owners and privileges kept.
+/// How the engine restores; the defaults are what `verify` needs.
+#[derive(Debug, Clone, Default)]
+pub struct EngineOptions {
+    pub roles: RolesMode,
+    /// More than 1: spool the archive to a file and run `pg_restore -j N` from it.
+    pub jobs: Option<u32>,
+    /// Where the spool goes; default the system temp dir.
+    pub spool_dir: Option<PathBuf>,
+    /// Replay database-level properties recorded in the manifest (phase `properties`).
+    pub database_properties: bool,
+    /// Progress bars (bytes fetched) on a terminal.
+    pub show_progress: bool,
+}
+
+/// What the engine did beyond restoring rows, in operator words.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct EngineReport {
+    pub roles_created: Vec<String>,
+    /// "role 'anon' exists: kept as is"
+    pub roles_kept: Vec<String>,
+    /// The names of the existing roles whose attributes were not replayed.
+    pub kept_role_names: Vec<String>,
+    /// "authenticated → anon"
+    pub memberships_added: Vec<String>,
+    /// Statements of the roles step that failed: "CREATE TABLESPACE fast: ...".
+    pub globals_errors: Vec<String>,
+    /// Database-level statements replayed.
+    pub properties: Vec<String>,
+    /// Why some (or all) database-level properties were not replayed.
+    pub properties_skipped: Vec<String>,
+    /// Bytes of the spool file, for `--jobs`.
+    pub spooled_bytes: Option<u64>,
+}
+
+/// Decrypt the globals SQL into memory, checked against the manifest (it is small). Also the
+/// cheapest proof that the identity opens this backup.
+pub async fn fetch_globals(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<String> {
+    let rec = m
+        .object("globals")
+        .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no globals object", m.id)))?;
+    let key = catalog::object_key(&m.database, &m.id, &rec.file);
+    let (st, bytes) = pipeline::download(
+        store,
+        &key,
+        Some(rec.sha256_stored.clone()),
+        ids,
+        Vec::new(),
+    )
+    .await?;
+    if st.plain_sha256 != rec.sha256_plain {
+        return Err(PgdrError::corrupt(format!(
+            "object {}: decrypted content does not match the manifest's sha256",
+            rec.file
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| PgdrError::corrupt(format!("object {}: not UTF-8 text", rec.file)))
+}
+
+async fn existing_globals(client: &tokio_postgres::Client) -> Result<globals::Existing> {
+    let q = |e: tokio_postgres::Error| {
+        PgdrError::database(format!("reading the target's roles: {}", db_message(&e)))
+    };
+    let roles = client
+        .query("SELECT rolname::text FROM pg_roles", &[])
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let memberships = client
+        .query(
+            "SELECT r.rolname::text, m.rolname::text FROM pg_auth_members a
+               JOIN pg_roles r ON r.oid = a.roleid JOIN pg_roles m ON m.oid = a.member",
+            &[],
+        )
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let tablespaces = client
+        .query("SELECT spcname::text FROM pg_tablespace", &[])
+        .await
+        .map_err(q)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let current_user: String = client
+        .query_one("SELECT current_user::text", &[])
+        .await
+        .map_err(q)?
+        .get(0);
+    Ok(globals::Existing {
+        roles,
+        memberships,
+        tablespaces,
+        current_user,
+    })
+}
+
+/// Restore a backup into a new database on `target` as `verify` does.
 pub async fn restore_into(
     store: &dyn Store,
     m: &Manifest,
@@ -85,33 +228,56 @@ pub async fn restore_into(
     target: &Target,
     timer: &mut PhaseTimer,
 ) -> Result<()> {
-    let psql = target.bin_dir.join("psql");
-    let args: Vec<String> = ["-X", "-q", "-v", "ON_ERROR_STOP=0", "--no-password"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    let stderr = feed_child(
+    restore_with(
         store,
         m,
-        "globals",
-        ids.clone(),
-        ChildSpec {
-            name: "psql (globals)",
-            tool: &psql,
-            args: &args,
-            db: &target.maintenance,
-        },
+        ids,
+        target,
+        &EngineOptions::default(),
+        None,
+        timer,
     )
-    .await?;
-    for line in stderr
-        .lines()
-        .filter(|l| l.contains("ERROR") && !l.contains("already exists"))
-    {
-        tracing::warn!("globals: {line}");
+    .await
+    .map(|_| ())
+}
+
+/// Restore a backup into a new database on `target`: globals (roles) first, planned against
+/// the roles the server has (see [`globals`]); the database created with the original owner;
+/// then pg_restore with `--exit-on-error`, owners and privileges kept, streamed or (with
+/// `jobs`) from a spool file; then, if asked, the database-level properties.
+/// `globals_sql` is the decrypted globals object when the caller fetched it already.
+pub async fn restore_with(
+    store: &dyn Store,
+    m: &Manifest,
+    ids: Identities,
+    target: &Target,
+    opts: &EngineOptions,
+    globals_sql: Option<String>,
+    timer: &mut PhaseTimer,
+) -> Result<EngineReport> {
+    let mut report = EngineReport::default();
+    let globals_sql = match globals_sql {
+        Some(s) => s,
+        None => fetch_globals(store, m, ids.clone()).await?,
+    };
+    let client = crate::source::connect(&target.maintenance).await?;
+    let existing = existing_globals(&client).await?;
+    let plan = globals::plan(&globals::parse(&globals_sql), &existing, opts.roles);
+    for s in &plan.run {
+        if let Err(e) = client.batch_execute(&s.sql).await {
+            let line = format!("{}: {}", s.label(), db_message(&e));
+            if !line.contains("already exists") {
+                tracing::warn!("roles: {line}");
+            }
+            report.globals_errors.push(line);
+        }
     }
+    report.roles_created = plan.created_roles;
+    report.roles_kept = plan.kept;
+    report.kept_role_names = plan.kept_role_names;
+    report.memberships_added = plan.memberships;
     timer.done("globals");
 
-    let client = crate::source::connect(&target.maintenance).await?;
     let owner_exists = client
         .query_opt(
             "SELECT 1 FROM pg_roles WHERE rolname = $1",
@@ -127,7 +293,27 @@ pub async fn restore_into(
     if owner_exists {
         create.push_str(&format!(" OWNER {}", qi(&m.source.database_owner)));
     }
-    client.batch_execute(&create).await.map_err(|e| {
+    // The recorded locale, when asked to restore the database's properties; a server that
+    // lacks it gets its default, and the report says so.
+    let locale = if opts.database_properties {
+        dbprops::recorded(m).and_then(|p| dbprops::locale_clause(&p))
+    } else {
+        None
+    };
+    let created = match &locale {
+        Some(l) => match client.batch_execute(&format!("{create} {l}")).await {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                report.properties_skipped.push(format!(
+                    "locale ({l}) not accepted by the target ({}): created with the server's default",
+                    db_message(&e)
+                ));
+                client.batch_execute(&create).await
+            }
+        },
+        None => client.batch_execute(&create).await,
+    };
+    created.map_err(|e| {
         PgdrError::database(format!(
             "creating database '{}' on {}: {}",
             target.dbname,
@@ -138,27 +324,114 @@ pub async fn restore_into(
     timer.done("create");
 
     let pg_restore = target.bin_dir.join("pg_restore");
-    let args: Vec<String> = vec![
+    let mut args: Vec<String> = vec![
         "--exit-on-error".into(),
         "--no-password".into(),
         // The name only; host, user and password travel in the environment.
         format!("--dbname={}", target.dbname),
     ];
-    feed_child(
-        store,
-        m,
-        "dump",
-        ids,
-        ChildSpec {
-            name: "pg_restore",
-            tool: &pg_restore,
-            args: &args,
-            db: &target.database(),
-        },
-    )
-    .await?;
+    match opts.jobs.filter(|j| *j > 1) {
+        None => {
+            feed_child(
+                store,
+                m,
+                "dump",
+                ids,
+                ChildSpec {
+                    name: "pg_restore",
+                    tool: &pg_restore,
+                    args: &args,
+                    db: &target.database(),
+                },
+                Meter::new("restoring (fetched)", opts.show_progress),
+            )
+            .await?;
+        }
+        Some(jobs) => {
+            let rec = m
+                .object("dump")
+                .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no dump object", m.id)))?;
+            let dir = spool::dir(opts.spool_dir.as_deref());
+            spool::check_space(&dir, spool::needed_bytes(rec.raw_bytes))?;
+            // Removed when dropped: on success, on error and on a graceful interrupt.
+            let file = spool::create(&dir)?;
+            let writer =
+                tokio::fs::File::from_std(file.reopen().map_err(|e| {
+                    PgdrError::usage(format!("spool file in {}: {e}", dir.display()))
+                })?);
+            let key = catalog::object_key(&m.database, &m.id, &rec.file);
+            let st = pipeline::download_to(
+                store,
+                &key,
+                Some(rec.sha256_stored.clone()),
+                ids,
+                Metered {
+                    inner: writer,
+                    meter: Meter::new("spooling (fetched)", opts.show_progress),
+                },
+            )
+            .await
+            .map_err(|e| {
+                if e.message.contains("No space left") {
+                    e.hint("free space in the spool directory or pass --spool-dir elsewhere")
+                } else {
+                    e
+                }
+            })?;
+            if st.plain_sha256 != rec.sha256_plain {
+                return Err(PgdrError::corrupt(format!(
+                    "object {}: decrypted content does not match the manifest's sha256",
+                    rec.file
+                )));
+            }
+            report.spooled_bytes = Some(st.plain_bytes);
+            timer.done("fetch");
+            args.push(format!("--jobs={jobs}"));
+            args.push(file.path().display().to_string());
+            let (child, stdin) = crate::scratch::InputChild::spawn(
+                "pg_restore",
+                &pg_restore,
+                &args,
+                &target.database(),
+            )?;
+            drop(stdin);
+            child.wait().await?;
+            drop(file);
+        }
+    }
     timer.done("restore");
-    Ok(())
+
+    if opts.database_properties {
+        match dbprops::recorded(m) {
+            None => report.properties_skipped.push(
+                "the backup's manifest records no database-level properties (settings, comment, ACL): none replayed".into(),
+            ),
+            Some(props) => {
+                let owner: String = client
+                    .query_one(
+                        "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = $1",
+                        &[&target.dbname],
+                    )
+                    .await
+                    .map_err(|e| PgdrError::database(format!("reading the new database's owner: {}", db_message(&e))))?
+                    .get(0);
+                let roles = existing_globals(&client).await?.roles;
+                let (sql, skipped) = dbprops::statements(&props, &target.dbname, &owner, &roles);
+                report.properties_skipped.extend(skipped);
+                for s in sql {
+                    client.batch_execute(&s).await.map_err(|e| {
+                        PgdrError::database(format!(
+                            "replaying a database property ({s}): {}",
+                            db_message(&e)
+                        ))
+                    })?;
+                    report.properties.push(s);
+                }
+            }
+        }
+        timer.done("properties");
+    }
+    Ok(report)
 }
 
 pub fn db_message(e: &tokio_postgres::Error) -> String {
