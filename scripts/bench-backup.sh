@@ -1,26 +1,31 @@
 #!/usr/bin/env bash
-# Backup throughput and memory, measured side by side in one run:
-#   pg_dump -Fc -Z0 > /dev/null          (the ceiling of any logical backup)
-#   pgdr backup into a local repository  (pg_dump + zstd + age + fsync'd files)
-# Prints the throughput ratio pgdr/pg_dump (target >= 0.90) and pgdr's peak RSS (target
-# <= 64 MiB), medians over --runs alternating runs. pg_dump and pg_restore are separate
-# processes; the RSS is pgdr's own.
+# pgdr's speed and memory against the plain PostgreSQL tools, measured side by side in one
+# run (alternating, medians over --runs; these machines are noisy, so read the ratios):
+#   backup:  pg_dump -Fc -Z0 > /dev/null  vs  pgdr backup into a local repository
+#            (throughput ratio pgdr/pg_dump, target >= 0.90; pgdr peak RSS, target <= 64 MiB)
+#   verify:  pg_restore of the same dump from a local file into a fresh database  vs
+#            pgdr verify --quick and full pgdr verify (target: full <= 1.5x);
+#            age -d | zstd -d > /dev/null vs verify --quick isolates the archive parse
+#   restore: pg_restore -j 2 from a local file  vs  pgdr restore --jobs 2 (target <= 1.3x)
+#   s3:      pgdr backup and restore against a local S3 server (Garage) vs the local store
+# pg_dump and pg_restore are separate processes; the RSS figures are pgdr's own.
 #
-#   scripts/bench-backup.sh [--scale 70] [--dataset a|b] [--runs 3] [--level N]
+#   scripts/bench-backup.sh [--scale 70] [--dataset a|b] [--runs 3] [--level N] [--only LIST]
 # Dataset a: pgbench as generated (compresses ~100:1). Dataset b: the same rows with 84
 # random hex characters of filler (compresses ~2:1), the hard case for compression.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PGDR_ROOT"
 
-scale=70 dataset=a runs=3 level=""
+scale=70 dataset=a runs=3 level="" only="backup,verify,restore,s3"
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale="$2"; shift 2 ;;
     --dataset) dataset="$2"; shift 2 ;;
     --runs) runs="$2"; shift 2 ;;
     --level) level="$2"; shift 2 ;;
-    *) echo "usage: $0 [--scale N] [--dataset a|b] [--runs N] [--level N]" >&2; exit 2 ;;
+    --only) only="$2"; shift 2 ;;
+    *) echo "usage: $0 [--scale N] [--dataset a|b] [--runs N] [--level N] [--only backup,verify,restore,s3]" >&2; exit 2 ;;
   esac
 done
 
@@ -60,26 +65,106 @@ time_run() {
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
-dump_t=() pgdr_t=() pgdr_rss=() ratios=()
+want() { case ",$only," in *",$1,"*) return 0 ;; *) return 1 ;; esac; }
+src="postgres://postgres@127.0.0.1:$PGPORT/bench"
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.3f", a / b}'; }
+med() { printf '%s\n' "$@" | median; }
+declare -a summary=()
+
+# ---------------------------------------------------------------- backup
 # Warm the cache once, uncounted.
 "$BIN/pg_dump" -Fc -Z0 -d bench >/dev/null
-for i in $(seq 1 "$runs"); do
-  time_run "$work/t.dump" sh -c "'$BIN/pg_dump' -Fc -Z0 -d bench > /dev/null"
-  rm -rf "$work/repo"
-  time_run "$work/t.pgdr" "$PGDR" --quiet --config "$cfg" backup \
-    --source "postgres://postgres@127.0.0.1:$PGPORT/bench" --repo "$work/repo" --recipient "$recipient"
-  read -r dw _ <"$work/t.dump"
-  read -r pw prss <"$work/t.pgdr"
-  dump_t+=("$dw"); pgdr_t+=("$pw"); pgdr_rss+=("$prss")
-  ratios+=("$(awk -v a="$dw" -v b="$pw" 'BEGIN {printf "%.3f", a / b}')")
-  echo "   run $i: pg_dump ${dw}s, pgdr ${pw}s, pgdr peak RSS $((prss / 1024)) MiB"
-done
+rm -rf "$work/repo"
+"$PGDR" --quiet --config "$cfg" backup --source "$src" --repo "$work/repo" --recipient "$recipient"
+if want backup; then
+  echo "== backup"
+  dump_t=() pgdr_t=() pgdr_rss=() ratios=()
+  for i in $(seq 1 "$runs"); do
+    time_run "$work/t.dump" sh -c "'$BIN/pg_dump' -Fc -Z0 -d bench > /dev/null"
+    rm -rf "$work/repo"
+    time_run "$work/t.pgdr" "$PGDR" --quiet --config "$cfg" backup --source "$src" --repo "$work/repo" --recipient "$recipient"
+    read -r dw _ <"$work/t.dump"
+    read -r pw prss <"$work/t.pgdr"
+    dump_t+=("$dw"); pgdr_t+=("$pw"); pgdr_rss+=("$prss"); ratios+=("$(ratio "$dw" "$pw")")
+    echo "   run $i: pg_dump ${dw}s, pgdr backup ${pw}s, pgdr peak RSS $((prss / 1024)) MiB"
+  done
+  raw="$("$PGDR" --quiet list --json --repo "$work/repo" | python3 -c 'import json,sys; l=json.load(sys.stdin)[-1]; print(l["raw_bytes"], l["stored_bytes"])')"
+  read -r raw_b stored_b <<<"$raw"
+  summary+=("dataset $dataset, scale $scale ($size; archive $((raw_b / 1048576)) MiB, stored $((stored_b / 1048576)) MiB, $(ratio "$raw_b" "$stored_b"):1)")
+  summary+=("backup   pg_dump -Fc -Z0 >/dev/null median $(med "${dump_t[@]}")s; pgdr backup median $(med "${pgdr_t[@]}")s")
+  summary+=("backup   throughput ratio pgdr/pg_dump median $(med "${ratios[@]}")  (target >= 0.90)")
+  summary+=("backup   pgdr peak RSS median $(( $(med "${pgdr_rss[@]}" | cut -d. -f1) / 1024 )) MiB  (target <= 64 MiB)")
+fi
 
-raw="$("$PGDR" --quiet list --json --repo "$work/repo" | python3 -c 'import json,sys; l=json.load(sys.stdin)[-1]; print(l["raw_bytes"], l["stored_bytes"])')"
-read -r raw_b stored_b <<<"$raw"
+id="$("$PGDR" --quiet list --json --repo "$work/repo" | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')"
+"$BIN/pg_dump" -Fc -Z0 -d bench -f "$work/plain.dump"
+plain_restore() { # DB JOBS
+  "$BIN/dropdb" --if-exists "$1"; "$BIN/createdb" "$1"
+  "$BIN/pg_restore" -j "$2" -d "$1" "$work/plain.dump"
+}
+
+# ---------------------------------------------------------------- verify
+if want verify; then
+  echo "== verify"
+  pr_t=() q_t=() f_t=() dec_t=() qr=() fr=() pr=() f_rss=()
+  obj="$work/repo/bench/$id/dump.zst.age"
+  for i in $(seq 1 "$runs"); do
+    time_run "$work/t.pr" bash -c "$(declare -f plain_restore); BIN='$BIN' work='$work'; plain_restore bench_plain 1"
+    time_run "$work/t.dec" bash -c "age -d -i '$work/identity.txt' '$obj' | zstd -d -q > /dev/null"
+    time_run "$work/t.q" "$PGDR" --quiet verify "$id" --quick --repo "$work/repo" --identity "$work/identity.txt"
+    time_run "$work/t.f" "$PGDR" --quiet verify "$id" --repo "$work/repo" --identity "$work/identity.txt"
+    read -r p _ <"$work/t.pr"; read -r d _ <"$work/t.dec"; read -r q _ <"$work/t.q"; read -r f frss <"$work/t.f"
+    pr_t+=("$p"); dec_t+=("$d"); q_t+=("$q"); f_t+=("$f"); f_rss+=("$frss")
+    qr+=("$(ratio "$q" "$p")"); fr+=("$(ratio "$f" "$p")"); pr+=("$(ratio "$q" "$d")")
+    echo "   run $i: pg_restore ${p}s, age|zstd ${d}s, verify --quick ${q}s, verify ${f}s (RSS $((frss / 1024)) MiB)"
+  done
+  "$BIN/dropdb" --if-exists bench_plain
+  summary+=("verify   pg_restore (1 job) median $(med "${pr_t[@]}")s; verify --quick $(med "${q_t[@]}")s; full verify $(med "${f_t[@]}")s")
+  summary+=("verify   full verify / pg_restore median $(med "${fr[@]}")  (target <= 1.5); quick / pg_restore $(med "${qr[@]}")")
+  summary+=("verify   verify --quick / (age -d | zstd -d) median $(med "${pr[@]}")  (the archive parse and checks on top of decoding)")
+  summary+=("verify   pgdr peak RSS (full) median $(( $(med "${f_rss[@]}" | cut -d. -f1) / 1024 )) MiB")
+fi
+
+# ---------------------------------------------------------------- restore
+if want restore && "$PGDR" restore --help >/dev/null 2>&1; then
+  echo "== restore"
+  p_t=() r_t=() rr=() r_rss=()
+  for i in $(seq 1 "$runs"); do
+    time_run "$work/t.p" bash -c "$(declare -f plain_restore); BIN='$BIN' work='$work'; plain_restore bench_plain 2"
+    "$BIN/dropdb" --if-exists bench_restored
+    time_run "$work/t.r" "$PGDR" --quiet restore --backup "$id" --target "postgres://postgres@127.0.0.1:$PGPORT/bench_restored" \
+      --jobs 2 --spool-dir "$work" --yes --no-verify --repo "$work/repo" --identity "$work/identity.txt"
+    read -r p _ <"$work/t.p"; read -r r rrss <"$work/t.r"
+    p_t+=("$p"); r_t+=("$r"); r_rss+=("$rrss"); rr+=("$(ratio "$r" "$p")")
+    echo "   run $i: pg_restore -j 2 ${p}s, pgdr restore --jobs 2 ${r}s (RSS $((rrss / 1024)) MiB)"
+  done
+  "$BIN/dropdb" --if-exists bench_plain; "$BIN/dropdb" --if-exists bench_restored
+  summary+=("restore  pg_restore -j 2 median $(med "${p_t[@]}")s; pgdr restore --jobs 2 median $(med "${r_t[@]}")s")
+  summary+=("restore  pgdr restore --jobs 2 / pg_restore -j 2 median $(med "${rr[@]}")  (target <= 1.3); pgdr peak RSS $(( $(med "${r_rss[@]}" | cut -d. -f1) / 1024 )) MiB")
+fi
+
+# ---------------------------------------------------------------- s3
+if want s3; then
+  echo "== s3 (local Garage)"
+  command -v garage >/dev/null || cargo install garage --locked
+  eval "$(PGDR_GARAGE_DIR="$work/garage" scripts/s3-server.sh start)"
+  trap 'PGDR_GARAGE_DIR="$work/garage" scripts/s3-server.sh stop >/dev/null 2>&1; pgdr_pg_stop "$work/pg"; rm -rf "$work"' EXIT
+  l_t=() s_t=() sr=() s_rss=() lq=() sq=() qr=()
+  for i in $(seq 1 "$runs"); do
+    rm -rf "$work/repo2"
+    time_run "$work/t.l" "$PGDR" --quiet --config "$cfg" backup --source "$src" --repo "$work/repo2" --recipient "$recipient"
+    time_run "$work/t.s" "$PGDR" --quiet --config "$cfg" backup --source "$src" --repo "s3://$PGDR_S3_BUCKET/bench$i" --recipient "$recipient"
+    sid="$("$PGDR" --quiet list --json --repo "s3://$PGDR_S3_BUCKET/bench$i" | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')"
+    lid="$("$PGDR" --quiet list --json --repo "$work/repo2" | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')"
+    time_run "$work/t.lq" "$PGDR" --quiet verify "$lid" --quick --repo "$work/repo2" --identity "$work/identity.txt"
+    time_run "$work/t.sq" "$PGDR" --quiet verify "$sid" --quick --repo "s3://$PGDR_S3_BUCKET/bench$i" --identity "$work/identity.txt"
+    read -r l _ <"$work/t.l"; read -r s srss <"$work/t.s"; read -r a _ <"$work/t.lq"; read -r b _ <"$work/t.sq"
+    l_t+=("$l"); s_t+=("$s"); s_rss+=("$srss"); sr+=("$(ratio "$l" "$s")"); lq+=("$a"); sq+=("$b"); qr+=("$(ratio "$a" "$b")")
+    echo "   run $i: backup local ${l}s, S3 ${s}s (RSS $((srss / 1024)) MiB); read back (verify --quick) local ${a}s, S3 ${b}s"
+  done
+  summary+=("s3       backup throughput S3/local median $(med "${sr[@]}"); read-back (verify --quick) throughput S3/local median $(med "${qr[@]}")")
+  summary+=("s3       pgdr peak RSS backing up to S3 median $(( $(med "${s_rss[@]}" | cut -d. -f1) / 1024 )) MiB")
+fi
+
 echo
-echo "dataset $dataset, scale $scale ($size; archive $((raw_b / 1048576)) MiB, stored $((stored_b / 1048576)) MiB, ratio $(awk -v a="$raw_b" -v b="$stored_b" 'BEGIN {printf "%.1f", a / b}'):1)"
-echo "pg_dump -Fc -Z0 > /dev/null   median $(printf '%s\n' "${dump_t[@]}" | median)s"
-echo "pgdr backup                   median $(printf '%s\n' "${pgdr_t[@]}" | median)s"
-echo "throughput ratio pgdr/pg_dump median $(printf '%s\n' "${ratios[@]}" | median)  (target >= 0.90)"
-echo "pgdr peak RSS                 median $(( $(printf '%s\n' "${pgdr_rss[@]}" | median | cut -d. -f1) / 1024 )) MiB  (target <= 64 MiB)"
+printf '%s\n' "${summary[@]}"
