@@ -941,7 +941,7 @@ impl RestoreReport {
 
 struct Progress {
     restored: bool,
-    engine: Option<EngineReport>,
+    engine: EngineReport,
     notes: Vec<String>,
 }
 
@@ -982,7 +982,7 @@ async fn restore_and_prove(
         database_properties: true,
         show_progress: plan.show_progress,
     };
-    let report = restore::restore_with(
+    restore::restore_with(
         plan.catalog.store().as_ref(),
         &plan.manifest,
         plan.ids.clone(),
@@ -990,18 +990,14 @@ async fn restore_and_prove(
         &opts,
         Some(plan.globals_sql.clone()),
         timer,
+        &mut progress.engine,
     )
     .await?;
-    progress.engine = Some(report);
     progress.restored = true;
     if !plan.verify {
         return Ok(Vec::new());
     }
-    let kept: Vec<String> = progress
-        .engine
-        .as_ref()
-        .map(|e| e.kept_role_names.clone())
-        .unwrap_or_default();
+    let kept = progress.engine.kept_role_names.clone();
     let diffs = prove(
         &target.database(),
         &plan.manifest,
@@ -1115,7 +1111,7 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
     let mut timer = PhaseTimer::default();
     let mut progress = Progress {
         restored: false,
-        engine: None,
+        engine: EngineReport::default(),
         notes: Vec::new(),
     };
     let result = {
@@ -1162,13 +1158,13 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
             }
         }
         Some(Err(e)) => {
-            if plan.mode == RestoreMode::Swap || !progress.restored {
+            if discard(&plan, &progress) {
                 cleanup(&plan, &mut notes).await;
             }
             (RestoreOutcome::Failed, Vec::new(), Some(e))
         }
         None => {
-            if plan.mode == RestoreMode::Swap || !progress.restored {
+            if discard(&plan, &progress) {
                 cleanup(&plan, &mut notes).await;
             }
             (
@@ -1184,7 +1180,7 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
     let finished_at = Utc::now();
     let m = &plan.manifest;
     let (tables, rows) = plan.table_count();
-    let engine = progress.engine;
+    let engine = Some(progress.engine);
     let record = RestoreRecord {
         format_version: records::RECORD_FORMAT_VERSION,
         pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -1227,6 +1223,13 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
         tables,
         rows,
     }
+}
+
+/// Whether a failed or interrupted run drops the database it restored into: only one this run
+/// created (never a database it found), and for `--clean`/new databases only an unfinished one
+/// (a restored copy whose proof could not run is kept).
+fn discard(plan: &Plan, progress: &Progress) -> bool {
+    progress.engine.created_database && (plan.mode == RestoreMode::Swap || !progress.restored)
 }
 
 /// After a failure or an interrupt: remove what this run created, never the original.

@@ -283,6 +283,21 @@ pub fn classify(stmt: &str) -> StmtKind {
     StmtKind::Other
 }
 
+/// `ALTER ROLE r WITH ...` / `ALTER ROLE r LOGIN ...`: attributes, not `SET`/`RESET`/`RENAME`.
+fn is_role_attributes(sql: &str) -> bool {
+    let t = tokens(sql);
+    (t.first().is_some_and(|x| x.is_kw("ALTER")))
+        && !t.get(3).is_some_and(|x| {
+            x.is_kw("SET") || x.is_kw("RESET") || x.is_kw("RENAME") || x.is_kw("IN")
+        })
+        && t.first().is_some()
+        && t.get(1).is_some_and(|x| x.is_kw("ROLE") || x.is_kw("USER"))
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
 pub fn parse(sql: &str) -> Vec<Statement> {
     split(sql)
         .into_iter()
@@ -361,8 +376,24 @@ pub fn plan(stmts: &[Statement], existing: &Existing, mode: RolesMode) -> Global
                 }
             }
             StmtKind::RoleProperty(r) => {
-                !existing.roles.contains(r)
-                    || (mode == RolesMode::Overwrite && *r != existing.current_user)
+                let overwrite = existing.roles.contains(r)
+                    && mode == RolesMode::Overwrite
+                    && *r != existing.current_user;
+                if overwrite && is_role_attributes(&s.sql) {
+                    // pg_dumpall leaves defaults out (no CONNECTION LIMIT for -1) and lists
+                    // settings one by one: reset those first so the backup's values win.
+                    let q = quote_ident(r);
+                    for sql in [
+                        format!("ALTER ROLE {q} CONNECTION LIMIT -1;"),
+                        format!("ALTER ROLE {q} RESET ALL;"),
+                    ] {
+                        p.run.push(Statement {
+                            sql,
+                            kind: StmtKind::RoleProperty(r.clone()),
+                        });
+                    }
+                }
+                !existing.roles.contains(r) || overwrite
             }
             StmtKind::Membership { role, member } => {
                 if existing
@@ -589,6 +620,21 @@ GRANT CREATE ON TABLESPACE fast TO anon;
         let p = plan(&parse(DUMPALL), &ex, RolesMode::Overwrite);
         let labels = run_sql(&p);
         assert!(labels.contains(&"ALTER ROLE (role anon)".to_string()));
+        // Defaults pg_dumpall leaves out are reset first, once per ALTER ROLE ... WITH.
+        let anon: Vec<&str> = p
+            .run
+            .iter()
+            .filter(|s| s.kind == StmtKind::RoleProperty("anon".into()))
+            .map(|s| s.sql.as_str())
+            .collect();
+        assert_eq!(anon[0], "ALTER ROLE \"anon\" CONNECTION LIMIT -1;");
+        assert_eq!(anon[1], "ALTER ROLE \"anon\" RESET ALL;");
+        assert!(anon[2].starts_with("ALTER ROLE anon WITH NOSUPERUSER"));
+        assert_eq!(anon.len(), 5, "{anon:?}");
+        assert!(!p
+            .run
+            .iter()
+            .any(|s| s.sql.contains("\"postgres\" CONNECTION LIMIT")));
         assert!(labels.contains(&"COMMENT ON (role anon)".to_string()));
         assert!(labels.contains(&"ALTER ROLE (role authenticated)".to_string()));
         assert!(!labels.contains(&"ALTER ROLE (role postgres)".to_string()));

@@ -151,6 +151,8 @@ pub struct EngineReport {
     pub properties_skipped: Vec<String>,
     /// Bytes of the spool file, for `--jobs`.
     pub spooled_bytes: Option<u64>,
+    /// This run created the target database: only then may a failed run drop it.
+    pub created_database: bool,
 }
 
 /// Decrypt the globals SQL into memory, checked against the manifest (it is small). Also the
@@ -228,6 +230,7 @@ pub async fn restore_into(
     target: &Target,
     timer: &mut PhaseTimer,
 ) -> Result<()> {
+    let mut report = EngineReport::default();
     restore_with(
         store,
         m,
@@ -236,16 +239,18 @@ pub async fn restore_into(
         &EngineOptions::default(),
         None,
         timer,
+        &mut report,
     )
     .await
-    .map(|_| ())
 }
 
 /// Restore a backup into a new database on `target`: globals (roles) first, planned against
 /// the roles the server has (see [`globals`]); the database created with the original owner;
 /// then pg_restore with `--exit-on-error`, owners and privileges kept, streamed or (with
 /// `jobs`) from a spool file; then, if asked, the database-level properties.
-/// `globals_sql` is the decrypted globals object when the caller fetched it already.
+/// `globals_sql` is the decrypted globals object when the caller fetched it already; `report`
+/// is filled as the steps go, so the caller still has it when a later step fails.
+#[allow(clippy::too_many_arguments)]
 pub async fn restore_with(
     store: &dyn Store,
     m: &Manifest,
@@ -254,8 +259,8 @@ pub async fn restore_with(
     opts: &EngineOptions,
     globals_sql: Option<String>,
     timer: &mut PhaseTimer,
-) -> Result<EngineReport> {
-    let mut report = EngineReport::default();
+    report: &mut EngineReport,
+) -> Result<()> {
     let globals_sql = match globals_sql {
         Some(s) => s,
         None => fetch_globals(store, m, ids.clone()).await?,
@@ -321,6 +326,7 @@ pub async fn restore_with(
             db_message(&e)
         ))
     })?;
+    report.created_database = true;
     timer.done("create");
 
     let pg_restore = target.bin_dir.join("pg_restore");
@@ -431,7 +437,7 @@ pub async fn restore_with(
         }
         timer.done("properties");
     }
-    Ok(report)
+    Ok(())
 }
 
 pub fn db_message(e: &tokio_postgres::Error) -> String {
