@@ -114,7 +114,7 @@ async fn backup_one(
         let globals_args = dump::pg_dumpall_args(mode, db);
         let key = catalog::object_key(&db.name, &id, catalog::GLOBALS_FILE);
         written.push(key.clone());
-        let child = dump::spawn_pg_dumpall(&pg_dumpall, db, &globals_args, cancel.clone())?;
+        let child = dump::spawn(&pg_dumpall, "pg_dumpall", db, &globals_args, cancel.clone())?;
         let up = pipeline::upload(
             catalog.store().as_ref(),
             &key,
@@ -129,7 +129,7 @@ async fn backup_one(
         let dump_args = dump::pg_dump_args(&snapshot.id, db);
         let key = catalog::object_key(&db.name, &id, catalog::DUMP_FILE);
         written.push(key.clone());
-        let child = dump::spawn_pg_dump(&pg_dump, db, &dump_args, cancel.clone())?;
+        let child = dump::spawn(&pg_dump, "pg_dump", db, &dump_args, cancel.clone())?;
         let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
         let tap = Tee(meter, ArchiveParser::new());
         let up =

@@ -35,8 +35,11 @@ pub fn pg_dump_args(snapshot_id: &str, db: &Database) -> Vec<String> {
     args
 }
 
-pub fn spawn_pg_dump(
+/// Start pg_dump or pg_dumpall (`tool`) with `args`; connection settings and the password go
+/// through the environment only.
+pub fn spawn(
     tool: &Tool,
+    name: &str,
     db: &Database,
     args: &[String],
     cancel: CancellationToken,
@@ -44,7 +47,7 @@ pub fn spawn_pg_dump(
     let mut cmd = Command::new(&tool.path);
     cmd.args(args);
     libpq_env(&mut cmd, db);
-    ChildStream::spawn("pg_dump", cmd, cancel)
+    ChildStream::spawn(name, cmd, cancel)
 }
 
 pub fn pg_dumpall_args(mode: GlobalsMode, db: &Database) -> Vec<String> {
@@ -62,16 +65,4 @@ pub fn pg_dumpall_args(mode: GlobalsMode, db: &Database) -> Vec<String> {
         args.push(format!("--database={d}"));
     }
     args
-}
-
-pub fn spawn_pg_dumpall(
-    tool: &Tool,
-    db: &Database,
-    args: &[String],
-    cancel: CancellationToken,
-) -> Result<ChildStream> {
-    let mut cmd = Command::new(&tool.path);
-    cmd.args(args);
-    libpq_env(&mut cmd, db);
-    ChildStream::spawn("pg_dumpall", cmd, cancel)
 }
