@@ -940,6 +940,8 @@ impl RestoreReport {
 }
 
 struct Progress {
+    /// `--clean` (or an empty target) was dropped.
+    dropped_original: bool,
     restored: bool,
     engine: EngineReport,
     notes: Vec<String>,
@@ -962,6 +964,7 @@ async fn restore_and_prove(
             )
             .await?;
             drop_database(&client, &plan.name, plan.terminate).await?;
+            progress.dropped_original = true;
             timer.done("drop");
         }
         RestoreMode::Swap => {
@@ -1110,6 +1113,7 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
     let clock = std::time::Instant::now();
     let mut timer = PhaseTimer::default();
     let mut progress = Progress {
+        dropped_original: false,
         restored: false,
         engine: EngineReport::default(),
         notes: Vec::new(),
@@ -1122,6 +1126,13 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
         }
     };
     let mut notes = std::mem::take(&mut progress.notes);
+    let failed = !matches!(result, Some(Ok(_)));
+    if failed && progress.dropped_original && !progress.engine.created_database {
+        notes.push(format!(
+            "the previous '{}' was dropped before the failure; nothing is in its place",
+            plan.name
+        ));
+    }
     let mut previous_kept_as = None;
     let (outcome, differences, error) = match result {
         Some(Ok(diffs)) if !diffs.is_empty() => {

@@ -286,12 +286,11 @@ pub fn classify(stmt: &str) -> StmtKind {
 /// `ALTER ROLE r WITH ...` / `ALTER ROLE r LOGIN ...`: attributes, not `SET`/`RESET`/`RENAME`.
 fn is_role_attributes(sql: &str) -> bool {
     let t = tokens(sql);
-    (t.first().is_some_and(|x| x.is_kw("ALTER")))
+    t.first().is_some_and(|x| x.is_kw("ALTER"))
+        && t.get(1).is_some_and(|x| x.is_kw("ROLE") || x.is_kw("USER"))
         && !t.get(3).is_some_and(|x| {
             x.is_kw("SET") || x.is_kw("RESET") || x.is_kw("RENAME") || x.is_kw("IN")
         })
-        && t.first().is_some()
-        && t.get(1).is_some_and(|x| x.is_kw("ROLE") || x.is_kw("USER"))
 }
 
 fn quote_ident(s: &str) -> String {
