@@ -420,7 +420,11 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
     }
 }
 
-async fn run_restore(g: &Global, a: &RestoreArgs, cancel: CancellationToken) -> Result<i32, PgdrError> {
+async fn run_restore(
+    g: &Global,
+    a: &RestoreArgs,
+    cancel: CancellationToken,
+) -> Result<i32, PgdrError> {
     use commands::restore::{self as r, ModeFlag, Selection};
     let settings = Settings::load(&overrides(g))?;
     let selection = match (&a.backup, &a.before) {
@@ -455,7 +459,10 @@ async fn run_restore(g: &Global, a: &RestoreArgs, cancel: CancellationToken) -> 
     };
     if a.dry_run {
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&plan.to_json()).expect("json"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan.to_json()).expect("json")
+            );
         } else {
             print!("{}", plan.render());
             println!("dry run: nothing was changed");
@@ -469,6 +476,13 @@ async fn run_restore(g: &Global, a: &RestoreArgs, cancel: CancellationToken) -> 
         let _ = std::io::stdout().flush();
     }
     confirm_restore(&plan, a.yes, a.confirm.as_deref())?;
+    if cancel.is_cancelled() {
+        // Ctrl-C at the prompt: the signal handler caught it while the prompt waited.
+        return Err(PgdrError::new(
+            crate::error::Kind::Interrupted,
+            "interrupted before anything was changed",
+        ));
+    }
     let report = r::execute(plan, cancel).await;
     if a.json {
         println!(

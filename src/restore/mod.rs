@@ -18,6 +18,7 @@ use crate::store::Store;
 
 pub mod dbprops;
 pub mod globals;
+pub mod offsets;
 pub mod spool;
 
 pub use globals::RolesMode;
@@ -391,6 +392,16 @@ pub async fn restore_with(
                 )));
             }
             report.spooled_bytes = Some(st.plain_bytes);
+            // A piped pg_dump could not record where each table's data starts; without that
+            // every pg_restore worker scans for its blocks.
+            let path = file.path().to_path_buf();
+            match tokio::task::spawn_blocking(move || offsets::fill(&path)).await {
+                Ok(Ok(n)) => tracing::debug!(entries = n, "spool: data offsets filled in"),
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "spool: data offsets not filled in; pg_restore -j scans instead")
+                }
+                Err(e) => tracing::warn!(error = %e, "spool: data offsets not filled in"),
+            }
             timer.done("fetch");
             args.push(format!("--jobs={jobs}"));
             args.push(file.path().display().to_string());
