@@ -119,6 +119,10 @@ enum Cmd {
     /// --target with guard rails, prove it and record it. Exit 0 restored and proven,
     /// 1 restored but differences found, 2 could not run / refused / failed, 130 interrupted.
     Restore(RestoreArgs),
+    /// Recovery drill: restore a backup into a scratch database as an emergency restore would,
+    /// time every phase, prove it against the fingerprint, run the drill's smoke checks, and
+    /// record RTO and RPO in the repository. Exit 0 passed, 1 failed, 2 could not run.
+    Drill(DrillArgs),
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -181,6 +185,39 @@ struct RestoreArgs {
 enum RolesArg {
     SkipExisting,
     Overwrite,
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+struct DrillArgs {
+    #[command(subcommand)]
+    cmd: Option<DrillCmd>,
+    /// Backup id or unique prefix; default: per the drill file's selection (the newest).
+    #[arg(long)]
+    backup: Option<String>,
+    /// Drill definition: database, backup selection, targets, smoke checks (drills/README.md).
+    #[arg(long, value_name = "FILE")]
+    drill: Option<PathBuf>,
+    /// The drill record(s) as JSON on stdout.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+enum DrillCmd {
+    /// Past drills, newest first: RTO, RPO, worst RPO, result.
+    History {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One self-contained file: the latest drill's phases, the history, RTO and RPO charts
+    /// against their targets, and whether the backup schedule can meet the RPO target.
+    Report {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "html")]
+        format: commands::drill::report::Format,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -398,6 +435,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             })
         }
         Cmd::Restore(a) => run_restore(g, a, cancel).await,
+        Cmd::Drill(a) => run_drill(g, a, cancel).await,
         Cmd::Config {
             cmd: ConfigCmd::Check { json },
         } => {
@@ -557,6 +595,62 @@ fn confirm_restore(
         return Err(aborted());
     }
     Ok(())
+}
+
+async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Result<i32, PgdrError> {
+    use crate::catalog::records::Outcome;
+    use commands::drill::{self as d, report};
+    let settings = Settings::load(&overrides(g))?;
+    match &a.cmd {
+        None => {
+            let opts = d::DrillOptions {
+                database: g.database.clone(),
+                backup: a.backup.clone(),
+                drill: a.drill.clone(),
+            };
+            let runs = tokio::select! {
+                r = d::run(&settings, &opts) => r?,
+                _ = cancel.cancelled() => {
+                    return Err(PgdrError::new(crate::error::Kind::Interrupted, "drill interrupted; the scratch database was removed; nothing recorded"));
+                }
+            };
+            if a.json {
+                let v: Vec<_> = runs.iter().map(|r| &r.record).collect();
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            } else {
+                for r in &runs {
+                    print!("{}", report::render_drill(&r.record, &r.key));
+                }
+            }
+            let outcomes: Vec<Outcome> = runs.iter().map(|r| r.record.outcome).collect();
+            Ok(if outcomes.contains(&Outcome::Failed) {
+                exit::CHECK_FAILED
+            } else if outcomes.contains(&Outcome::Error) {
+                exit::COULD_NOT_RUN
+            } else {
+                exit::OK
+            })
+        }
+        Some(DrillCmd::History { json }) => {
+            let h = d::history(&settings, g.database.as_deref()).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&h).expect("json"));
+            } else {
+                print!("{}", report::render_history(&h));
+            }
+            Ok(exit::OK)
+        }
+        Some(DrillCmd::Report { out, format }) => {
+            let text = d::report(&settings, g.database.as_deref(), *format).await?;
+            std::fs::write(out, text).map_err(|e| {
+                PgdrError::usage(format!("cannot write the report to {}: {e}", out.display()))
+            })?;
+            if !g.quiet {
+                eprintln!("report written to {}", out.display());
+            }
+            Ok(exit::OK)
+        }
+    }
 }
 
 fn render_verifications(records: &[crate::catalog::VerificationRecord], json: bool) {

@@ -130,6 +130,10 @@ pub struct DatabaseFile {
     pub password: Option<Secret>,
     #[serde(default)]
     pub exclude_tables: Vec<String>,
+    /// Recovery time objective, checked by `pgdr drill`: "15m" (the default), "1h".
+    pub rto_target: Option<String>,
+    /// Recovery point objective, checked by `pgdr drill`: "5m" (the default), "24h".
+    pub rpo_target: Option<String>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -249,7 +253,15 @@ pub struct Database {
     pub conn: tokio_postgres::Config,
     pub password: Option<Secret>,
     pub exclude_tables: Vec<String>,
+    /// `rto_target` from the config; `pgdr drill` defaults to [`DEFAULT_RTO_TARGET`].
+    pub rto_target: Option<std::time::Duration>,
+    /// `rpo_target` from the config; `pgdr drill` defaults to [`DEFAULT_RPO_TARGET`].
+    pub rpo_target: Option<std::time::Duration>,
 }
+
+/// The users' stated recovery targets: restored within 15 minutes, losing at most 5.
+pub const DEFAULT_RTO_TARGET: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+pub const DEFAULT_RPO_TARGET: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 impl fmt::Debug for Database {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -328,13 +340,20 @@ impl Settings {
                 PgdrError::config(format!("{path}.url is missing"))
                     .hint("give each [[database]] a url = \"postgres://user@host:5432/dbname\"")
             })?;
-            databases.push(parse_database(
+            let mut db = parse_database(
                 d.name.as_deref(),
                 url,
                 d.password.clone(),
                 d.exclude_tables.clone(),
                 &format!("{path}.url"),
-            )?);
+            )?;
+            if let Some(t) = &d.rto_target {
+                db.rto_target = Some(parse_duration(t, &format!("{path}.rto_target"))?);
+            }
+            if let Some(t) = &d.rpo_target {
+                db.rpo_target = Some(parse_duration(t, &format!("{path}.rpo_target"))?);
+            }
+            databases.push(db);
         }
         let mut seen = std::collections::BTreeSet::new();
         for d in &databases {
@@ -361,6 +380,8 @@ impl Settings {
                     let keep_name = databases[i].name.clone();
                     databases[i] = Database {
                         name: keep_name,
+                        rto_target: databases[i].rto_target,
+                        rpo_target: databases[i].rpo_target,
                         ..db
                     };
                 }
@@ -464,6 +485,16 @@ fn parse_database(
         conn,
         password,
         exclude_tables,
+        rto_target: None,
+        rpo_target: None,
+    })
+}
+
+/// "15m", "1h 30m", "90s", "24h" (humantime); errors name the key.
+pub fn parse_duration(s: &str, key: &str) -> Result<std::time::Duration> {
+    humantime::parse_duration(s.trim()).map_err(|e| {
+        PgdrError::config(format!("{key} = '{s}': not a duration: {e}"))
+            .hint("write a duration such as \"15m\", \"90s\", \"1h 30m\" or \"24h\"")
     })
 }
 
@@ -763,6 +794,31 @@ mod tests {
         assert_eq!(d.password.as_ref().unwrap().expose(), "hunter2");
         assert_eq!(d.describe(), "u@db:6543/app");
         assert!(!format!("{d:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn recovery_targets_parse_and_name_the_key() {
+        let f = parse_file(
+            "[[database]]\nurl = \"postgres://u@h/app\"\nrto_target = \"1h 30m\"\nrpo_target = \"24h\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        assert_eq!(f.databases[0].rto_target.as_deref(), Some("1h 30m"));
+        assert_eq!(
+            parse_duration("1h 30m", "k").unwrap(),
+            std::time::Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_duration("5m", "k").unwrap(),
+            std::time::Duration::from_secs(300)
+        );
+        let e = parse_duration("soon", "database[0].rpo_target").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("database[0].rpo_target = 'soon': not a duration"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

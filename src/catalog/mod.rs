@@ -21,6 +21,7 @@ pub mod records;
 
 pub use id::BackupId;
 pub use manifest::Manifest;
+pub use records::DrillRecord;
 pub use records::{RestoreRecord, VerificationRecord};
 
 pub const DUMP_FILE: &str = "dump.zst.age";
@@ -30,6 +31,9 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const VERIFICATIONS_DIR: &str = "verifications";
 /// Folder (inside a database's folder) of the records of real restores.
 pub const RESTORES_DIR: &str = "restores";
+
+/// Folder (inside a database's folder) of its drill records.
+pub const DRILLS_DIR: &str = "drills";
 
 pub fn backup_dir(database: &str, id: &BackupId) -> String {
     format!("{database}/{id}")
@@ -174,6 +178,40 @@ impl Catalog {
         Ok(key)
     }
 
+    /// Store the record of a drill: `<database>/drills/<start>.json`.
+    pub async fn write_drill(&self, r: &DrillRecord) -> Result<String> {
+        let key = format!(
+            "{}/{DRILLS_DIR}/{}",
+            r.database,
+            records::record_file(r.started_at)
+        );
+        let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
+        self.store.put_bytes(&key, Bytes::from(body)).await?;
+        Ok(key)
+    }
+
+    /// Drill records, oldest first; of one database or of all. Unreadable ones are skipped
+    /// with a warning.
+    pub async fn drills(&self, database: Option<&str>) -> Result<Vec<DrillRecord>> {
+        let prefix = database.map(|d| format!("{d}/")).unwrap_or_default();
+        let keys: Vec<String> = self
+            .store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter(|o| drill_key(&o.key))
+            .map(|o| o.key)
+            .collect();
+        let mut out: Vec<DrillRecord> = futures::stream::iter(keys)
+            .map(|k| async move { self.load_record::<DrillRecord>(&k).await })
+            .buffered(8)
+            .filter_map(|r| async move { r })
+            .collect()
+            .await;
+        out.sort_by(|a, b| (a.started_at, &a.database).cmp(&(b.started_at, &b.database)));
+        Ok(out)
+    }
+
     /// Find a backup by id or unique id prefix, in one database or across all.
     pub async fn find(&self, database: Option<&str>, typed: &str) -> Result<Manifest> {
         self.find_entry(database, typed).await.map(|e| e.manifest)
@@ -263,6 +301,12 @@ fn verification_key(o: &ObjectInfo) -> Option<(String, BackupId)> {
     Some((db.to_string(), id.parse().ok()?))
 }
 
+/// `<db>/drills/<time>.json`
+fn drill_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('/').collect();
+    parts.len() == 3 && parts[1] == DRILLS_DIR && parts[2].ends_with(".json")
+}
+
 /// `<db>/<id>/manifest.json` → (db, id)
 fn manifest_key(o: &ObjectInfo) -> Option<(String, BackupId)> {
     let mut parts = o.key.split('/');
@@ -271,4 +315,36 @@ fn manifest_key(o: &ObjectInfo) -> Option<(String, BackupId)> {
         return None;
     }
     Some((db.to_string(), id.parse().ok()?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(key: &str) -> ObjectInfo {
+        ObjectInfo {
+            key: key.into(),
+            size: 1,
+            modified: None,
+        }
+    }
+
+    #[test]
+    fn only_backup_manifests_are_backups() {
+        let m = manifest_key(&obj("app/20260101T000000.000Z/manifest.json")).unwrap();
+        assert_eq!(m.0, "app");
+        assert_eq!(m.1.as_str(), "20260101T000000.000Z");
+        // Records beside backups are not backups, whatever their file name.
+        for k in [
+            "app/drills/20260101T000000.000Z.json",
+            "app/drills/manifest.json",
+            "app/restores/manifest.json",
+            "app/20260101T000000.000Z/verifications/20260101T000100.000Z.json",
+        ] {
+            assert!(manifest_key(&obj(k)).is_none(), "{k}");
+        }
+        assert!(drill_key("app/drills/20260101T000000.000Z.json"));
+        assert!(!drill_key("app/20260101T000000.000Z/manifest.json"));
+        assert!(!drill_key("app/drills/x/20260101T000000.000Z.json"));
+    }
 }

@@ -124,3 +124,104 @@ pub struct RestoreRecord {
     pub roles_kept: Vec<String>,
     pub host: String,
 }
+
+/// One recovery drill (`pgdr drill`), stored at `<database>/drills/<start>.json`: a timed
+/// rehearsal of an emergency restore into a scratch database, with its RTO and RPO.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DrillRecord {
+    pub format_version: u32,
+    pub pgdr_version: String,
+    pub database: String,
+    /// The drill definition's name (its file stem, or `name` in it); None without one.
+    pub drill: Option<String>,
+    /// Passed: restored, fingerprint equal, smoke checks and both targets met. Failed: any of
+    /// those not (including: no backup to restore). Error: could not run (scratch server).
+    pub outcome: Outcome,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// How the backup was chosen: "newest", "given", "random within 30 days".
+    pub selection: String,
+    /// The backup restored; None when there was none to restore.
+    pub backup: Option<DrillBackup>,
+    /// Seconds per phase, in order, back to back from the drill's start.
+    pub phases: Vec<Phase>,
+    /// Drill start to "restored, fingerprint equal, smoke checks passed" (the phases before
+    /// `teardown`); None when it never got there.
+    pub rto_seconds: Option<f64>,
+    /// Drill start to the end of the checks, whether they passed or not.
+    pub elapsed_seconds: f64,
+    /// Drill start minus the snapshot time of the backup restored.
+    pub rpo_seconds: Option<f64>,
+    /// The worst data loss a failure in the last days would have caused.
+    pub worst_rpo: Option<WorstRpo>,
+    pub targets: DrillTargets,
+    pub checks: Vec<CheckResult>,
+    /// Fingerprint differences between the backup and the restored copy.
+    pub differences: Vec<String>,
+    /// Every reason the drill did not pass, in operator words.
+    pub failures: Vec<String>,
+    /// Why it could not run, for `Outcome::Error`.
+    pub error: Option<String>,
+    /// Where the restore went.
+    pub scratch: Option<String>,
+    /// `server_version` of the scratch server restored into.
+    pub scratch_server_version: Option<String>,
+    pub host: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DrillBackup {
+    pub id: BackupId,
+    pub snapshot_time: DateTime<Utc>,
+    /// The source server's version when the backup was made.
+    pub server_version: String,
+    /// Size of the pg_dump archive and of everything stored.
+    pub dump_bytes: u64,
+    pub stored_bytes: u64,
+}
+
+/// The largest gap a failure could have fallen into: between two consecutive restorable
+/// backups (the later one inside the window), or from the newest one to the drill.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WorstRpo {
+    pub seconds: f64,
+    pub window_days: u32,
+    /// The backup before the gap.
+    pub from_backup: BackupId,
+    pub from: DateTime<Utc>,
+    /// The backup after the gap; None: the gap runs to the drill's start.
+    pub to_backup: Option<BackupId>,
+    pub to: DateTime<Utc>,
+    /// Restorable backups with snapshots inside the window.
+    pub restorable_in_window: usize,
+    /// Backups inside the window left out as known bad (failed verification, unreadable).
+    pub known_bad_in_window: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DrillTargets {
+    pub rto_seconds: f64,
+    pub rpo_seconds: f64,
+    /// Where each came from: "drill file", "config" or "default".
+    pub rto_from: String,
+    pub rpo_from: String,
+    /// None when there was nothing to measure.
+    pub rto_met: Option<bool>,
+    pub rpo_met: Option<bool>,
+}
+
+/// One smoke check run against the restored database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CheckResult {
+    pub name: String,
+    pub sql: String,
+    pub expect: String,
+    pub passed: bool,
+    /// Rows returned by the last statement that returned rows; None if it did not run.
+    pub rows: Option<u64>,
+    /// The first column of the first row, as text.
+    pub value: Option<String>,
+    /// Why it failed (or "not run: ..."), in operator words.
+    pub message: Option<String>,
+    pub seconds: f64,
+}

@@ -4,6 +4,7 @@
 pub mod backup;
 pub mod cat;
 pub mod config_check;
+pub mod drill;
 pub mod keygen;
 pub mod list;
 pub mod restore;

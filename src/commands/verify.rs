@@ -11,8 +11,8 @@ use crate::catalog::{Catalog, Listed, Manifest};
 use crate::codec;
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
-use crate::restore::{self, Identities, Target};
-use crate::scratch::EphemeralCluster;
+use crate::restore::{self, Identities};
+use crate::scratch::Scratch;
 use crate::store;
 use crate::verify;
 
@@ -116,28 +116,18 @@ async fn verify_one(
         if quick || !diffs.is_empty() {
             return Ok(diffs);
         }
-        let (target, cluster) = scratch_target(settings, m).await?;
-        scratch = Some(match &cluster {
-            Some(c) => format!("ephemeral PostgreSQL {} cluster", c.version),
-            None => format!(
-                "database {} on {}",
-                target.dbname,
-                target.maintenance.describe()
-            ),
-        });
+        let sc = Scratch::open(settings, m, "verify").await?;
+        scratch = Some(sc.describe());
         timer.done("scratch");
         let restored = async {
-            restore::restore_into(store, m, ids, &target, &mut timer).await?;
-            let d = verify::compare_restored(&target.database(), m).await?;
+            restore::restore_into(store, m, ids, &sc.target, &mut timer).await?;
+            let d = verify::compare_restored(&sc.target.database(), m).await?;
             timer.done("compare");
             Ok::<_, PgdrError>(d)
         }
         .await;
         // Teardown, whatever happened.
-        match cluster {
-            Some(c) => c.stop().await,
-            None => drop_scratch_db(&target).await,
-        }
+        sc.teardown().await;
         timer.done("teardown");
         diffs.extend(restored?);
         Ok(diffs)
@@ -167,70 +157,4 @@ async fn verify_one(
         scratch,
         host: records::hostname(),
     })
-}
-
-/// The ephemeral cluster (default) or a database on the configured scratch server.
-async fn scratch_target(
-    settings: &Settings,
-    m: &Manifest,
-) -> Result<(Target, Option<EphemeralCluster>)> {
-    let major = m.source.major();
-    match &settings.scratch.url {
-        None => {
-            let c = EphemeralCluster::start(major, &settings.scratch).await?;
-            let t = Target {
-                maintenance: c.database("postgres"),
-                dbname: m.source.database.clone(),
-                bin_dir: c.bin_dir.clone(),
-            };
-            Ok((t, Some(c)))
-        }
-        Some(url) => {
-            let o = crate::config::Overrides {
-                source: Some(url.clone()),
-                repo: Some("/".into()),
-                ..Default::default()
-            };
-            let maintenance = Settings::load(&o)
-                .map_err(|e| e.context("[scratch] url"))?
-                .databases
-                .remove(0);
-            let client = crate::source::connect(&maintenance).await?;
-            let info = crate::source::server_info(&client).await?;
-            if info.major() < major {
-                return Err(PgdrError::tool(format!(
-                    "scratch server {} runs PostgreSQL {}, older than the backup's {}",
-                    maintenance.describe(),
-                    info.server_version,
-                    m.source.server_version
-                ))
-                .hint("point [scratch] url at a server of the same major version or newer"));
-            }
-            let tool = crate::scratch::pg_restore(info.major().max(major), &settings.scratch)?;
-            let dbname = format!(
-                "pgdr_verify_{}",
-                m.id.as_str().to_lowercase().replace('.', "_")
-            );
-            Ok((
-                Target {
-                    maintenance,
-                    dbname,
-                    bin_dir: tool.path.parent().expect("file").to_path_buf(),
-                },
-                None,
-            ))
-        }
-    }
-}
-
-async fn drop_scratch_db(t: &Target) {
-    if let Ok(c) = crate::source::connect(&t.maintenance).await {
-        let sql = format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            t.dbname.replace('"', "\"\"")
-        );
-        if let Err(e) = c.batch_execute(&sql).await {
-            tracing::warn!(database = %t.dbname, error = %e, "could not drop the scratch database; drop it by hand");
-        }
-    }
 }

@@ -13,6 +13,10 @@ use crate::config::Database;
 use crate::error::{PgdrError, Result};
 use crate::source::tools::{self, Tool};
 
+pub mod target;
+
+pub use target::Scratch;
+
 /// Settings for scratch databases (config `[scratch]`).
 #[derive(Debug, Clone, Default)]
 pub struct ScratchSettings {
@@ -192,6 +196,8 @@ impl EphemeralCluster {
             conn: tokio_postgres::Config::from_str(&url).expect("valid url"),
             password: None,
             exclude_tables: Vec::new(),
+            rto_target: None,
+            rpo_target: None,
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod backup;
 mod common;
+mod drill;
 mod restore;
 mod s3;
 mod schema;

@@ -1,0 +1,705 @@
+//! `pgdr drill`: a timed rehearsal of an emergency restore. Picks a backup, restores it into a
+//! scratch database exactly as `restore` would (roles, database, pg_restore), proves it against
+//! the fingerprint, runs the drill's smoke checks, tears the scratch database down, and
+//! records RTO, RPO and the worst RPO of the last 30 days in the repository
+//! (`<database>/drills/<start>.json`), so the history survives the host that ran it.
+//!
+//! RTO is the wall time from the drill's start to "restored, fingerprint equal, smoke checks
+//! passed": the sum of the phases before `teardown`. RPO is the drill's start minus the
+//! snapshot time of the backup restored.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::catalog::manifest::PhaseTimer;
+use crate::catalog::records::{
+    self, CheckResult, DrillBackup, DrillRecord, DrillTargets, Outcome, VerificationRecord,
+    VerifyMode,
+};
+use crate::catalog::{Catalog, Listed, Manifest};
+use crate::codec;
+use crate::config::{Database, Settings, DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET};
+use crate::error::{Kind, PgdrError, Result};
+use crate::restore::{self, db_message, Identities};
+use crate::scratch::Scratch;
+use crate::store;
+use crate::verify;
+
+pub mod report;
+pub mod rpo;
+pub mod spec;
+
+pub use spec::{DrillSpec, Selection};
+
+/// The worst RPO is looked for over this many days before the drill.
+pub const WORST_RPO_WINDOW_DAYS: u32 = 30;
+
+pub struct DrillOptions {
+    pub database: Option<String>,
+    /// A backup id or unique prefix; default: per the drill file's selection (newest).
+    pub backup: Option<String>,
+    /// A drill definition (drills/monthly.toml).
+    pub drill: Option<PathBuf>,
+}
+
+/// One drill as run: its record and where it was stored.
+pub struct DrillRun {
+    pub record: DrillRecord,
+    pub key: String,
+}
+
+pub async fn run(settings: &Settings, opts: &DrillOptions) -> Result<Vec<DrillRun>> {
+    let spec = opts.drill.as_deref().map(DrillSpec::load).transpose()?;
+    let identity = settings.identity.as_deref().ok_or_else(|| {
+        PgdrError::crypto("no identity given to decrypt the backup with").hint(
+            "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)",
+        )
+    })?;
+    let ids: Identities = Arc::new(codec::load_identities(identity)?);
+    let catalog = Catalog::new(store::open(settings).await?);
+    let names = databases(&catalog, settings, opts, spec.as_ref()).await?;
+    let mut out = Vec::new();
+    for db in names {
+        let record = drill_one(
+            &catalog,
+            settings,
+            &db,
+            opts.backup.as_deref(),
+            spec.as_ref(),
+            ids.clone(),
+        )
+        .await?;
+        let key = catalog.write_drill(&record).await?;
+        out.push(DrillRun { record, key });
+    }
+    Ok(out)
+}
+
+/// Past drills, newest first.
+pub async fn history(settings: &Settings, database: Option<&str>) -> Result<Vec<DrillRecord>> {
+    let catalog = Catalog::new(store::open(settings).await?);
+    let mut v = catalog.drills(database).await?;
+    v.reverse();
+    Ok(v)
+}
+
+/// Which databases to drill: --database, the drill file's, every configured one, or every
+/// one in the repository.
+async fn databases(
+    catalog: &Catalog,
+    settings: &Settings,
+    opts: &DrillOptions,
+    spec: Option<&DrillSpec>,
+) -> Result<Vec<String>> {
+    let from_file = spec.and_then(|s| s.database.clone());
+    match (&opts.database, from_file) {
+        (Some(d), Some(f)) if *d != f => Err(PgdrError::usage(format!(
+            "the drill file is for database '{f}', not '{d}'"
+        ))
+        .hint("drop --database, or use a drill file written for that database")),
+        (Some(d), _) => Ok(vec![d.clone()]),
+        (None, Some(f)) => Ok(vec![f]),
+        (None, None) => {
+            if let Some(id) = &opts.backup {
+                return Ok(vec![catalog.find(None, id).await?.database]);
+            }
+            if !settings.databases.is_empty() {
+                return Ok(settings.databases.iter().map(|d| d.name.clone()).collect());
+            }
+            let mut n: Vec<String> = catalog
+                .list(None)
+                .await?
+                .iter()
+                .map(|l| l.database().to_string())
+                .collect();
+            n.sort();
+            n.dedup();
+            if n.is_empty() {
+                return Err(PgdrError::usage("no database to drill").hint(
+                    "name it with --database NAME (a drill of a database without backups fails and is recorded)",
+                ));
+            }
+            Ok(n)
+        }
+    }
+}
+
+fn secs(d: chrono::Duration) -> f64 {
+    d.num_milliseconds() as f64 / 1000.0
+}
+
+/// The drill file's value, else the config's, else the default; with where it came from.
+fn target(
+    file: Option<Duration>,
+    config: Option<Duration>,
+    default: Duration,
+) -> (f64, &'static str) {
+    match (file, config) {
+        (Some(t), _) => (t.as_secs_f64(), "drill file"),
+        (None, Some(t)) => (t.as_secs_f64(), "config"),
+        (None, None) => (default.as_secs_f64(), "default"),
+    }
+}
+
+/// A random index below `n`, from the clock: a drill needs no better randomness than that.
+fn random_index(n: usize) -> usize {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let mut x = t.as_nanos() as u64 ^ ((std::process::id() as u64) << 32);
+    // splitmix64: spreads the clock's low bits.
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((x ^ (x >> 31)) % n as u64) as usize
+}
+
+/// The backup to restore, or why there is none (a failed drill, recorded).
+fn choose(
+    listed: &[Listed],
+    given: Option<&str>,
+    selection: &Selection,
+    now: DateTime<Utc>,
+    db: &str,
+    repo: &str,
+) -> Result<std::result::Result<Manifest, String>> {
+    if let Some(typed) = given {
+        let id = crate::catalog::id::resolve(typed, listed.iter().map(|l| l.id()))?;
+        return Ok(match listed.iter().find(|l| *l.id() == id) {
+            Some(Listed::Ok(e)) => Ok(e.manifest.clone()),
+            Some(Listed::Damaged { error, .. }) => {
+                Err(format!("backup {id} cannot be read: {error}"))
+            }
+            None => Err(format!("no backup with id '{typed}'")),
+        });
+    }
+    let readable: Vec<&Manifest> = listed
+        .iter()
+        .filter_map(|l| match l {
+            Listed::Ok(e) => Some(&e.manifest),
+            Listed::Damaged { .. } => None,
+        })
+        .collect();
+    let none = || {
+        if listed.is_empty() {
+            format!("no backup of database '{db}' in {repo}: nothing to restore")
+        } else {
+            format!(
+                "no readable backup of database '{db}' in {repo} ({} damaged): nothing to restore",
+                listed.len()
+            )
+        }
+    };
+    Ok(match selection {
+        Selection::Newest => readable.last().map(|m| (*m).clone()).ok_or_else(none),
+        Selection::RandomWithinDays(n) => {
+            let since = now - chrono::Duration::days(*n as i64);
+            let recent: Vec<&&Manifest> = readable
+                .iter()
+                .filter(|m| m.snapshot.time >= since)
+                .collect();
+            if recent.is_empty() {
+                Err(if readable.is_empty() {
+                    none()
+                } else {
+                    format!(
+                        "no backup of database '{db}' in the last {n} days: nothing to restore (the newest is {})",
+                        readable.last().expect("not empty").id
+                    )
+                })
+            } else {
+                Ok((*recent[random_index(recent.len())]).clone())
+            }
+        }
+    })
+}
+
+async fn drill_one(
+    catalog: &Catalog,
+    settings: &Settings,
+    db: &str,
+    given: Option<&str>,
+    spec: Option<&DrillSpec>,
+    ids: Identities,
+) -> Result<DrillRecord> {
+    let started_at = Utc::now();
+    let t0 = Instant::now();
+    let mut timer = PhaseTimer::default();
+    let store = catalog.store().as_ref();
+    let configured = settings.databases.iter().find(|d| d.name == db);
+    let (rto_target, rto_from) = target(
+        spec.and_then(|s| s.rto_target),
+        configured.and_then(|d| d.rto_target),
+        DEFAULT_RTO_TARGET,
+    );
+    let (rpo_target, rpo_from) = target(
+        spec.and_then(|s| s.rpo_target),
+        configured.and_then(|d| d.rpo_target),
+        DEFAULT_RPO_TARGET,
+    );
+    let selection = spec.map_or(Selection::Newest, |s| s.selection.clone());
+    let checks: &[spec::Check] = spec.map_or(&[], |s| &s.checks);
+
+    // 1. Choose the backup, as the operator of an emergency restore would.
+    let listed = catalog.list(Some(db)).await?;
+    let points = rpo::points(&listed);
+    let worst = rpo::worst_rpo(&points, started_at, WORST_RPO_WINDOW_DAYS);
+    let chosen = choose(
+        &listed,
+        given,
+        &selection,
+        started_at,
+        db,
+        &store.describe(),
+    )?;
+    timer.done("select");
+
+    let mut rec = DrillRecord {
+        format_version: records::RECORD_FORMAT_VERSION,
+        pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
+        database: db.to_string(),
+        drill: spec.map(|s| s.name.clone()),
+        outcome: Outcome::Failed,
+        started_at,
+        finished_at: started_at,
+        selection: if given.is_some() {
+            "given".into()
+        } else {
+            selection.to_string()
+        },
+        backup: None,
+        phases: Vec::new(),
+        rto_seconds: None,
+        elapsed_seconds: 0.0,
+        rpo_seconds: None,
+        worst_rpo: worst,
+        targets: DrillTargets {
+            rto_seconds: rto_target,
+            rpo_seconds: rpo_target,
+            rto_from: rto_from.into(),
+            rpo_from: rpo_from.into(),
+            rto_met: None,
+            rpo_met: None,
+        },
+        checks: Vec::new(),
+        differences: Vec::new(),
+        failures: Vec::new(),
+        error: None,
+        scratch: None,
+        scratch_server_version: None,
+        host: records::hostname(),
+    };
+    let not_run = |why: &str| -> Vec<CheckResult> {
+        checks
+            .iter()
+            .map(|c| CheckResult {
+                name: c.name.clone(),
+                sql: c.sql.clone(),
+                expect: c.expect_text.clone(),
+                passed: false,
+                rows: None,
+                value: None,
+                message: Some(format!("not run: {why}")),
+                seconds: 0.0,
+            })
+            .collect()
+    };
+
+    let m = match chosen {
+        Ok(m) => m,
+        Err(why) => {
+            rec.failures.push(why);
+            rec.checks = not_run("there was no backup to restore");
+            rec.elapsed_seconds = t0.elapsed().as_secs_f64();
+            return Ok(finish(rec, timer));
+        }
+    };
+    rec.backup = Some(DrillBackup {
+        id: m.id.clone(),
+        snapshot_time: m.snapshot.time,
+        server_version: m.source.server_version.clone(),
+        dump_bytes: m.object("dump").map_or(0, |d| d.raw_bytes),
+        stored_bytes: m.objects.iter().map(|o| o.stored_bytes).sum(),
+    });
+    rec.rpo_seconds = Some(secs(started_at - m.snapshot.time));
+
+    // 2. Somewhere to restore into.
+    let sc = match Scratch::open(settings, &m, "drill").await {
+        Ok(sc) => sc,
+        Err(e) => {
+            timer.done("scratch");
+            rec.outcome = Outcome::Error;
+            rec.failures
+                .push(format!("could not run: no scratch database: {}", e.message));
+            rec.error = Some(e.to_string());
+            rec.checks = not_run("no scratch database");
+            rec.elapsed_seconds = t0.elapsed().as_secs_f64();
+            return Ok(finish(rec, timer));
+        }
+    };
+    rec.scratch = Some(sc.describe());
+    timer.done("scratch");
+
+    // 3. The restore: globals, create, then fetch, decrypt, decompress and pg_restore (data,
+    //    then post-data: indexes, constraints, triggers) streamed together.
+    let restored = restore::restore_into(store, &m, ids, &sc.target, &mut timer).await;
+    let mut proven = false;
+    match &restored {
+        Err(e) => {
+            timer.done("failed");
+            rec.failures.push(format!("restore failed: {}", e.message));
+            if e.kind == Kind::Corrupt {
+                // Name the damage precisely when a stored object no longer matches.
+                rec.failures.extend(damaged_objects(store, &m).await);
+            }
+            rec.checks = not_run("the restore failed");
+        }
+        Ok(()) => {
+            // 4. Fingerprint: the restored copy is what the backup says it holds.
+            let restored_db = sc.target.database();
+            match verify::compare_restored(&restored_db, &m).await {
+                Ok(d) => {
+                    if !d.is_empty() {
+                        rec.failures.push(format!(
+                            "fingerprint: {} difference(s) between the backup and the restored copy",
+                            d.len()
+                        ));
+                    }
+                    proven = d.is_empty();
+                    rec.differences = d;
+                }
+                Err(e) => rec.failures.push(format!(
+                    "fingerprint comparison could not run: {}",
+                    e.message
+                )),
+            }
+            timer.done("compare");
+            // 5. The drill's smoke checks.
+            rec.scratch_server_version = server_version(&restored_db).await;
+            for c in checks {
+                let r = run_check(&restored_db, c).await;
+                if !r.passed {
+                    rec.failures.push(format!(
+                        "smoke check '{}': {}",
+                        r.name,
+                        r.message.as_deref().unwrap_or("failed")
+                    ));
+                }
+                rec.checks.push(r);
+            }
+            timer.done("checks");
+        }
+    }
+    rec.elapsed_seconds = t0.elapsed().as_secs_f64();
+    if restored.is_ok() && proven && rec.checks.iter().all(|c| c.passed) {
+        // Exactly the phases so far: back to back from the start.
+        rec.rto_seconds = Some(timer.phases.iter().map(|p| p.seconds).sum());
+    }
+
+    // 6. Teardown, whatever happened.
+    sc.teardown().await;
+    timer.done("teardown");
+
+    // What the restore proved about the backup is kept beside it, as a verification would.
+    let verdict = match &restored {
+        Ok(())
+            if rec
+                .failures
+                .iter()
+                .any(|f| f.starts_with("fingerprint comparison")) =>
+        {
+            None
+        }
+        Ok(()) => Some(rec.differences.clone()),
+        Err(e) if matches!(e.kind, Kind::Corrupt | Kind::NotFound) => {
+            Some(vec![format!("restore failed: {}", e.message)])
+        }
+        Err(_) => None,
+    };
+    if let Some(differences) = verdict {
+        let v = VerificationRecord {
+            format_version: records::RECORD_FORMAT_VERSION,
+            pgdr_version: rec.pgdr_version.clone(),
+            database: m.database.clone(),
+            backup_id: m.id.clone(),
+            mode: VerifyMode::Full,
+            outcome: if differences.is_empty() {
+                Outcome::Passed
+            } else {
+                Outcome::Failed
+            },
+            started_at,
+            finished_at: Utc::now(),
+            phases: timer.phases.clone(),
+            differences,
+            error: None,
+            scratch: rec.scratch.clone(),
+            host: rec.host.clone(),
+        };
+        if let Err(e) = catalog.write_verification(&v).await {
+            tracing::warn!(error = %e, "could not store the drill's verification of the backup");
+        }
+    }
+
+    // 7. Targets. With a random old backup the drill's own RPO says nothing of today's: the
+    //    RPO target is then checked against the newest restorable backup.
+    rec.targets.rto_met = rec.rto_seconds.map(|r| r <= rto_target);
+    if rec.targets.rto_met == Some(false) {
+        rec.failures.push(format!(
+            "RTO {} exceeds the target {}",
+            rpo::human_duration(rec.rto_seconds.unwrap_or_default()),
+            rpo::human_duration(rto_target)
+        ));
+    }
+    let (rpo_basis, basis_text) = match (&selection, given) {
+        (Selection::RandomWithinDays(_), None) => (
+            points
+                .iter()
+                .filter(|p| p.restorable)
+                .map(|p| p.snapshot)
+                .max()
+                .map(|t| secs(started_at - t)),
+            "the age of the newest restorable backup",
+        ),
+        _ => (rec.rpo_seconds, "RPO"),
+    };
+    rec.targets.rpo_met = rpo_basis.map(|r| r <= rpo_target);
+    if rec.targets.rpo_met == Some(false) {
+        rec.failures.push(format!(
+            "{basis_text} {} exceeds the target {} (snapshot of backup {} taken {})",
+            rpo::human_duration(rpo_basis.unwrap_or_default()),
+            rpo::human_duration(rpo_target),
+            m.id,
+            m.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC")
+        ));
+    }
+    Ok(finish(rec, timer))
+}
+
+fn finish(mut rec: DrillRecord, timer: PhaseTimer) -> DrillRecord {
+    rec.phases = timer.phases;
+    rec.finished_at = Utc::now();
+    if rec.outcome != Outcome::Error {
+        rec.outcome = if rec.failures.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        };
+    }
+    rec
+}
+
+/// Objects of the backup whose stored bytes no longer match the manifest's sha256.
+async fn damaged_objects(store: &dyn store::Store, m: &Manifest) -> Vec<String> {
+    use futures::StreamExt;
+    use sha2::{Digest, Sha256};
+    let mut out = Vec::new();
+    for o in &m.objects {
+        let key = crate::catalog::object_key(&m.database, &m.id, &o.file);
+        let Ok(mut st) = store.get(&key).await else {
+            out.push(format!("object {}: missing from the repository", o.file));
+            continue;
+        };
+        let mut h = Sha256::new();
+        let mut ok = true;
+        while let Some(c) = st.next().await {
+            match c {
+                Ok(c) => h.update(&c),
+                Err(_) => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        let got = hex::encode(h.finalize());
+        if ok && got != o.sha256_stored {
+            out.push(format!(
+                "object {}: sha256 mismatch (manifest {}..., stored {}...): the stored object is damaged",
+                o.file,
+                &o.sha256_stored[..12.min(o.sha256_stored.len())],
+                &got[..12]
+            ));
+        }
+    }
+    out
+}
+
+async fn server_version(db: &Database) -> Option<String> {
+    let c = crate::source::connect(db).await.ok()?;
+    c.query_one("SELECT current_setting('server_version')", &[])
+        .await
+        .ok()
+        .map(|r| r.get(0))
+}
+
+/// Run one smoke check on its own connection, inside a transaction that is rolled back (so
+/// `SET ROLE` and anything the SQL changes end with it), under a statement timeout.
+async fn run_check(db: &Database, c: &spec::Check) -> CheckResult {
+    let t = Instant::now();
+    let result: std::result::Result<spec::Outcome, String> = async {
+        let client = crate::source::connect(db).await.map_err(|e| e.message)?;
+        client
+            .batch_execute(&format!(
+                "BEGIN; SET LOCAL statement_timeout = {}",
+                c.timeout.as_millis().max(1)
+            ))
+            .await
+            .map_err(|e| db_message(&e))?;
+        let msgs = tokio::time::timeout(
+            c.timeout + Duration::from_secs(5),
+            client.simple_query(&c.sql),
+        )
+        .await
+        .map_err(|_| {
+            format!(
+                "no answer within {}",
+                rpo::human_duration(c.timeout.as_secs_f64())
+            )
+        })?
+        .map_err(|e| {
+            let m = db_message(&e);
+            if m.contains("statement timeout") {
+                format!(
+                    "{m} (timeout {})",
+                    rpo::human_duration(c.timeout.as_secs_f64())
+                )
+            } else {
+                m
+            }
+        })?;
+        let _ = client.batch_execute("ROLLBACK").await;
+        Ok(outcome_of(&msgs))
+    }
+    .await;
+    let (passed, rows, value, message) = match result {
+        Ok(o) => match c.expect.check(&o) {
+            Ok(()) => (true, o.rows, o.first, None),
+            Err(why) => (false, o.rows, o.first, Some(why)),
+        },
+        Err(e) => (false, None, None, Some(format!("error: {e}"))),
+    };
+    CheckResult {
+        name: c.name.clone(),
+        sql: c.sql.clone(),
+        expect: c.expect_text.clone(),
+        passed,
+        rows,
+        value: value.map(|v| v.chars().take(200).collect()),
+        message,
+        seconds: t.elapsed().as_secs_f64(),
+    }
+}
+
+/// The rows of the last statement that returned a result set.
+fn outcome_of(msgs: &[SimpleQueryMessage]) -> spec::Outcome {
+    let mut last = None;
+    let mut cur: Option<(u64, Option<String>)> = None;
+    for m in msgs {
+        match m {
+            SimpleQueryMessage::RowDescription(_) => cur = Some((0, None)),
+            SimpleQueryMessage::Row(r) => {
+                let c = cur.get_or_insert((0, None));
+                c.0 += 1;
+                if c.0 == 1 {
+                    c.1 = r.try_get(0).ok().flatten().map(str::to_string);
+                }
+            }
+            SimpleQueryMessage::CommandComplete(_) => {
+                if let Some(c) = cur.take() {
+                    last = Some(c);
+                }
+            }
+            _ => {}
+        }
+    }
+    let last = cur.or(last);
+    spec::Outcome {
+        rows: last.as_ref().map(|l| l.0),
+        first: last.and_then(|l| l.1),
+    }
+}
+
+/// The report on past drills, in the format asked for.
+pub async fn report(
+    settings: &Settings,
+    database: Option<&str>,
+    format: report::Format,
+) -> Result<String> {
+    let catalog = Catalog::new(store::open(settings).await?);
+    let drills = catalog.drills(database).await?;
+    let mut names: Vec<String> = drills.iter().map(|d| d.database.clone()).collect();
+    if let Some(d) = database {
+        names.push(d.to_string());
+    }
+    names.sort();
+    names.dedup();
+    if names.is_empty() {
+        return Err(PgdrError::not_found(format!(
+            "no drill records in {}",
+            catalog.store().describe()
+        ))
+        .hint("run `pgdr drill` first"));
+    }
+    let now = Utc::now();
+    let mut sections = Vec::new();
+    for name in names {
+        let listed = catalog.list(Some(&name)).await?;
+        let points = rpo::points(&listed);
+        let history: Vec<DrillRecord> = drills
+            .iter()
+            .filter(|d| d.database == name)
+            .cloned()
+            .collect();
+        let configured = settings.databases.iter().find(|d| d.name == name);
+        // The newest drill's targets (they record where they came from); else the config's.
+        let rpo_target = history.last().map_or_else(
+            || {
+                target(
+                    None,
+                    configured.and_then(|d| d.rpo_target),
+                    DEFAULT_RPO_TARGET,
+                )
+                .0
+            },
+            |d| d.targets.rpo_seconds,
+        );
+        let worst = rpo::worst_rpo(&points, now, WORST_RPO_WINDOW_DAYS);
+        let typical = rpo::typical_interval(&points, 31);
+        sections.push(report::Section {
+            database: name,
+            schedule: rpo::schedule_verdict(typical, worst.as_ref(), rpo_target),
+            worst_rpo_now: worst,
+            backups: points.len(),
+            drills: history,
+        });
+    }
+    Ok(report::render(&sections, format, now))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio_postgres::SimpleQueryMessage as M;
+
+    #[test]
+    fn targets_come_from_the_drill_file_then_the_config() {
+        let m = Duration::from_secs(60);
+        assert_eq!(target(Some(m), Some(2 * m), 3 * m), (60.0, "drill file"));
+        assert_eq!(target(None, Some(2 * m), 3 * m), (120.0, "config"));
+        assert_eq!(target(None, None, 3 * m), (180.0, "default"));
+    }
+
+    #[test]
+    fn the_last_result_set_counts() {
+        // `SET ROLE anon; SELECT ...`: SET completes without a result set.
+        let msgs = vec![M::CommandComplete(0), M::CommandComplete(0)];
+        assert_eq!(outcome_of(&msgs).rows, None);
+        for n in [0, 3] {
+            assert!(random_index(n.max(1)) < n.max(1));
+        }
+    }
+}
