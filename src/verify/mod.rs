@@ -195,10 +195,14 @@ pub async fn recompute_data(client: &Client, expected: &ArchiveSummary) -> Resul
     for lo in &expected.large_objects {
         // The oid is a number from the archive; a missing object is a database error, which
         // compare_data reports as missing.
-        match client.query_one(&format!("SELECT lo_get({}::oid)", lo.oid), &[]).await {
+        match client
+            .query_one(&format!("SELECT lo_get({}::oid)", lo.oid), &[])
+            .await
+        {
             Ok(r) => {
                 let bytes: Vec<u8> = r.get(0);
-                out.large_objects.insert(lo.oid, large_object_digest(&bytes));
+                out.large_objects
+                    .insert(lo.oid, large_object_digest(&bytes));
             }
             Err(e) if e.as_db_error().is_some() => {}
             Err(e) => return Err(PgdrError::database(format!("large object {}: {e}", lo.oid))),

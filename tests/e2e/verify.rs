@@ -349,7 +349,10 @@ fn fingerprint_is_stable_and_changes_with_each_kind_of_change() {
     assert_eq!(fp(&a), fp(&b), "unchanged database, different fingerprints");
 
     let schema_diff = |x: &serde_json::Value, y: &serde_json::Value| -> Vec<String> {
-        let (xs, ys) = (&x["fingerprint"]["schema"]["sections"], &y["fingerprint"]["schema"]["sections"]);
+        let (xs, ys) = (
+            &x["fingerprint"]["schema"]["sections"],
+            &y["fingerprint"]["schema"]["sections"],
+        );
         let mut out = Vec::new();
         for (section, objs) in xs.as_object().unwrap() {
             for (k, v) in objs.as_object().unwrap() {
@@ -366,19 +369,38 @@ fn fingerprint_is_stable_and_changes_with_each_kind_of_change() {
             .as_array()
             .unwrap()
             .iter()
-            .filter(|t| !ys.iter().any(|u| u["name"] == t["name"] && u["digest"] == t["digest"] && u["rows"] == t["rows"]))
-            .map(|t| format!("{}.{}", t["schema"].as_str().unwrap(), t["name"].as_str().unwrap()))
+            .filter(|t| {
+                !ys.iter().any(|u| {
+                    u["name"] == t["name"] && u["digest"] == t["digest"] && u["rows"] == t["rows"]
+                })
+            })
+            .map(|t| {
+                format!(
+                    "{}.{}",
+                    t["schema"].as_str().unwrap(),
+                    t["name"].as_str().unwrap()
+                )
+            })
             .collect()
     };
 
-    w.pg.psql("app", "UPDATE public.profiles SET bio = 'changed' WHERE username = 'user_5'");
+    w.pg.psql(
+        "app",
+        "UPDATE public.profiles SET bio = 'changed' WHERE username = 'user_5'",
+    );
     let c = w.backup();
     assert_eq!(data_diff(&b, &c), ["public.profiles"]);
     assert!(schema_diff(&b, &c).is_empty(), "{:?}", schema_diff(&b, &c));
 
-    w.pg.psql("app", "ALTER POLICY profiles_select ON public.profiles USING (true)");
+    w.pg.psql(
+        "app",
+        "ALTER POLICY profiles_select ON public.profiles USING (true)",
+    );
     let d = w.backup();
-    assert_eq!(schema_diff(&c, &d), ["policies/public.profiles.profiles_select"]);
+    assert_eq!(
+        schema_diff(&c, &d),
+        ["policies/public.profiles.profiles_select"]
+    );
     assert!(data_diff(&c, &d).is_empty());
 
     w.pg.psql("app", "CREATE OR REPLACE FUNCTION public.health() RETURNS text LANGUAGE sql AS $$ SELECT 'ok!' $$");
@@ -405,18 +427,31 @@ fn scratch_problems_cannot_run_and_leave_nothing() {
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let cfg = w.dir.path().join("old.toml");
-    std::fs::write(&cfg, format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display()),
+    )
+    .unwrap();
     let mut c = w.pgdr(&["verify", &id]);
     c.arg("--config").arg(&cfg);
     let r = run(c);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("scratch cluster: initdb 15 or newer is needed"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("scratch cluster: initdb 15 or newer is needed"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("found only 11.22"), "{}", r.stderr);
 
     // No room for the scratch cluster.
     let mnt = w.dir.path().join("tiny");
     std::fs::create_dir_all(&mnt).unwrap();
-    let st = std::process::Command::new("mount").args(["-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs"]).arg(&mnt).status().unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .unwrap();
     assert!(st.success(), "this test needs root to mount a small tmpfs");
     struct Umount(PathBuf);
     impl Drop for Umount {
@@ -426,14 +461,27 @@ fn scratch_problems_cannot_run_and_leave_nothing() {
     }
     let _g = Umount(mnt.clone());
     let cfg = w.dir.path().join("tiny.toml");
-    std::fs::write(&cfg, format!("[scratch]\ntemp_dir = \"{}\"\n", mnt.display())).unwrap();
+    std::fs::write(
+        &cfg,
+        format!("[scratch]\ntemp_dir = \"{}\"\n", mnt.display()),
+    )
+    .unwrap();
     let mut c = w.pgdr(&["verify", &id]);
     c.arg("--config").arg(&cfg);
     let r = run(c);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stderr.contains("could not verify: scratch cluster: initdb failed"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("could not verify: scratch cluster: initdb failed"),
+        "{}",
+        r.stderr
+    );
     assert!(r.stderr.contains("No space left on device"), "{}", r.stderr);
-    assert!(files_under(&mnt).is_empty(), "left behind: {:?}", files_under(&mnt));
+    assert!(
+        files_under(&mnt).is_empty(),
+        "left behind: {:?}",
+        files_under(&mnt)
+    );
     // A verification that could not run is not recorded against the backup.
     assert!(w.list()[0]["verification"].is_null());
 }
