@@ -485,3 +485,59 @@ fn scratch_problems_cannot_run_and_leave_nothing() {
     // A verification that could not run is not recorded against the backup.
     assert!(w.list()[0]["verification"].is_null());
 }
+
+#[test]
+fn missing_extension_on_the_scratch_server_is_named() {
+    // An extension the source has and the restore target lacks: a control file installed for
+    // the backup, removed before the verification.
+    let share = std::process::Command::new(pg_bin().join("pg_config"))
+        .arg("--sharedir")
+        .output()
+        .unwrap();
+    let dir = PathBuf::from(String::from_utf8(share.stdout).unwrap().trim()).join("extension");
+    let name = format!("pgdr_probe_{}", std::process::id());
+    let control = dir.join(format!("{name}.control"));
+    let script = dir.join(format!("{name}--1.0.sql"));
+    struct Remove(Vec<PathBuf>);
+    impl Drop for Remove {
+        fn drop(&mut self) {
+            for p in &self.0 {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+    }
+    let guard = Remove(vec![control.clone(), script.clone()]);
+    std::fs::write(&control, "default_version = '1.0'\nrelocatable = true\n").unwrap();
+    std::fs::write(
+        &script,
+        "CREATE FUNCTION pgdr_probe() RETURNS int LANGUAGE sql AS 'SELECT 1';\n",
+    )
+    .unwrap();
+
+    let w = World::local();
+    w.pg.psql("app", &format!("CREATE EXTENSION {name}"));
+    let id = w.backup()["id"].as_str().unwrap().to_string();
+    drop(guard);
+
+    let cfg = scratch_config(&w);
+    let mut c = w.pgdr(&["verify", &id]);
+    c.arg("--config").arg(&cfg);
+    let r = run(c);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "extension \"{name}\" is not installed on the server restored into"
+        )),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("hint: install the package that provides"),
+        "{}",
+        r.stderr
+    );
+    assert!(std::fs::read_dir(w.dir.path().join("scratch-tmp"))
+        .unwrap()
+        .next()
+        .is_none());
+}
