@@ -1,5 +1,7 @@
 //! Command-line parsing and rendering. Commands do the work; this only translates.
 
+mod ops;
+
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -123,6 +125,18 @@ enum Cmd {
     /// time every phase, prove it against the fingerprint, run the drill's smoke checks, and
     /// record RTO and RPO in the repository. Exit 0 passed, 1 failed, 2 could not run.
     Drill(DrillArgs),
+    /// Apply the retention policy, remove leftovers of interrupted runs and old records.
+    /// --dry-run prints every backup with keep/delete and the rule that decided it.
+    Prune(ops::PruneArgs),
+    /// Health at a glance: newest backup and its age, newest verification and drill, worst RPO
+    /// of 30 days, next scheduled runs. Exit 0 all within limits, 1 a problem (one line each),
+    /// 2 could not look.
+    Status(ops::StatusArgs),
+    /// Every scheduled job with its next runs and its last result.
+    Schedule(ops::ScheduleArgs),
+    /// Run the scheduled backups, verifications, drills and prunes, with metrics and webhooks.
+    /// SIGTERM/SIGINT: start nothing new, let running jobs finish within the grace period.
+    Daemon(ops::DaemonArgs),
     /// Configuration commands.
     Config {
         #[command(subcommand)]
@@ -436,6 +450,10 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         }
         Cmd::Restore(a) => run_restore(g, a, cancel).await,
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
+        Cmd::Prune(a) => ops::prune(g, a).await,
+        Cmd::Schedule(a) => ops::schedule(g, a).await,
+        Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
+        Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Config {
             cmd: ConfigCmd::Check { json },
         } => {

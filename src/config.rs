@@ -58,6 +58,13 @@ pub struct FileConfig {
     pub scratch: ScratchFile,
     #[serde(default, rename = "database")]
     pub databases: Vec<DatabaseFile>,
+    /// Defaults for every database (see `schedule::settings`).
+    pub retention: Option<crate::schedule::settings::RetentionFile>,
+    pub schedule: Option<crate::schedule::settings::ScheduleFile>,
+    pub metrics: Option<crate::schedule::settings::MetricsFile>,
+    #[serde(default)]
+    pub webhook: Vec<crate::schedule::settings::WebhookFile>,
+    pub daemon: Option<crate::schedule::settings::DaemonFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +141,9 @@ pub struct DatabaseFile {
     pub rto_target: Option<String>,
     /// Recovery point objective, checked by `pgdr drill`: "5m" (the default), "24h".
     pub rpo_target: Option<String>,
+    /// This database's own retention and schedule keys, over `[retention]` / `[schedule]`.
+    pub retention: Option<crate::schedule::settings::RetentionFile>,
+    pub schedule: Option<crate::schedule::settings::ScheduleFile>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -162,6 +172,8 @@ pub struct Settings {
     pub pg_bin_dir: Option<PathBuf>,
     pub scratch: crate::scratch::ScratchSettings,
     pub databases: Vec<Database>,
+    /// Schedules, retention, metrics, webhooks and the daemon, per database by name.
+    pub ops: crate::schedule::settings::OpsSettings,
     /// Where the settings came from, for messages ("--repo", "config file x.toml", ...).
     pub config_path: Option<PathBuf>,
 }
@@ -389,7 +401,10 @@ impl Settings {
             }
         }
 
+        let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
+        let ops = crate::schedule::settings::OpsSettings::resolve(&file, &names)?;
         Ok(Settings {
+            ops,
             repository,
             s3,
             recipients,

@@ -4,8 +4,12 @@
 pub mod backup;
 pub mod cat;
 pub mod config_check;
+pub mod daemon;
 pub mod drill;
 pub mod keygen;
 pub mod list;
+pub mod prune;
 pub mod restore;
+pub mod schedule;
+pub mod status;
 pub mod verify;

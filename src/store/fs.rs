@@ -11,7 +11,9 @@ use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
-use super::{validate_key, ByteStream, ObjectInfo, Store};
+use chrono::{DateTime, Utc};
+
+use super::{validate_key, ByteStream, Leftover, ObjectInfo, Store};
 use crate::error::{Kind, PgdrError, Result};
 
 pub struct FsStore {
@@ -176,6 +178,72 @@ impl Store for FsStore {
     fn describe(&self) -> String {
         self.root.display().to_string()
     }
+
+    /// `.partial-<pid>` files last written before `older_than` (a killed pgdr leaves them; a
+    /// running one keeps writing to its own, so a recent one is never touched).
+    async fn leftovers(&self, older_than: DateTime<Utc>) -> Result<Vec<Leftover>> {
+        let root = self.root.clone();
+        let found = tokio::task::spawn_blocking(move || walk_partials(&root))
+            .await
+            .map_err(|e| PgdrError::internal(e.to_string()))?
+            .map_err(|e| self.err("listing", "", e))?;
+        Ok(found
+            .into_iter()
+            .filter(|o| o.modified.is_some_and(|m| m < older_than))
+            .map(|o| Leftover {
+                key: o.key[..o.key.rfind(PARTIAL_SUFFIX).expect("a partial")].to_string(),
+                since: o.modified,
+                size: Some(o.size),
+                what: "partial file",
+                handle: o.key,
+            })
+            .collect())
+    }
+
+    async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
+        if !leftover.handle.contains(PARTIAL_SUFFIX) {
+            return Err(PgdrError::internal(format!(
+                "'{}' is not a partial file",
+                leftover.handle
+            )));
+        }
+        self.delete(&leftover.handle).await
+    }
+}
+
+/// Every `.partial-*` file under the root (keys relative to it).
+fn walk_partials(root: &Path) -> io::Result<Vec<ObjectInfo>> {
+    let mut out = Vec::new();
+    if !root.exists() {
+        return Ok(out);
+    }
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type()?.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            let rel = path
+                .strip_prefix(root)
+                .expect("under root")
+                .to_string_lossy()
+                .replace('\\', "/");
+            if !rel.contains(&format!("{PARTIAL_SUFFIX}-")) {
+                continue;
+            }
+            let meta = entry.metadata()?;
+            out.push(ObjectInfo {
+                key: rel,
+                size: meta.len(),
+                modified: meta.modified().ok().map(Into::into),
+            });
+        }
+    }
+    out.sort_by(|a, b| a.key.cmp(&b.key));
+    Ok(out)
 }
 
 struct RemoveOnDrop(Option<PathBuf>);
@@ -254,6 +322,29 @@ mod tests {
             .unwrap()
             .collect();
         assert!(leftovers.is_empty(), "partial file left behind");
+    }
+
+    #[tokio::test]
+    async fn old_partial_files_are_leftovers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::new(dir.path().to_path_buf());
+        std::fs::create_dir_all(dir.path().join("app/1")).unwrap();
+        std::fs::write(dir.path().join("app/1/dump.zst.age.partial-42"), b"half").unwrap();
+        std::fs::write(dir.path().join("app/1/globals.sql.zst.age"), b"whole").unwrap();
+        let later = Utc::now() + chrono::Duration::seconds(5);
+        assert!(store
+            .leftovers(Utc::now() - chrono::Duration::hours(1))
+            .await
+            .unwrap()
+            .is_empty());
+        let l = store.leftovers(later).await.unwrap();
+        assert_eq!(l.len(), 1);
+        assert_eq!(l[0].key, "app/1/dump.zst.age");
+        assert_eq!(l[0].handle, "app/1/dump.zst.age.partial-42");
+        assert_eq!(l[0].size, Some(4));
+        store.remove_leftover(&l[0]).await.unwrap();
+        assert!(store.leftovers(later).await.unwrap().is_empty());
+        assert_eq!(store.list("").await.unwrap().len(), 1);
     }
 
     #[tokio::test]

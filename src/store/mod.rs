@@ -31,6 +31,21 @@ pub struct ObjectInfo {
     pub modified: Option<DateTime<Utc>>,
 }
 
+/// Something an interrupted write left behind, invisible to `list`: a `.partial-*` file of the
+/// local store or an incomplete multipart upload on S3. Only `prune` looks at these.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Leftover {
+    /// The key the write was meant to create.
+    pub key: String,
+    /// When the write started (or last wrote), if known.
+    pub since: Option<DateTime<Utc>>,
+    pub size: Option<u64>,
+    /// "partial file" or "multipart upload".
+    pub what: &'static str,
+    /// The backend's handle on it: the partial file's key, or the upload id.
+    pub handle: String,
+}
+
 /// What was stored: the size and sha256 of the bytes exactly as they sit in the repository.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Receipt {
@@ -54,6 +69,17 @@ pub trait Store: Send + Sync {
     async fn check_writable(&self) -> Result<()>;
     /// For messages: `/var/backups/pgdr` or `s3://bucket/prefix`.
     fn describe(&self) -> String;
+    /// Leftovers of interrupted writes from before `older_than`. A backend that cannot leave
+    /// any has none.
+    async fn leftovers(&self, older_than: DateTime<Utc>) -> Result<Vec<Leftover>> {
+        let _ = older_than;
+        Ok(Vec::new())
+    }
+    /// Remove one leftover; one already gone is not an error.
+    async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
+        let _ = leftover;
+        Ok(())
+    }
 }
 
 pub type DynStore = Arc<dyn Store>;

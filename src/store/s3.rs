@@ -32,7 +32,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use tokio::task::JoinSet;
 
-use super::{validate_key, ByteStream, ObjectInfo, Store};
+use super::{validate_key, ByteStream, Leftover, ObjectInfo, Store};
 use crate::config::S3Settings;
 use crate::error::{Kind, PgdrError, Result};
 
@@ -824,6 +824,27 @@ impl Store for S3Store {
             Err(e) if e.code() == Some("NoSuchKey") => Ok(()),
             Err(e) => Err(self.sdk_err("DeleteObject", &full, e)),
         }
+    }
+
+    /// Multipart uploads started before `older_than` and never completed nor aborted.
+    async fn leftovers(&self, older_than: DateTime<Utc>) -> Result<Vec<Leftover>> {
+        Ok(self
+            .list_incomplete_uploads()
+            .await?
+            .into_iter()
+            .filter(|(_, _, initiated)| initiated.is_some_and(|t| t < older_than))
+            .map(|(key, upload_id, initiated)| Leftover {
+                key,
+                since: initiated,
+                size: None,
+                what: "multipart upload",
+                handle: upload_id,
+            })
+            .collect())
+    }
+
+    async fn remove_leftover(&self, leftover: &Leftover) -> Result<()> {
+        self.abort_upload(&leftover.key, &leftover.handle).await
     }
 
     async fn check_writable(&self) -> Result<()> {

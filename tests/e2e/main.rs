@@ -7,5 +7,6 @@ mod common;
 mod drill;
 mod restore;
 mod s3;
+mod schedule;
 mod schema;
 mod verify;

@@ -1,0 +1,438 @@
+//! `pgdr prune`: apply the retention plan, remove what interrupted runs left behind, and trim
+//! the records of drills, restores and verifications to their own limits.
+//!
+//! Plan and act are split: [`plan`] reads the repository and decides everything (that is all
+//! `--dry-run` does), [`apply`] deletes what the plan says, and nothing else.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::catalog::{self, BackupId, Catalog, Listed};
+use crate::config::Settings;
+use crate::error::{PgdrError, Result};
+use crate::schedule::retention::{self, Decision, Proof};
+use crate::schedule::settings::DatabaseOps;
+use crate::store::{self, Leftover};
+
+pub struct PruneOptions {
+    pub database: Option<String>,
+    pub dry_run: bool,
+}
+
+/// One backup in the plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedBackup {
+    pub id: BackupId,
+    pub snapshot_time: DateTime<Utc>,
+    pub proof: Proof,
+    pub keep: bool,
+    pub reasons: Vec<String>,
+}
+
+/// Objects of a backup folder without a manifest: a backup that was interrupted (killed) before
+/// it committed, or a deletion that was.
+#[derive(Debug, Clone, Serialize)]
+pub struct Orphan {
+    pub id: BackupId,
+    pub keys: Vec<String>,
+    pub bytes: u64,
+    pub last_written: Option<DateTime<Utc>>,
+}
+
+/// A record beyond its kind's limit.
+#[derive(Debug, Clone, Serialize)]
+pub struct OldRecord {
+    pub key: String,
+    /// "drill", "restore", "verification".
+    pub kind: &'static str,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabasePlan {
+    pub database: String,
+    /// Why nothing is deleted by age, if so (outage, failed newest backup).
+    pub hold: Option<String>,
+    /// Every backup, oldest first.
+    pub backups: Vec<PlannedBackup>,
+    pub leftovers: Vec<Leftover>,
+    pub orphans: Vec<Orphan>,
+    pub records: Vec<OldRecord>,
+}
+
+impl DatabasePlan {
+    pub fn to_delete(&self) -> impl Iterator<Item = &PlannedBackup> {
+        self.backups.iter().filter(|b| !b.keep)
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PrunePlan {
+    pub now: DateTime<Utc>,
+    pub databases: Vec<DatabasePlan>,
+}
+
+/// What `apply` did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneReport {
+    pub deleted_backups: usize,
+    pub removed_leftovers: usize,
+    pub removed_orphans: usize,
+    pub removed_records: usize,
+    /// One line per thing that could not be removed; prune goes on with the rest.
+    pub errors: Vec<String>,
+}
+
+/// Plan (and unless `dry_run`, apply) for the selected databases.
+pub async fn run(
+    settings: &Settings,
+    opts: &PruneOptions,
+    now: DateTime<Utc>,
+) -> Result<(PrunePlan, Option<PruneReport>)> {
+    let catalog = Catalog::new(store::open(settings).await?);
+    let names = database_names(settings, &catalog, opts.database.as_deref()).await?;
+    let p = plan(&catalog, settings, &names, now).await?;
+    if opts.dry_run {
+        return Ok((p, None));
+    }
+    let r = apply(&catalog, &p).await;
+    Ok((p, Some(r)))
+}
+
+/// The databases a repository-wide command looks at: the named one; else the configured ones;
+/// else every database found in the repository.
+pub async fn database_names(
+    settings: &Settings,
+    catalog: &Catalog,
+    named: Option<&str>,
+) -> Result<Vec<String>> {
+    if let Some(n) = named {
+        return Ok(vec![n.to_string()]);
+    }
+    if !settings.databases.is_empty() {
+        return Ok(settings.databases.iter().map(|d| d.name.clone()).collect());
+    }
+    let names: BTreeSet<String> = catalog
+        .list(None)
+        .await?
+        .iter()
+        .map(|l| l.database().to_string())
+        .collect();
+    if names.is_empty() {
+        return Err(PgdrError::not_found(format!(
+            "no database and no backup in {}",
+            catalog.store().describe()
+        ))
+        .hint("check --repo, or name the database with --database NAME"));
+    }
+    Ok(names.into_iter().collect())
+}
+
+pub async fn plan(
+    catalog: &Catalog,
+    settings: &Settings,
+    names: &[String],
+    now: DateTime<Utc>,
+) -> Result<PrunePlan> {
+    let mut databases = Vec::new();
+    // Leftovers are found once for the whole store, then filed by database.
+    let oldest_cutoff = names
+        .iter()
+        .map(|n| cutoff(now, &settings.ops.database(n)))
+        .max()
+        .unwrap_or(now);
+    let leftovers = catalog.store().leftovers(oldest_cutoff).await?;
+    for name in names {
+        let ops = settings.ops.database(name);
+        databases.push(plan_database(catalog, name, &ops, &leftovers, now).await?);
+    }
+    Ok(PrunePlan { now, databases })
+}
+
+fn cutoff(now: DateTime<Utc>, ops: &DatabaseOps) -> DateTime<Utc> {
+    now - chrono::Duration::from_std(ops.leftover_age).unwrap_or(chrono::Duration::MAX)
+}
+
+async fn plan_database(
+    catalog: &Catalog,
+    name: &str,
+    ops: &DatabaseOps,
+    leftovers: &[Leftover],
+    now: DateTime<Utc>,
+) -> Result<DatabasePlan> {
+    let listed = catalog.list(Some(name)).await?;
+    let drills = catalog.drills(Some(name)).await?;
+    let facts = retention::facts(&listed, &drills);
+    let hold = retention::hold(&facts, &ops.retention, now);
+    let decisions: BTreeMap<BackupId, Decision> = retention::plan(&facts, &ops.retention, now)
+        .into_iter()
+        .map(|d| (d.id.clone(), d))
+        .collect();
+    let backups: Vec<PlannedBackup> = facts
+        .iter()
+        .map(|f| {
+            let d = &decisions[&f.id];
+            PlannedBackup {
+                id: f.id.clone(),
+                snapshot_time: f.time,
+                proof: f.proof,
+                keep: d.keep,
+                reasons: d.reasons.clone(),
+            }
+        })
+        .collect();
+    let deleted: BTreeSet<&BackupId> = backups.iter().filter(|b| !b.keep).map(|b| &b.id).collect();
+
+    let before = cutoff(now, ops);
+    let mine = format!("{name}/");
+    let leftovers: Vec<Leftover> = leftovers
+        .iter()
+        .filter(|l| l.key.starts_with(&mine) && l.since.is_some_and(|s| s < before))
+        .cloned()
+        .collect();
+
+    let objects = catalog.store().list(&mine).await?;
+    let committed: BTreeSet<&BackupId> = listed.iter().map(Listed::id).collect();
+    // Folders named like a backup that have objects but no manifest.
+    let mut folders: BTreeMap<BackupId, Orphan> = BTreeMap::new();
+    let mut verifications: BTreeMap<BackupId, Vec<String>> = BTreeMap::new();
+    let mut drill_keys = Vec::new();
+    let mut restore_keys = Vec::new();
+    for o in &objects {
+        let parts: Vec<&str> = o.key.split('/').collect();
+        if parts.len() < 3 {
+            continue;
+        }
+        if parts.len() == 3 && parts[1] == catalog::DRILLS_DIR {
+            drill_keys.push(o.key.clone());
+            continue;
+        }
+        if parts.len() == 3 && parts[1] == catalog::RESTORES_DIR {
+            restore_keys.push(o.key.clone());
+            continue;
+        }
+        let Ok(id) = parts[1].parse::<BackupId>() else {
+            continue;
+        };
+        if parts.len() == 4 && parts[2] == catalog::VERIFICATIONS_DIR {
+            verifications
+                .entry(id.clone())
+                .or_default()
+                .push(o.key.clone());
+        }
+        if committed.contains(&id) {
+            continue;
+        }
+        let f = folders.entry(id.clone()).or_insert_with(|| Orphan {
+            id,
+            keys: Vec::new(),
+            bytes: 0,
+            last_written: None,
+        });
+        f.keys.push(o.key.clone());
+        f.bytes += o.size;
+        f.last_written = f.last_written.max(o.modified);
+    }
+    let orphans: Vec<Orphan> = folders
+        .into_values()
+        .filter(|f| f.id.time() < before && f.last_written.is_none_or(|t| t < before))
+        .collect();
+
+    let mut records = Vec::new();
+    let mut beyond = |keys: &mut Vec<String>, kind: &'static str, limit: u32| {
+        keys.sort();
+        let n = keys.len().saturating_sub(limit as usize);
+        for k in keys.drain(..n) {
+            records.push(OldRecord {
+                key: k,
+                kind,
+                limit,
+            });
+        }
+    };
+    beyond(&mut drill_keys, "drill", ops.keep_drills);
+    beyond(&mut restore_keys, "restore", ops.keep_restores);
+    for (id, mut keys) in verifications {
+        // A deleted backup takes its records along.
+        if deleted.contains(&id) || !committed.contains(&id) {
+            continue;
+        }
+        beyond(&mut keys, "verification", ops.keep_verifications);
+    }
+    Ok(DatabasePlan {
+        database: name.to_string(),
+        hold,
+        backups,
+        leftovers,
+        orphans,
+        records,
+    })
+}
+
+/// Delete what the plan says. Failures are collected, not fatal: the rest still goes.
+pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
+    let mut r = PruneReport::default();
+    let store = catalog.store();
+    for db in &plan.databases {
+        for b in db.to_delete() {
+            match catalog.delete_backup(&db.database, &b.id).await {
+                Ok(()) => {
+                    r.deleted_backups += 1;
+                    tracing::info!(database = %db.database, id = %b.id, reason = %b.reasons.join("; "), "backup deleted");
+                }
+                Err(e) => r
+                    .errors
+                    .push(format!("backup {}/{}: {}", db.database, b.id, e.message)),
+            }
+        }
+        for l in &db.leftovers {
+            match store.remove_leftover(l).await {
+                Ok(()) => {
+                    r.removed_leftovers += 1;
+                    tracing::info!(key = %l.key, what = l.what, "leftover removed");
+                }
+                Err(e) => r
+                    .errors
+                    .push(format!("{} of {}: {}", l.what, l.key, e.message)),
+            }
+        }
+        for o in &db.orphans {
+            let mut ok = true;
+            for k in &o.keys {
+                if let Err(e) = store.delete(k).await {
+                    ok = false;
+                    r.errors.push(format!("{k}: {}", e.message));
+                }
+            }
+            if ok {
+                r.removed_orphans += 1;
+                tracing::info!(database = %db.database, id = %o.id, objects = o.keys.len(), "uncommitted backup folder removed");
+            }
+        }
+        for rec in &db.records {
+            match store.delete(&rec.key).await {
+                Ok(()) => r.removed_records += 1,
+                Err(e) => r.errors.push(format!("{}: {}", rec.key, e.message)),
+            }
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::manifest::tests::sample;
+    use bytes::Bytes;
+    use std::sync::Arc;
+
+    async fn put(store: &dyn crate::store::Store, key: &str, body: &[u8]) {
+        store
+            .put_bytes(key, Bytes::copy_from_slice(body))
+            .await
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn plans_backups_orphans_records_and_applies_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Arc::new(crate::store::fs::FsStore::new(dir.path().to_path_buf()));
+        let catalog = Catalog::new(fs.clone());
+        let now = Utc::now();
+        let hours = |h: i64| now - chrono::Duration::hours(h);
+        // Ten backups a day apart, the newest an hour old.
+        let mut ids = Vec::new();
+        for d in (0..10).rev() {
+            let mut m = sample();
+            let t = BackupId::from_time(hours(1 + 24 * d)).time();
+            m.id = BackupId::from_time(t);
+            m.snapshot.time = t;
+            m.started_at = t;
+            m.finished_at = t;
+            put(
+                fs.as_ref(),
+                &catalog::object_key("app", &m.id, "dump.zst.age"),
+                b"x",
+            )
+            .await;
+            catalog.commit(&m).await.unwrap();
+            ids.push(m.id.to_string());
+        }
+        // Interrupted backups: objects, no manifest. One from a month ago, and one started ten
+        // minutes ago (it may still be running: left alone).
+        let old = BackupId::from_time(hours(30 * 24));
+        let fresh = BackupId::from_time(now - chrono::Duration::minutes(10));
+        let old_dump = catalog::object_key("app", &old, "dump.zst.age");
+        put(fs.as_ref(), &old_dump, b"old").await;
+        put(
+            fs.as_ref(),
+            &catalog::object_key("app", &fresh, "dump.zst.age"),
+            b"run",
+        )
+        .await;
+        std::fs::File::options()
+            .write(true)
+            .open(dir.path().join(&old_dump))
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400))
+            .unwrap();
+        // Three drill records; keep 2.
+        for d in 1..=3 {
+            put(
+                fs.as_ref(),
+                &format!("app/drills/2026030{d}T040000.000Z.json"),
+                b"{}",
+            )
+            .await;
+        }
+        let file = crate::config::parse_file(
+            "[retention]\nkeep_last = 3\nkeep_drills = 2\n[[database]]\nname = \"app\"\nurl = \"postgres://u@h/app\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let ops =
+            crate::schedule::settings::OpsSettings::resolve(&file, &["app".to_string()]).unwrap();
+        let dbops = ops.database("app");
+        let plan_db = plan_database(&catalog, "app", &dbops, &[], now)
+            .await
+            .unwrap();
+        assert!(plan_db.hold.is_none());
+        assert_eq!(plan_db.backups.len(), 10);
+        assert_eq!(plan_db.to_delete().count(), 7);
+        assert_eq!(
+            plan_db
+                .orphans
+                .iter()
+                .map(|o| o.id.clone())
+                .collect::<Vec<_>>(),
+            vec![old.clone()],
+            "the folder written in the last 24h may be a running backup"
+        );
+        assert_eq!(plan_db.records.len(), 1);
+        assert_eq!(
+            plan_db.records[0].key,
+            "app/drills/20260301T040000.000Z.json"
+        );
+        let plan = PrunePlan {
+            now,
+            databases: vec![plan_db],
+        };
+        let r = apply(&catalog, &plan).await;
+        assert!(r.errors.is_empty(), "{:?}", r.errors);
+        assert_eq!(r.deleted_backups, 7);
+        assert_eq!(r.removed_orphans, 1);
+        assert_eq!(r.removed_records, 1);
+        let left: Vec<String> = catalog
+            .list(Some("app"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| l.id().to_string())
+            .collect();
+        assert_eq!(left, ids[7..].to_vec());
+        assert!(!dir.path().join(format!("app/{old}")).exists());
+        assert!(dir.path().join(format!("app/{fresh}")).exists());
+    }
+}
