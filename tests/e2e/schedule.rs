@@ -760,3 +760,107 @@ fn webhook_receiver_gets_the_failure() {
         r.stdout
     );
 }
+
+#[test]
+fn missed_jobs_run_once_at_start_up() {
+    let w = World::local();
+    let m = w.backup();
+    // The backup is fresh (not missed); the drill and prune never ran (missed).
+    let cfg = config(
+        &w,
+        "d.toml",
+        "[daemon]\ngrace_period = \"60s\"\n[schedule]\nbackup = \"0 2 * * *\"\nverify = \"off\"\ndrill = \"0 4 1 * *\"\nprune = \"30 5 * * *\"\n[retention]\nkeep_last = 5\n",
+    );
+    let d = Daemon::start(daemon_cmd(&w, &cfg), w.dir.path(), "d");
+    d.wait_for("daemon started", 10);
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while d.log().matches("job succeeded").count() < 2 {
+        assert!(
+            std::time::Instant::now() < until && !d.log().contains("job failed"),
+            "{}",
+            d.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let log = d.log();
+    assert_eq!(log.matches("\"catch-up\"").count(), 2, "{log}");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("job started") && l.contains("\"backup\"")),
+        "{log}"
+    );
+    assert_eq!(d.term(30), 0);
+    let root = local_root(&w);
+    for job in ["drill", "prune"] {
+        let j: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(root.join(format!("app/jobs/{job}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(j["last_run"]["outcome"], "succeeded", "{job}: {j}");
+    }
+    assert!(
+        !root.join("app/jobs/drill.lease").exists(),
+        "the lease is released"
+    );
+    let list = w.list();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0]["id"], m["id"]);
+    // Started again: nothing is missed any more, so nothing runs.
+    let d = Daemon::start(daemon_cmd(&w, &cfg), w.dir.path(), "d2");
+    d.wait_for("daemon started", 10);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(!d.log().contains("job started"), "{}", d.log());
+    assert_eq!(d.term(20), 0);
+}
+
+/// On S3 the leftovers of an interrupted backup are incomplete multipart uploads: listed by
+/// `Store::leftovers` once older than the cutoff, and aborted by `remove_leftover`.
+#[tokio::test(flavor = "multi_thread")]
+async fn s3_incomplete_multipart_uploads_are_leftovers() {
+    use pgdr::store::{ByteStream, Store};
+    use std::sync::Arc;
+    use std::time::Duration;
+    let store = Arc::new(crate::common::garage::garage().store("leftovers").await);
+    // A put that goes on for a while (1 MiB every 50 ms): its upload is in progress.
+    let body: ByteStream = Box::pin(futures::stream::unfold(0u32, |i| async move {
+        if i >= 400 {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Some((Ok(bytes::Bytes::from(vec![i as u8; 1 << 20])), i + 1))
+    }));
+    let put = tokio::spawn({
+        let s = store.clone();
+        async move { s.put("app/20261126T020000.000Z/dump.zst.age", body).await }
+    });
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    let future_cutoff = || chrono::Utc::now() + chrono::Duration::minutes(1);
+    let found = loop {
+        let l = store.leftovers(future_cutoff()).await.unwrap();
+        if !l.is_empty() {
+            break l;
+        }
+        assert!(
+            std::time::Instant::now() < until,
+            "no multipart upload started"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].key, "app/20261126T020000.000Z/dump.zst.age");
+    assert_eq!(found[0].what, "multipart upload");
+    // Younger than the cutoff: not a leftover (it may be a running backup).
+    let old_cutoff = chrono::Utc::now() - chrono::Duration::hours(1);
+    assert!(store.leftovers(old_cutoff).await.unwrap().is_empty());
+    store.remove_leftover(&found[0]).await.unwrap();
+    assert!(
+        put.await.unwrap().is_err(),
+        "the put loses its aborted upload"
+    );
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while !store.leftovers(future_cutoff()).await.unwrap().is_empty() {
+        assert!(std::time::Instant::now() < until, "upload still listed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(store.list("").await.unwrap().is_empty());
+}
