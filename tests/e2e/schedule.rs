@@ -403,7 +403,7 @@ fn wait_until(t: chrono::DateTime<chrono::Utc>) {
 #[test]
 fn two_daemons_run_one_backup_between_them() {
     let w = World::local();
-    let (cron, at) = in_seconds(4);
+    let (cron, at) = in_seconds(6);
     let cfg = daemon_config(&w, "d.toml", &cron, "");
     let a = Daemon::start(daemon_cmd(&w, &cfg), w.dir.path(), "a");
     let b = Daemon::start(daemon_cmd(&w, &cfg), w.dir.path(), "b");
@@ -482,7 +482,7 @@ fn sigterm_during_a_backup_leaves_nothing_and_exits_0() {
         assert!(std::time::Instant::now() < until, "the lock holder did not start");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    let (cron, _) = in_seconds(3);
+    let (cron, _) = in_seconds(5);
     let cfg = daemon_config(&w, "d.toml", &cron, "");
     let d = Daemon::start(daemon_cmd(&w, &cfg), w.dir.path(), "d");
     d.wait_for("job started", 15);
@@ -562,7 +562,7 @@ fn metric(text: &str, name: &str) -> Option<f64> {
 fn scheduled_backup_shows_in_metrics_and_schedule() {
     let w = World::local();
     let port = free_port();
-    let (cron, at) = in_seconds(3);
+    let (cron, at) = in_seconds(5);
     let cfg = config(
         &w,
         "d.toml",
@@ -695,7 +695,7 @@ fn webhook_receiver_gets_the_failure() {
         })
     });
     // A source nobody listens on: the backup fails at once.
-    let (cron, at) = in_seconds(3);
+    let (cron, at) = in_seconds(5);
     let cfg = dir.path().join("d.toml");
     std::fs::write(
         &cfg,
