@@ -979,6 +979,7 @@ async fn restore_and_prove(
         bin_dir: plan.bin_dir.clone(),
     };
     let opts = EngineOptions {
+        fingerprint_archive: false,
         roles: plan.roles,
         jobs: Some(plan.jobs),
         spool_dir: plan.spool.as_ref().map(|s| s.0.clone()),

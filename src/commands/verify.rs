@@ -7,11 +7,11 @@ use chrono::Utc;
 
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{self, Outcome, VerificationRecord, VerifyMode};
-use crate::catalog::{Catalog, Listed, Manifest};
+use crate::catalog::{self, Catalog, Listed, Manifest};
 use crate::codec;
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
-use crate::restore::{self, Identities};
+use crate::restore::{self, EngineOptions, EngineReport, Identities};
 use crate::scratch::Scratch;
 use crate::store;
 use crate::verify;
@@ -111,17 +111,42 @@ async fn verify_one(
     let store = catalog.store().as_ref();
     let mut scratch = None;
     let result: Result<Vec<String>> = async {
-        let mut diffs = verify::quick(store, m, ids.clone()).await?;
-        timer.done("quick");
-        if quick || !diffs.is_empty() {
-            return Ok(diffs);
+        if quick {
+            let d = verify::quick(store, m, ids.clone()).await?;
+            timer.done("quick");
+            return Ok(d);
         }
         let sc = Scratch::open(settings, m, "verify").await?;
         scratch = Some(sc.describe());
         timer.done("scratch");
         let restored = async {
-            restore::restore_into(store, m, ids, &sc.target, &mut timer).await?;
-            let d = verify::compare_restored(&sc.target.database(), m).await?;
+            // One pass over the dump: it is fingerprinted on its way into pg_restore.
+            let opts = EngineOptions {
+                fingerprint_archive: true,
+                ..Default::default()
+            };
+            let mut report = EngineReport::default();
+            restore::restore_with(
+                store,
+                m,
+                ids.clone(),
+                &sc.target,
+                &opts,
+                None,
+                &mut timer,
+                &mut report,
+            )
+            .await?;
+            let mut d = match (&report.archive, &m.fingerprint) {
+                (Some(Ok(summary)), Some(fp)) => verify::compare_data(
+                    &fp.data,
+                    &verify::summary_digests(summary),
+                    "in the stored archive",
+                ),
+                (Some(Err(e)), _) => vec![format!("object {}: {e}", catalog::DUMP_FILE)],
+                _ => Vec::new(),
+            };
+            d.extend(verify::compare_restored(&sc.target.database(), m).await?);
             timer.done("compare");
             Ok::<_, PgdrError>(d)
         }
@@ -129,8 +154,19 @@ async fn verify_one(
         // Teardown, whatever happened.
         sc.teardown().await;
         timer.done("teardown");
-        diffs.extend(restored?);
-        Ok(diffs)
+        match restored {
+            Ok(d) => Ok(d),
+            // A restore that failed on damage in the repository: name the damage as quick
+            // does; anything else (a scratch server problem) stays an error.
+            Err(e) => {
+                let d = verify::quick(store, m, ids).await.unwrap_or_default();
+                if d.is_empty() {
+                    Err(e)
+                } else {
+                    Ok(d)
+                }
+            }
+        }
     }
     .await;
     let (outcome, differences, error) = match result {

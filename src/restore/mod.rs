@@ -12,6 +12,7 @@ use tokio::io::AsyncWrite;
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::{self, Manifest};
 use crate::error::{Kind, PgdrError, Result};
+use crate::fingerprint::archive::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
 use crate::progress::Meter;
 use crate::store::Store;
@@ -56,10 +57,16 @@ struct ChildSpec<'a> {
 }
 
 /// An async writer that counts what passes into a [`Meter`] (a progress bar on a terminal).
+/// With a parser, it also fingerprints the archive on its way to pg_restore, so a full proof
+/// needs no separate pass over the object.
 struct Metered<W> {
     inner: W,
     meter: Meter,
+    parser: Option<SharedParser>,
 }
+
+/// The archive parser shared with the caller, who reads its summary once the stream ended.
+pub type SharedParser = Arc<std::sync::Mutex<ArchiveParser>>;
 
 impl<W: AsyncWrite + Unpin> AsyncWrite for Metered<W> {
     fn poll_write(
@@ -71,6 +78,10 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Metered<W> {
         let r = Pin::new(&mut this.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &r {
             let _ = std::io::Write::write(&mut this.meter, &buf[..*n]);
+            if let Some(p) = &this.parser {
+                // A parse error is kept by the parser and reported by `finish`.
+                let _ = p.lock().expect("parser lock").feed(&buf[..*n]);
+            }
         }
         r
     }
@@ -91,6 +102,7 @@ async fn feed_child(
     ids: Identities,
     child: ChildSpec<'_>,
     meter: Meter,
+    parser: Option<SharedParser>,
 ) -> Result<String> {
     let rec = m
         .object(object)
@@ -101,6 +113,7 @@ async fn feed_child(
     let stdin = Metered {
         inner: stdin,
         meter,
+        parser,
     };
     let fed = pipeline::download_to(store, &key, Some(rec.sha256_stored.clone()), ids, stdin).await;
     let waited = child.wait().await;
@@ -132,6 +145,8 @@ pub struct EngineOptions {
     pub database_properties: bool,
     /// Progress bars (bytes fetched) on a terminal.
     pub show_progress: bool,
+    /// Parse the archive as it streams and hand its fingerprint back in the report.
+    pub fingerprint_archive: bool,
 }
 
 /// What the engine did beyond restoring rows, in operator words.
@@ -154,6 +169,10 @@ pub struct EngineReport {
     pub spooled_bytes: Option<u64>,
     /// This run created the target database: only then may a failed run drop it.
     pub created_database: bool,
+    /// The archive's fingerprint as it streamed (with `fingerprint_archive`), or why the
+    /// archive could not be parsed.
+    #[serde(skip)]
+    pub archive: Option<std::result::Result<ArchiveSummary, String>>,
 }
 
 /// Decrypt the globals SQL into memory, checked against the manifest (it is small). Also the
@@ -337,6 +356,9 @@ pub async fn restore_with(
         // The name only; host, user and password travel in the environment.
         format!("--dbname={}", target.dbname),
     ];
+    let parser: Option<SharedParser> = opts
+        .fingerprint_archive
+        .then(|| Arc::new(std::sync::Mutex::new(ArchiveParser::new())));
     match opts.jobs.filter(|j| *j > 1) {
         None => {
             feed_child(
@@ -351,6 +373,7 @@ pub async fn restore_with(
                     db: &target.database(),
                 },
                 Meter::new("restoring (fetched)", opts.show_progress),
+                parser.clone(),
             )
             .await?;
         }
@@ -375,6 +398,7 @@ pub async fn restore_with(
                 Metered {
                     inner: writer,
                     meter: Meter::new("spooling (fetched)", opts.show_progress),
+                    parser: parser.clone(),
                 },
             )
             .await
@@ -417,6 +441,13 @@ pub async fn restore_with(
         }
     }
     timer.done("restore");
+    if let Some(p) = parser {
+        let p = Arc::try_unwrap(p)
+            .map_err(|_| PgdrError::internal("archive parser still shared"))?
+            .into_inner()
+            .expect("parser lock");
+        report.archive = Some(p.finish().map_err(|e| e.to_string()));
+    }
 
     if opts.database_properties {
         match dbprops::recorded(m) {

@@ -70,7 +70,7 @@ fn quick_and_full_verify_pass_and_are_recorded() {
         .collect();
     assert_eq!(
         phases,
-        ["quick", "scratch", "globals", "create", "restore", "compare", "teardown"]
+        ["scratch", "globals", "create", "restore", "compare", "teardown"]
     );
     assert!(rec["scratch"]
         .as_str()
