@@ -361,7 +361,7 @@ async fn drill_one(
         Ok(()) => {
             // 4. Fingerprint: the restored copy is what the backup says it holds.
             let restored_db = sc.target.database();
-            match verify::compare_restored(&restored_db, &m).await {
+            match verify::compare_restored(&sc.target, &m, &verify::scratch_diff_options()).await {
                 Ok(d) => {
                     if !d.is_empty() {
                         rec.failures.push(format!(

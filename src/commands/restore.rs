@@ -1002,14 +1002,9 @@ async fn restore_and_prove(
         return Ok(Vec::new());
     }
     let kept = progress.engine.kept_role_names.clone();
-    let diffs = prove(
-        &target.database(),
-        &plan.manifest,
-        &kept,
-        &mut progress.notes,
-    )
-    .await
-    .map_err(|e| e.context("restored, but the proof could not run"))?;
+    let diffs = prove(&target, &plan.manifest, &kept, &mut progress.notes)
+        .await
+        .map_err(|e| e.context("restored, but the proof could not run"))?;
     timer.done("verify");
     Ok(diffs)
 }
@@ -1018,42 +1013,26 @@ async fn restore_and_prove(
 /// the database-level properties (replayed by the engine). Differences of existing roles that
 /// were deliberately kept as they are (`--roles=skip-existing`) are notes, not differences.
 async fn prove(
-    db: &Database,
+    target: &crate::restore::Target,
     m: &Manifest,
     kept_roles: &[String],
     notes: &mut Vec<String>,
 ) -> Result<Vec<String>> {
-    use crate::fingerprint::schema;
-    let Some(fp) = &m.fingerprint else {
-        return Ok(vec![
-            "the manifest has no fingerprint to compare with".into()
-        ]);
+    let opts = crate::fingerprint::schema::DiffOptions {
+        database_properties: true,
+        ..Default::default()
     };
-    let client = crate::source::connect(db).await?;
     let mut diffs = Vec::new();
-    if let Some(expected) = &fp.schema {
-        let actual = schema::capture(&client).await?;
-        let opts = schema::DiffOptions {
-            database_properties: true,
-            ..Default::default()
-        };
-        for d in schema::diff(expected, &actual, &opts) {
-            if kept_roles
-                .iter()
-                .any(|r| d.starts_with(&format!("role {r}:")))
-            {
-                notes.push(format!("{d} (an existing role, kept as is)"));
-            } else {
-                diffs.push(d);
-            }
+    for d in crate::verify::compare_restored(target, m, &opts).await? {
+        if kept_roles
+            .iter()
+            .any(|r| d.starts_with(&format!("role {r}:")))
+        {
+            notes.push(format!("{d} (an existing role, kept as is)"));
+        } else {
+            diffs.push(d);
         }
     }
-    let actual = crate::verify::recompute_data(&client, &fp.data).await?;
-    diffs.extend(crate::verify::compare_data(
-        &fp.data,
-        &actual,
-        "after restore",
-    ));
     Ok(diffs)
 }
 

@@ -146,7 +146,9 @@ async fn verify_one(
                 (Some(Err(e)), _) => vec![format!("object {}: {e}", catalog::DUMP_FILE)],
                 _ => Vec::new(),
             };
-            d.extend(verify::compare_restored(&sc.target.database(), m).await?);
+            d.extend(
+                verify::compare_restored(&sc.target, m, &verify::scratch_diff_options()).await?,
+            );
             timer.done("compare");
             Ok::<_, PgdrError>(d)
         }

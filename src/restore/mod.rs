@@ -15,6 +15,7 @@ use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
 use crate::progress::Meter;
+use crate::scratch::Pipe;
 use crate::store::Store;
 
 pub mod dbprops;
@@ -108,8 +109,18 @@ async fn feed_child(
         .object(object)
         .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no {object} object", m.id)))?;
     let key = catalog::object_key(&m.database, &m.id, &rec.file);
-    let (child, stdin) =
-        crate::scratch::InputChild::spawn(child.name, child.tool, child.args, child.db)?;
+    let (child, stdin) = crate::scratch::ClientChild::spawn(
+        child.name,
+        child.tool,
+        child.args,
+        child.db,
+        &[],
+        Pipe::Stdin,
+    )
+    .map(|mut c| {
+        let stdin = c.stdin.take().expect("piped");
+        (c, stdin)
+    })?;
     let stdin = Metered {
         inner: stdin,
         meter,
@@ -429,13 +440,14 @@ pub async fn restore_with(
             timer.done("fetch");
             args.push(format!("--jobs={jobs}"));
             args.push(file.path().display().to_string());
-            let (child, stdin) = crate::scratch::InputChild::spawn(
+            let child = crate::scratch::ClientChild::spawn(
                 "pg_restore",
                 &pg_restore,
                 &args,
                 &target.database(),
+                &[],
+                Pipe::Stdin,
             )?;
-            drop(stdin);
             child.wait().await?;
             drop(file);
         }

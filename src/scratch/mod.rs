@@ -249,34 +249,52 @@ pub fn pg_restore(major: u32, s: &ScratchSettings) -> Result<Tool> {
     tools::find("pg_restore", major, s.pg_bin_dir.as_deref())
 }
 
-/// A child that reads its input from pgdr (pg_restore, psql), with stderr kept for the
-/// message. Killed if dropped before `wait`.
-pub struct InputChild {
+/// A PostgreSQL client program run by pgdr (pg_restore, psql) with its stdin or stdout piped
+/// to pgdr and stderr kept for the message. Killed if dropped before `wait`.
+pub struct ClientChild {
     name: String,
     child: tokio::process::Child,
     stderr: tokio::task::JoinHandle<String>,
+    pub stdin: Option<tokio::process::ChildStdin>,
+    pub stdout: Option<tokio::process::ChildStdout>,
 }
 
-impl InputChild {
-    /// Spawn `tool` with `args`, connection settings in the environment (never argv).
+/// Which of a client child's standard streams pgdr uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// pgdr writes its input (a restore).
+    Stdin,
+    /// pgdr reads its output (a COPY).
+    Stdout,
+}
+
+impl ClientChild {
+    /// Spawn `tool` with `args`; connection settings and the password go in the environment
+    /// (never argv), plus `env` (e.g. PGOPTIONS).
     pub fn spawn(
         name: &str,
         tool: &Path,
         args: &[String],
         db: &Database,
-    ) -> Result<(InputChild, tokio::process::ChildStdin)> {
+        env: &[(&str, &str)],
+        pipe: Pipe,
+    ) -> Result<ClientChild> {
         use tokio::io::AsyncReadExt;
         let mut cmd = Command::new(tool);
+        let (stdin, stdout) = match pipe {
+            Pipe::Stdin => (Stdio::piped(), Stdio::null()),
+            Pipe::Stdout => (Stdio::null(), Stdio::piped()),
+        };
         cmd.args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdin(stdin)
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         crate::source::process::libpq_env(&mut cmd, db);
+        cmd.envs(env.iter().copied());
         let mut child = cmd
             .spawn()
             .map_err(|e| PgdrError::tool(format!("cannot start {name}: {e}")))?;
-        let stdin = child.stdin.take().expect("piped");
         let mut err = child.stderr.take().expect("piped");
         let stderr = tokio::spawn(async move {
             let mut buf = Vec::new();
@@ -285,19 +303,19 @@ impl InputChild {
             let _ = tokio::io::copy(&mut err, &mut tokio::io::sink()).await;
             String::from_utf8_lossy(&buf).into_owned()
         });
-        Ok((
-            InputChild {
-                name: name.to_string(),
-                child,
-                stderr,
-            },
-            stdin,
-        ))
+        Ok(ClientChild {
+            name: name.to_string(),
+            stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
+            child,
+            stderr,
+        })
     }
 
     /// Wait for exit; Err names the first error line of stderr. Returns stderr on success
     /// (warnings worth logging).
     pub async fn wait(mut self) -> Result<String> {
+        drop(self.stdin.take());
         let st = self
             .child
             .wait()

@@ -6,15 +6,15 @@
 //! fingerprint there (data through `COPY ... TO STDOUT`, schema through the catalog).
 
 use std::io;
+use std::sync::Arc;
 
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
-use tokio_postgres::Client;
 
 use crate::catalog::{self, Manifest};
 use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{large_object_digest, ArchiveParser, ArchiveSummary};
-use crate::fingerprint::rows::CopyRowSplitter;
+use crate::fingerprint::rows::{CopyRowSplitter, RowDigest};
 use crate::fingerprint::schema;
 use crate::pipeline;
 use crate::store::Store;
@@ -154,44 +154,118 @@ pub const COPY_SESSION: &str = "SET DateStyle = ISO; SET IntervalStyle = postgre
     SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET search_path = ''; \
     SET bytea_output = 'hex'; SET client_encoding = 'UTF8'; SET row_security = off";
 
-/// Recompute the data digests of the tables the archive had, on a restored database.
-pub async fn recompute_data(client: &Client, expected: &ArchiveSummary) -> Result<DataDigests> {
+/// Tables whose data block is larger than this are read in several ctid ranges at once.
+const SPLIT_BYTES: u64 = 64 << 20;
+
+/// One piece of the recomputation: a table, or a block range of a large one.
+struct Unit {
+    table: usize,
+    /// `[from, to)` heap blocks; `to == None` means to the end.
+    blocks: Option<(u64, Option<u64>)>,
+}
+
+/// Recompute the data digests of the tables the archive had, on a restored database, over
+/// `parallel` streams at once. Each stream is a `psql` running `COPY ... TO STDOUT` (libpq
+/// hands rows over far cheaper than a per-row async client), and large tables are split into
+/// ctid ranges, so both the server's COPY and the digest run on every core. The digest is
+/// order-independent, so the parts merge.
+pub async fn recompute_data(
+    target: &crate::restore::Target,
+    expected: &ArchiveSummary,
+    parallel: usize,
+) -> Result<DataDigests> {
+    let parallel = parallel.max(1);
+    let db = target.database();
+    let client = crate::source::connect(&db).await?;
     client
         .batch_execute(COPY_SESSION)
         .await
         .map_err(|e| PgdrError::database(format!("preparing the fingerprint session: {e}")))?;
-    let mut out = DataDigests::default();
-    for t in &expected.tables {
-        let cols: Vec<String> = t.columns.iter().map(|c| qi(c)).collect();
-        let sql = if cols.is_empty() {
-            format!("COPY {}.{} TO STDOUT", qi(&t.schema), qi(&t.name))
+    // TID range scans (PostgreSQL 14+) make a ctid range cheap; before that each part would
+    // scan the whole table.
+    let tid_ranges = client
+        .query_one("SELECT current_setting('server_version_num')::int", &[])
+        .await
+        .map(|r| r.get::<_, i32>(0) >= 140000)
+        .unwrap_or(false);
+    let mut units = Vec::new();
+    for (i, t) in expected.tables.iter().enumerate() {
+        let parts = if tid_ranges && t.bytes > SPLIT_BYTES && !t.columns.is_empty() {
+            (t.bytes / SPLIT_BYTES).min(parallel as u64 * 2).max(2)
         } else {
-            format!(
-                "COPY {}.{} ({}) TO STDOUT",
-                qi(&t.schema),
-                qi(&t.name),
-                cols.join(", ")
-            )
+            1
         };
-        let stream = match client.copy_out(sql.as_str()).await {
-            Ok(s) => s,
-            Err(e) if e.as_db_error().is_some() => continue, // missing: named by compare_data
-            Err(e) => return Err(PgdrError::database(format!("{}.{}: {e}", t.schema, t.name))),
-        };
-        futures::pin_mut!(stream);
-        let mut split = CopyRowSplitter::new();
-        while let Some(chunk) = stream.next().await {
-            let chunk = chunk.map_err(|e| {
-                PgdrError::database(format!("reading {}.{}: {e}", t.schema, t.name))
-            })?;
-            split.feed(&chunk);
+        if parts == 1 {
+            units.push(Unit {
+                table: i,
+                blocks: None,
+            });
+            continue;
         }
-        let d = split
-            .finish()
-            .map_err(|e| PgdrError::database(format!("{}.{}: {e}", t.schema, t.name)))?;
-        out.tables
-            .insert((t.schema.clone(), t.name.clone()), (d.rows, d.hex()));
+        let pages: Option<i64> = client
+            .query_one(
+                &format!(
+                    "SELECT (pg_relation_size('{}.{}'::regclass) / current_setting('block_size')::int)::int8",
+                    qi(&t.schema).replace('\'', "''"),
+                    qi(&t.name).replace('\'', "''")
+                ),
+                &[],
+            )
+            .await
+            .ok()
+            .map(|r| r.get(0));
+        match pages {
+            Some(p) if p as u64 >= parts => {
+                let step = p as u64 / parts;
+                for k in 0..parts {
+                    let to = (k + 1 < parts).then_some((k + 1) * step);
+                    units.push(Unit {
+                        table: i,
+                        blocks: Some((k * step, to)),
+                    });
+                }
+            }
+            _ => units.push(Unit {
+                table: i,
+                blocks: None,
+            }),
+        }
     }
+    tracing::debug!(
+        units = units.len(),
+        tables = expected.tables.len(),
+        parallel,
+        "recomputing row digests"
+    );
+    let tables = Arc::new(expected.tables.clone());
+    let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
+        units,
+    )));
+    let results = Arc::new(std::sync::Mutex::new(vec![
+        Some(RowDigest::default());
+        expected.tables.len()
+    ]));
+    let psql = Arc::new(target.bin_dir.join("psql"));
+    let db = Arc::new(db);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..parallel {
+        let (tables, queue, results) = (tables.clone(), queue.clone(), results.clone());
+        let (psql, db) = (psql.clone(), db.clone());
+        tasks.spawn(async move { digest_worker(&psql, &db, &tables, &queue, &results).await });
+    }
+    while let Some(r) = tasks.join_next().await {
+        r.map_err(|e| PgdrError::internal(format!("digest worker: {e}")))??;
+    }
+    let results = results.lock().expect("results").clone();
+    let mut out = DataDigests::default();
+    for (t, d) in expected.tables.iter().zip(results) {
+        // A table that could not be read is missing: compare_data names it.
+        if let Some(d) = d {
+            out.tables
+                .insert((t.schema.clone(), t.name.clone()), (d.rows, d.hex()));
+        }
+    }
+    let client = &client;
     for lo in &expected.large_objects {
         // The oid is a number from the archive; a missing object is a database error, which
         // compare_data reports as missing.
@@ -209,6 +283,100 @@ pub async fn recompute_data(client: &Client, expected: &ArchiveSummary) -> Resul
         }
     }
     Ok(out)
+}
+
+type Queue = std::sync::Mutex<std::collections::VecDeque<Unit>>;
+type Results = std::sync::Mutex<Vec<Option<RowDigest>>>;
+
+/// Takes units off the queue until it is empty, merging each digest into its table's.
+async fn digest_worker(
+    psql: &std::path::Path,
+    db: &crate::config::Database,
+    tables: &[crate::fingerprint::archive::TableData],
+    queue: &Queue,
+    results: &Results,
+) -> Result<()> {
+    loop {
+        let Some(unit) = queue.lock().expect("queue").pop_front() else {
+            return Ok(());
+        };
+        let d = copy_digest(psql, db, &tables[unit.table], unit.blocks).await?;
+        let mut r = results.lock().expect("results");
+        match (d, r[unit.table].as_mut()) {
+            (Some(d), Some(acc)) => acc.merge(&d),
+            _ => r[unit.table] = None,
+        }
+    }
+}
+
+/// The session pg_dump had, as libpq options for a `psql` child (see [`COPY_SESSION`]).
+const COPY_PGOPTIONS: &str = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3 \
+    -c TimeZone=UTC -c search_path=pg_catalog -c bytea_output=hex -c row_security=off";
+
+/// Digest of one table (or block range) as `COPY ... TO STDOUT` prints it; `None` when the
+/// table cannot be read (missing after restore).
+async fn copy_digest(
+    psql: &std::path::Path,
+    db: &crate::config::Database,
+    t: &crate::fingerprint::archive::TableData,
+    blocks: Option<(u64, Option<u64>)>,
+) -> Result<Option<RowDigest>> {
+    use tokio::io::AsyncReadExt;
+    let table = format!("{}.{}", qi(&t.schema), qi(&t.name));
+    let cols: Vec<String> = t.columns.iter().map(|c| qi(c)).collect();
+    let sql = match blocks {
+        None if cols.is_empty() => format!("COPY {table} TO STDOUT"),
+        None => format!("COPY {table} ({}) TO STDOUT", cols.join(", ")),
+        Some((from, to)) => {
+            let upper = to
+                .map(|b| format!(" AND ctid < '({b},0)'::tid"))
+                .unwrap_or_default();
+            format!(
+                "COPY (SELECT {} FROM {table} WHERE ctid >= '({from},0)'::tid{upper}) TO STDOUT",
+                cols.join(", ")
+            )
+        }
+    };
+    let args: Vec<String> = vec![
+        "-X".into(),
+        "-q".into(),
+        "--no-password".into(),
+        "-v".into(),
+        "ON_ERROR_STOP=1".into(),
+        "-c".into(),
+        sql,
+    ];
+    let what = format!("{}.{}", t.schema, t.name);
+    let mut child = crate::scratch::ClientChild::spawn(
+        "psql (COPY)",
+        psql,
+        &args,
+        db,
+        &[("PGOPTIONS", COPY_PGOPTIONS), ("PGCLIENTENCODING", "UTF8")],
+        crate::scratch::Pipe::Stdout,
+    )?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut split = CopyRowSplitter::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = stdout
+            .read(&mut buf)
+            .await
+            .map_err(|e| PgdrError::database(format!("reading {what}: {e}")))?;
+        if n == 0 {
+            break;
+        }
+        split.feed(&buf[..n]);
+    }
+    match child.wait().await {
+        Ok(_) => split
+            .finish()
+            .map(Some)
+            .map_err(|e| PgdrError::database(format!("{what}: {e}"))),
+        // A table that is not there after the restore is a difference, named by the caller.
+        Err(e) if e.message.contains("does not exist") => Ok(None),
+        Err(e) => Err(e.context(format!("recomputing {what}"))),
+    }
 }
 
 /// Differences between the manifest's data fingerprint and what was found `where_`.
@@ -242,27 +410,35 @@ pub fn compare_data(expected: &ArchiveSummary, actual: &DataDigests, where_: &st
 }
 
 /// Recompute and compare on a restored database: rows through COPY, the catalog through the
-/// same queries the backup ran inside its snapshot.
-pub async fn compare_restored(db: &crate::config::Database, m: &Manifest) -> Result<Vec<String>> {
+/// same queries the backup ran inside its snapshot. `opts` says which catalog parts count.
+pub async fn compare_restored(
+    target: &crate::restore::Target,
+    m: &Manifest,
+    opts: &schema::DiffOptions,
+) -> Result<Vec<String>> {
+    let db = &target.database();
     let Some(fp) = &m.fingerprint else {
         return Ok(vec![
             "the manifest has no fingerprint to compare with".into()
         ]);
     };
-    let client = crate::source::connect(db).await?;
     let mut diffs = Vec::new();
     if let Some(expected) = &fp.schema {
+        let client = crate::source::connect(db).await?;
         let actual = schema::capture(&client).await?;
-        let opts = schema::DiffOptions {
-            // Database-level settings are replayed by the restore engine only when it restores
-            // under the original name with their help; compared where they were replayed.
-            database_properties: false,
-            // Roles without passwords (managed services) still compare by attributes.
-            ..Default::default()
-        };
-        diffs.extend(schema::diff(expected, &actual, &opts));
+        diffs.extend(schema::diff(expected, &actual, opts));
     }
-    let actual = recompute_data(&client, &fp.data).await?;
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let actual = recompute_data(target, &fp.data, parallel).await?;
     diffs.extend(compare_data(&fp.data, &actual, "after restore"));
     Ok(diffs)
+}
+
+/// What verify and drills compare: everything but database-level settings, which a restore
+/// under the scratch cluster's defaults (locale) cannot reproduce exactly.
+pub fn scratch_diff_options() -> schema::DiffOptions {
+    schema::DiffOptions {
+        database_properties: false,
+        ..Default::default()
+    }
 }
