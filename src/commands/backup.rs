@@ -84,23 +84,36 @@ async fn backup_one(
 ) -> Result<Manifest> {
     let started_at = Utc::now();
     let mut phases = PhaseTimer::default();
-    let client = source::connect(db).await?;
-    let info = source::server_info(&client).await?;
-    let pg_dump = tools::find("pg_dump", info.major(), settings.pg_bin_dir.as_deref())?;
-    let pg_dumpall = tools::find("pg_dumpall", info.major(), settings.pg_bin_dir.as_deref())?;
-    phases.done("connect");
-
-    let snapshot = ExportedSnapshot.open(client).await?;
-    phases.done("snapshot");
-    // The catalog as the snapshot sees it: what a restore must bring back besides rows.
-    let schema = match schema::capture(&snapshot.client).await {
-        Ok(s) => s,
-        Err(e) => {
-            let _ = snapshot.release().await;
-            return Err(e.context(format!("database '{}': fingerprinting the schema", db.name)));
+    // Everything before the dump can wait on the server (a lock held by a migration, a slow
+    // network): a cancel must not wait with it. Nothing has been written yet.
+    let prepare = async {
+        let client = source::connect(db).await?;
+        let info = source::server_info(&client).await?;
+        let pg_dump = tools::find("pg_dump", info.major(), settings.pg_bin_dir.as_deref())?;
+        let pg_dumpall = tools::find("pg_dumpall", info.major(), settings.pg_bin_dir.as_deref())?;
+        phases.done("connect");
+        let snapshot = ExportedSnapshot.open(client).await?;
+        phases.done("snapshot");
+        // The catalog as the snapshot sees it: what a restore must bring back besides rows.
+        let schema = match schema::capture(&snapshot.client).await {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = snapshot.release().await;
+                return Err(e.context(format!("database '{}': fingerprinting the schema", db.name)));
+            }
+        };
+        phases.done("schema");
+        Ok::<_, PgdrError>((info, pg_dump, pg_dumpall, snapshot, schema))
+    };
+    let (info, pg_dump, pg_dumpall, snapshot, schema) = tokio::select! {
+        r = prepare => r?,
+        _ = cancel.cancelled() => {
+            return Err(PgdrError::new(
+                Kind::Interrupted,
+                format!("database '{}': interrupted before the dump started; nothing was written", db.name),
+            ));
         }
     };
-    phases.done("schema");
 
     let id = BackupId::from_time(started_at);
     let mut written: Vec<String> = Vec::new();

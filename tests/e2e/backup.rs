@@ -746,3 +746,64 @@ fn wrong_identity_cannot_decrypt() {
         r.stderr
     );
 }
+
+#[test]
+fn a_backup_waiting_on_a_lock_stops_promptly_when_interrupted() {
+    let w = World::local();
+    let Repo::Local(root) = &w.repo else {
+        unreachable!()
+    };
+    // A migration holding a lock the backup needs.
+    let mut locker = Command::new(pg_bin().join("psql"))
+        .args([
+            "-X",
+            "-q",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-p",
+            &w.pg.port.to_string(),
+            "-d",
+            "app",
+        ])
+        .args([
+            "-c",
+            "BEGIN; LOCK TABLE public.orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60);",
+        ])
+        .env("PGPASSWORD", PG_PASSWORD)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let mut c = w.pgdr(&["backup"]);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    let sent = std::time::Instant::now();
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let waited = sent.elapsed();
+    let _ = locker.kill();
+    let _ = locker.wait();
+    let mut err = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{err}");
+    assert!(
+        waited < std::time::Duration::from_secs(10),
+        "took {waited:?} to stop"
+    );
+    assert!(err.contains("interrupted"), "{err}");
+    assert!(
+        files_under(root).is_empty(),
+        "left behind: {:?}",
+        files_under(root)
+    );
+}
