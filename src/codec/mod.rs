@@ -59,6 +59,17 @@ pub fn parse_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>> 
         .collect()
 }
 
+/// The identities of `--identity` / PGDR_IDENTITY, for commands that decrypt; its absence is
+/// an error that says where the identity comes from.
+pub fn require_identities(path: Option<&std::path::Path>) -> Result<Vec<age::x25519::Identity>> {
+    let path = path.ok_or_else(|| {
+        PgdrError::crypto("no identity given to decrypt the backup with").hint(
+            "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)",
+        )
+    })?;
+    load_identities(path)
+}
+
 /// Read identities (private keys) from an age identity file, as written by `pgdr keygen` or
 /// `age-keygen`.
 pub fn load_identities(path: &std::path::Path) -> Result<Vec<age::x25519::Identity>> {

@@ -18,12 +18,7 @@ pub async fn run(
     object: &str,
     out: Option<&Path>,
 ) -> Result<(Manifest, DecodeStats)> {
-    let identity = settings.identity.as_deref().ok_or_else(|| {
-        PgdrError::crypto("no identity given to decrypt with").hint(
-            "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)",
-        )
-    })?;
-    let ids = Arc::new(codec::load_identities(identity)?);
+    let ids = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::new(store::open(settings).await?);
     let m = catalog.find(database, id).await?;
     let rec = m.object(object).cloned().ok_or_else(|| {

@@ -54,12 +54,7 @@ pub struct DrillRun {
 
 pub async fn run(settings: &Settings, opts: &DrillOptions) -> Result<Vec<DrillRun>> {
     let spec = opts.drill.as_deref().map(DrillSpec::load).transpose()?;
-    let identity = settings.identity.as_deref().ok_or_else(|| {
-        PgdrError::crypto("no identity given to decrypt the backup with").hint(
-            "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)",
-        )
-    })?;
-    let ids: Identities = Arc::new(codec::load_identities(identity)?);
+    let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::new(store::open(settings).await?);
     let names = databases(&catalog, settings, opts, spec.as_ref()).await?;
     let mut out = Vec::new();

@@ -467,12 +467,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         ))
         .hint("use --clean, or restore under a shorter name"));
     }
-    let identity = settings.identity.as_deref().ok_or_else(|| {
-        PgdrError::crypto("no identity given to decrypt the backup with").hint(
-            "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`, kept off the database host)",
-        )
-    })?;
-    let ids: Identities = Arc::new(codec::load_identities(identity)?);
+    let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::new(store::open(settings).await?);
     let entry = select_backup(&catalog, settings, opts, &name).await?;
     let m = entry.manifest.clone();

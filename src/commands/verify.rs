@@ -31,12 +31,7 @@ pub struct VerifyOptions {
 }
 
 pub async fn run(settings: &Settings, opts: &VerifyOptions) -> Result<Vec<VerificationRecord>> {
-    let identity = settings.identity.as_deref().ok_or_else(|| {
-        PgdrError::crypto("no identity given to decrypt the backup with").hint(
-            "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)",
-        )
-    })?;
-    let ids: Identities = Arc::new(codec::load_identities(identity)?);
+    let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::new(store::open(settings).await?);
     let targets = select(&catalog, settings, opts).await?;
     let mut out = Vec::new();

@@ -475,21 +475,8 @@ fn killing_pgdr_mid_backup_leaves_no_visible_backup() {
 #[test]
 fn full_disk_fails_cleanly_and_keeps_nothing() {
     let w = World::local();
-    let mnt = w.dir.path().join("small");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success(), "this test needs root to mount a small tmpfs");
-    struct Umount(std::path::PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _guard = Umount(mnt.clone());
+    let disk = SmallDisk::mount(w.dir.path().join("small"), "64k");
+    let mnt = disk.0.clone();
     let mut c = pgdr_cmd();
     c.args([
         "backup",

@@ -437,21 +437,8 @@ fn parallel_restore_matches_streaming() {
 fn spool_without_room_is_refused_before_anything_changes() {
     let w = World::local();
     w.backup();
-    let mnt = w.dir.path().join("small");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let st = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success(), "this test needs root to mount a small tmpfs");
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _u = Umount(mnt.clone());
+    let disk = SmallDisk::mount(w.dir.path().join("small"), "64k");
+    let mnt = disk.0.clone();
     let r = run(restore(
         &w,
         "app_small",

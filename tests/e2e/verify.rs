@@ -445,21 +445,8 @@ fn scratch_problems_cannot_run_and_leave_nothing() {
     assert!(r.stderr.contains("found only 11.22"), "{}", r.stderr);
 
     // No room for the scratch cluster.
-    let mnt = w.dir.path().join("tiny");
-    std::fs::create_dir_all(&mnt).unwrap();
-    let st = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .unwrap();
-    assert!(st.success(), "this test needs root to mount a small tmpfs");
-    struct Umount(PathBuf);
-    impl Drop for Umount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(&self.0).status();
-        }
-    }
-    let _g = Umount(mnt.clone());
+    let disk = SmallDisk::mount(w.dir.path().join("tiny"), "1m");
+    let mnt = disk.0.clone();
     let cfg = w.dir.path().join("tiny.toml");
     std::fs::write(
         &cfg,

@@ -437,3 +437,32 @@ pub fn files_under(root: &Path) -> Vec<String> {
     out.sort();
     out
 }
+
+/// A small tmpfs mounted at `dir` (created), to make a full disk; unmounted on drop. Needs
+/// root, as CI has.
+pub struct SmallDisk(pub PathBuf);
+
+impl SmallDisk {
+    pub fn mount(dir: PathBuf, size: &str) -> SmallDisk {
+        std::fs::create_dir_all(&dir).unwrap();
+        let st = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0777"),
+                "tmpfs",
+            ])
+            .arg(&dir)
+            .status()
+            .unwrap();
+        assert!(st.success(), "this test needs root to mount a small tmpfs");
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
