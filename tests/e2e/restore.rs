@@ -760,3 +760,39 @@ fn bad_inputs_fail_with_one_line_and_change_nothing() {
     assert_eq!(databases(&w.pg), dbs);
     assert!(restore_records(&w).is_empty());
 }
+
+#[test]
+fn s3_restore_streaming_and_parallel() {
+    // The same restore from the S3 repository: streamed, then spooled for pg_restore -j 2.
+    let w = World::s3();
+    let id = w.backup()["id"].as_str().unwrap().to_string();
+    let r = run(restore(&w, "app_s3", &["--yes"])).ok();
+    assert!(
+        r.stdout
+            .contains(&format!("restored and proven: backup {id} of 'app'")),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(counts(&w.pg, "app_s3"), counts(&w.pg, "app"));
+    let spool = w.dir.path().join("spool");
+    std::fs::create_dir_all(&spool).unwrap();
+    let r = run(restore(
+        &w,
+        "app_s3_jobs",
+        &[
+            "--yes",
+            "--jobs",
+            "2",
+            "--spool-dir",
+            spool.to_str().unwrap(),
+        ],
+    ))
+    .ok();
+    assert!(r.stdout.contains("fingerprint equal: "), "{}", r.stdout);
+    assert_eq!(counts(&w.pg, "app_s3_jobs"), counts(&w.pg, "app"));
+    assert!(files_under(&spool).is_empty(), "spool left behind");
+    assert_eq!(
+        w.pg.psql("app_s3_jobs", "SHOW app.settings.environment"),
+        "demo"
+    );
+}
