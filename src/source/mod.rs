@@ -11,6 +11,7 @@ use crate::error::{PgdrError, Result};
 pub mod dump;
 pub mod process;
 pub mod snapshot;
+pub mod tls;
 pub mod tools;
 
 /// Facts about the server recorded in the manifest.
@@ -39,15 +40,31 @@ pub async fn connect(db: &Database) -> Result<Client> {
     if conn.get_connect_timeout().is_none() {
         conn.connect_timeout(Duration::from_secs(10));
     }
-    let (client, connection) = conn
-        .connect(NoTls)
-        .await
-        .map_err(|e| connect_error(db, &e))?;
-    tokio::spawn(async move {
-        if let Err(e) = connection.await {
-            tracing::debug!(error = %e, "source connection closed");
-        }
-    });
+    // sslmode=disable speaks plain text; prefer (the default) and require negotiate TLS the
+    // way libpq does, so pgdr reaches the servers pg_dump reaches.
+    let client = if conn.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+        let (client, connection) = conn
+            .connect(NoTls)
+            .await
+            .map_err(|e| connect_error(db, &e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "source connection closed");
+            }
+        });
+        client
+    } else {
+        let (client, connection) = conn
+            .connect(tls::connector())
+            .await
+            .map_err(|e| connect_error(db, &e))?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "source connection closed");
+            }
+        });
+        client
+    };
     Ok(client)
 }
 
@@ -57,6 +74,12 @@ fn connect_error(db: &Database, e: &tokio_postgres::Error) -> PgdrError {
         let code = dbe.code().code();
         let err = PgdrError::database(format!("{what}: {}", dbe.message()));
         return match code {
+            "28000" if dbe.message().contains("no encryption") => err.hint(
+                "the server accepts only TLS connections: drop sslmode=disable from the URL (prefer, the default, and require use TLS)",
+            ),
+            "28000" if dbe.message().contains("pg_hba.conf") => err.hint(
+                "the server's pg_hba.conf has no entry for this host, user and database: ask its administrator to allow pgdr's host",
+            ),
             "28P01" | "28000" => err.hint(
                 "check the user and password: ${ENV} in the config, PGPASSWORD or ~/.pgpass (never on the command line)",
             ),

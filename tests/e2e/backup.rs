@@ -794,3 +794,52 @@ fn a_backup_waiting_on_a_lock_stops_promptly_when_interrupted() {
         files_under(root)
     );
 }
+
+#[test]
+fn tls_only_server_is_backed_up_over_tls() {
+    let w = World::local();
+    w.pg.require_ssl();
+    // Plain text is refused by the server: proof that what follows used TLS end to end
+    // (pgdr's own connection and pg_dump's).
+    let mut c = pgdr_cmd();
+    c.args([
+        "backup",
+        "--source",
+        &format!("{}?sslmode=disable", w.pg.url("app")),
+        "--recipient",
+        &w.recipient,
+    ]);
+    w.repo.apply(&mut c);
+    let r = run(c);
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr.contains("pg_hba.conf rejects connection") && r.stderr.contains("no encryption"),
+        "{}",
+        r.stderr
+    );
+
+    assert!(
+        r.stderr
+            .contains("hint: the server accepts only TLS connections"),
+        "{}",
+        r.stderr
+    );
+
+    // sslmode=prefer (the default) and require both encrypt, and accept the self-signed
+    // certificate as libpq does.
+    let m = w.backup();
+    assert_eq!(m["database"], "app");
+    let mut c = pgdr_cmd();
+    c.args([
+        "backup",
+        "--quiet",
+        "--source",
+        &format!("{}?sslmode=require", w.pg.url("app")),
+        "--recipient",
+        &w.recipient,
+    ]);
+    w.repo.apply(&mut c);
+    run(c).ok();
+    assert_eq!(w.list().len(), 2);
+    w.run(&["verify", "--quick"]).ok();
+}

@@ -215,6 +215,47 @@ impl Pg {
         self.psql("postgres", &format!("CREATE DATABASE \"{name}\""));
     }
 
+    /// Accept only TLS on loopback from now on (a self-signed certificate, as managed services
+    /// present certificates pgdr cannot check against public roots).
+    pub fn require_ssl(&self) {
+        let data = self.dir.path().join("data");
+        let st = Command::new("openssl")
+            .args([
+                "req",
+                "-new",
+                "-x509",
+                "-nodes",
+                "-days",
+                "2",
+                "-subj",
+                "/CN=localhost",
+            ])
+            .arg("-keyout")
+            .arg(data.join("server.key"))
+            .arg("-out")
+            .arg(data.join("server.crt"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success(), "openssl req failed");
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostssl all all 127.0.0.1/32 scram-sha-256\nhostnossl all all 127.0.0.1/32 reject\n",
+        )
+        .unwrap();
+        chown_pg(&data);
+        self.psql("postgres", "ALTER SYSTEM SET ssl = on");
+        self.psql("postgres", "SELECT pg_reload_conf()");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+
     /// A database loaded with tests/fixtures/schema.sql.
     pub fn sample_db(&self, name: &str) {
         self.create_db(name);
