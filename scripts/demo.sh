@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # pgdr in one command: installs what is missing, starts a throwaway PostgreSQL with a small
-# Supabase-like schema, creates a key, backs up into a repository under a temp dir, and lists
-# the backup. `--s3` uses a local S3 server (Garage, via scripts/s3-server.sh) instead.
+# Supabase-like schema, creates a key, backs up into a repository under a temp dir, lists
+# the backup and proves it by restoring it into a throwaway cluster. `--s3` uses a local S3
+# server (Garage, via scripts/s3-server.sh) instead.
 # Everything it starts is stopped at the end; `--keep` leaves the temp dir for a look.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
@@ -58,6 +59,8 @@ echo "== pgdr list"
 id="$("$PGDR" list --json | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')"
 echo "== pgdr show $id"
 "$PGDR" show "$id"
+echo "== pgdr verify $id  (restores into a throwaway cluster and compares the fingerprint)"
+"$PGDR" verify "$id"
 echo "== the stored dump, decrypted with the identity, read by pg_restore --list (first lines)"
 "$PGDR" cat "$id" --out "$work/dump.pgdump"
 "$(pgdr_pg_bin)/pg_restore" --list "$work/dump.pgdump" | grep -E 'TABLE DATA|POLICY' | head -8
