@@ -595,6 +595,36 @@ async fn backup_job(
     }
 }
 
+/// Take the job's lease in the repository, skip a slot another pgdr already ran, and announce
+/// the start: what every leased job (drill, prune) does first.
+async fn start_leased(
+    ctx: &Ctx,
+    name: &str,
+    kind: JobKind,
+    trigger: &Trigger,
+) -> std::result::Result<Lease, JobResult> {
+    let lease = match Lease::acquire(ctx, name, kind).await {
+        Ok(Ok(l)) => l,
+        Ok(Err(holder)) => return Err(JobResult::Skipped(holder)),
+        Err(e) => return Err(JobResult::Failed(kind.as_str(), e.to_string())),
+    };
+    if let Some(t) = last_success(ctx, name, kind).await {
+        if t >= trigger.not_before() {
+            lease.release().await;
+            return Err(JobResult::Skipped(format!(
+                "already done at {t} (by another pgdr)"
+            )));
+        }
+    }
+    JobStarted {
+        database: name,
+        job: kind.as_str(),
+        trigger: trigger.name(),
+    }
+    .emit(&ctx.metrics);
+    Ok(lease)
+}
+
 async fn drill_job(
     ctx: &Ctx,
     name: &str,
@@ -602,23 +632,10 @@ async fn drill_job(
     trigger: Trigger,
     cancel: CancellationToken,
 ) -> JobResult {
-    let lease = match Lease::acquire(ctx, name, JobKind::Drill).await {
-        Ok(Ok(l)) => l,
-        Ok(Err(holder)) => return JobResult::Skipped(holder),
-        Err(e) => return JobResult::Failed("drill", e.to_string()),
+    let lease = match start_leased(ctx, name, JobKind::Drill, &trigger).await {
+        Ok(l) => l,
+        Err(skipped_or_failed) => return skipped_or_failed,
     };
-    if let Some(t) = last_success(ctx, name, JobKind::Drill).await {
-        if t >= trigger.not_before() {
-            lease.release().await;
-            return JobResult::Skipped(format!("already done at {t} (by another pgdr)"));
-        }
-    }
-    JobStarted {
-        database: name,
-        job: "drill",
-        trigger: trigger.name(),
-    }
-    .emit(&ctx.metrics);
     let opts = drill::DrillOptions {
         database: Some(name.to_string()),
         backup: None,
@@ -676,23 +693,10 @@ async fn prune_job(
     trigger: Trigger,
     cancel: CancellationToken,
 ) -> JobResult {
-    let lease = match Lease::acquire(ctx, name, JobKind::Prune).await {
-        Ok(Ok(l)) => l,
-        Ok(Err(holder)) => return JobResult::Skipped(holder),
-        Err(e) => return JobResult::Failed("prune", e.to_string()),
+    let lease = match start_leased(ctx, name, JobKind::Prune, &trigger).await {
+        Ok(l) => l,
+        Err(skipped_or_failed) => return skipped_or_failed,
     };
-    if let Some(t) = last_success(ctx, name, JobKind::Prune).await {
-        if t >= trigger.not_before() {
-            lease.release().await;
-            return JobResult::Skipped(format!("already done at {t} (by another pgdr)"));
-        }
-    }
-    JobStarted {
-        database: name,
-        job: "prune",
-        trigger: trigger.name(),
-    }
-    .emit(&ctx.metrics);
     let opts = prune::PruneOptions {
         database: Some(name.to_string()),
         dry_run: false,
