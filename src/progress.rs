@@ -60,6 +60,37 @@ impl Drop for Meter {
     }
 }
 
+/// A count of steps out of a known total (TOC entries restored), shown on a terminal only.
+#[derive(Clone)]
+pub struct Steps(Option<ProgressBar>);
+
+impl Steps {
+    pub fn new(label: &str, total: u64, show: bool) -> Self {
+        Steps(show.then(|| {
+            let b = ProgressBar::new(total);
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {prefix} {pos}/{len} {wide_bar} {elapsed}")
+                    .expect("valid template"),
+            );
+            b.set_prefix(label.to_string());
+            b.enable_steady_tick(Duration::from_millis(200));
+            b
+        }))
+    }
+
+    pub fn inc(&self) {
+        if let Some(b) = &self.0 {
+            b.inc(1);
+        }
+    }
+
+    pub fn finish(&self) {
+        if let Some(b) = &self.0 {
+            b.finish_and_clear();
+        }
+    }
+}
+
 /// Two taps as one.
 pub struct Tee<A, B>(pub A, pub B);
 

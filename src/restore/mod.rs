@@ -14,7 +14,7 @@ use crate::catalog::{self, Manifest};
 use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
-use crate::progress::Meter;
+use crate::progress::{Meter, Steps};
 use crate::scratch::Pipe;
 use crate::store::Store;
 
@@ -55,6 +55,35 @@ struct ChildSpec<'a> {
     tool: &'a std::path::Path,
     args: &'a [String],
     db: &'a crate::config::Database,
+    /// Called with each stderr line (progress).
+    on_line: LineObserver,
+}
+
+type LineObserver = Box<dyn Fn(&str) + Send + 'static>;
+
+/// `pg_restore --verbose` writes one of these lines as it handles each TOC entry.
+pub fn is_toc_step(line: &str) -> bool {
+    [
+        "creating ",
+        "processing data for ",
+        "executing ",
+        "processing item ",
+    ]
+    .iter()
+    .any(|p| {
+        line.strip_prefix("pg_restore: ")
+            .is_some_and(|l| l.starts_with(p))
+    })
+}
+
+/// Counts pg_restore's TOC entries on a terminal progress bar.
+fn toc_observer(steps: &Steps) -> LineObserver {
+    let steps = steps.clone();
+    Box::new(move |line: &str| {
+        if is_toc_step(line) {
+            steps.inc();
+        }
+    })
 }
 
 /// An async writer that counts what passes into a [`Meter`] (a progress bar on a terminal).
@@ -109,13 +138,14 @@ async fn feed_child(
         .object(object)
         .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no {object} object", m.id)))?;
     let key = catalog::object_key(&m.database, &m.id, &rec.file);
-    let (child, stdin) = crate::scratch::ClientChild::spawn(
+    let (child, stdin) = crate::scratch::ClientChild::spawn_observed(
         child.name,
         child.tool,
         child.args,
         child.db,
         &[],
         Pipe::Stdin,
+        child.on_line,
     )
     .map(|mut c| {
         let stdin = c.stdin.take().expect("piped");
@@ -367,6 +397,15 @@ pub async fn restore_with(
         // The name only; host, user and password travel in the environment.
         format!("--dbname={}", target.dbname),
     ];
+    // On a terminal: TOC entries restored out of the archive's count, from --verbose lines.
+    let toc_total = m
+        .fingerprint
+        .as_ref()
+        .map_or(0, |f| f.data.toc_entries as u64);
+    let steps = Steps::new("restoring (TOC entries)", toc_total, opts.show_progress);
+    if opts.show_progress {
+        args.push("--verbose".into());
+    }
     let parser: Option<SharedParser> = opts
         .fingerprint_archive
         .then(|| Arc::new(std::sync::Mutex::new(ArchiveParser::new())));
@@ -382,6 +421,7 @@ pub async fn restore_with(
                     tool: &pg_restore,
                     args: &args,
                     db: &target.database(),
+                    on_line: toc_observer(&steps),
                 },
                 Meter::new("restoring (fetched)", opts.show_progress),
                 parser.clone(),
@@ -440,18 +480,20 @@ pub async fn restore_with(
             timer.done("fetch");
             args.push(format!("--jobs={jobs}"));
             args.push(file.path().display().to_string());
-            let child = crate::scratch::ClientChild::spawn(
+            let child = crate::scratch::ClientChild::spawn_observed(
                 "pg_restore",
                 &pg_restore,
                 &args,
                 &target.database(),
                 &[],
                 Pipe::Stdin,
+                toc_observer(&steps),
             )?;
             child.wait().await?;
             drop(file);
         }
     }
+    steps.finish();
     timer.done("restore");
     if let Some(p) = parser {
         let p = Arc::try_unwrap(p)
@@ -498,4 +540,28 @@ pub fn db_message(e: &tokio_postgres::Error) -> String {
     e.as_db_error()
         .map(|d| d.message().to_string())
         .unwrap_or_else(|| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_toc_step;
+
+    #[test]
+    fn toc_steps_are_recognised_in_pg_restore_verbose_output() {
+        for l in [
+            "pg_restore: creating TABLE \"public.orders\"",
+            "pg_restore: processing data for table \"public.orders\"",
+            "pg_restore: executing SEQUENCE SET orders_id_seq",
+            "pg_restore: processing item 3374 TABLE DATA users",
+        ] {
+            assert!(is_toc_step(l), "{l}");
+        }
+        for l in [
+            "pg_restore: connecting to database for restore",
+            "pg_restore: error: could not execute query",
+            "creating TABLE without the prefix",
+        ] {
+            assert!(!is_toc_step(l), "{l}");
+        }
+    }
 }

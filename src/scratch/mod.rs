@@ -279,7 +279,21 @@ impl ClientChild {
         env: &[(&str, &str)],
         pipe: Pipe,
     ) -> Result<ClientChild> {
-        use tokio::io::AsyncReadExt;
+        Self::spawn_observed(name, tool, args, db, env, pipe, |_| {})
+    }
+
+    /// Like [`spawn`](Self::spawn), calling `on_line` with each line the child writes to
+    /// stderr as it comes (progress from `pg_restore --verbose`).
+    pub fn spawn_observed(
+        name: &str,
+        tool: &Path,
+        args: &[String],
+        db: &Database,
+        env: &[(&str, &str)],
+        pipe: Pipe,
+        on_line: impl Fn(&str) + Send + 'static,
+    ) -> Result<ClientChild> {
+        use tokio::io::AsyncBufReadExt;
         let mut cmd = Command::new(tool);
         let (stdin, stdout) = match pipe {
             Pipe::Stdin => (Stdio::piped(), Stdio::null()),
@@ -297,11 +311,18 @@ impl ClientChild {
             .map_err(|e| PgdrError::tool(format!("cannot start {name}: {e}")))?;
         let mut err = child.stderr.take().expect("piped");
         let stderr = tokio::spawn(async move {
-            let mut buf = Vec::new();
-            let _ = (&mut err).take(1 << 20).read_to_end(&mut buf).await;
-            // Drain the rest so the child never blocks on a full pipe.
-            let _ = tokio::io::copy(&mut err, &mut tokio::io::sink()).await;
-            String::from_utf8_lossy(&buf).into_owned()
+            // Keep the first MiB for the message; read to the end so the child never blocks
+            // on a full pipe.
+            let mut kept = String::new();
+            let mut lines = tokio::io::BufReader::new(&mut err).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                on_line(&line);
+                if kept.len() < 1 << 20 {
+                    kept.push_str(&line);
+                    kept.push('\n');
+                }
+            }
+            kept
         });
         Ok(ClientChild {
             name: name.to_string(),
