@@ -60,6 +60,8 @@ cfg="$work/pgdr.toml"
 # time_run OUT CMD...: wall seconds and peak RSS (KiB) of CMD via /usr/bin/time.
 time_run() {
   local out="$1"; shift
+  # Flush the previous command's dirty pages first, so no run pays for another's writeback.
+  sync
   /usr/bin/time -f "%e %M" -o "$out" "$@"
 }
 

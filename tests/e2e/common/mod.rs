@@ -107,8 +107,9 @@ fn template() -> &'static Path {
             "initdb",
         );
         extern "C" fn cleanup() {
-            if let Some(p) = TEMPLATE.get() {
-                let _ = std::fs::remove_dir_all(p);
+            // The template's whole folder: its data dir and the password file beside it.
+            if let Some(dir) = TEMPLATE.get().and_then(|p| p.parent()) {
+                let _ = std::fs::remove_dir_all(dir);
             }
         }
         unsafe { libc::atexit(cleanup) };
