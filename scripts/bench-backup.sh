@@ -112,6 +112,8 @@ if want verify; then
   obj="$work/repo/bench/$id/dump.zst.age"
   for i in $(seq 1 "$runs"); do
     time_run "$work/t.pr" bash -c "$(declare -f plain_restore); BIN='$BIN' work='$work'; plain_restore bench_plain 1"
+    # Gone before the next timed command, so autovacuum on it competes with nothing.
+    "$BIN/dropdb" bench_plain
     time_run "$work/t.dec" bash -c "age -d -i '$work/identity.txt' '$obj' | zstd -d -q > /dev/null"
     time_run "$work/t.q" "$PGDR" --quiet verify "$id" --quick --repo "$work/repo" --identity "$work/identity.txt"
     time_run "$work/t.f" "$PGDR" --quiet verify "$id" --repo "$work/repo" --identity "$work/identity.txt"
@@ -133,9 +135,11 @@ if want restore && "$PGDR" restore --help >/dev/null 2>&1; then
   p_t=() r_t=() rr=() r_rss=()
   for i in $(seq 1 "$runs"); do
     time_run "$work/t.p" bash -c "$(declare -f plain_restore); BIN='$BIN' work='$work'; plain_restore bench_plain 2"
+    "$BIN/dropdb" bench_plain
     "$BIN/dropdb" --if-exists bench_restored
     time_run "$work/t.r" "$PGDR" --quiet restore --backup "$id" --target "postgres://postgres@127.0.0.1:$PGPORT/bench_restored" \
       --jobs 2 --spool-dir "$work" --yes --no-verify --repo "$work/repo" --identity "$work/identity.txt"
+    "$BIN/dropdb" bench_restored
     read -r p _ <"$work/t.p"; read -r r rrss <"$work/t.r"
     p_t+=("$p"); r_t+=("$r"); r_rss+=("$rrss"); rr+=("$(ratio "$r" "$p")")
     echo "   run $i: pg_restore -j 2 ${p}s, pgdr restore --jobs 2 ${r}s (RSS $((rrss / 1024)) MiB)"
