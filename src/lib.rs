@@ -18,6 +18,7 @@ pub mod restore;
 pub mod schedule;
 pub mod scratch;
 pub mod source;
+pub mod sql;
 pub mod store;
 pub mod telemetry;
 pub mod verify;

@@ -24,6 +24,7 @@ use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
 use crate::progress::human_bytes;
 use crate::restore::{self, db_message, EngineOptions, EngineReport, Identities, RolesMode};
+use crate::sql::quote_ident as qi;
 use crate::store;
 
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1).
@@ -200,10 +201,6 @@ fn address(d: &Database) -> (String, u16, String) {
     };
     let port = d.conn.get_ports().first().copied().unwrap_or(5432);
     (host, port, d.conn.get_dbname().unwrap_or("").to_string())
-}
-
-fn qi(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 /// Connect to the server's maintenance database: `postgres`, or `template1` if it is missing.

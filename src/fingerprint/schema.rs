@@ -32,6 +32,7 @@ use serde_json::Value;
 use tokio_postgres::Client;
 
 use crate::error::PgdrError;
+use crate::sql::quote_ident;
 
 /// Sorted, readable JSON: section → object key → properties.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
@@ -256,11 +257,6 @@ async fn capture_sequences(client: &Client) -> Result<BTreeMap<String, Value>, P
         }
     }
     Ok(seqs.into_iter().map(|(k, _, _, v)| (k, v)).collect())
-}
-
-/// Always-quoted identifier (safe for any name the catalog returns).
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 // The SQL. Fully qualified catalog names throughout; names are built as `schema.name`

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::catalog::Manifest;
+use crate::sql::{quote_ident as qi, quote_literal as lit};
 
 /// The recorded properties of the backed-up database, if the manifest has them.
 pub fn recorded(m: &Manifest) -> Option<Value> {
@@ -24,14 +25,6 @@ pub fn recorded(m: &Manifest) -> Option<Value> {
         .get("current")?
         .clone();
     current.is_object().then_some(current)
-}
-
-fn qi(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-fn lit(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "''"))
 }
 
 /// Settings whose value is a list of quoted items (pg_dump's `variable_is_guc_list_quote`).

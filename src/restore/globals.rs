@@ -9,6 +9,8 @@
 
 use std::collections::BTreeSet;
 
+use crate::sql::quote_ident;
+
 /// What to do with roles the target already has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -291,10 +293,6 @@ fn is_role_attributes(sql: &str) -> bool {
         && !t.get(3).is_some_and(|x| {
             x.is_kw("SET") || x.is_kw("RESET") || x.is_kw("RENAME") || x.is_kw("IN")
         })
-}
-
-fn quote_ident(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
 }
 
 pub fn parse(sql: &str) -> Vec<Statement> {

@@ -16,6 +16,7 @@ use crate::fingerprint::archive::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
 use crate::progress::{Meter, Steps};
 use crate::scratch::Pipe;
+use crate::sql::quote_ident as qi;
 use crate::store::Store;
 
 pub mod dbprops;
@@ -26,10 +27,6 @@ pub mod spool;
 pub use globals::RolesMode;
 
 pub type Identities = Arc<Vec<age::x25519::Identity>>;
-
-fn qi(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
 
 /// Where a backup is restored to: a server reached as a superuser through `maintenance`
 /// (a connection to an existing database such as `postgres`), the name of the database to

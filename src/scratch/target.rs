@@ -103,8 +103,8 @@ pub async fn scratch_target(
 pub async fn drop_scratch_db(t: &Target) {
     if let Ok(c) = crate::source::connect(&t.maintenance).await {
         let sql = format!(
-            "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-            t.dbname.replace('"', "\"\"")
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            crate::sql::quote_ident(&t.dbname)
         );
         if let Err(e) = c.batch_execute(&sql).await {
             tracing::warn!(database = %t.dbname, error = %e, "could not drop the scratch database; drop it by hand");

@@ -17,6 +17,7 @@ use crate::fingerprint::archive::{large_object_digest, ArchiveParser, ArchiveSum
 use crate::fingerprint::rows::{CopyRowSplitter, RowDigest};
 use crate::fingerprint::schema;
 use crate::pipeline;
+use crate::sql::quote_ident as qi;
 use crate::store::Store;
 
 pub use crate::restore::Identities;
@@ -144,16 +145,6 @@ pub fn summary_digests(s: &ArchiveSummary) -> DataDigests {
     }
 }
 
-fn qi(s: &str) -> String {
-    format!("\"{}\"", s.replace('"', "\"\""))
-}
-
-/// The session settings pg_dump uses, plus the ones it inherits from its environment that pgdr
-/// fixes (PGTZ=UTC): the same rows then give the same COPY text.
-pub const COPY_SESSION: &str = "SET DateStyle = ISO; SET IntervalStyle = postgres; \
-    SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET search_path = ''; \
-    SET bytea_output = 'hex'; SET client_encoding = 'UTF8'; SET row_security = off";
-
 /// Tables whose data block is larger than this are read in several ctid ranges at once.
 const SPLIT_BYTES: u64 = 64 << 20;
 
@@ -176,11 +167,8 @@ pub async fn recompute_data(
 ) -> Result<DataDigests> {
     let parallel = parallel.max(1);
     let db = target.database();
+    // For catalog look-ups and large objects (binary results: no session settings needed).
     let client = crate::source::connect(&db).await?;
-    client
-        .batch_execute(COPY_SESSION)
-        .await
-        .map_err(|e| PgdrError::database(format!("preparing the fingerprint session: {e}")))?;
     // TID range scans (PostgreSQL 14+) make a ctid range cheap; before that each part would
     // scan the whole table.
     let tid_ranges = client
@@ -205,9 +193,8 @@ pub async fn recompute_data(
         let pages: Option<i64> = client
             .query_one(
                 &format!(
-                    "SELECT (pg_relation_size('{}.{}'::regclass) / current_setting('block_size')::int)::int8",
-                    qi(&t.schema).replace('\'', "''"),
-                    qi(&t.name).replace('\'', "''")
+                    "SELECT (pg_relation_size({}::regclass) / current_setting('block_size')::int)::int8",
+                    crate::sql::quote_literal(&format!("{}.{}", qi(&t.schema), qi(&t.name)))
                 ),
                 &[],
             )
@@ -309,7 +296,9 @@ async fn digest_worker(
     }
 }
 
-/// The session pg_dump had, as libpq options for a `psql` child (see [`COPY_SESSION`]).
+/// The session settings pg_dump uses (and PGTZ=UTC, which pgdr gives it), as libpq options
+/// for the `psql` that re-reads rows: the same rows then print as the same COPY text.
+/// search_path=pg_catalog prints names as pg_dump's empty search_path does.
 const COPY_PGOPTIONS: &str = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3 \
     -c TimeZone=UTC -c search_path=pg_catalog -c bytea_output=hex -c row_security=off";
 
