@@ -357,8 +357,7 @@ fn backup_with_bin(w: &World, bin: &std::path::Path) -> Run {
         format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display()),
     )
     .unwrap();
-    let mut c = w.pgdr(&["backup"]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["backup"]);
     run(c)
 }
 

@@ -398,8 +398,7 @@ fn drill_without_backups_fails_and_is_recorded() {
     assert_eq!(stored_record(&w, &rec), rec);
     // Still no backup listed; history shows the failed drill.
     assert!(w.list().is_empty());
-    let mut c = w.pgdr(&["drill", "history"]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["drill", "history"]);
     let h = run(c).ok().stdout;
     let row = h.lines().nth(1).unwrap();
     assert!(row.contains(" app ") && row.contains("FAILED"), "{h}");
@@ -442,15 +441,13 @@ fn history_is_newest_first_and_the_report_shows_charts_rows_and_the_schedule() {
     );
 
     // History: newest first, in JSON and as a table.
-    let mut c = w.pgdr(&["drill", "history", "--json"]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["drill", "history", "--json"]);
     let h = run(c).ok().json();
     let h = h.as_array().unwrap();
     assert_eq!(h.len(), 2);
     assert_eq!(h[0]["started_at"], d2["started_at"]);
     assert_eq!(h[1]["started_at"], d1["started_at"]);
-    let mut c = w.pgdr(&["drill", "history"]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["drill", "history"]);
     let t = run(c).ok().stdout;
     let lines: Vec<&str> = t.lines().collect();
     assert!(lines[0].starts_with("STARTED (UTC)"), "{t}");
@@ -465,8 +462,7 @@ fn history_is_newest_first_and_the_report_shows_charts_rows_and_the_schedule() {
 
     // The HTML report: self-contained, two SVG charts, the rows, and the schedule sentence.
     let out = w.dir.path().join("report.html");
-    let mut c = w.pgdr(&["drill", "report", "--out", out.to_str().unwrap()]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["drill", "report", "--out", out.to_str().unwrap()]);
     run(c).ok();
     let html = std::fs::read_to_string(&out).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>"));
@@ -513,29 +509,33 @@ fn history_is_newest_first_and_the_report_shows_charts_rows_and_the_schedule() {
 
     // Markdown and JSON carry the same rows.
     let md = w.dir.path().join("report.md");
-    let mut c = w.pgdr(&[
-        "drill",
-        "report",
-        "--format",
-        "md",
-        "--out",
-        md.to_str().unwrap(),
-    ]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(
+        &cfg,
+        &[
+            "drill",
+            "report",
+            "--format",
+            "md",
+            "--out",
+            md.to_str().unwrap(),
+        ],
+    );
     run(c).ok();
     let md = std::fs::read_to_string(&md).unwrap();
     assert!(md.contains("| started (UTC) |") && md.contains(&first) && md.contains(&second));
     assert!(md.contains("cannot be met by the backup schedule"));
     let js = w.dir.path().join("report.json");
-    let mut c = w.pgdr(&[
-        "drill",
-        "report",
-        "--format",
-        "json",
-        "--out",
-        js.to_str().unwrap(),
-    ]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(
+        &cfg,
+        &[
+            "drill",
+            "report",
+            "--format",
+            "json",
+            "--out",
+            js.to_str().unwrap(),
+        ],
+    );
     run(c).ok();
     let js: serde_json::Value = serde_json::from_slice(&std::fs::read(&js).unwrap()).unwrap();
     let db = &js["databases"][0];
@@ -558,8 +558,7 @@ fn s3_drill_is_recorded_and_listed() {
     );
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.json()[0]["outcome"], "passed");
-    let mut c = w.pgdr(&["drill", "history", "--json"]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["drill", "history", "--json"]);
     let h = run(c).ok().json();
     assert_eq!(h.as_array().unwrap().len(), 1);
     assert_eq!(h[0]["backup"]["id"], id.as_str());

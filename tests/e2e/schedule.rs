@@ -615,8 +615,7 @@ fn scheduled_backup_shows_in_metrics_and_schedule() {
     );
 
     // `pgdr schedule`: every job, its next runs, its last result from the repository.
-    let mut c = w.pgdr(&["schedule"]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["schedule"]);
     let s = run(c).ok().stdout;
     assert!(s.contains(&format!("app backup: {cron} (UTC)")), "{s}");
     assert!(s.contains("app verify: after each backup (quick)"), "{s}");

@@ -54,8 +54,7 @@ fn quick_and_full_verify_pass_and_are_recorded() {
     );
 
     let cfg = scratch_config(&w);
-    let mut c = w.pgdr(&["verify", "--json"]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["verify", "--json"]);
     let r = run(c).ok();
     let recs = r.json();
     let rec = &recs[0];
@@ -252,8 +251,7 @@ fn full_verify_compares_the_restored_rows() {
     });
     w.run(&["verify", &id, "--quick"]).ok();
     let cfg = scratch_config(&w);
-    let mut c = w.pgdr(&["verify", &id]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["verify", &id]);
     let r = run(c);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
@@ -278,8 +276,7 @@ fn verify_on_a_named_scratch_server_drops_its_database() {
         format!("[scratch]\nurl = \"{}\"\n", w.pg.url("postgres")),
     )
     .unwrap();
-    let mut c = w.pgdr(&["verify", &id, "--json"]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["verify", &id, "--json"]);
     let r = run(c).ok();
     let rec = &r.json()[0];
     assert_eq!(rec["outcome"], "passed", "{rec}");
@@ -316,8 +313,7 @@ fn full_verify_compares_the_restored_schema() {
         f.get_mut("public.health()").unwrap()["body_sha256"] = "0".repeat(64).into();
     });
     let cfg = scratch_config(&w);
-    let mut c = w.pgdr(&["verify", &id]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["verify", &id]);
     let r = run(c);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(
@@ -432,8 +428,7 @@ fn scratch_problems_cannot_run_and_leave_nothing() {
         format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display()),
     )
     .unwrap();
-    let mut c = w.pgdr(&["verify", &id]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["verify", &id]);
     let r = run(c);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(
@@ -453,8 +448,7 @@ fn scratch_problems_cannot_run_and_leave_nothing() {
         format!("[scratch]\ntemp_dir = \"{}\"\n", mnt.display()),
     )
     .unwrap();
-    let mut c = w.pgdr(&["verify", &id]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["verify", &id]);
     let r = run(c);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(
@@ -507,8 +501,7 @@ fn missing_extension_on_the_scratch_server_is_named() {
     drop(guard);
 
     let cfg = scratch_config(&w);
-    let mut c = w.pgdr(&["verify", &id]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["verify", &id]);
     let r = run(c);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(
@@ -549,8 +542,7 @@ fn large_tables_are_compared_in_parallel_ranges() {
     assert!(big["bytes"].as_u64().unwrap() > 64 << 20, "{big}");
     let id = m["id"].as_str().unwrap().to_string();
     let cfg = scratch_config(&w);
-    let mut c = w.pgdr(&["verify", &id]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["verify", &id]);
     let r = run(c);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 
@@ -561,8 +553,7 @@ fn large_tables_are_compared_in_parallel_ranges() {
             }
         }
     });
-    let mut c = w.pgdr(&["verify", &id]);
-    c.arg("--config").arg(&cfg);
+    let c = w.pgdr_config(&cfg, &["verify", &id]);
     let r = run(c);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     assert!(

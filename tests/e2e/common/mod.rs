@@ -418,6 +418,13 @@ impl World {
         c
     }
 
+    /// pgdr as [`World::pgdr`], plus `--config FILE`.
+    pub fn pgdr_config(&self, config: &Path, args: &[&str]) -> Command {
+        let mut c = self.pgdr(args);
+        c.arg("--config").arg(config);
+        c
+    }
+
     pub fn run(&self, args: &[&str]) -> Run {
         run(self.pgdr(args))
     }
