@@ -977,6 +977,7 @@ async fn restore_and_prove(
         spool_dir: plan.spool.as_ref().map(|s| s.0.clone()),
         database_properties: true,
         show_progress: plan.show_progress,
+        single_transaction: false,
     };
     restore::restore_with(
         plan.catalog.store().as_ref(),

@@ -118,6 +118,7 @@ async fn verify_one(
             // One pass over the dump: it is fingerprinted on its way into pg_restore.
             let opts = EngineOptions {
                 fingerprint_archive: true,
+                single_transaction: sc.single_transaction(),
                 ..Default::default()
             };
             let mut report = EngineReport::default();

@@ -185,6 +185,9 @@ pub struct EngineOptions {
     pub show_progress: bool,
     /// Parse the archive as it streams and hand its fingerprint back in the report.
     pub fingerprint_archive: bool,
+    /// `pg_restore --single-transaction` (without `jobs`): all or nothing, and on a server
+    /// with wal_level=minimal the new tables and their indexes skip WAL.
+    pub single_transaction: bool,
 }
 
 /// What the engine did beyond restoring rows, in operator words.
@@ -408,6 +411,9 @@ pub async fn restore_with(
         .then(|| Arc::new(std::sync::Mutex::new(ArchiveParser::new())));
     match opts.jobs.filter(|j| *j > 1) {
         None => {
+            if opts.single_transaction {
+                args.push("--single-transaction".into());
+            }
             feed_child(
                 store,
                 m,

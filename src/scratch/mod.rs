@@ -35,6 +35,24 @@ fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
+/// The throwaway cluster trades durability for speed: its data is discarded after the proof,
+/// so no fsync, no full-page images, minimal WAL (a restore in one transaction writes no WAL
+/// for the tables it creates, nor for their index builds), no checkpoints during the restore,
+/// no autovacuum competing with the restore and the re-read, and room for index builds to
+/// sort in memory. One transaction holds a lock per restored object until it commits, hence
+/// the large lock table (a few connections x many locks: ~25 MB of shared memory).
+/// Publications restore with a warning only (they need wal_level=logical to publish).
+fn server_settings() -> String {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    format!(
+        "-c fsync=off -c full_page_writes=off -c synchronous_commit=off \
+         -c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=8GB -c checkpoint_timeout=1h \
+         -c autovacuum=off -c maintenance_work_mem=1GB \
+         -c max_connections={} -c max_locks_per_transaction=4096",
+        cores + 20
+    )
+}
+
 /// A throwaway PostgreSQL cluster on loopback.
 pub struct EphemeralCluster {
     dir: Option<tempfile::TempDir>,
@@ -163,12 +181,18 @@ impl EphemeralCluster {
                 .map(|a| a.port())
                 .map_err(|e| PgdrError::tool(format!("scratch cluster: no free port: {e}")))?;
             let mut c = self.command("pg_ctl");
-            c.arg("-D").arg(&data).arg("-l").arg(dir.join("server.log")).arg("-o").arg(format!(
-                "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c synchronous_commit=off -c max_wal_size=4GB -c maintenance_work_mem=256MB",
-                dir.display()
-            ))
-            .args(["-w", "-t", "120", "start"])
-            .stdout(Stdio::null());
+            c.arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(dir.join("server.log"))
+                .arg("-o")
+                .arg(format!(
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 {}",
+                    dir.display(),
+                    server_settings()
+                ))
+                .args(["-w", "-t", "120", "start"])
+                .stdout(Stdio::null());
             match self.run("pg_ctl start", c).await {
                 Ok(()) => {
                     self.port = port;

@@ -35,6 +35,13 @@ impl Scratch {
         }
     }
 
+    /// Whether to restore in one transaction: on pgdr's own cluster (wal_level=minimal) that
+    /// spares writing the restored tables and indexes to WAL. Not on a named server, whose
+    /// WAL level and lock table are not pgdr's to choose.
+    pub fn single_transaction(&self) -> bool {
+        self.cluster.is_some()
+    }
+
     /// Stop the cluster, or drop the scratch database on the named server.
     pub async fn teardown(self) {
         match self.cluster {
