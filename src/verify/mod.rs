@@ -156,10 +156,9 @@ struct Unit {
 }
 
 /// Recompute the data digests of the tables the archive had, on a restored database, over
-/// `parallel` streams at once. Each stream is a `psql` running `COPY ... TO STDOUT` (libpq
-/// hands rows over far cheaper than a per-row async client), and large tables are split into
-/// ctid ranges, so both the server's COPY and the digest run on every core. The digest is
-/// order-independent, so the parts merge.
+/// `parallel` connections at once, each running `COPY ... TO STDOUT` unit after unit; large
+/// tables are split into ctid ranges, so both the server's COPY and the digest run on every
+/// core. The digest is order-independent, so the parts merge.
 pub async fn recompute_data(
     target: &crate::restore::Target,
     expected: &ArchiveSummary,
@@ -232,13 +231,12 @@ pub async fn recompute_data(
         Some(RowDigest::default());
         expected.tables.len()
     ]));
-    let psql = Arc::new(target.bin_dir.join("psql"));
     let db = Arc::new(db);
     let mut tasks = tokio::task::JoinSet::new();
     for _ in 0..parallel {
-        let (tables, queue, results) = (tables.clone(), queue.clone(), results.clone());
-        let (psql, db) = (psql.clone(), db.clone());
-        tasks.spawn(async move { digest_worker(&psql, &db, &tables, &queue, &results).await });
+        let (tables, queue, results, db) =
+            (tables.clone(), queue.clone(), results.clone(), db.clone());
+        tasks.spawn(async move { digest_worker(&db, &tables, &queue, &results).await });
     }
     while let Some(r) = tasks.join_next().await {
         r.map_err(|e| PgdrError::internal(format!("digest worker: {e}")))??;
@@ -275,19 +273,27 @@ pub async fn recompute_data(
 type Queue = std::sync::Mutex<std::collections::VecDeque<Unit>>;
 type Results = std::sync::Mutex<Vec<Option<RowDigest>>>;
 
-/// Takes units off the queue until it is empty, merging each digest into its table's.
+/// Takes units off the queue until it is empty, merging each digest into its table's; one
+/// connection, set up to print rows as pg_dump did, serves all of its units.
 async fn digest_worker(
-    psql: &std::path::Path,
     db: &crate::config::Database,
     tables: &[crate::fingerprint::archive::TableData],
     queue: &Queue,
     results: &Results,
 ) -> Result<()> {
+    if queue.lock().expect("queue").is_empty() {
+        return Ok(());
+    }
+    let client = crate::source::connect(db).await?;
+    client
+        .batch_execute(COPY_SETTINGS)
+        .await
+        .map_err(|e| PgdrError::database(format!("setting up the row re-read: {e}")))?;
     loop {
         let Some(unit) = queue.lock().expect("queue").pop_front() else {
             return Ok(());
         };
-        let d = copy_digest(psql, db, &tables[unit.table], unit.blocks).await?;
+        let d = copy_digest(&client, &tables[unit.table], unit.blocks).await?;
         let mut r = results.lock().expect("results");
         match (d, r[unit.table].as_mut()) {
             (Some(d), Some(acc)) => acc.merge(&d),
@@ -296,21 +302,21 @@ async fn digest_worker(
     }
 }
 
-/// The session settings pg_dump uses (and PGTZ=UTC, which pgdr gives it), as libpq options
-/// for the `psql` that re-reads rows: the same rows then print as the same COPY text.
-/// search_path=pg_catalog prints names as pg_dump's empty search_path does.
-const COPY_PGOPTIONS: &str = "-c DateStyle=ISO -c IntervalStyle=postgres -c extra_float_digits=3 \
-    -c TimeZone=UTC -c search_path=pg_catalog -c bytea_output=hex -c row_security=off";
+/// The session settings pg_dump uses (and PGTZ=UTC, which pgdr gives it), for the session
+/// that re-reads rows: the same rows then print as the same COPY text (the client encoding
+/// is UTF-8, as pgdr's pg_dump runs with `--encoding=UTF8`). search_path=pg_catalog prints
+/// names as pg_dump's empty search_path does. Plain SETs, which poolers accept.
+const COPY_SETTINGS: &str = "SET DateStyle = ISO; SET IntervalStyle = postgres; \
+    SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET search_path = pg_catalog; \
+    SET bytea_output = hex; SET row_security = off";
 
 /// Digest of one table (or block range) as `COPY ... TO STDOUT` prints it; `None` when the
 /// table cannot be read (missing after restore).
 async fn copy_digest(
-    psql: &std::path::Path,
-    db: &crate::config::Database,
+    client: &tokio_postgres::Client,
     t: &crate::fingerprint::archive::TableData,
     blocks: Option<(u64, Option<u64>)>,
 ) -> Result<Option<RowDigest>> {
-    use tokio::io::AsyncReadExt;
     let table = format!("{}.{}", qi(&t.schema), qi(&t.name));
     let cols: Vec<String> = t.columns.iter().map(|c| qi(c)).collect();
     let sql = match blocks {
@@ -326,46 +332,36 @@ async fn copy_digest(
             )
         }
     };
-    let args: Vec<String> = vec![
-        "-X".into(),
-        "-q".into(),
-        "--no-password".into(),
-        "-v".into(),
-        "ON_ERROR_STOP=1".into(),
-        "-c".into(),
-        sql,
-    ];
     let what = format!("{}.{}", t.schema, t.name);
-    let mut child = crate::scratch::ClientChild::spawn(
-        "psql (COPY)",
-        psql,
-        &args,
-        db,
-        &[("PGOPTIONS", COPY_PGOPTIONS), ("PGCLIENTENCODING", "UTF8")],
-        crate::scratch::Pipe::Stdout,
-    )?;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut split = CopyRowSplitter::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = stdout
-            .read(&mut buf)
-            .await
-            .map_err(|e| PgdrError::database(format!("reading {what}: {e}")))?;
-        if n == 0 {
-            break;
+    let read_error = |e: tokio_postgres::Error| {
+        PgdrError::database(format!(
+            "recomputing {what}: {}",
+            crate::restore::db_message(&e)
+        ))
+    };
+    let stream = match client.copy_out(sql.as_str()).await {
+        Ok(s) => s,
+        // A table or column that is not there after the restore is a difference, named by
+        // the caller.
+        Err(e)
+            if e.code().is_some_and(|c| {
+                *c == tokio_postgres::error::SqlState::UNDEFINED_TABLE
+                    || *c == tokio_postgres::error::SqlState::UNDEFINED_COLUMN
+            }) =>
+        {
+            return Ok(None)
         }
-        split.feed(&buf[..n]);
+        Err(e) => return Err(read_error(e)),
+    };
+    futures::pin_mut!(stream);
+    let mut split = CopyRowSplitter::new();
+    while let Some(chunk) = stream.next().await {
+        split.feed(&chunk.map_err(read_error)?);
     }
-    match child.wait().await {
-        Ok(_) => split
-            .finish()
-            .map(Some)
-            .map_err(|e| PgdrError::database(format!("{what}: {e}"))),
-        // A table that is not there after the restore is a difference, named by the caller.
-        Err(e) if e.message.contains("does not exist") => Ok(None),
-        Err(e) => Err(e.context(format!("recomputing {what}"))),
-    }
+    split
+        .finish()
+        .map(Some)
+        .map_err(|e| PgdrError::database(format!("{what}: {e}")))
 }
 
 /// Differences between the manifest's data fingerprint and what was found `where_`.
