@@ -563,3 +563,35 @@ fn large_tables_are_compared_in_parallel_ranges() {
         r.stdout
     );
 }
+
+#[test]
+fn a_table_missing_after_restore_is_named() {
+    // The manifest names a table the archive never had: the restored database lacks it too,
+    // and the re-read reports it missing instead of failing the run.
+    let w = World::local();
+    let id = w.backup()["id"].as_str().unwrap().to_string();
+    rewrite_manifest(&w, &id, |v| {
+        let tables = v["fingerprint"]["data"]["tables"].as_array_mut().unwrap();
+        let mut ghost = tables
+            .iter()
+            .find(|t| t["name"] == "profiles")
+            .unwrap()
+            .clone();
+        ghost["name"] = "ghost".into();
+        tables.push(ghost);
+    });
+    let cfg = scratch_config(&w);
+    let r = run(w.pgdr_config(&cfg, &["verify", &id]));
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("public.ghost: missing after restore"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("public.ghost: missing in the stored archive"),
+        "{}",
+        r.stdout
+    );
+}
