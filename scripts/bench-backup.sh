@@ -121,6 +121,14 @@ if want verify; then
     pr_t+=("$p"); dec_t+=("$d"); q_t+=("$q"); f_t+=("$f"); f_rss+=("$frss")
     qr+=("$(ratio "$q" "$p")"); fr+=("$(ratio "$f" "$p")"); pr+=("$(ratio "$q" "$d")")
     echo "   run $i: pg_restore ${p}s, age|zstd ${d}s, verify --quick ${q}s, verify ${f}s (RSS $((frss / 1024)) MiB)"
+    # Where the full verify's time went, from its record in the repository.
+    python3 - "$work/repo/bench/$id/verifications" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+recs = [json.load(open(os.path.join(d, f))) for f in sorted(os.listdir(d))]
+full = [r for r in recs if r.get("mode") == "full"][-1]
+print("          phases: " + ", ".join(f"{p['name']} {p['seconds']:.2f}s" for p in full["phases"]))
+PY
   done
   "$BIN/dropdb" --if-exists bench_plain
   summary+=("verify   pg_restore (1 job) median $(med "${pr_t[@]}")s; verify --quick $(med "${q_t[@]}")s; full verify $(med "${f_t[@]}")s")

@@ -39,18 +39,31 @@ fn is_root() -> bool {
 /// so no fsync, no full-page images, minimal WAL (a restore in one transaction writes no WAL
 /// for the tables it creates, nor for their index builds), no checkpoints during the restore,
 /// no autovacuum competing with the restore and the re-read, and room for index builds to
-/// sort in memory. One transaction holds a lock per restored object until it commits, hence
-/// the large lock table (a few connections x many locks: ~25 MB of shared memory).
-/// Publications restore with a warning only (they need wal_level=logical to publish).
-fn server_settings() -> String {
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-    format!(
-        "-c fsync=off -c full_page_writes=off -c synchronous_commit=off \
-         -c wal_level=minimal -c max_wal_senders=0 -c max_wal_size=8GB -c checkpoint_timeout=1h \
-         -c autovacuum=off -c maintenance_work_mem=1GB \
-         -c max_connections={} -c max_locks_per_transaction=4096",
-        cores + 20
-    )
+/// sort in memory. One transaction holds a lock per restored object until it commits, so the
+/// lock table is sized from the archive's TOC entries (an upper bound of the objects; at
+/// least ~100k slots, ~25 MB of shared memory). Publications restore with a warning only
+/// (they need wal_level=logical to publish).
+fn server_settings(objects: u64) -> Vec<String> {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as u64;
+    let connections = cores + 20;
+    let locks = (4 * objects).div_ceil(connections).max(4096);
+    [
+        "listen_addresses=127.0.0.1".to_string(),
+        "fsync=off".into(),
+        "full_page_writes=off".into(),
+        "synchronous_commit=off".into(),
+        "wal_level=minimal".into(),
+        "max_wal_senders=0".into(),
+        "max_wal_size=8GB".into(),
+        "checkpoint_timeout=1h".into(),
+        "autovacuum=off".into(),
+        "maintenance_work_mem=1GB".into(),
+        format!("max_connections={connections}"),
+        format!("max_locks_per_transaction={locks}"),
+    ]
+    .into_iter()
+    .flat_map(|kv| ["-c".to_string(), kv])
+    .collect()
 }
 
 /// A throwaway PostgreSQL cluster on loopback.
@@ -60,12 +73,19 @@ pub struct EphemeralCluster {
     pub bin_dir: PathBuf,
     pub version: String,
     os_user: Option<String>,
-    running: bool,
+    /// The postmaster (under runuser when pgdr runs as root): pgdr's own child, in its own
+    /// process group so a Ctrl-C reaches pgdr, which then stops it.
+    server: Option<std::process::Child>,
 }
 
 impl EphemeralCluster {
-    /// initdb and start a cluster whose major version is at least `min_major`.
-    pub async fn start(min_major: u32, s: &ScratchSettings) -> Result<EphemeralCluster> {
+    /// initdb and start a cluster whose major version is at least `min_major`, with a lock
+    /// table for restoring about `objects` objects in one transaction.
+    pub async fn start(
+        min_major: u32,
+        s: &ScratchSettings,
+        objects: u64,
+    ) -> Result<EphemeralCluster> {
         let initdb = tools::find("initdb", min_major, s.pg_bin_dir.as_deref()).map_err(|e| {
             e.context("scratch cluster").hint(
                 "the scratch cluster needs server binaries (apt-get install postgresql-N) of the backup's major version or newer, or set [scratch] url to an existing server",
@@ -91,9 +111,9 @@ impl EphemeralCluster {
             bin_dir,
             version: initdb.version.clone(),
             os_user,
-            running: false,
+            server: None,
         };
-        cluster.init().await?;
+        cluster.init(objects).await?;
         Ok(cluster)
     }
 
@@ -101,22 +121,24 @@ impl EphemeralCluster {
         self.dir.as_ref().expect("present until drop").path()
     }
 
-    fn command(&self, prog: &str) -> Command {
+    /// `prog` of the cluster's binaries, as the cluster's OS user.
+    fn command(&self, prog: &str) -> std::process::Command {
         let path = self.bin_dir.join(prog);
         let mut c = match &self.os_user {
             Some(u) => {
-                let mut c = Command::new("runuser");
+                let mut c = std::process::Command::new("runuser");
                 c.args(["-u", u, "--"]).arg(path);
                 c
             }
-            None => Command::new(path),
+            None => std::process::Command::new(path),
         };
-        c.stdin(Stdio::null()).kill_on_drop(true);
+        c.stdin(Stdio::null());
         c
     }
 
-    async fn run(&self, what: &str, mut c: Command) -> Result<()> {
-        let out = c
+    async fn run(&self, what: &str, c: std::process::Command) -> Result<()> {
+        let out = Command::from(c)
+            .kill_on_drop(true)
             .output()
             .await
             .map_err(|e| PgdrError::tool(format!("scratch cluster: cannot run {what}: {e}")))?;
@@ -143,7 +165,7 @@ impl EphemeralCluster {
         Ok(())
     }
 
-    async fn init(&mut self) -> Result<()> {
+    async fn init(&mut self, objects: u64) -> Result<()> {
         let dir = self.dir().to_path_buf();
         if let Some(u) = &self.os_user {
             let st = Command::new("chown")
@@ -180,36 +202,102 @@ impl EphemeralCluster {
                 .and_then(|l| l.local_addr())
                 .map(|a| a.port())
                 .map_err(|e| PgdrError::tool(format!("scratch cluster: no free port: {e}")))?;
-            let mut c = self.command("pg_ctl");
-            c.arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(dir.join("server.log"))
-                .arg("-o")
-                .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 {}",
-                    dir.display(),
-                    server_settings()
-                ))
-                .args(["-w", "-t", "120", "start"])
-                .stdout(Stdio::null());
-            match self.run("pg_ctl start", c).await {
-                Ok(()) => {
-                    self.port = port;
-                    self.running = true;
-                    return Ok(());
-                }
+            match self.start_server(port, objects).await {
+                Ok(()) => return Ok(()),
                 Err(e) => last = Some(e),
             }
         }
-        let log = std::fs::read_to_string(dir.join("server.log")).unwrap_or_default();
-        let reason = log
-            .lines()
-            .rev()
-            .find(|l| l.contains("FATAL") || l.contains("ERROR"))
-            .unwrap_or("")
-            .to_string();
-        Err(last.expect("tried").context(reason))
+        Err(last.expect("tried"))
+    }
+
+    /// Start the postmaster as a child and wait until its pid file says it accepts
+    /// connections (polled every few milliseconds: pg_ctl's 100 ms steps would add up to a
+    /// tenth of a second to every proof).
+    async fn start_server(&mut self, port: u16, objects: u64) -> Result<()> {
+        use std::os::unix::process::CommandExt;
+        let dir = self.dir().to_path_buf();
+        let data = dir.join("data");
+        let log_path = dir.join("server.log");
+        let log = std::fs::File::create(&log_path)
+            .and_then(|f| Ok((f.try_clone()?, f)))
+            .map_err(|e| {
+                PgdrError::tool(format!("scratch cluster: {}: {e}", log_path.display()))
+            })?;
+        let mut c = self.command("postgres");
+        c.arg("-D")
+            .arg(&data)
+            .arg("-p")
+            .arg(port.to_string())
+            .arg("-k")
+            .arg(&dir)
+            .args(server_settings(objects))
+            .stdout(log.0)
+            .stderr(log.1)
+            .process_group(0);
+        let child = c
+            .spawn()
+            .map_err(|e| PgdrError::tool(format!("scratch cluster: cannot start postgres: {e}")))?;
+        self.server = Some(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            if pid_file_status(&data).as_deref() == Some("ready") {
+                self.port = port;
+                return Ok(());
+            }
+            let exited = self
+                .server
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten())
+                .is_some();
+            if exited || std::time::Instant::now() > deadline {
+                self.stop_server();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                let reason = log
+                    .lines()
+                    .rev()
+                    .find(|l| l.contains("FATAL") || l.contains("ERROR"))
+                    .unwrap_or(if exited {
+                        "it exited"
+                    } else {
+                        "not ready within 120 s"
+                    })
+                    .trim()
+                    .to_string();
+                return Err(PgdrError::tool(format!(
+                    "scratch cluster: the server did not start: {reason}"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Immediate shutdown (SIGQUIT to the postmaster, whose pid the pid file names: with
+    /// runuser in between, the child is not the postmaster) and reap the child. The data is
+    /// thrown away, so there is nothing to flush. Synchronous, for `Drop`; takes milliseconds.
+    fn stop_server(&mut self) {
+        let Some(mut child) = self.server.take() else {
+            return;
+        };
+        let data = self.dir().join("data");
+        let pid = pid_file_line(&data, 0)
+            .and_then(|l| l.trim().parse::<i32>().ok())
+            .unwrap_or(child.id() as i32);
+        // SAFETY: kill has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGQUIT) };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            match child.try_wait() {
+                Ok(Some(_)) | Err(_) => break,
+                Ok(None) if std::time::Instant::now() > deadline => {
+                    // SAFETY: as above.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break;
+                }
+                Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
+            }
+        }
     }
 
     /// Connection settings for a database of this cluster, as the bootstrap superuser.
@@ -227,45 +315,37 @@ impl EphemeralCluster {
 
     /// Stop and remove now (Drop does the same, synchronously, as a backstop).
     pub async fn stop(mut self) {
-        if self.running {
-            let mut c = self.command("pg_ctl");
-            c.arg("-D")
-                .arg(self.dir().join("data"))
-                .args(["-m", "immediate", "-w", "stop"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null());
-            let _ = c.status().await;
-            self.running = false;
-        }
-        if let Some(d) = self.dir.take() {
-            let _ = tokio::task::spawn_blocking(move || d.close()).await;
-        }
+        let _ = tokio::task::spawn_blocking(move || {
+            self.stop_server();
+            if let Some(d) = self.dir.take() {
+                let _ = d.close();
+            }
+        })
+        .await;
     }
 }
 
 impl Drop for EphemeralCluster {
     fn drop(&mut self) {
-        if self.running {
-            let path = self.bin_dir.join("pg_ctl");
-            let data = self.dir().join("data");
-            let mut c = match &self.os_user {
-                Some(u) => {
-                    let mut c = std::process::Command::new("runuser");
-                    c.args(["-u", u, "--"]).arg(path);
-                    c
-                }
-                None => std::process::Command::new(path),
-            };
-            let _ = c
-                .arg("-D")
-                .arg(data)
-                .args(["-m", "immediate", "-w", "stop"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        if self.dir.is_some() {
+            self.stop_server();
         }
         // TempDir removes the folder when it drops.
     }
+}
+
+/// Line `n` (from 0) of the cluster's `postmaster.pid`: 0 is the pid, 7 the status.
+fn pid_file_line(data: &Path, n: usize) -> Option<String> {
+    std::fs::read_to_string(data.join("postmaster.pid"))
+        .ok()?
+        .lines()
+        .nth(n)
+        .map(str::to_string)
+}
+
+/// "starting", "ready", "stopping", ... as the postmaster wrote it (PostgreSQL 10+).
+fn pid_file_status(data: &Path) -> Option<String> {
+    pid_file_line(data, 7).map(|l| l.trim().to_string())
 }
 
 /// The pg_restore to use for an archive made by pg_dump of `major`.

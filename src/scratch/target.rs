@@ -60,7 +60,11 @@ pub async fn scratch_target(
     let major = m.source.major();
     match &settings.scratch.url {
         None => {
-            let c = EphemeralCluster::start(major, &settings.scratch).await?;
+            let objects = m
+                .fingerprint
+                .as_ref()
+                .map_or(0, |f| f.data.toc_entries as u64);
+            let c = EphemeralCluster::start(major, &settings.scratch, objects).await?;
             let t = Target {
                 maintenance: c.database("postgres"),
                 dbname: m.source.database.clone(),
