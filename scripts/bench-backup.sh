@@ -57,12 +57,26 @@ cfg="$work/pgdr.toml"
   [ -n "$level" ] && echo "level = $level"
 } >"$cfg"
 
-# time_run OUT CMD...: wall seconds and peak RSS (KiB) of CMD via /usr/bin/time.
+# time_run OUT CMD...: wall seconds (/usr/bin/time) and peak RSS (KiB) of CMD's own process.
+# The RSS is CMD's VmHWM sampled every 50 ms: /usr/bin/time's figure would be the largest of
+# CMD and the children it reaped, and pgdr's scratch server is such a child.
 time_run() {
   local out="$1"; shift
   # Flush the previous command's dirty pages first, so no run pays for another's writeback.
   sync
-  /usr/bin/time -f "%e %M" -o "$out" "$@"
+  /usr/bin/time -f "%e" -o "$out.wall" "$@" &
+  local tpid=$! pid="" hwm=0 k v _
+  while kill -0 "$tpid" 2>/dev/null; do
+    [ -n "$pid" ] || pid="$(pgrep -P "$tpid" | head -n 1 || true)"
+    if [ -n "$pid" ] && [ -r "/proc/$pid/status" ]; then
+      while read -r k v _; do
+        [ "$k" = "VmHWM:" ] && [ "$v" -gt "$hwm" ] && hwm="$v"
+      done <"/proc/$pid/status" 2>/dev/null || true
+    fi
+    sleep 0.05
+  done
+  wait "$tpid"
+  echo "$(cat "$out.wall") $hwm" >"$out"
 }
 
 median() { sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
