@@ -58,7 +58,7 @@ cfg="$work/pgdr.toml"
 } >"$cfg"
 
 # time_run OUT CMD...: wall seconds (/usr/bin/time) and peak RSS (KiB) of CMD's own process.
-# The RSS is CMD's VmHWM sampled every 50 ms: /usr/bin/time's figure would be the largest of
+# The RSS is CMD's VmHWM sampled every 0.5 s (it only grows): /usr/bin/time's figure would be the largest of
 # CMD and the children it reaped, and pgdr's scratch server is such a child.
 time_run() {
   local out="$1"; shift
@@ -73,7 +73,7 @@ time_run() {
         [ "$k" = "VmHWM:" ] && [ "$v" -gt "$hwm" ] && hwm="$v"
       done <"/proc/$pid/status" 2>/dev/null || true
     fi
-    sleep 0.05
+    sleep 0.5
   done
   wait "$tpid"
   echo "$(cat "$out.wall") $hwm" >"$out"
