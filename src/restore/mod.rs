@@ -283,7 +283,8 @@ async fn existing_globals(client: &tokio_postgres::Client) -> Result<globals::Ex
     })
 }
 
-/// Restore a backup into a new database on `target` as `verify` does.
+/// Restore a backup into a new database on `target` with the defaults: streamed, entry by
+/// entry, as an emergency restore does (what a drill times).
 pub async fn restore_into(
     store: &dyn Store,
     m: &Manifest,
