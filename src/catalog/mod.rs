@@ -81,6 +81,13 @@ pub struct Catalog {
     store: DynStore,
 }
 
+/// The catalog as the key listing shows it, before any manifest is read.
+struct Keys {
+    /// (database, id) of every committed backup, oldest first.
+    backups: Vec<(String, BackupId)>,
+    newest_verification: std::collections::HashMap<(String, BackupId), String>,
+}
+
 impl Catalog {
     pub fn new(store: DynStore) -> Self {
         Catalog { store }
@@ -92,40 +99,54 @@ impl Catalog {
 
     /// Every committed backup (one with a manifest), oldest first; per database if given.
     pub async fn list(&self, database: Option<&str>) -> Result<Vec<Listed>> {
-        let prefix = database.map(|d| format!("{d}/")).unwrap_or_default();
-        let objects = self.store.list(&prefix).await?;
-        let found: Vec<(String, BackupId)> = objects.iter().filter_map(manifest_key).collect();
-        // Newest verification record per backup: keys sort by time.
-        let mut newest: std::collections::HashMap<(String, BackupId), String> = Default::default();
-        for o in &objects {
-            if let Some(k) = verification_key(o) {
-                newest.insert(k, o.key.clone());
-            }
-        }
-        let newest = &newest;
-        let mut listed: Vec<Listed> = futures::stream::iter(found)
-            .map(|(db, id)| async move {
-                let verification = match newest.get(&(db.clone(), id.clone())) {
-                    Some(key) => self.load_record(key).await,
-                    None => None,
-                };
-                match self.load_exact(&db, &id).await {
-                    Ok(manifest) => Listed::Ok(Box::new(Entry {
-                        manifest,
-                        verification,
-                    })),
-                    Err(e) => Listed::Damaged {
-                        database: db,
-                        id,
-                        error: e.message,
-                    },
-                }
-            })
+        let keys = self.keys(database).await?;
+        let keys = &keys;
+        let mut listed: Vec<Listed> = futures::stream::iter(keys.backups.iter().cloned())
+            .map(|(db, id)| async move { self.load_listed(keys, db, id).await })
             .buffer_unordered(8)
             .collect()
             .await;
         listed.sort_by(|a, b| (a.id(), a.database()).cmp(&(b.id(), b.database())));
         Ok(listed)
+    }
+
+    /// What the key listing alone says: committed backups and their newest verification
+    /// record. Finding one backup needs no other manifest than its own.
+    async fn keys(&self, database: Option<&str>) -> Result<Keys> {
+        let prefix = database.map(|d| format!("{d}/")).unwrap_or_default();
+        let objects = self.store.list(&prefix).await?;
+        let mut backups: Vec<(String, BackupId)> =
+            objects.iter().filter_map(manifest_key).collect();
+        backups.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+        // Newest verification record per backup: keys sort by time.
+        let mut newest = std::collections::HashMap::new();
+        for o in &objects {
+            if let Some(k) = verification_key(o) {
+                newest.insert(k, o.key.clone());
+            }
+        }
+        Ok(Keys {
+            backups,
+            newest_verification: newest,
+        })
+    }
+
+    async fn load_listed(&self, keys: &Keys, db: String, id: BackupId) -> Listed {
+        let verification = match keys.newest_verification.get(&(db.clone(), id.clone())) {
+            Some(key) => self.load_record(key).await,
+            None => None,
+        };
+        match self.load_exact(&db, &id).await {
+            Ok(manifest) => Listed::Ok(Box::new(Entry {
+                manifest,
+                verification,
+            })),
+            Err(e) => Listed::Damaged {
+                database: db,
+                id,
+                error: e.message,
+            },
+        }
     }
 
     /// Read one manifest by exact database and id.
@@ -218,39 +239,35 @@ impl Catalog {
     }
 
     pub async fn find_entry(&self, database: Option<&str>, typed: &str) -> Result<Entry> {
-        let listed = self.list(database).await?;
-        let ids: Vec<BackupId> = listed.iter().map(|l| l.id().clone()).collect();
-        let id = id::resolve(typed, ids.iter())?;
-        let hits: Vec<&Listed> = listed.iter().filter(|l| *l.id() == id).collect();
+        let keys = self.keys(database).await?;
+        let id = id::resolve(typed, keys.backups.iter().map(|(_, id)| id))?;
+        let hits: Vec<&(String, BackupId)> =
+            keys.backups.iter().filter(|(_, i)| *i == id).collect();
         if hits.len() > 1 {
             return Err(
                 PgdrError::usage(format!("backup id '{id}' exists for several databases"))
                     .hint("add --database NAME"),
             );
         }
-        match hits[0] {
-            Listed::Ok(e) => Ok((**e).clone()),
-            Listed::Damaged { error, .. } => Err(PgdrError::corrupt(error.clone())),
+        match self.load_listed(&keys, hits[0].0.clone(), id).await {
+            Listed::Ok(e) => Ok(*e),
+            Listed::Damaged { error, .. } => Err(PgdrError::corrupt(error)),
         }
     }
 
-    /// The newest committed backup of a database.
+    /// The newest committed backup of a database (a damaged manifest is passed over).
     pub async fn latest(&self, database: &str) -> Result<Manifest> {
-        let listed = self.list(Some(database)).await?;
-        listed
-            .into_iter()
-            .rev()
-            .find_map(|l| match l {
-                Listed::Ok(e) => Some(e.manifest),
-                Listed::Damaged { .. } => None,
-            })
-            .ok_or_else(|| {
-                PgdrError::not_found(format!(
-                    "no backup of database '{database}' in {}",
-                    self.store.describe()
-                ))
-                .hint("run `pgdr backup` first, or check --repo and --database")
-            })
+        let keys = self.keys(Some(database)).await?;
+        for (db, id) in keys.backups.iter().rev() {
+            if let Ok(m) = self.load_exact(db, id).await {
+                return Ok(m);
+            }
+        }
+        Err(PgdrError::not_found(format!(
+            "no backup of database '{database}' in {}",
+            self.store.describe()
+        ))
+        .hint("run `pgdr backup` first, or check --repo and --database"))
     }
 
     /// Commit a backup: its manifest is the last object written.

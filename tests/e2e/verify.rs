@@ -595,3 +595,33 @@ fn a_table_missing_after_restore_is_named() {
         r.stdout
     );
 }
+
+#[test]
+fn one_damaged_manifest_does_not_stop_finding_the_others() {
+    // show and --latest read the key listing and then only the manifest they need.
+    let w = World::local();
+    let a = w.backup()["id"].as_str().unwrap().to_string();
+    let b = w.backup()["id"].as_str().unwrap().to_string();
+    let Repo::Local(root) = &w.repo else {
+        unreachable!("local only")
+    };
+    std::fs::write(root.join("app").join(&a).join("manifest.json"), b"{ torn").unwrap();
+    let shown = w.run(&["show", &b[..b.len() - 3]]).ok().stdout;
+    assert!(
+        shown.contains(&format!("id                 {b}")),
+        "{shown}"
+    );
+    let r = w.run(&["verify", "--latest", "--quick"]).ok();
+    assert!(
+        r.stdout
+            .contains(&format!("backup {b} of 'app': verified (quick)")),
+        "{}",
+        r.stdout
+    );
+    // The damaged one is still named, not hidden.
+    let r = w.run(&["show", &a]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("manifest"), "{}", r.stderr);
+    let text = w.run(&["list"]).stdout;
+    assert!(text.contains(&a) && text.contains(&b), "{text}");
+}
