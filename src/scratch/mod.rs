@@ -278,6 +278,11 @@ impl EphemeralCluster {
         let Some(mut child) = self.server.take() else {
             return;
         };
+        // Gone already (runuser leaves only after the postmaster): signal nothing, since
+        // the pid file could then name a stranger.
+        if !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
         let data = self.dir().join("data");
         let pid = pid_file_line(&data, 0)
             .and_then(|l| l.trim().parse::<i32>().ok())
