@@ -14,6 +14,9 @@ use serde::Deserialize;
 
 use crate::error::{PgdrError, Result};
 
+pub mod sslmode;
+pub use sslmode::{CertCheck, Roots, VerifyMode};
+
 /// A value that must never reach a log, an error message, argv or a manifest.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub struct Secret(String);
@@ -263,6 +266,9 @@ pub struct Database {
     /// The name backups are filed under in the repository.
     pub name: String,
     pub conn: tokio_postgres::Config,
+    /// sslmode=verify-ca/verify-full: what `conn` cannot say (its sslmode is then require).
+    /// None: `conn`'s own sslmode, which encrypts without checking the certificate.
+    pub cert_check: Option<CertCheck>,
     pub password: Option<Secret>,
     pub exclude_tables: Vec<String>,
     /// `rto_target` from the config; `pgdr drill` defaults to [`DEFAULT_RTO_TARGET`].
@@ -280,6 +286,7 @@ impl fmt::Debug for Database {
         f.debug_struct("Database")
             .field("name", &self.name)
             .field("target", &self.describe())
+            .field("cert_check", &self.cert_check)
             .finish()
     }
 }
@@ -455,7 +462,8 @@ fn parse_database(
     exclude_tables: Vec<String>,
     key: &str,
 ) -> Result<Database> {
-    let mut conn = tokio_postgres::Config::from_str(url).map_err(|e| {
+    let (url, cert_check) = sslmode::split(url, key)?;
+    let mut conn = tokio_postgres::Config::from_str(&url).map_err(|e| {
         // tokio-postgres errors do not echo the URL, so no password leaks here.
         PgdrError::config(format!(
             "{key}: not a valid PostgreSQL connection string: {e}"
@@ -498,6 +506,7 @@ fn parse_database(
     Ok(Database {
         name,
         conn,
+        cert_check,
         password,
         exclude_tables,
         rto_target: None,
@@ -809,6 +818,45 @@ mod tests {
         assert_eq!(d.password.as_ref().unwrap().expose(), "hunter2");
         assert_eq!(d.describe(), "u@db:6543/app");
         assert!(!format!("{d:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn verify_modes_ride_beside_a_require_config() {
+        let d = parse_database(
+            None,
+            "postgres://u:hunter2@db/app?sslmode=verify-ca&sslrootcert=/etc/ca.pem&connect_timeout=3",
+            None,
+            vec![],
+            "--source",
+        )
+        .unwrap();
+        assert_eq!(
+            d.conn.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Require
+        );
+        assert_eq!(
+            d.conn.get_connect_timeout(),
+            Some(&std::time::Duration::from_secs(3))
+        );
+        assert_eq!(
+            d.cert_check,
+            Some(CertCheck {
+                mode: VerifyMode::Ca,
+                roots: Roots::File("/etc/ca.pem".into())
+            })
+        );
+        assert_eq!(d.password.as_ref().unwrap().expose(), "hunter2");
+        assert!(!format!("{d:?}").contains("hunter2"));
+        let e = parse_database(
+            None,
+            "postgres://u:hunter2@db/app?sslmode=on",
+            None,
+            vec![],
+            "--source",
+        )
+        .unwrap_err();
+        assert_eq!(e.message, "--source: sslmode=on is not supported");
+        assert!(!e.to_string().contains("hunter2"));
     }
 
     #[test]

@@ -311,6 +311,7 @@ impl EphemeralCluster {
         Database {
             name: dbname.to_string(),
             conn: tokio_postgres::Config::from_str(&url).expect("valid url"),
+            cert_check: None,
             password: None,
             exclude_tables: Vec::new(),
             rto_target: None,

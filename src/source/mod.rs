@@ -41,7 +41,8 @@ pub async fn connect(db: &Database) -> Result<Client> {
         conn.connect_timeout(Duration::from_secs(10));
     }
     // sslmode=disable speaks plain text; prefer (the default) and require negotiate TLS the
-    // way libpq does, so pgdr reaches the servers pg_dump reaches.
+    // way libpq does, so pgdr reaches the servers pg_dump reaches; verify-ca/verify-full
+    // (require in `conn`) check the certificate as well.
     let client = if conn.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
         let (client, connection) = conn
             .connect(NoTls)
@@ -54,10 +55,8 @@ pub async fn connect(db: &Database) -> Result<Client> {
         });
         client
     } else {
-        let (client, connection) = conn
-            .connect(tls::connector())
-            .await
-            .map_err(|e| connect_error(db, &e))?;
+        let tls = tls::connector(db.cert_check.as_ref()).map_err(|e| e.context(target(db)))?;
+        let (client, connection) = conn.connect(tls).await.map_err(|e| connect_error(db, &e))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "source connection closed");
@@ -68,8 +67,16 @@ pub async fn connect(db: &Database) -> Result<Client> {
     Ok(client)
 }
 
+/// "database 'app' (user@host:5432/app)": how messages name a connection, without the password.
+fn target(db: &Database) -> String {
+    format!("database '{}' ({})", db.name, db.describe())
+}
+
 fn connect_error(db: &Database, e: &tokio_postgres::Error) -> PgdrError {
-    let what = format!("database '{}' ({})", db.name, db.describe());
+    let what = target(db);
+    if let Some(c) = tls::certificate_error(e) {
+        return certificate_rejected(db, c);
+    }
     if let Some(dbe) = e.as_db_error() {
         let code = dbe.code().code();
         let err = PgdrError::database(format!("{what}: {}", dbe.message()));
@@ -102,6 +109,57 @@ fn connect_error(db: &Database, e: &tokio_postgres::Error) -> PgdrError {
         .to_lowercase();
     PgdrError::database(format!("{what}: cannot connect: {reason}"))
         .hint("check that the server is running and reachable, and the host and port in the URL")
+}
+
+/// The server's certificate failed sslmode=verify-ca/verify-full: say which check and the fix.
+fn certificate_rejected(db: &Database, c: &rustls::CertificateError) -> PgdrError {
+    use rustls::CertificateError as C;
+    let roots = db.cert_check.as_ref().map_or_else(
+        || "the configured roots".to_string(),
+        |c| c.roots.to_string(),
+    );
+    let host = match db.conn.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        _ => "localhost".into(),
+    };
+    let (problem, fix) = match c {
+        C::UnknownIssuer | C::BadSignature => (
+            format!("the server's certificate is not signed by a CA in {roots}"),
+            format!(
+                "set sslrootcert=/path/to/ca.crt to the CA that signed the server's certificate; {}",
+                tls::SUPABASE_HINT
+            ),
+        ),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            let names = match c {
+                C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
+                    format!(" (it names {})", presented.join(", "))
+                }
+                _ => String::new(),
+            };
+            (
+                format!("the server's certificate is not valid for host '{host}'{names}"),
+                "connect by a host name the certificate lists, or use sslmode=verify-ca to check the CA but not the name".to_string(),
+            )
+        }
+        C::Expired | C::ExpiredContext { .. } => (
+            "the server's certificate has expired".to_string(),
+            "renew the server's certificate, or check this machine's clock".to_string(),
+        ),
+        C::NotValidYet | C::NotValidYetContext { .. } => (
+            "the server's certificate is not valid yet".to_string(),
+            "check this machine's clock".to_string(),
+        ),
+        other => (
+            format!("the server's certificate was rejected: {other}"),
+            format!("check sslrootcert ({roots}) and the server's certificate"),
+        ),
+    };
+    PgdrError::database(format!(
+        "{}: certificate check failed: {problem}",
+        target(db)
+    ))
+    .hint(fix)
 }
 
 /// Read what the manifest records about the server.

@@ -48,6 +48,7 @@ pub fn libpq_env(cmd: &mut Command, db: &Database) {
         "PGDATABASE",
         "PGPASSWORD",
         "PGOPTIONS",
+        "PGSSLROOTCERT",
     ] {
         cmd.env_remove(var);
     }
@@ -76,10 +77,19 @@ pub fn libpq_env(cmd: &mut Command, db: &Database) {
     if let Some(p) = db.password.as_ref().map(Secret::expose) {
         cmd.env("PGPASSWORD", p);
     }
-    let sslmode = match c.get_ssl_mode() {
-        tokio_postgres::config::SslMode::Disable => "disable",
-        tokio_postgres::config::SslMode::Require => "require",
-        _ => "prefer",
+    // The child checks the certificate exactly as pgdr's own connection does: the real
+    // verify mode (`conn` says only require) and the same roots.
+    let sslmode = match (&db.cert_check, c.get_ssl_mode()) {
+        (Some(check), _) => {
+            cmd.env(
+                "PGSSLROOTCERT",
+                crate::source::tls::libpq_root_cert(&check.roots),
+            );
+            check.mode.as_str()
+        }
+        (None, tokio_postgres::config::SslMode::Disable) => "disable",
+        (None, tokio_postgres::config::SslMode::Require) => "require",
+        (None, _) => "prefer",
     };
     cmd.env("PGSSLMODE", sslmode);
     cmd.env("PGAPPNAME", "pgdr");
@@ -233,5 +243,59 @@ impl Drop for ChildStream {
     fn drop(&mut self) {
         self.killer.abort();
         // A child still present is killed by kill_on_drop and reaped by tokio.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(url: &str) -> std::collections::HashMap<String, Option<String>> {
+        let o = crate::config::Overrides {
+            source: Some(url.to_string()),
+            repo: Some("/".into()),
+            ..Default::default()
+        };
+        let db = crate::config::Settings::load(&o)
+            .unwrap()
+            .databases
+            .remove(0);
+        let mut cmd = Command::new("true");
+        libpq_env(&mut cmd, &db);
+        cmd.as_std()
+            .get_envs()
+            .map(|(k, v)| {
+                (
+                    k.to_string_lossy().into_owned(),
+                    v.map(|v| v.to_string_lossy().into_owned()),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn children_get_the_real_sslmode_and_roots() {
+        let e = env_of("postgres://u@h/db?sslmode=verify-full&sslrootcert=/etc/x/ca.crt");
+        assert_eq!(e["PGSSLMODE"].as_deref(), Some("verify-full"));
+        assert_eq!(e["PGSSLROOTCERT"].as_deref(), Some("/etc/x/ca.crt"));
+        let e = env_of("postgres://u@h/db?sslmode=verify-ca&sslrootcert=/ca.pem");
+        assert_eq!(e["PGSSLMODE"].as_deref(), Some("verify-ca"));
+        // Without checking, an inherited PGSSLROOTCERT is removed, not passed on.
+        let e = env_of("postgres://u@h/db?sslmode=require");
+        assert_eq!(e["PGSSLMODE"].as_deref(), Some("require"));
+        assert_eq!(e["PGSSLROOTCERT"], None);
+        let e = env_of("postgres://u@h/db");
+        assert_eq!(e["PGSSLMODE"].as_deref(), Some("prefer"));
+    }
+
+    #[test]
+    fn system_roots_become_a_bundle_older_libpq_reads() {
+        let e = env_of("postgres://u@h/db?sslrootcert=system");
+        assert_eq!(e["PGSSLMODE"].as_deref(), Some("verify-full"));
+        let root = e["PGSSLROOTCERT"].clone().unwrap();
+        assert!(
+            root == "system" || std::path::Path::new(&root).is_file(),
+            "{root}"
+        );
     }
 }
