@@ -133,7 +133,8 @@ fn certificate_rejected(db: &Database, c: &rustls::CertificateError) -> PgdrErro
         C::NotValidForName | C::NotValidForNameContext { .. } => {
             let names = match c {
                 C::NotValidForNameContext { presented, .. } if !presented.is_empty() => {
-                    format!(" (it names {})", presented.join(", "))
+                    let names: Vec<&str> = presented.iter().map(|n| plain_name(n)).collect();
+                    format!(" (it names {})", names.join(", "))
                 }
                 _ => String::new(),
             };
@@ -160,6 +161,16 @@ fn certificate_rejected(db: &Database, c: &rustls::CertificateError) -> PgdrErro
         target(db)
     ))
     .hint(fix)
+}
+
+/// rustls reports presented names as `DnsName("db.example.com")` / `IpAddress(10.0.0.1)`;
+/// operators want the name.
+fn plain_name(n: &str) -> &str {
+    ["DnsName(", "IpAddress(", "UriName("]
+        .iter()
+        .find_map(|p| n.strip_prefix(p))
+        .and_then(|r| r.strip_suffix(')'))
+        .map_or(n, |r| r.trim_matches('"'))
 }
 
 /// Read what the manifest records about the server.

@@ -9,4 +9,5 @@ mod restore;
 mod s3;
 mod schedule;
 mod schema;
+mod tls;
 mod verify;

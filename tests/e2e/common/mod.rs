@@ -240,6 +240,59 @@ impl Pg {
             .status()
             .unwrap();
         assert!(st.success(), "openssl req failed");
+        self.enable_ssl_only();
+    }
+
+    /// Accept only TLS, presenting a certificate signed by a fresh test CA for `sans` (an
+    /// openssl subjectAltName list, e.g. "DNS:localhost,IP:127.0.0.1"). Returns the CA
+    /// certificate (PEM), the file sslrootcert names.
+    pub fn require_ssl_signed(&self, sans: &str) -> PathBuf {
+        let tls = self.dir.path().join("tls");
+        let (ca, ca_key) = make_ca(&tls, "ca");
+        let data = self.dir.path().join("data");
+        openssl(
+            &[
+                "req",
+                "-new",
+                "-nodes",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-subj",
+                "/CN=pgdr test server",
+            ],
+            &[
+                ("-keyout", &data.join("server.key")),
+                ("-out", &tls.join("server.csr")),
+            ],
+        );
+        let ext = tls.join("server.ext");
+        std::fs::write(
+            &ext,
+            format!(
+                "subjectAltName={sans}\nbasicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n"
+            ),
+        )
+        .unwrap();
+        openssl(
+            &["x509", "-req", "-days", "2", "-set_serial", "2"],
+            &[
+                ("-in", &tls.join("server.csr")),
+                ("-CA", &ca),
+                ("-CAkey", &ca_key),
+                ("-extfile", &ext),
+                ("-out", &data.join("server.crt")),
+            ],
+        );
+        self.enable_ssl_only();
+        ca
+    }
+
+    /// server.crt/server.key are in the data dir: make the key private to the postgres user,
+    /// refuse plain-text host connections, turn ssl on and reload.
+    fn enable_ssl_only(&self) {
+        let data = self.dir.path().join("data");
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(
             data.join("server.key"),
@@ -274,6 +327,48 @@ impl Drop for Pg {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Run openssl with `args`, then (flag, path) pairs; panics with its stderr.
+fn openssl(args: &[&str], paths: &[(&str, &Path)]) {
+    let mut c = Command::new("openssl");
+    c.args(args);
+    for (flag, p) in paths {
+        c.arg(flag).arg(p);
+    }
+    check(c.output().unwrap(), &format!("openssl {}", args.join(" ")));
+}
+
+/// A self-signed test CA (CA:TRUE, may sign certificates) in `dir` (created):
+/// (`NAME.crt`, `NAME.key`).
+pub fn make_ca(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    std::fs::create_dir_all(dir).unwrap();
+    let (crt, key) = (
+        dir.join(format!("{name}.crt")),
+        dir.join(format!("{name}.key")),
+    );
+    openssl(
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-nodes",
+            "-days",
+            "2",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-subj",
+            &format!("/CN=pgdr test CA {name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ],
+        &[("-keyout", &key), ("-out", &crt)],
+    );
+    (crt, key)
 }
 
 pub fn fixture(name: &str) -> PathBuf {
