@@ -15,7 +15,6 @@ use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
 use crate::progress::{Meter, Steps};
-use crate::scratch::Pipe;
 use crate::sql::quote_ident as qi;
 use crate::store::Store;
 
@@ -135,13 +134,11 @@ async fn feed_child(
         .object(object)
         .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no {object} object", m.id)))?;
     let key = catalog::object_key(&m.database, &m.id, &rec.file);
-    let (child, stdin) = crate::scratch::ClientChild::spawn_observed(
+    let (child, stdin) = crate::scratch::ClientChild::spawn(
         child.name,
         child.tool,
         child.args,
         child.db,
-        &[],
-        Pipe::Stdin,
         child.on_line,
     )
     .map(|mut c| {
@@ -484,13 +481,11 @@ pub async fn restore_with(
             timer.done("fetch");
             args.push(format!("--jobs={jobs}"));
             args.push(file.path().display().to_string());
-            let child = crate::scratch::ClientChild::spawn_observed(
+            let child = crate::scratch::ClientChild::spawn(
                 "pg_restore",
                 &pg_restore,
                 &args,
                 &target.database(),
-                &[],
-                Pipe::Stdin,
                 toc_observer(&steps),
             )?;
             child.wait().await?;

@@ -359,63 +359,34 @@ pub fn pg_restore(major: u32, s: &ScratchSettings) -> Result<Tool> {
     tools::find("pg_restore", major, s.pg_bin_dir.as_deref())
 }
 
-/// A PostgreSQL client program run by pgdr (pg_restore, psql) with its stdin or stdout piped
-/// to pgdr and stderr kept for the message. Killed if dropped before `wait`.
+/// A PostgreSQL client program run by pgdr (pg_restore) with its stdin piped from pgdr and
+/// stderr kept for the message. Killed if dropped before `wait`.
 pub struct ClientChild {
     name: String,
     child: tokio::process::Child,
     stderr: tokio::task::JoinHandle<String>,
     pub stdin: Option<tokio::process::ChildStdin>,
-    pub stdout: Option<tokio::process::ChildStdout>,
-}
-
-/// Which of a client child's standard streams pgdr uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pipe {
-    /// pgdr writes its input (a restore).
-    Stdin,
-    /// pgdr reads its output (a COPY).
-    Stdout,
 }
 
 impl ClientChild {
     /// Spawn `tool` with `args`; connection settings and the password go in the environment
-    /// (never argv), plus `env` (e.g. PGOPTIONS).
+    /// (never argv). `on_line` sees each line the child writes to stderr as it comes
+    /// (progress from `pg_restore --verbose`).
     pub fn spawn(
         name: &str,
         tool: &Path,
         args: &[String],
         db: &Database,
-        env: &[(&str, &str)],
-        pipe: Pipe,
-    ) -> Result<ClientChild> {
-        Self::spawn_observed(name, tool, args, db, env, pipe, |_| {})
-    }
-
-    /// Like [`spawn`](Self::spawn), calling `on_line` with each line the child writes to
-    /// stderr as it comes (progress from `pg_restore --verbose`).
-    pub fn spawn_observed(
-        name: &str,
-        tool: &Path,
-        args: &[String],
-        db: &Database,
-        env: &[(&str, &str)],
-        pipe: Pipe,
         on_line: impl Fn(&str) + Send + 'static,
     ) -> Result<ClientChild> {
         use tokio::io::AsyncBufReadExt;
         let mut cmd = Command::new(tool);
-        let (stdin, stdout) = match pipe {
-            Pipe::Stdin => (Stdio::piped(), Stdio::null()),
-            Pipe::Stdout => (Stdio::null(), Stdio::piped()),
-        };
         cmd.args(args)
-            .stdin(stdin)
-            .stdout(stdout)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         crate::source::process::libpq_env(&mut cmd, db);
-        cmd.envs(env.iter().copied());
         let mut child = cmd
             .spawn()
             .map_err(|e| PgdrError::tool(format!("cannot start {name}: {e}")))?;
@@ -437,7 +408,6 @@ impl ClientChild {
         Ok(ClientChild {
             name: name.to_string(),
             stdin: child.stdin.take(),
-            stdout: child.stdout.take(),
             child,
             stderr,
         })
