@@ -182,6 +182,44 @@ pub fn render_drill(r: &DrillRecord, key: &str) -> String {
     s
 }
 
+/// One drill as every history table shows it (terminal, Markdown, HTML): the cells are made
+/// once here, each format only lays them out.
+struct HistoryRow {
+    started: String,
+    database: String,
+    drill: String,
+    backup: String,
+    rto: String,
+    rpo: String,
+    worst_rpo: String,
+    /// "15m / 5m"
+    targets: String,
+    outcome: Outcome,
+    failed_checks: usize,
+    /// The failures, one line.
+    why: String,
+}
+
+fn history_row(r: &DrillRecord) -> HistoryRow {
+    HistoryRow {
+        started: r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        database: r.database.clone(),
+        drill: r.drill.clone().unwrap_or_else(|| "-".into()),
+        backup: r.backup.as_ref().map_or("-".into(), |b| b.id.to_string()),
+        rto: opt_dur(r.rto_seconds),
+        rpo: opt_dur(r.rpo_seconds),
+        worst_rpo: opt_dur(r.worst_rpo.as_ref().map(|w| w.seconds)),
+        targets: format!(
+            "{} / {}",
+            human_duration(r.targets.rto_seconds),
+            human_duration(r.targets.rpo_seconds)
+        ),
+        outcome: r.outcome,
+        failed_checks: failed_checks(r),
+        why: r.failures.join("; "),
+    }
+}
+
 /// The history table, newest first (as given).
 pub fn render_history(records: &[DrillRecord]) -> String {
     if records.is_empty() {
@@ -199,19 +237,19 @@ pub fn render_history(records: &[DrillRecord]) -> String {
         "RESULT",
         "FAILED CHECKS"
     );
-    for r in records {
+    for h in records.iter().map(history_row) {
         let _ = writeln!(
             s,
             "{:<20} {:<12} {:<10} {:<22} {:>9} {:>9} {:>9}  {:<13} {}",
-            r.started_at.format("%Y-%m-%d %H:%M:%S"),
-            r.database,
-            r.drill.as_deref().unwrap_or("-"),
-            r.backup.as_ref().map_or("-".into(), |b| b.id.to_string()),
-            opt_dur(r.rto_seconds),
-            opt_dur(r.rpo_seconds),
-            opt_dur(r.worst_rpo.as_ref().map(|w| w.seconds)),
-            outcome_word(r.outcome),
-            failed_checks(r)
+            h.started,
+            h.database,
+            h.drill,
+            h.backup,
+            h.rto,
+            h.rpo,
+            h.worst_rpo,
+            outcome_word(h.outcome),
+            h.failed_checks
         );
     }
     s
@@ -306,20 +344,19 @@ fn markdown(sections: &[Section], now: DateTime<Utc>) -> String {
         }
         s.push_str("### History\n\nCharts of RTO and RPO over time are in the HTML report (`--format html`).\n\n");
         s.push_str("| started (UTC) | drill | backup | RTO | RPO | worst RPO (30 d) | targets (RTO / RPO) | result | failed checks |\n|---|---|---|---:|---:|---:|---|---|---:|\n");
-        for r in sec.drills.iter().rev() {
+        for h in sec.drills.iter().rev().map(history_row) {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |",
-                r.started_at.format("%Y-%m-%d %H:%M:%S"),
-                md_cell(r.drill.as_deref().unwrap_or("-")),
-                r.backup.as_ref().map_or("-".into(), |b| b.id.to_string()),
-                opt_dur(r.rto_seconds),
-                opt_dur(r.rpo_seconds),
-                opt_dur(r.worst_rpo.as_ref().map(|w| w.seconds)),
-                human_duration(r.targets.rto_seconds),
-                human_duration(r.targets.rpo_seconds),
-                outcome_word(r.outcome),
-                failed_checks(r)
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                h.started,
+                md_cell(&h.drill),
+                h.backup,
+                h.rto,
+                h.rpo,
+                h.worst_rpo,
+                h.targets,
+                outcome_word(h.outcome),
+                h.failed_checks
             );
         }
     }
@@ -607,22 +644,21 @@ fn latest_html(s: &mut String, l: &DrillRecord) {
 
 fn history_html(s: &mut String, sec: &Section) {
     s.push_str("<h3>History</h3>\n<table class=\"history\">\n<tr><th>started (UTC)</th><th>drill</th><th>backup</th><th>RTO</th><th>RPO</th><th>worst RPO (30 d)</th><th>targets RTO / RPO</th><th>result</th><th>failed checks</th><th>why</th></tr>\n");
-    for r in sec.drills.iter().rev() {
+    for h in sec.drills.iter().rev().map(history_row) {
         let _ = writeln!(
             s,
-            "<tr class=\"drill\"><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{} / {}</td><td class=\"{}\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
-            r.started_at.format("%Y-%m-%d %H:%M:%S"),
-            esc(r.drill.as_deref().unwrap_or("-")),
-            r.backup.as_ref().map_or("-".into(), |b| b.id.to_string()),
-            opt_dur(r.rto_seconds),
-            opt_dur(r.rpo_seconds),
-            opt_dur(r.worst_rpo.as_ref().map(|w| w.seconds)),
-            human_duration(r.targets.rto_seconds),
-            human_duration(r.targets.rpo_seconds),
-            class_of(r.outcome),
-            outcome_word(r.outcome),
-            failed_checks(r),
-            esc(&r.failures.join("; "))
+            "<tr class=\"drill\"><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"{}\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            h.started,
+            esc(&h.drill),
+            h.backup,
+            h.rto,
+            h.rpo,
+            h.worst_rpo,
+            h.targets,
+            class_of(h.outcome),
+            outcome_word(h.outcome),
+            h.failed_checks,
+            esc(&h.why)
         );
     }
     s.push_str("</table>\n");
