@@ -98,13 +98,24 @@ impl EphemeralCluster {
             None
         };
         let parent = s.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
+        let swept = parent.clone();
+        let _ = tokio::task::spawn_blocking(move || sweep_orphans(&swept)).await;
         let dir = tempfile::Builder::new()
-            .prefix("pgdr-scratch-")
+            .prefix(SCRATCH_PREFIX)
             .tempdir_in(&parent)
             .map_err(|e| {
                 PgdrError::tool(format!("scratch cluster: cannot create a folder in {}: {e}", parent.display()))
                     .hint("set [scratch] temp_dir to a writable folder with room for the restored database")
             })?;
+        // Who owns this cluster, for the sweep of a later run should this process be killed.
+        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string()).map_err(
+            |e| {
+                PgdrError::tool(format!(
+                    "scratch cluster: writing in {}: {e}",
+                    dir.path().display()
+                ))
+            },
+        )?;
         let mut cluster = EphemeralCluster {
             dir: Some(dir),
             port: 0,
@@ -338,6 +349,75 @@ impl Drop for EphemeralCluster {
         }
         // TempDir removes the folder when it drops.
     }
+}
+
+const SCRATCH_PREFIX: &str = "pgdr-scratch-";
+/// The pid of the pgdr process that made a scratch cluster, in the cluster's folder.
+const OWNER_FILE: &str = "pgdr.pid";
+
+/// Scratch clusters whose pgdr was killed outright (SIGKILL, the OOM killer: no `Drop`) keep
+/// their server running and their files on disk. A later run removes them: a folder of ours
+/// whose owner process is gone gets its postmaster stopped (when the process with that pid
+/// really is the postmaster of that folder) and is deleted. Best effort; failures are logged.
+fn sweep_orphans(parent: &Path) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let dir = e.path();
+        if !e.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) {
+            continue;
+        }
+        let Some(owner) = std::fs::read_to_string(dir.join(OWNER_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+        else {
+            continue;
+        };
+        // Our own pid here means a pid reused after a restart (a container's pgdr is often
+        // pid 1 every time): this process has not made its folder yet.
+        if owner as u32 != std::process::id() && process_exists(owner) {
+            continue;
+        }
+        let data = dir.join("data");
+        if let Some(pm) = pid_file_line(&data, 0).and_then(|l| l.trim().parse::<i32>().ok()) {
+            if is_postmaster_of(pm, &data) {
+                // SAFETY: kill has no memory-safety preconditions.
+                if unsafe { libc::kill(pm, libc::SIGQUIT) } != 0 {
+                    tracing::warn!(dir = %dir.display(), pid = pm, "cannot stop the server of a scratch cluster left by a killed pgdr; stop it and remove the folder by hand");
+                    continue;
+                }
+                // Not our child: its pid file going away says it stopped.
+                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+                while data.join("postmaster.pid").exists() && std::time::Instant::now() < deadline {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => {
+                tracing::info!(dir = %dir.display(), owner, "removed a scratch cluster left by a pgdr process that is gone")
+            }
+            Err(err) => {
+                tracing::warn!(dir = %dir.display(), error = %err, "cannot remove a scratch cluster left by a killed pgdr; remove it by hand")
+            }
+        }
+    }
+}
+
+fn process_exists(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists and may be signalled.
+    let alive = unsafe { libc::kill(pid, 0) } == 0;
+    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Whether `pid` runs postgres on `data` (a pid from an old pid file may be anything now).
+fn is_postmaster_of(pid: i32, data: &Path) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
+        let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+        let data = data.as_os_str().as_encoded_bytes();
+        args.first().is_some_and(|a| a.ends_with(b"postgres")) && args.contains(&data)
+    })
 }
 
 /// Line `n` (from 0) of the cluster's `postmaster.pid`: 0 is the pid, 7 the status.

@@ -1,6 +1,7 @@
 //! `pgdr verify`: quick and full proofs, stored records, and every kind of damage.
 
 use std::path::PathBuf;
+use std::process::Stdio;
 
 use crate::common::*;
 
@@ -624,4 +625,61 @@ fn one_damaged_manifest_does_not_stop_finding_the_others() {
     assert!(r.stderr.contains("manifest"), "{}", r.stderr);
     let text = w.run(&["list"]).stdout;
     assert!(text.contains(&a) && text.contains(&b), "{text}");
+}
+
+#[test]
+fn a_scratch_cluster_left_by_a_killed_pgdr_is_removed_by_the_next_run() {
+    // SIGKILL leaves no chance to clean up: the server keeps running and its files stay. The
+    // next run that starts a scratch cluster in the same place stops and removes it.
+    let w = World::local();
+    w.pg.psql(
+        "app",
+        "CREATE TABLE public.bulk AS SELECT i, md5(i::text) AS h FROM generate_series(1, 400000) AS i",
+    );
+    let id = w.backup()["id"].as_str().unwrap().to_string();
+    let cfg = scratch_config(&w);
+    let tmp = w.dir.path().join("scratch-tmp");
+    let mut c = w.pgdr_config(&cfg, &["verify", &id]);
+    c.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = c.spawn().unwrap();
+    // Wait for the scratch server to accept connections, then kill pgdr outright.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let orphan = loop {
+        let ready = std::fs::read_dir(&tmp).unwrap().flatten().find(|e| {
+            std::fs::read_to_string(e.path().join("data/postmaster.pid"))
+                .is_ok_and(|p| p.lines().nth(7).is_some_and(|l| l.trim() == "ready"))
+        });
+        if let Some(e) = ready {
+            break e.path();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scratch server started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+    let pm: i32 = std::fs::read_to_string(orphan.join("data/postmaster.pid"))
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let runs = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+            .is_ok_and(|c| c.contains("postgres"))
+    };
+    assert!(runs(pm), "the killed run's server should still be up");
+
+    let r = run(w.pgdr_config(&cfg, &["verify", &id]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(!orphan.exists(), "left behind: {}", orphan.display());
+    assert!(!runs(pm), "the orphaned server {pm} still runs");
+    assert!(
+        std::fs::read_dir(&tmp).unwrap().next().is_none(),
+        "left behind: {:?}",
+        files_under(&tmp)
+    );
 }
