@@ -72,9 +72,10 @@ pub struct EphemeralCluster {
     pub port: u16,
     pub bin_dir: PathBuf,
     pub version: String,
-    os_user: Option<String>,
-    /// The postmaster (under runuser when pgdr runs as root): pgdr's own child, in its own
-    /// process group so a Ctrl-C reaches pgdr, which then stops it.
+    /// Who runs initdb and the server when pgdr runs as root (they refuse root).
+    os_user: Option<nix::unistd::User>,
+    /// The postmaster: pgdr's own child (started with the OS user's uid, no runuser in
+    /// between), in its own process group so a Ctrl-C reaches pgdr, which then stops it.
     server: Option<std::process::Child>,
 }
 
@@ -93,7 +94,16 @@ impl EphemeralCluster {
         })?;
         let bin_dir = initdb.path.parent().expect("a file").to_path_buf();
         let os_user = if is_root() {
-            Some(s.os_user.clone().unwrap_or_else(|| "postgres".into()))
+            let name = s.os_user.clone().unwrap_or_else(|| "postgres".into());
+            match nix::unistd::User::from_name(&name) {
+                Ok(Some(u)) => Some(u),
+                _ => {
+                    return Err(PgdrError::tool(format!(
+                        "scratch cluster: OS user '{name}' does not exist (initdb and the server refuse to run as root)"
+                    ))
+                    .hint("create that user (the postgresql package makes 'postgres') or set [scratch] os_user"))
+                }
+            }
         } else {
             None
         };
@@ -132,18 +142,18 @@ impl EphemeralCluster {
         self.dir.as_ref().expect("present until drop").path()
     }
 
-    /// `prog` of the cluster's binaries, as the cluster's OS user.
+    /// `prog` of the cluster's binaries, as the cluster's OS user: its uid and gid set on the
+    /// child itself, so the process pgdr holds, kills and reaps is initdb or the server, never
+    /// a wrapper that would leave it running. Secrets of pgdr's environment are not passed on.
     fn command(&self, prog: &str) -> std::process::Command {
-        let path = self.bin_dir.join(prog);
-        let mut c = match &self.os_user {
-            Some(u) => {
-                let mut c = std::process::Command::new("runuser");
-                c.args(["-u", u, "--"]).arg(path);
-                c
-            }
-            None => std::process::Command::new(path),
-        };
-        c.stdin(Stdio::null());
+        use std::os::unix::process::CommandExt;
+        let mut c = std::process::Command::new(self.bin_dir.join(prog));
+        if let Some(u) = &self.os_user {
+            c.uid(u.uid.as_raw()).gid(u.gid.as_raw());
+        }
+        c.current_dir(self.dir())
+            .env_remove("PGPASSWORD")
+            .stdin(Stdio::null());
         c
     }
 
@@ -179,19 +189,16 @@ impl EphemeralCluster {
     async fn init(&mut self, objects: u64) -> Result<()> {
         let dir = self.dir().to_path_buf();
         if let Some(u) = &self.os_user {
-            let st = Command::new("chown")
-                .arg(format!("{u}:"))
-                .arg(&dir)
-                .status()
-                .await
-                .map_err(|e| PgdrError::tool(format!("scratch cluster: chown: {e}")))?;
-            if !st.success() {
-                return Err(PgdrError::tool(format!(
-                    "scratch cluster: cannot hand {} to OS user '{u}'",
-                    dir.display()
-                ))
-                .hint("create that user or set [scratch] os_user"));
-            }
+            std::os::unix::fs::chown(&dir, Some(u.uid.as_raw()), Some(u.gid.as_raw())).map_err(
+                |e| {
+                    PgdrError::tool(format!(
+                        "scratch cluster: cannot hand {} to OS user '{}': {e}",
+                        dir.display(),
+                        u.name
+                    ))
+                    .hint("set [scratch] temp_dir to a folder where pgdr may do that")
+                },
+            )?;
         }
         let data = dir.join("data");
         let mut c = self.command("initdb");
@@ -282,34 +289,24 @@ impl EphemeralCluster {
         }
     }
 
-    /// Immediate shutdown (SIGQUIT to the postmaster, whose pid the pid file names: with
-    /// runuser in between, the child is not the postmaster) and reap the child. The data is
-    /// thrown away, so there is nothing to flush. Synchronous, for `Drop`; takes milliseconds.
+    /// Immediate shutdown (SIGQUIT to the postmaster, which is the child) and reap it. The
+    /// data is thrown away, so there is nothing to flush. Synchronous, for `Drop`; takes
+    /// milliseconds.
     fn stop_server(&mut self) {
         let Some(mut child) = self.server.take() else {
             return;
         };
-        // Gone already (runuser leaves only after the postmaster): signal nothing, since
-        // the pid file could then name a stranger.
-        if !matches!(child.try_wait(), Ok(None)) {
-            return;
-        }
-        let data = self.dir().join("data");
-        let pid = pid_file_line(&data, 0)
-            .and_then(|l| l.trim().parse::<i32>().ok())
-            .unwrap_or(child.id() as i32);
+        // Reaped here only, so the pid cannot belong to anyone else yet.
         // SAFETY: kill has no memory-safety preconditions.
-        unsafe { libc::kill(pid, libc::SIGQUIT) };
+        unsafe { libc::kill(child.id() as i32, libc::SIGQUIT) };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         loop {
             match child.try_wait() {
-                Ok(Some(_)) | Err(_) => break,
+                Ok(Some(_)) | Err(_) => return,
                 Ok(None) if std::time::Instant::now() > deadline => {
-                    // SAFETY: as above.
-                    unsafe { libc::kill(pid, libc::SIGKILL) };
                     let _ = child.kill();
                     let _ = child.wait();
-                    break;
+                    return;
                 }
                 Ok(None) => std::thread::sleep(std::time::Duration::from_millis(2)),
             }
@@ -330,24 +327,25 @@ impl EphemeralCluster {
         }
     }
 
-    /// Stop and remove now (Drop does the same, synchronously, as a backstop).
-    pub async fn stop(mut self) {
-        let _ = tokio::task::spawn_blocking(move || {
-            self.stop_server();
-            if let Some(d) = self.dir.take() {
-                let _ = d.close();
-            }
-        })
-        .await;
+    /// Stop and remove now, off the async threads (what `Drop` does, as a backstop).
+    pub async fn stop(self) {
+        let _ = tokio::task::spawn_blocking(move || drop(self)).await;
     }
 }
 
 impl Drop for EphemeralCluster {
     fn drop(&mut self) {
-        if self.dir.is_some() {
-            self.stop_server();
+        self.stop_server();
+        if let Some(d) = self.dir.take() {
+            let path = d.path().to_path_buf();
+            // An initdb killed a moment ago may still have been writing: try once more.
+            if d.close().is_err() {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+                if let Err(e) = std::fs::remove_dir_all(&path) {
+                    tracing::warn!(dir = %path.display(), error = %e, "could not remove the scratch cluster's folder; remove it by hand");
+                }
+            }
         }
-        // TempDir removes the folder when it drops.
     }
 }
 
