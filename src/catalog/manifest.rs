@@ -242,6 +242,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn any_phase_duration_survives_the_self_check() {
+        // Durations are arbitrary f64s (Duration::as_secs_f64); a manifest must read back
+        // with its checksum intact whatever digits they print as.
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..10_000 {
+            let mut m = sample();
+            m.phases[0].seconds = rng.f64() * 10f64.powi(rng.i32(-3..4));
+            let bytes = m.to_json().unwrap();
+            if let Err(e) = Manifest::from_json(&bytes, "m") {
+                panic!("{} does not round-trip: {e}", m.phases[0].seconds);
+            }
+        }
+    }
+
+    #[test]
     fn round_trip_is_byte_exact_and_self_checking() {
         let m = sample();
         let j = m.to_json().unwrap();
