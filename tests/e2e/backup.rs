@@ -351,12 +351,10 @@ fn broken_pg_dump(dir: &std::path::Path, ending: &str) -> std::path::PathBuf {
 }
 
 fn backup_with_bin(w: &World, bin: &std::path::Path) -> Run {
-    let cfg = w.dir.path().join(format!("cfg-{}.toml", free_port()));
-    std::fs::write(
-        &cfg,
-        format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display()),
-    )
-    .unwrap();
+    let cfg = w.config_file(
+        &format!("cfg-{}.toml", free_port()),
+        &format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display()),
+    );
     let c = w.pgdr_config(&cfg, &["backup"]);
     run(c)
 }
@@ -427,12 +425,10 @@ fn killing_pgdr_mid_backup_leaves_no_visible_backup() {
     };
     // A pg_dump that stalls halfway, so there is time to kill pgdr.
     let bin = broken_pg_dump(w.dir.path(), "sleep 60");
-    let cfg = w.dir.path().join("stall.toml");
-    std::fs::write(
-        &cfg,
-        format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display()),
-    )
-    .unwrap();
+    let cfg = w.config_file(
+        "stall.toml",
+        &format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display()),
+    );
     let mut c = w.pgdr(&["backup"]);
     c.arg("--config")
         .arg(&cfg)

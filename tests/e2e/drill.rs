@@ -18,16 +18,14 @@ fn repo_root(w: &World) -> &Path {
 fn drill_config(w: &World, extra: &str) -> PathBuf {
     let tmp = w.dir.path().join("scratch-tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let cfg = w.dir.path().join(format!("drill-{}.toml", free_port()));
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = w.config_file(
+        &format!("drill-{}.toml", free_port()),
+        &format!(
             "[scratch]\ntemp_dir = \"{}\"\n\n[[database]]\nname = \"app\"\nurl = \"{}\"\n{extra}\n",
             tmp.display(),
             w.pg.url("app")
         ),
-    )
-    .unwrap();
+    );
     cfg
 }
 
@@ -257,12 +255,10 @@ expect = "rows > 0"
     )
     .unwrap();
     // On the named scratch server this time: a database pgdr_drill_<id>, dropped afterwards.
-    let cfg = w.dir.path().join("named.toml");
-    std::fs::write(
-        &cfg,
-        format!("[scratch]\nurl = \"{}\"\n", w.pg.url("postgres")),
-    )
-    .unwrap();
+    let cfg = w.config_file(
+        "named.toml",
+        &format!("[scratch]\nurl = \"{}\"\n", w.pg.url("postgres")),
+    );
     let r = drill(&w, &cfg, &["--drill", spec.to_str().unwrap(), "--json"]);
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let rec = r.json()[0].clone();

@@ -519,15 +519,13 @@ fn interrupted_swap_leaves_the_original_untouched_and_in_place() {
     let backed_up = counts(&w.pg, "app");
     w.pg.psql("app", "DELETE FROM public.orders WHERE id > 4000");
     let changed = counts(&w.pg, "app");
-    let cfg = w.dir.path().join("slow.toml");
-    std::fs::write(
-        &cfg,
-        format!(
+    let cfg = w.config_file(
+        "slow.toml",
+        &format!(
             "[tools]\npg_bin_dir = \"{}\"\n",
             slow_pg_restore(w.dir.path()).display()
         ),
-    )
-    .unwrap();
+    );
 
     // SIGTERM: a graceful interrupt removes the unfinished copy.
     let mut child = start_slow_swap(&w, &cfg);

@@ -31,12 +31,10 @@ fn rewrite_manifest(w: &World, id: &str, edit: impl FnOnce(&mut serde_json::Valu
 fn scratch_config(w: &World) -> PathBuf {
     let tmp = w.dir.path().join("scratch-tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let cfg = w.dir.path().join("verify.toml");
-    std::fs::write(
-        &cfg,
-        format!("[scratch]\ntemp_dir = \"{}\"\n", tmp.display()),
-    )
-    .unwrap();
+    let cfg = w.config_file(
+        "verify.toml",
+        &format!("[scratch]\ntemp_dir = \"{}\"\n", tmp.display()),
+    );
     cfg
 }
 
@@ -271,12 +269,10 @@ fn full_verify_compares_the_restored_rows() {
 fn verify_on_a_named_scratch_server_drops_its_database() {
     let w = World::local();
     let id = w.backup()["id"].as_str().unwrap().to_string();
-    let cfg = w.dir.path().join("named.toml");
-    std::fs::write(
-        &cfg,
-        format!("[scratch]\nurl = \"{}\"\n", w.pg.url("postgres")),
-    )
-    .unwrap();
+    let cfg = w.config_file(
+        "named.toml",
+        &format!("[scratch]\nurl = \"{}\"\n", w.pg.url("postgres")),
+    );
     let c = w.pgdr_config(&cfg, &["verify", &id, "--json"]);
     let r = run(c).ok();
     let rec = &r.json()[0];
@@ -423,12 +419,10 @@ fn scratch_problems_cannot_run_and_leave_nothing() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let cfg = w.dir.path().join("old.toml");
-    std::fs::write(
-        &cfg,
-        format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display()),
-    )
-    .unwrap();
+    let cfg = w.config_file(
+        "old.toml",
+        &format!("[tools]\npg_bin_dir = \"{}\"\n", bin.display()),
+    );
     let c = w.pgdr_config(&cfg, &["verify", &id]);
     let r = run(c);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
@@ -443,12 +437,10 @@ fn scratch_problems_cannot_run_and_leave_nothing() {
     // No room for the scratch cluster.
     let disk = SmallDisk::mount(w.dir.path().join("tiny"), "1m");
     let mnt = disk.0.clone();
-    let cfg = w.dir.path().join("tiny.toml");
-    std::fs::write(
-        &cfg,
-        format!("[scratch]\ntemp_dir = \"{}\"\n", mnt.display()),
-    )
-    .unwrap();
+    let cfg = w.config_file(
+        "tiny.toml",
+        &format!("[scratch]\ntemp_dir = \"{}\"\n", mnt.display()),
+    );
     let c = w.pgdr_config(&cfg, &["verify", &id]);
     let r = run(c);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
@@ -469,8 +461,10 @@ fn scratch_problems_cannot_run_and_leave_nothing() {
 
     // An OS user for the cluster that does not exist (only root switches users).
     if unsafe { libc::geteuid() } == 0 {
-        let cfg = w.dir.path().join("nouser.toml");
-        std::fs::write(&cfg, "[scratch]\nos_user = \"pgdr-no-such-user\"\n").unwrap();
+        let cfg = w.config_file(
+            "nouser.toml",
+            "[scratch]\nos_user = \"pgdr-no-such-user\"\n",
+        );
         let r = run(w.pgdr_config(&cfg, &["verify", &id]));
         assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
         assert!(

@@ -513,6 +513,13 @@ impl World {
         c
     }
 
+    /// Write a config file `name` with `toml` in the test's folder; its path.
+    pub fn config_file(&self, name: &str, toml: &str) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, toml).unwrap();
+        path
+    }
+
     /// pgdr as [`World::pgdr`], plus `--config FILE`.
     pub fn pgdr_config(&self, config: &Path, args: &[&str]) -> Command {
         let mut c = self.pgdr(args);
