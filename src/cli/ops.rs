@@ -63,6 +63,7 @@ pub fn render_prune_plan(plan: &commands::prune::PrunePlan, dry_run: bool) -> St
             if dry_run { "would delete" } else { "delete" },
             del
         ));
+        s.push_str(&format!("  retention policy: {}\n", db.policy));
         if let Some(h) = &db.hold {
             s.push_str(&format!("  {h}\n"));
         }

@@ -53,6 +53,8 @@ pub struct OldRecord {
 #[derive(Debug, Clone, Serialize)]
 pub struct DatabasePlan {
     pub database: String,
+    /// Which retention section decided (the database's own, the global, the built-in).
+    pub policy: String,
     /// Why nothing is deleted by age, if so (outage, failed newest backup).
     pub hold: Option<String>,
     /// Every backup, oldest first.
@@ -263,6 +265,7 @@ async fn plan_database(
     }
     Ok(DatabasePlan {
         database: name.to_string(),
+        policy: ops.policy.clone(),
         hold,
         backups,
         leftovers,

@@ -184,6 +184,9 @@ pub struct DatabaseOps {
     pub verify_after: VerifyAfter,
     pub drill_file: Option<PathBuf>,
     pub catch_up: bool,
+    /// Which retention policy applies, in config words, for `prune --dry-run`: the database's
+    /// own `[database.retention]`, the global `[retention]`, or the built-in defaults.
+    pub policy: String,
 }
 
 #[derive(Debug, Clone)]
@@ -202,11 +205,19 @@ pub struct OpsSettings {
     pub webhooks: Vec<WebhookSettings>,
     pub grace_period: Duration,
     pub cron_seconds: bool,
+    /// The top-level `[retention]` and `[schedule]`: what a database in the repository but
+    /// not in the config gets (never the built-in defaults when the file has its own).
+    default_retention: RetentionFile,
+    default_schedule: ScheduleFile,
+    has_global_retention: bool,
 }
 
 impl Default for OpsSettings {
     fn default() -> Self {
         OpsSettings {
+            default_retention: RetentionFile::default(),
+            default_schedule: ScheduleFile::default(),
+            has_global_retention: false,
             databases: BTreeMap::new(),
             metrics_listen: None,
             webhooks: Vec::new(),
@@ -236,9 +247,11 @@ impl OpsSettings {
             } else {
                 "database".to_string()
             };
-            let ret = merge_retention(&default_ret, own.and_then(|d| d.retention.as_ref()));
+            let own_ret = own.and_then(|d| d.retention.as_ref());
+            let ret = merge_retention(&default_ret, own_ret);
             let sched = merge_schedule(&default_sched, own.and_then(|d| d.schedule.as_ref()));
-            let ops = resolve_db(name, &ret, &sched, cron_seconds, &path)?;
+            let mut ops = resolve_db(name, &ret, &sched, cron_seconds, &path)?;
+            ops.policy = policy_source(own_ret.is_some(), file.retention.is_some(), &path);
             databases.insert(name.clone(), ops);
         }
         let metrics_listen = match file.metrics.as_ref().and_then(|m| m.listen.as_deref()) {
@@ -280,6 +293,9 @@ impl OpsSettings {
             });
         }
         Ok(OpsSettings {
+            default_retention: default_ret,
+            default_schedule: default_sched,
+            has_global_retention: file.retention.is_some(),
             databases,
             metrics_listen,
             webhooks,
@@ -288,18 +304,41 @@ impl OpsSettings {
         })
     }
 
-    /// The settings of one database; the built-in defaults for a name the config lacks.
+    /// The settings of one database; for a name the config lacks (a database found only in
+    /// the repository), the top-level `[retention]` and `[schedule]` (validated by `resolve`).
     pub fn database(&self, name: &str) -> DatabaseOps {
         self.databases.get(name).cloned().unwrap_or_else(|| {
-            resolve_db(
+            let mut ops = resolve_db(
                 name,
-                &RetentionFile::default(),
-                &ScheduleFile::default(),
+                &self.default_retention,
+                &self.default_schedule,
                 self.cron_seconds,
                 "database",
             )
-            .expect("the built-in defaults are valid")
+            .unwrap_or_else(|_| {
+                // Only reachable for settings not built by `resolve` (which checked these).
+                resolve_db(
+                    name,
+                    &RetentionFile::default(),
+                    &ScheduleFile::default(),
+                    self.cron_seconds,
+                    "database",
+                )
+                .expect("the built-in defaults are valid")
+            });
+            ops.policy = policy_source(false, self.has_global_retention, "database");
+            ops
         })
+    }
+}
+
+/// In config words, which retention section decided.
+fn policy_source(own: bool, global: bool, path: &str) -> String {
+    match (own, global) {
+        (true, true) => format!("[{path}.retention] over the global [retention]"),
+        (true, false) => format!("[{path}.retention]"),
+        (false, true) => "the global [retention]".into(),
+        (false, false) => "the built-in defaults (the config has no [retention])".into(),
     }
 }
 
@@ -427,6 +466,7 @@ fn resolve_db(
         verify_after,
         drill_file: s.drill_file.clone(),
         catch_up: s.catch_up.unwrap_or(true),
+        policy: String::new(),
     })
 }
 
@@ -484,6 +524,33 @@ mod tests {
         assert_eq!(d.retention.max_backup_age, DEFAULT_MAX_BACKUP_AGE);
         assert_eq!(d.verify_after, VerifyAfter::Quick);
         assert!(d.retention.is_empty());
+    }
+
+    /// A database found only in the repository gets the global `[retention]`, not the
+    /// built-in defaults, and the policy says which section decided.
+    #[test]
+    fn global_retention_applies_to_databases_not_in_the_config() {
+        let o = resolve(
+            "[retention]\nkeep_last = 3\nmax_backup_age = \"30h\"\n[[database]]\nname = \"app\"\nurl = \"postgres://u@h/app\"\n[database.retention]\nkeep_daily = 2\n",
+        )
+        .unwrap();
+        let other = o.database("old_app");
+        assert_eq!(other.retention.keep_last, Some(3));
+        assert_eq!(
+            other.retention.max_backup_age,
+            Duration::from_secs(30 * 3600)
+        );
+        assert_eq!(other.policy, "the global [retention]");
+        assert_eq!(
+            o.database("app").policy,
+            "[database[0].retention] over the global [retention]"
+        );
+        let bare = resolve("[[database]]\nname = \"app\"\nurl = \"postgres://u@h/app\"\n").unwrap();
+        assert!(bare.database("old_app").retention.is_empty());
+        assert!(bare
+            .database("old_app")
+            .policy
+            .starts_with("the built-in defaults"));
     }
 
     #[test]
