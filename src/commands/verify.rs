@@ -30,29 +30,116 @@ pub struct VerifyOptions {
     pub quick: bool,
 }
 
+/// What `select` picked: a backup to verify, or one whose manifest cannot be read (a finding
+/// in itself: it is reported as failed, never passed over for an older one).
+enum Target {
+    Backup(Box<Manifest>),
+    Damaged {
+        database: String,
+        id: catalog::BackupId,
+        error: String,
+    },
+}
+
 pub async fn run(settings: &Settings, opts: &VerifyOptions) -> Result<Vec<VerificationRecord>> {
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::new(store::open(settings).await?);
     let targets = select(&catalog, settings, opts).await?;
     let mut out = Vec::new();
-    for m in targets {
-        let rec = verify_one(&catalog, settings, &m, ids.clone(), opts.quick).await?;
+    for t in targets {
+        let m = match t {
+            Target::Backup(m) => m,
+            Target::Damaged {
+                database,
+                id,
+                error,
+            } => {
+                // Not stored: the record would sit beside a manifest that may only be
+                // unreadable for a moment, and a failed record makes prune delete the backup.
+                out.push(damaged_record(database, id, error, opts.quick));
+                continue;
+            }
+        };
+        let mut rec = verify_one(&catalog, settings, &m, ids.clone(), opts.quick).await?;
         if rec.outcome != Outcome::Error {
-            catalog.write_verification(&rec).await?;
+            // A backup deleted while it was read (prune by hand, a person) must not be
+            // reported as verified, nor get a record in a folder that is gone.
+            match catalog.load_exact(&m.database, &m.id).await {
+                Ok(_) => catalog.write_verification(&rec).await?,
+                Err(e) => {
+                    rec.outcome = Outcome::Error;
+                    rec.differences.clear();
+                    rec.error = Some(format!(
+                        "backup {}/{} disappeared while it was being verified ({}); no record written",
+                        m.database, m.id, e.message
+                    ));
+                }
+            }
         }
         out.push(rec);
     }
     Ok(out)
 }
 
+fn damaged_record(
+    database: String,
+    id: catalog::BackupId,
+    error: String,
+    quick: bool,
+) -> VerificationRecord {
+    let now = Utc::now();
+    VerificationRecord {
+        format_version: records::RECORD_FORMAT_VERSION,
+        pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
+        differences: vec![format!(
+            "manifest {}: cannot be read: {error}",
+            catalog::object_key(&database, &id, catalog::MANIFEST_FILE)
+        )],
+        database,
+        backup_id: id,
+        mode: if quick {
+            VerifyMode::Quick
+        } else {
+            VerifyMode::Full
+        },
+        outcome: Outcome::Failed,
+        started_at: now,
+        finished_at: now,
+        phases: Vec::new(),
+        error: None,
+        scratch: None,
+        host: records::hostname(),
+    }
+}
+
+fn target(l: Listed) -> Target {
+    match l {
+        Listed::Ok(e) => Target::Backup(Box::new(e.manifest)),
+        Listed::Damaged {
+            database,
+            id,
+            error,
+        } => Target::Damaged {
+            database,
+            id,
+            error,
+        },
+    }
+}
+
+fn empty_repository(catalog: &Catalog, what: &str) -> PgdrError {
+    PgdrError::not_found(format!("no backup{what} in {}", catalog.store().describe()))
+        .hint("run `pgdr backup` first, or check --repo and --database")
+}
+
 async fn select(
     catalog: &Catalog,
     settings: &Settings,
     opts: &VerifyOptions,
-) -> Result<Vec<Manifest>> {
+) -> Result<Vec<Target>> {
     let db = opts.database.as_deref();
     match &opts.selection {
-        Selection::Id(id) => Ok(vec![catalog.find(db, id).await?]),
+        Selection::Id(id) => Ok(vec![Target::Backup(Box::new(catalog.find(db, id).await?))]),
         Selection::Latest => {
             let names: Vec<String> = match db {
                 Some(d) => vec![d.to_string()],
@@ -60,37 +147,49 @@ async fn select(
                     settings.databases.iter().map(|d| d.name.clone()).collect()
                 }
                 None => {
-                    let mut n: Vec<String> = catalog
+                    // The listing sorts by backup id, so databases interleave: a set, not dedup.
+                    let n: std::collections::BTreeSet<String> = catalog
                         .list(None)
                         .await?
                         .iter()
                         .map(|l| l.database().to_string())
                         .collect();
-                    n.dedup();
-                    n
+                    if n.is_empty() {
+                        return Err(empty_repository(catalog, ""));
+                    }
+                    n.into_iter().collect()
                 }
             };
             let mut v = Vec::new();
             for n in names {
-                v.push(catalog.latest(&n).await?);
+                // The newest backup, damaged or not: a damaged newest manifest is a finding.
+                match catalog.list(Some(&n)).await?.pop() {
+                    Some(l) => v.push(target(l)),
+                    None => return Err(empty_repository(catalog, &format!(" of database '{n}'"))),
+                }
             }
             Ok(v)
         }
-        Selection::Unverified => Ok(catalog
-            .list(db)
-            .await?
-            .into_iter()
-            .filter_map(|l| match l {
-                Listed::Ok(e)
-                    if e.verification
+        Selection::Unverified => {
+            let listed = catalog.list(db).await?;
+            if listed.is_empty() {
+                let what = db
+                    .map(|d| format!(" of database '{d}'"))
+                    .unwrap_or_default();
+                return Err(empty_repository(catalog, &what));
+            }
+            Ok(listed
+                .into_iter()
+                .filter(|l| match l {
+                    Listed::Ok(e) => e
+                        .verification
                         .as_ref()
-                        .is_none_or(|v| v.outcome != Outcome::Passed) =>
-                {
-                    Some(e.manifest)
-                }
-                _ => None,
-            })
-            .collect()),
+                        .is_none_or(|v| v.outcome != Outcome::Passed),
+                    Listed::Damaged { .. } => true,
+                })
+                .map(target)
+                .collect())
+        }
     }
 }
 
