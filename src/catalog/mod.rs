@@ -18,6 +18,7 @@ use crate::store::{DynStore, ObjectInfo};
 pub mod id;
 pub mod manifest;
 pub mod records;
+pub mod restoring;
 
 pub use id::BackupId;
 pub use manifest::Manifest;

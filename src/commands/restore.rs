@@ -27,6 +27,9 @@ use crate::restore::{self, db_message, EngineOptions, EngineReport, Identities, 
 use crate::sql::quote_ident as qi;
 use crate::store;
 
+mod target;
+use target::{inspect, Leftover, TargetState};
+
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1).
 const MAX_NAME: usize = 63;
 
@@ -87,16 +90,6 @@ pub fn parse_time(s: &str) -> Result<DateTime<Utc>> {
         .hint("write RFC 3339 (2026-11-26T02:00:00Z) or 'YYYY-MM-DD HH:MM[:SS]' in UTC"))
 }
 
-/// What is at the target name now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TargetState {
-    Missing,
-    Empty,
-    /// Number of user relations (tables, partitioned tables, views, materialized views,
-    /// foreign tables).
-    NonEmpty(i64),
-}
-
 /// Sessions connected to a database, grouped.
 #[derive(Debug, Clone)]
 pub struct Sessions {
@@ -139,8 +132,14 @@ pub struct Plan {
     pub mode: RestoreMode,
     /// The database the engine restores into: `name`, or `<name>_restoring` for a swap.
     pub restore_name: String,
-    /// For a swap: what the previous database will be called.
+    /// For a swap: what the previous database will be called (for `--clean`, until it is
+    /// dropped once the copy is in place).
     pub previous_name: Option<String>,
+    /// A `<name>_restoring` a previous pgdr restore left (marked in the repository): dropped
+    /// first.
+    pub leftover: Option<Leftover>,
+    /// `host:port` of the target server, as restore marks name it.
+    pub server: String,
     /// The target is a configured source database: its name must be typed (or --confirm).
     pub is_source: bool,
     /// Sessions on the target now.
@@ -215,46 +214,6 @@ async fn connect_maintenance(target: &Database) -> Result<(Database, Client)> {
         }
         Err(e) => Err(e.context("target server")),
     }
-}
-
-async fn inspect(client: &Client, target: &Database, name: &str) -> Result<TargetState> {
-    let row = client
-        .query_opt(
-            "SELECT datallowconn FROM pg_database WHERE datname = $1",
-            &[&name],
-        )
-        .await
-        .map_err(|e| PgdrError::database(format!("inspecting the target: {}", db_message(&e))))?;
-    let Some(row) = row else {
-        return Ok(TargetState::Missing);
-    };
-    let allow: bool = row.get(0);
-    if !allow {
-        return Err(PgdrError::usage(format!(
-            "target database '{name}' does not allow connections, so pgdr cannot see what it holds"
-        ))
-        .hint(format!(
-            "ALTER DATABASE {} ALLOW_CONNECTIONS true, or restore under another name",
-            qi(name)
-        )));
-    }
-    let c = crate::source::connect(target).await?;
-    let n: i64 = c
-        .query_one(
-            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-              WHERE c.relkind IN ('r', 'p', 'm', 'v', 'f')
-                AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-                AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp_'",
-            &[],
-        )
-        .await
-        .map_err(|e| PgdrError::database(format!("inspecting '{name}': {}", db_message(&e))))?
-        .get(0);
-    Ok(if n == 0 {
-        TargetState::Empty
-    } else {
-        TargetState::NonEmpty(n)
-    })
 }
 
 async fn sessions(client: &Client, names: &[&str]) -> Result<Vec<Sessions>> {
@@ -450,19 +409,19 @@ async fn select_backup(
 pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan> {
     let target = target_database(&opts.target_url)?;
     let name = target.conn.get_dbname().unwrap_or_default().to_string();
-    let swap = opts.mode == ModeFlag::Swap;
+    let swap = opts.mode != ModeFlag::None;
     let planned_at = Utc::now();
     let previous = format!("{name}_pre_restore_{}", planned_at.format("%Y%m%d%H%M%S"));
     if name.len() > MAX_NAME || (swap && previous.len() > MAX_NAME) {
         return Err(PgdrError::usage(format!(
             "target database name '{name}' is too long{}",
             if swap {
-                format!(" for --swap ('{previous}' exceeds PostgreSQL's {MAX_NAME} bytes)")
+                format!(" for --swap/--clean ('{previous}' exceeds PostgreSQL's {MAX_NAME} bytes)")
             } else {
                 String::new()
             }
         ))
-        .hint("use --clean, or restore under a shorter name"));
+        .hint("restore under a shorter name: end --target with /NEWNAME"));
     }
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::new(store::open(settings).await?);
@@ -507,7 +466,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
 
     let state = inspect(&client, &target, &name).await?;
     let mut notes = Vec::new();
-    let mode = match (state, opts.mode) {
+    let mode = match (&state, opts.mode) {
         (TargetState::Missing, flag) => {
             if flag != ModeFlag::None {
                 notes.push(format!(
@@ -521,18 +480,27 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         (TargetState::Empty, ModeFlag::None) => RestoreMode::ReplaceEmpty,
         (TargetState::NonEmpty(n), ModeFlag::None) => {
             return Err(PgdrError::usage(format!(
-                "target database '{name}' on {} has {n} user tables or views; pgdr restore does not write into a database that has tables",
-                maintenance.describe().rsplit_once('/').map(|x| x.0).unwrap_or("the server")
+                "target database '{name}' on {} is not empty ({}); pgdr restore replaces only a database without user objects unless told to",
+                maintenance.describe().rsplit_once('/').map(|x| x.0).unwrap_or("the server"),
+                TargetState::describe(n)
             ))
             .hint(format!("add --swap to restore beside it, prove the copy, then rename it to {name}_pre_restore_<time> and the copy into its place (the original stays untouched until then)"))
-            .hint("or add --clean to drop it and restore in its place")
+            .hint("or add --clean to do the same and then drop the original")
             .hint("or restore under another name: end --target with /NEWNAME"));
         }
     };
-    let restore_name = if mode == RestoreMode::Swap {
+    let beside = matches!(mode, RestoreMode::Swap | RestoreMode::Clean);
+    let restore_name = if beside {
         format!("{name}_restoring")
     } else {
         name.clone()
+    };
+    let (host, port, _) = address(&target);
+    let server = format!("{host}:{port}");
+    let leftover = if beside {
+        target::leftover(&client, &catalog, &m.database, &server, &restore_name).await?
+    } else {
+        None
     };
     let is_source = settings
         .databases
@@ -577,7 +545,9 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         state,
         mode,
         restore_name,
-        previous_name: (mode == RestoreMode::Swap).then_some(previous),
+        previous_name: beside.then_some(previous),
+        leftover,
+        server,
         is_source,
         sessions,
         bin_dir,
@@ -616,14 +586,28 @@ fn mode_word(m: RestoreMode) -> &'static str {
     match m {
         RestoreMode::Create => "create (the database does not exist)",
         RestoreMode::ReplaceEmpty => {
-            "replace (the database exists without tables: dropped and created again)"
+            "replace (the database exists without any user object: dropped and created again)"
         }
-        RestoreMode::Clean => "clean (drop the database and restore in its place)",
+        RestoreMode::Clean => {
+            "clean (restore beside it, prove, rename into place, then drop the original)"
+        }
         RestoreMode::Swap => "swap (restore beside it, prove, then rename into place)",
     }
 }
 
 impl Plan {
+    /// The mark of this run's `<name>_restoring` in the repository.
+    fn mark(&self, oid: Option<u32>) -> crate::catalog::restoring::RestoringMark {
+        crate::catalog::restoring::RestoringMark {
+            server: self.server.clone(),
+            database: self.restore_name.clone(),
+            oid,
+            started_at: Utc::now(),
+            host: records::hostname(),
+            pid: std::process::id(),
+        }
+    }
+
     fn table_count(&self) -> (usize, u64) {
         self.manifest.fingerprint.as_ref().map_or((0, 0), |f| {
             (
@@ -691,15 +675,16 @@ impl Plan {
         );
         line(
             "target now",
-            match self.state {
+            match &self.state {
                 TargetState::Missing => format!("database '{}' does not exist", self.name),
                 TargetState::Empty => {
-                    format!("database '{}' exists, without user tables", self.name)
+                    format!("database '{}' exists, without any user object", self.name)
                 }
                 TargetState::NonEmpty(n) => {
                     format!(
-                        "database '{}' exists with {n} user tables or views",
-                        self.name
+                        "database '{}' exists with {}",
+                        self.name,
+                        TargetState::describe(n)
                     )
                 }
             },
@@ -721,13 +706,20 @@ impl Plan {
         };
         match self.mode {
             RestoreMode::Create => {}
-            RestoreMode::ReplaceEmpty | RestoreMode::Clean => {
+            RestoreMode::ReplaceEmpty => {
                 steps.push(format!("DROP DATABASE {}: {force}", self.name))
             }
-            RestoreMode::Swap => steps.push(format!(
-                "drop a stale {} left by an interrupted restore, if any",
-                self.restore_name
-            )),
+            RestoreMode::Swap | RestoreMode::Clean => {
+                if let Some(l) = &self.leftover {
+                    steps.push(format!(
+                        "DROP DATABASE {}: left by an interrupted pgdr restore (started {} on {}, pid {}); {force}",
+                        l.name,
+                        l.mark.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        l.mark.host,
+                        l.mark.pid
+                    ))
+                }
+            }
         }
         steps.push(format!(
             "create database {} owned by {}",
@@ -755,7 +747,9 @@ impl Plan {
         } else {
             steps.push("no proof (--no-verify)".into());
         }
-        if let (RestoreMode::Swap, Some(prev)) = (self.mode, &self.previous_name) {
+        if let (RestoreMode::Swap | RestoreMode::Clean, Some(prev)) =
+            (self.mode, &self.previous_name)
+        {
             let how = if self.terminate {
                 "terminating other sessions first (--terminate)"
             } else {
@@ -765,6 +759,11 @@ impl Plan {
                 "only if proven: in one transaction rename {} → {prev} and {} → {}; {how}",
                 self.name, self.restore_name, self.name
             ));
+            if self.mode == RestoreMode::Clean {
+                steps.push(format!(
+                    "then DROP DATABASE {prev} (the original, once the copy is in its place)"
+                ));
+            }
         }
         for (i, st) in steps.iter().enumerate() {
             s.push_str(&format!("    {}. {st}\n", i + 1));
@@ -791,11 +790,16 @@ impl Plan {
             "dump_bytes": m.object("dump").map_or(0, |d| d.raw_bytes),
             "target": self.target.describe(),
             "target_server_version": self.server_version,
-            "target_state": match self.state {
+            "target_state": match &self.state {
                 TargetState::Missing => "missing".to_string(),
                 TargetState::Empty => "empty".to_string(),
-                TargetState::NonEmpty(n) => format!("{n} user relations"),
+                TargetState::NonEmpty(n) => TargetState::describe(n),
             },
+            "target_contents": match &self.state {
+                TargetState::NonEmpty(n) => n.iter().map(|(k, c)| (k.clone(), *c)).collect(),
+                _ => std::collections::BTreeMap::<String, i64>::new(),
+            },
+            "drops_leftover": self.leftover.as_ref().map(|l| l.name.clone()),
             "mode": self.mode,
             "restore_into": self.restore_name,
             "previous_kept_as": self.previous_name,
@@ -947,7 +951,7 @@ async fn restore_and_prove(
     let client = crate::source::connect(&plan.maintenance).await?;
     match plan.mode {
         RestoreMode::Create => {}
-        RestoreMode::ReplaceEmpty | RestoreMode::Clean => {
+        RestoreMode::ReplaceEmpty => {
             clear_sessions(
                 &client,
                 &[&plan.name],
@@ -959,10 +963,33 @@ async fn restore_and_prove(
             progress.dropped_original = true;
             timer.done("drop");
         }
-        RestoreMode::Swap => {
-            // A leftover of an interrupted restore; never the live database.
-            drop_database(&client, &plan.restore_name, true).await?;
-            timer.done("drop");
+        RestoreMode::Swap | RestoreMode::Clean => {
+            if plan.mode == RestoreMode::Clean && !plan.terminate {
+                // Fail before the restore, not after it, when the original cannot be replaced.
+                let what = format!("replacing {} (--clean)", plan.name);
+                clear_sessions(&client, &[&plan.name], false, &what).await?;
+            }
+            // Checked again: the plan may be minutes old. Only a leftover pgdr marked is
+            // dropped, never the live database and never a database pgdr did not make.
+            let repo_db = &plan.manifest.database;
+            if let Some(l) = target::leftover(
+                &client,
+                &plan.catalog,
+                repo_db,
+                &plan.server,
+                &plan.restore_name,
+            )
+            .await?
+            {
+                let what = format!("dropping the leftover {}", l.name);
+                clear_sessions(&client, &[&l.name], plan.terminate, &what).await?;
+                drop_database(&client, &l.name, plan.terminate).await?;
+                timer.done("drop");
+            }
+            plan.catalog
+                .write_restoring_mark(repo_db, &plan.mark(None))
+                .await
+                .map_err(|e| e.context("marking the restore in progress in the repository"))?;
         }
     }
     let target = restore::Target {
@@ -991,6 +1018,20 @@ async fn restore_and_prove(
     )
     .await?;
     progress.restored = true;
+    if matches!(plan.mode, RestoreMode::Swap | RestoreMode::Clean) {
+        // Now that it exists, the mark names its OID: a database someone makes under the
+        // same name later is not taken for ours.
+        if let Ok(Some(oid)) = target::oid(&client, &plan.restore_name).await {
+            let mark = plan.mark(Some(oid));
+            if let Err(e) = plan
+                .catalog
+                .write_restoring_mark(&plan.manifest.database, &mark)
+                .await
+            {
+                tracing::warn!(error = %e, "could not record the OID in the restore mark");
+            }
+        }
+    }
     if !plan.verify {
         return Ok(Vec::new());
     }
@@ -1080,6 +1121,41 @@ async fn swap(plan: &Plan, previous: &str) -> Result<()> {
     }
 }
 
+/// `--clean`, once the proven copy is in place: drop the original (renamed to `prev`). What
+/// is still kept, if the drop fails.
+async fn drop_previous(
+    plan: &Plan,
+    prev: &str,
+    timer: &mut PhaseTimer,
+    notes: &mut Vec<String>,
+) -> Option<String> {
+    let dropped = async {
+        let c = crate::source::connect(&plan.maintenance).await?;
+        clear_sessions(
+            &c,
+            &[prev],
+            plan.terminate,
+            &format!("DROP DATABASE {prev}"),
+        )
+        .await?;
+        drop_database(&c, prev, plan.terminate).await
+    }
+    .await;
+    match dropped {
+        Ok(()) => {
+            timer.done("drop");
+            None
+        }
+        Err(e) => {
+            notes.push(format!(
+                "the restored copy is in place as '{}'; the original, renamed '{prev}', could not be dropped ({}): drop it by hand",
+                plan.name, e.message
+            ));
+            Some(prev.to_string())
+        }
+    }
+}
+
 /// Run the plan. Never returns early without a report: every run that started is recorded.
 pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
     let started_at = Utc::now();
@@ -1100,16 +1176,21 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
     };
     let mut notes = std::mem::take(&mut progress.notes);
     let failed = !matches!(result, Some(Ok(_)));
-    if failed && progress.dropped_original && !progress.engine.created_database {
+    // Only an empty target is dropped before the restore; after a failure nothing is in its
+    // place unless the restored copy is kept (its proof could not run).
+    if failed
+        && progress.dropped_original
+        && (!progress.engine.created_database || discard(&plan, &progress))
+    {
         notes.push(format!(
-            "the previous '{}' was dropped before the failure; nothing is in its place",
+            "the previous '{}' (without any user object) was dropped before the failure; nothing is in its place",
             plan.name
         ));
     }
     let mut previous_kept_as = None;
     let (outcome, differences, error) = match result {
         Some(Ok(diffs)) if !diffs.is_empty() => {
-            if plan.mode == RestoreMode::Swap {
+            if matches!(plan.mode, RestoreMode::Swap | RestoreMode::Clean) {
                 notes.push(format!(
                     "not swapped: the copy differs from the backup; '{}' is untouched, the copy is kept as '{}' for inspection (drop it when done)",
                     plan.name, plan.restore_name
@@ -1119,14 +1200,27 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
         }
         Some(Ok(_)) => {
             let swapped = match (plan.mode, &plan.previous_name) {
-                (RestoreMode::Swap, Some(prev)) => match swap(&plan, prev).await {
-                    Ok(()) => {
-                        timer.done("swap");
-                        previous_kept_as = Some(prev.clone());
-                        Ok(())
+                (RestoreMode::Swap | RestoreMode::Clean, Some(prev)) => {
+                    match swap(&plan, prev).await {
+                        Ok(()) => {
+                            timer.done("swap");
+                            plan.catalog
+                                .delete_restoring_mark(
+                                    &plan.manifest.database,
+                                    &plan.server,
+                                    &plan.restore_name,
+                                )
+                                .await;
+                            previous_kept_as = Some(prev.clone());
+                            if plan.mode == RestoreMode::Clean {
+                                previous_kept_as =
+                                    drop_previous(&plan, prev, &mut timer, &mut notes).await;
+                            }
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
                     }
-                    Err(e) => Err(e),
-                },
+                }
                 _ => Ok(()),
             };
             match swapped {
@@ -1213,13 +1307,14 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
 /// created (never a database it found), and for `--clean`/new databases only an unfinished one
 /// (a restored copy whose proof could not run is kept).
 fn discard(plan: &Plan, progress: &Progress) -> bool {
-    progress.engine.created_database && (plan.mode == RestoreMode::Swap || !progress.restored)
+    progress.engine.created_database
+        && (matches!(plan.mode, RestoreMode::Swap | RestoreMode::Clean) || !progress.restored)
 }
 
 /// After a failure or an interrupt: remove what this run created, never the original.
 async fn cleanup(plan: &Plan, notes: &mut Vec<String>) {
     let what = match plan.mode {
-        RestoreMode::Swap => format!(
+        RestoreMode::Swap | RestoreMode::Clean => format!(
             "'{}' is untouched and in place; the unfinished copy '{}'",
             plan.name, plan.restore_name
         ),
@@ -1231,7 +1326,18 @@ async fn cleanup(plan: &Plan, notes: &mut Vec<String>) {
     }
     .await;
     match dropped {
-        Ok(()) => notes.push(format!("{what} was dropped")),
+        Ok(()) => {
+            if matches!(plan.mode, RestoreMode::Swap | RestoreMode::Clean) {
+                plan.catalog
+                    .delete_restoring_mark(
+                        &plan.manifest.database,
+                        &plan.server,
+                        &plan.restore_name,
+                    )
+                    .await;
+            }
+            notes.push(format!("{what} was dropped"))
+        }
         Err(e) => notes.push(format!(
             "{what} could not be dropped ({}); drop it by hand",
             e.message

@@ -111,3 +111,126 @@ fn verify_of_an_empty_repository_could_not_run() {
         assert!(r.stderr.contains("no backup"), "{args:?}: {}", r.stderr);
     }
 }
+
+/// `pgdr restore --target <url of db>` with the repository and identity only.
+fn restore(w: &World, db: &str, args: &[&str]) -> Command {
+    let mut c = pgdr_cmd();
+    c.arg("restore").arg("--target").arg(w.pg.url(db));
+    c.args(args);
+    w.repo.apply(&mut c);
+    c.arg("--identity").arg(&w.identity);
+    c
+}
+
+fn exists(pg: &Pg, db: &str) -> bool {
+    pg.psql(
+        "postgres",
+        &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+    ) == "1"
+}
+
+fn orders(pg: &Pg, db: &str) -> String {
+    pg.psql(db, "SELECT count(*) FROM public.orders")
+}
+
+#[test]
+fn a_target_without_tables_but_with_other_objects_is_not_empty() {
+    let w = World::local();
+    w.backup();
+    for (db, sql, kind) in [
+        ("only_schema", "CREATE SCHEMA keep_me", "1 schemas"),
+        (
+            "only_function",
+            "CREATE FUNCTION public.f() RETURNS int LANGUAGE sql AS 'SELECT 1'",
+            "1 functions or procedures",
+        ),
+        ("only_sequence", "CREATE SEQUENCE public.s", "1 sequences"),
+        (
+            "only_type",
+            "CREATE TYPE public.mood AS ENUM ('ok')",
+            "1 types or domains",
+        ),
+        (
+            "only_lo",
+            "SELECT lo_from_bytea(0, 'data')",
+            "1 large objects",
+        ),
+    ] {
+        w.pg.create_db(db);
+        w.pg.psql(db, sql);
+        let r = run(restore(&w, db, &["--yes"]));
+        assert_eq!(r.code, 2, "{db}\n{}\n{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains(&format!("target database '{db}'"))
+                && r.stderr.contains("is not empty")
+                && r.stderr.contains(kind),
+            "{db}: {}",
+            r.stderr
+        );
+        // Untouched: the object is still there.
+        let left = w.pg.psql(
+            db,
+            "SELECT (SELECT count(*) FROM pg_namespace WHERE nspname = 'keep_me')
+                  + (SELECT count(*) FROM pg_proc WHERE proname = 'f')
+                  + (SELECT count(*) FROM pg_class WHERE relname = 's')
+                  + (SELECT count(*) FROM pg_type WHERE typname = 'mood')
+                  + (SELECT count(*) FROM pg_largeobject_metadata)",
+        );
+        assert_eq!(left, "1", "{db}");
+    }
+}
+
+#[test]
+fn clean_with_a_damaged_dump_leaves_the_original_in_place() {
+    let w = World::local();
+    let id = w.backup()["id"].as_str().unwrap().to_string();
+    w.pg.psql("app", "DELETE FROM public.orders WHERE id > 4000");
+    let before = orders(&w.pg, "app");
+    let Repo::Local(root) = &w.repo else {
+        unreachable!("local only")
+    };
+    let dump = root.join("app").join(&id).join("dump.zst.age");
+    let mut bytes = std::fs::read(&dump).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&dump, bytes).unwrap();
+
+    let r = run(restore(&w, "app", &["--clean", "--terminate", "--yes"]));
+    assert_ne!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(orders(&w.pg, "app"), before, "the original must stay");
+    assert!(!exists(&w.pg, "app_restoring"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("nothing is in its place"),
+        "{}",
+        r.stdout
+    );
+}
+
+#[test]
+fn swap_and_clean_refuse_a_restoring_database_pgdr_did_not_make() {
+    let w = World::local();
+    w.backup();
+    w.pg.create_db("app_restoring");
+    w.pg.psql(
+        "app_restoring",
+        "CREATE TABLE precious AS SELECT 42 AS answer",
+    );
+    for mode in ["--swap", "--clean"] {
+        for extra in [&["--dry-run"][..], &["--yes", "--terminate"][..]] {
+            let mut args = vec![mode];
+            args.extend_from_slice(extra);
+            let r = run(restore(&w, "app", &args));
+            assert_eq!(r.code, 2, "{args:?}\n{}\n{}", r.stdout, r.stderr);
+            assert!(
+                r.stderr.contains("database 'app_restoring' exists")
+                    && r.stderr.contains("will not drop"),
+                "{args:?}: {}",
+                r.stderr
+            );
+        }
+    }
+    assert_eq!(
+        w.pg.psql("app_restoring", "SELECT answer FROM precious"),
+        "42"
+    );
+}

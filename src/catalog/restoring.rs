@@ -1,0 +1,112 @@
+//! Marks of restores in progress: `<database>/restores/in-progress/<digest>.json`, one per
+//! target server and database name. `pgdr restore --swap/--clean` writes one before it
+//! creates `<name>_restoring` and removes it once that database is renamed into place or
+//! dropped; a later run drops a leftover `<name>_restoring` only when such a mark names it,
+//! so a database of that name that pgdr did not make is never dropped.
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::Digest;
+
+use super::{Catalog, RESTORES_DIR};
+use crate::error::{Kind, PgdrError, Result};
+
+/// Folder (inside a database's `restores/`) of the marks.
+pub const IN_PROGRESS_DIR: &str = "in-progress";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestoringMark {
+    /// `host:port` of the target server, as `pgdr restore` normalises it.
+    pub server: String,
+    /// The database the restore creates (`<name>_restoring`).
+    pub database: String,
+    /// Its OID once known (after the engine created it); a leftover with another OID is a
+    /// different database of the same name.
+    pub oid: Option<u32>,
+    pub started_at: DateTime<Utc>,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl RestoringMark {
+    /// Whether a database of this server, name and OID is the one this mark describes.
+    pub fn names(&self, server: &str, database: &str, oid: u32) -> bool {
+        self.server == server && self.database == database && self.oid.is_none_or(|o| o == oid)
+    }
+}
+
+/// The key of the mark of `database` on `server`: a digest, since names may hold any
+/// character and keys must not.
+fn key(repo_db: &str, server: &str, database: &str) -> String {
+    let d = sha2::Sha256::digest(format!("{server}\n{database}").as_bytes());
+    format!(
+        "{repo_db}/{RESTORES_DIR}/{IN_PROGRESS_DIR}/{}.json",
+        &hex::encode(d)[..32]
+    )
+}
+
+impl Catalog {
+    pub async fn write_restoring_mark(&self, repo_db: &str, m: &RestoringMark) -> Result<()> {
+        let body = serde_json::to_vec_pretty(m).map_err(|e| PgdrError::internal(e.to_string()))?;
+        self.store()
+            .put_bytes(&key(repo_db, &m.server, &m.database), Bytes::from(body))
+            .await
+    }
+
+    /// The mark of `database` on `server`, if any (an unreadable mark counts as none).
+    pub async fn restoring_mark(
+        &self,
+        repo_db: &str,
+        server: &str,
+        database: &str,
+    ) -> Result<Option<RestoringMark>> {
+        let k = key(repo_db, server, database);
+        match crate::store::get_bytes(self.store().as_ref(), &k).await {
+            Ok(b) => Ok(serde_json::from_slice(&b).ok()),
+            Err(e) if e.kind == Kind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Best effort: a mark left behind only lets a later run drop what this one made.
+    pub async fn delete_restoring_mark(&self, repo_db: &str, server: &str, database: &str) {
+        let k = key(repo_db, server, database);
+        if let Err(e) = self.store().delete(&k).await {
+            if e.kind != Kind::NotFound {
+                tracing::warn!(key = %k, error = %e, "could not remove the restore-in-progress mark");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mark_names_only_its_own_database() {
+        let m = RestoringMark {
+            server: "db:5432".into(),
+            database: "app_restoring".into(),
+            oid: Some(42),
+            started_at: Utc::now(),
+            host: "h".into(),
+            pid: 1,
+        };
+        assert!(m.names("db:5432", "app_restoring", 42));
+        assert!(
+            !m.names("db:5432", "app_restoring", 43),
+            "recreated by someone else"
+        );
+        assert!(!m.names("db:5433", "app_restoring", 42));
+        assert!(!m.names("db:5432", "other_restoring", 42));
+        let unknown = RestoringMark { oid: None, ..m };
+        assert!(unknown.names("db:5432", "app_restoring", 7));
+        let k = key("app", "db:5432", "app_restoring");
+        assert!(
+            k.starts_with("app/restores/in-progress/") && k.ends_with(".json"),
+            "{k}"
+        );
+    }
+}
