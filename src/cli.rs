@@ -347,6 +347,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             let opts = commands::backup::BackupOptions {
                 database: g.database.clone(),
                 show_progress: progress::enabled(g.quiet),
+                lock_source: true,
             };
             let report = commands::backup::run(&settings, &opts, cancel.clone()).await?;
             for (_, r) in &report.results {

@@ -16,6 +16,7 @@ use crate::error::{Kind, PgdrError, Result};
 use crate::store::{DynStore, ObjectInfo};
 
 pub mod id;
+pub mod inuse;
 pub mod manifest;
 pub mod records;
 pub mod restoring;

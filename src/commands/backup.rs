@@ -14,6 +14,7 @@ use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::{schema, ArchiveParser, Fingerprint};
 use crate::pipeline;
 use crate::progress::{Meter, Tee};
+use crate::schedule::settings::JobKind;
 use crate::source::dump::{self, GlobalsMode};
 use crate::source::snapshot::{ExportedSnapshot, SnapshotSource};
 use crate::source::{self, tools};
@@ -22,6 +23,9 @@ use crate::store;
 pub struct BackupOptions {
     pub database: Option<String>,
     pub show_progress: bool,
+    /// Take the daemon's backup lock on each source first (the CLI; the daemon holds it
+    /// already), so two backups of one database never run at once from anywhere.
+    pub lock_source: bool,
 }
 
 /// The outcome per database: one failing database does not stop the others.
@@ -59,7 +63,33 @@ pub async fn run(
             break;
         }
         let started = Instant::now();
+        let lock = if opts.lock_source {
+            match crate::commands::daemon::SourceLock::try_acquire(db, JobKind::Backup).await {
+                Ok(Some(l)) => Some(l),
+                Ok(None) => {
+                    let who =
+                        crate::commands::daemon::SourceLock::holder(db, JobKind::Backup).await;
+                    let e = PgdrError::usage(format!(
+                        "database '{}': another backup of it is running ({who}); not starting a second one",
+                        db.name
+                    ))
+                    .hint("wait for it to finish, or stop it");
+                    tracing::error!(database = %db.name, error = %e.message, "backup refused");
+                    results.push((db.name.clone(), Err(e)));
+                    continue;
+                }
+                Err(e) => {
+                    results.push((db.name.clone(), Err(e)));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
         let r = backup_one(settings, db, &catalog, params.clone(), opts, cancel.clone()).await;
+        if let Some(l) = lock {
+            l.release().await;
+        }
         match &r {
             Ok(m) => tracing::info!(
                 database = %db.name,

@@ -21,6 +21,8 @@ pub async fn run(
     let ids = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::new(store::open(settings).await?);
     let m = catalog.find(database, id).await?;
+    // Prune keeps it while it is read; the mark goes when this function returns.
+    let _in_use = catalog.mark_in_use(&m.database, &m.id, "cat").await?;
     let rec = m.object(object).cloned().ok_or_else(|| {
         let have: Vec<&str> = m.objects.iter().map(|o| o.name.as_str()).collect();
         PgdrError::usage(format!("backup {} has no object '{object}'", m.id))

@@ -499,6 +499,8 @@ async fn backup_job(
     let opts = backup::BackupOptions {
         database: Some(name.to_string()),
         show_progress: false,
+        // Held here already, around the "already done" check.
+        lock_source: false,
     };
     let backup = backup::run(&ctx.settings, &opts, cancel.clone());
     tokio::pin!(backup);
@@ -830,7 +832,14 @@ pub struct SourceLock {
 impl SourceLock {
     /// `Ok(None)`: another session holds it.
     pub async fn try_acquire(db: &Database, job: JobKind) -> Result<Option<SourceLock>> {
-        let client = source::connect(db).await?;
+        // The session names its holder, so that a refused run can say who holds the lock.
+        let mut named = db.clone();
+        named.conn.application_name(format!(
+            "pgdr {job} lock: host {} pid {}",
+            records::hostname(),
+            std::process::id()
+        ));
+        let client = source::connect(&named).await?;
         let code = job as i32 + 1;
         let got: bool = client
             .query_one("SELECT pg_try_advisory_lock($1, $2)", &[&LOCK_CLASS, &code])
@@ -843,6 +852,36 @@ impl SourceLock {
             })?
             .get(0);
         Ok(got.then_some(SourceLock { client, job: code }))
+    }
+
+    /// Who holds the lock: "pgdr backup lock: host H pid P, for 12s" (from the holder's
+    /// session), for a refusal that names it.
+    pub async fn holder(db: &Database, job: JobKind) -> String {
+        let code = job as i32 + 1;
+        let found = async {
+            let c = source::connect(db).await.ok()?;
+            let row = c
+                .query_opt(
+                    "SELECT COALESCE(NULLIF(a.application_name, ''), 'pid ' || a.pid),
+                            extract(epoch FROM now() - a.backend_start)::float8
+                       FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+                      WHERE l.locktype = 'advisory' AND l.granted
+                        AND l.classid::bigint = $1::bigint AND l.objid::bigint = $2::bigint
+                        AND l.objsubid = 2
+                      LIMIT 1",
+                    &[&(LOCK_CLASS as i64), &(code as i64)],
+                )
+                .await
+                .ok()??;
+            let who: String = row.get(0);
+            let secs: f64 = row.get(1);
+            Some(format!(
+                "{who}, for {}",
+                crate::commands::restore::human_duration(secs)
+            ))
+        }
+        .await;
+        found.unwrap_or_else(|| "another session (it could not be named)".into())
     }
 
     /// Unlock and end the session (ending it alone would release the lock too).

@@ -313,6 +313,8 @@ async fn drill_one(
             return Ok(finish(rec, timer));
         }
     };
+    // Prune keeps it while the drill reads it; the mark goes when this function returns.
+    let _in_use = catalog.mark_in_use(&m.database, &m.id, "drill").await?;
     rec.backup = Some(DrillBackup {
         id: m.id.clone(),
         snapshot_time: m.snapshot.time,

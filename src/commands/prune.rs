@@ -85,6 +85,8 @@ pub struct PruneReport {
     pub removed_records: usize,
     /// One line per thing that could not be removed; prune goes on with the rest.
     pub errors: Vec<String>,
+    /// Backups the plan would delete that a reader marked in use after the plan was made.
+    pub kept_in_use: Vec<String>,
 }
 
 /// Plan (and unless `dry_run`, apply) for the selected databases.
@@ -172,17 +174,27 @@ async fn plan_database(
         .into_iter()
         .map(|d| (d.id.clone(), d))
         .collect();
+    // A backup being read (verify, drill, restore, cat) is never deleted under its reader.
+    let in_use = catalog.in_use(name, now).await?;
     let backups: Vec<PlannedBackup> = facts
         .iter()
         .map(|f| {
             let d = &decisions[&f.id];
-            PlannedBackup {
+            let mut b = PlannedBackup {
                 id: f.id.clone(),
                 snapshot_time: f.time,
                 proof: f.proof,
                 keep: d.keep,
                 reasons: d.reasons.clone(),
+            };
+            if let (false, Some(marks)) = (b.keep, in_use.get(&f.id)) {
+                b.keep = true;
+                b.reasons = marks
+                    .iter()
+                    .map(|m| format!("kept: {}", m.describe()))
+                    .collect();
             }
+            b
         })
         .collect();
     let deleted: BTreeSet<&BackupId> = backups.iter().filter(|b| !b.keep).map(|b| &b.id).collect();
@@ -279,7 +291,29 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
     let mut r = PruneReport::default();
     let store = catalog.store();
     for db in &plan.databases {
+        // Asked again: a reader may have started since the plan was made.
+        let in_use = match catalog.in_use(&db.database, chrono::Utc::now()).await {
+            Ok(m) => m,
+            Err(e) => {
+                r.errors.push(format!(
+                    "database {}: could not read the in-use marks, no backup deleted: {}",
+                    db.database, e.message
+                ));
+                continue;
+            }
+        };
         for b in db.to_delete() {
+            if let Some(marks) = in_use.get(&b.id) {
+                let why = marks
+                    .iter()
+                    .map(|m| m.describe())
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                tracing::info!(database = %db.database, id = %b.id, why = %why, "backup kept: in use");
+                r.kept_in_use
+                    .push(format!("{}/{}: {why}", db.database, b.id));
+                continue;
+            }
             match catalog.delete_backup(&db.database, &b.id).await {
                 Ok(()) => {
                     r.deleted_backups += 1;

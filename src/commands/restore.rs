@@ -1167,6 +1167,14 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
         engine: EngineReport::default(),
         notes: Vec::new(),
     };
+    // Prune keeps the backup while it is restored (a failure to mark is only logged: an
+    // emergency restore does not wait on a repository write).
+    let in_use = plan
+        .catalog
+        .mark_in_use(&plan.manifest.database, &plan.manifest.id, "restore")
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "could not mark the backup in use"))
+        .ok();
     let result = {
         let work = restore_and_prove(&plan, &mut timer, &mut progress);
         tokio::select! {
@@ -1255,6 +1263,9 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
             )
         }
     };
+    if let Some(u) = in_use {
+        u.release().await;
+    }
     let finished_at = Utc::now();
     let m = &plan.manifest;
     let (tables, rows) = plan.table_count();

@@ -60,6 +60,8 @@ pub async fn run(settings: &Settings, opts: &VerifyOptions) -> Result<Vec<Verifi
                 continue;
             }
         };
+        // Prune keeps the backup while it is read, and says why.
+        let in_use = catalog.mark_in_use(&m.database, &m.id, "verify").await?;
         let mut rec = verify_one(&catalog, settings, &m, ids.clone(), opts.quick).await?;
         if rec.outcome != Outcome::Error {
             // A backup deleted while it was read (prune by hand, a person) must not be
@@ -76,6 +78,7 @@ pub async fn run(settings: &Settings, opts: &VerifyOptions) -> Result<Vec<Verifi
                 }
             }
         }
+        in_use.release().await;
         out.push(rec);
     }
     Ok(out)

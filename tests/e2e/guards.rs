@@ -234,3 +234,147 @@ fn swap_and_clean_refuse_a_restoring_database_pgdr_did_not_make() {
         "42"
     );
 }
+
+fn wait_for(what: &str, secs: u64, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never happened: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn prune_keeps_a_backup_that_a_running_verify_reads_and_names_the_reader() {
+    let w = World::local();
+    w.pg.psql(
+        "app",
+        "CREATE TABLE public.bulk AS SELECT i, md5(i::text) AS h FROM generate_series(1, 300000) AS i",
+    );
+    let old = w.backup()["id"].as_str().unwrap().to_string();
+    let new = w.backup()["id"].as_str().unwrap().to_string();
+    let tmp = w.dir.path().join("scratch-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let cfg = w.config_file(
+        "prune.toml",
+        &format!(
+            "[scratch]\ntemp_dir = \"{}\"\n[retention]\nkeep_last = 1\nmin_verified = 0\n",
+            tmp.display()
+        ),
+    );
+    let Repo::Local(root) = &w.repo else {
+        unreachable!("local only")
+    };
+    let marks = root.join("app").join("in-use").join(&old);
+    let mut c = w.pgdr_config(&cfg, &["verify", &old]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let verify = c.spawn().unwrap();
+    let pid = verify.id();
+    wait_for("the verify marks the backup in use", 30, || {
+        std::fs::read_dir(&marks).is_ok_and(|mut d| d.next().is_some())
+    });
+
+    let r = run(w.pgdr_config(&cfg, &["prune", "--dry-run"])).ok();
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains(&old))
+        .unwrap_or_else(|| panic!("{}", r.stdout))
+        .to_string();
+    assert!(
+        line.contains("keep")
+            && line.contains("kept: in use by verify on host ")
+            && line.contains(&format!(" pid {pid} since ")),
+        "{}",
+        r.stdout
+    );
+    let r = run(w.pgdr_config(&cfg, &["prune"])).ok();
+    assert!(r.stdout.contains("kept: in use by verify"), "{}", r.stdout);
+    assert!(root.join("app").join(&old).join("manifest.json").exists());
+
+    let out = verify.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("backup {old} of 'app': verified (full)")),
+        "{stdout}"
+    );
+    // Released: the next prune deletes it by the policy.
+    assert!(!marks.exists() || std::fs::read_dir(&marks).unwrap().next().is_none());
+    run(w.pgdr_config(&cfg, &["prune"])).ok();
+    let left: Vec<String> = w
+        .list()
+        .iter()
+        .map(|b| b["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, vec![new]);
+}
+
+/// A pg_dump that waits before running the real one: a backup that holds its lock a while.
+fn slow_pg_dump(dir: &std::path::Path) -> std::path::PathBuf {
+    let bin = dir.join("slow-dump-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let real = pg_bin();
+    let script = format!(
+        "#!/bin/bash\nif [ \"$1\" = --version ]; then exec '{0}/pg_dump' --version; fi\nsleep 6\nexec '{0}/pg_dump' \"$@\"\n",
+        real.display()
+    );
+    let p = bin.join("pg_dump");
+    std::fs::write(&p, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::os::unix::fs::symlink(real.join("pg_dumpall"), bin.join("pg_dumpall")).unwrap();
+    bin
+}
+
+#[test]
+fn two_cli_backups_of_one_database_do_not_both_run() {
+    let w = World::local();
+    let cfg = w.config_file(
+        "slow.toml",
+        &format!(
+            "[tools]\npg_bin_dir = \"{}\"\n",
+            slow_pg_dump(w.dir.path()).display()
+        ),
+    );
+    let mut c = w.pgdr_config(&cfg, &["backup", "--quiet"]);
+    c.stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let first = c.spawn().unwrap();
+    let pid = first.id();
+    wait_for("the first backup holds its lock", 30, || {
+        w.pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted",
+        ) != "0"
+    });
+    let r = w.run(&["backup"]);
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("database 'app': another backup of it is running")
+            && r.stderr.contains("pgdr backup lock: host ")
+            && r.stderr.contains(&format!(" pid {pid}, for ")),
+        "{}",
+        r.stderr
+    );
+    let out = first.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(w.list().len(), 1, "only the first backup ran");
+    // Released: the next backup runs.
+    w.run(&["backup", "--quiet"]).ok();
+    assert_eq!(w.list().len(), 2);
+}
