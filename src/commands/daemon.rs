@@ -124,6 +124,7 @@ pub async fn run(
     opts: &DaemonOptions,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    crate::scratch::sweep_orphans(&settings.scratch).await;
     let settings = Arc::new(settings);
     let databases: Vec<String> = settings
         .select(opts.database.as_deref())?

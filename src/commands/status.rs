@@ -101,6 +101,7 @@ pub async fn run(
     opts: &StatusOptions,
     now: DateTime<Utc>,
 ) -> Result<StatusReport> {
+    crate::scratch::sweep_orphans(&settings.scratch).await;
     let store = store::open(settings).await?;
     let catalog = Catalog::new(store.clone());
     let names =

@@ -54,10 +54,16 @@ pub fn check_space(dir: &Path, need: u64) -> Result<u64> {
     Ok(free)
 }
 
-/// A new spool file in `dir`, removed on drop.
+/// A new spool file in `dir` (mode 0600), removed on drop. Its name carries the owner (pid
+/// and start time) so that a later run removes it should this process be killed; spool files
+/// of killed runs in `dir` are removed first.
 pub fn create(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    use crate::scratch::orphans::{sweep_spools, Owner, SPOOL_PREFIX};
+    sweep_spools(dir);
+    let me = Owner::me();
     tempfile::Builder::new()
-        .prefix("pgdr-spool-")
+        .prefix(&format!("{SPOOL_PREFIX}{}.{}-", me.pid, me.start))
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
         .suffix(".dump")
         .tempfile_in(dir)
         .map_err(|e| {
@@ -89,5 +95,23 @@ mod tests {
         assert!(e.message.contains("needed"), "{}", e.message);
         assert_eq!(needed_bytes(1000), 1100);
         assert!(check_space(Path::new("/nonexistent/dir"), 1).is_err());
+    }
+
+    #[test]
+    fn spool_file_is_private_and_names_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let f = create(d.path()).unwrap();
+        let mode = std::fs::metadata(f.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let me = crate::scratch::orphans::Owner::me();
+        let name = f.path().file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(&format!("pgdr-spool-{}.{}-", me.pid, me.start)),
+            "{name}"
+        );
+        // A live owner's spool survives a sweep.
+        crate::scratch::orphans::sweep_spools(d.path());
+        assert!(f.path().exists());
     }
 }

@@ -1,21 +1,43 @@
 //! Scratch databases to restore into for verification and drills: an ephemeral cluster that
-//! pgdr starts itself (initdb in a temp dir, loopback, free port), or a database created on a
-//! server the operator names. Either is torn down afterwards, also after a failure or a
-//! cancel: the cluster's `Drop` stops the server and removes its files.
+//! pgdr starts itself (initdb in a temp dir), or a database created on a server the operator
+//! names. Either is torn down afterwards, also after a failure or a cancel: the cluster's
+//! `Drop` stops the server and removes its files.
+//!
+//! The ephemeral cluster holds the decrypted rows, so only pgdr reaches it: no TCP listener,
+//! its Unix socket in a 0700 folder of the cluster's OS user, and `pg_hba.conf` accepting
+//! only `scram-sha-256` over that socket with a random password made for this one run.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::str::FromStr;
 
 use tokio::process::Command;
 
-use crate::config::Database;
+use crate::config::{Database, Secret};
 use crate::error::{PgdrError, Result};
 use crate::source::tools::{self, Tool};
 
+pub mod orphans;
 pub mod target;
 
+pub use orphans::sweep_orphans;
+use orphans::{Owner, OWNER_FILE, SCRATCH_PREFIX};
 pub use target::Scratch;
+
+/// The port in the socket's name (`.s.PGSQL.<port>`): there is no TCP listener, and the
+/// socket's folder is the cluster's own, so any fixed number does.
+const SOCKET_PORT: u16 = 5432;
+
+/// The only way in: pgdr's own connections over the private socket, with the run's password.
+const PG_HBA: &str =
+    "# Written by pgdr: the socket only, with this run's password.\nlocal all all scram-sha-256\n";
+
+/// A password for one run, from the OS's CSPRNG: 32 bytes, hex.
+fn random_password() -> Result<Secret> {
+    let mut b = [0u8; 32];
+    getrandom::getrandom(&mut b)
+        .map_err(|e| PgdrError::tool(format!("scratch cluster: no random password: {e}")))?;
+    Ok(Secret::new(hex::encode(b)))
+}
 
 /// Settings for scratch databases (config `[scratch]`).
 #[derive(Debug, Clone, Default)]
@@ -48,7 +70,9 @@ fn server_settings(objects: u64) -> Vec<String> {
     let connections = cores + 20;
     let locks = (4 * objects).div_ceil(connections).max(4096);
     [
-        "listen_addresses=127.0.0.1".to_string(),
+        // No TCP at all; the socket's folder and pg_hba.conf keep everyone else out.
+        "listen_addresses=".to_string(),
+        "unix_socket_permissions=0700".into(),
         "fsync=off".into(),
         "full_page_writes=off".into(),
         "synchronous_commit=off".into(),
@@ -66,10 +90,11 @@ fn server_settings(objects: u64) -> Vec<String> {
     .collect()
 }
 
-/// A throwaway PostgreSQL cluster on loopback.
+/// A throwaway PostgreSQL cluster reached only through its private Unix socket.
 pub struct EphemeralCluster {
     dir: Option<tempfile::TempDir>,
-    pub port: u16,
+    /// The bootstrap superuser's password, made for this run.
+    password: Secret,
     pub bin_dir: PathBuf,
     pub version: String,
     /// Who runs initdb and the server when pgdr runs as root (they refuse root).
@@ -108,8 +133,7 @@ impl EphemeralCluster {
             None
         };
         let parent = s.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let swept = parent.clone();
-        let _ = tokio::task::spawn_blocking(move || sweep_orphans(&swept)).await;
+        sweep_orphans(s).await;
         let dir = tempfile::Builder::new()
             .prefix(SCRATCH_PREFIX)
             .tempdir_in(&parent)
@@ -118,17 +142,15 @@ impl EphemeralCluster {
                     .hint("set [scratch] temp_dir to a writable folder with room for the restored database")
             })?;
         // Who owns this cluster, for the sweep of a later run should this process be killed.
-        std::fs::write(dir.path().join(OWNER_FILE), std::process::id().to_string()).map_err(
-            |e| {
-                PgdrError::tool(format!(
-                    "scratch cluster: writing in {}: {e}",
-                    dir.path().display()
-                ))
-            },
-        )?;
+        std::fs::write(dir.path().join(OWNER_FILE), Owner::me().to_file()).map_err(|e| {
+            PgdrError::tool(format!(
+                "scratch cluster: writing in {}: {e}",
+                dir.path().display()
+            ))
+        })?;
         let mut cluster = EphemeralCluster {
             dir: Some(dir),
-            port: 0,
+            password: random_password()?,
             bin_dir,
             version: initdb.version.clone(),
             os_user,
@@ -144,16 +166,16 @@ impl EphemeralCluster {
 
     /// `prog` of the cluster's binaries, as the cluster's OS user: its uid and gid set on the
     /// child itself, so the process pgdr holds, kills and reaps is initdb or the server, never
-    /// a wrapper that would leave it running. Secrets of pgdr's environment are not passed on.
+    /// a wrapper that would leave it running. Nothing of pgdr's environment is passed on but
+    /// the allow-list of [`crate::source::process::clean_env`].
     fn command(&self, prog: &str) -> std::process::Command {
         use std::os::unix::process::CommandExt;
         let mut c = std::process::Command::new(self.bin_dir.join(prog));
+        crate::source::process::clean_env(&mut c);
         if let Some(u) = &self.os_user {
             c.uid(u.uid.as_raw()).gid(u.gid.as_raw());
         }
-        c.current_dir(self.dir())
-            .env_remove("PGPASSWORD")
-            .stdin(Stdio::null());
+        c.current_dir(self.dir()).stdin(Stdio::null());
         c
     }
 
@@ -186,52 +208,66 @@ impl EphemeralCluster {
         Ok(())
     }
 
+    /// Hand `path` to the cluster's OS user (when pgdr runs as root).
+    fn give(&self, path: &Path) -> Result<()> {
+        let Some(u) = &self.os_user else {
+            return Ok(());
+        };
+        std::os::unix::fs::chown(path, Some(u.uid.as_raw()), Some(u.gid.as_raw())).map_err(|e| {
+            PgdrError::tool(format!(
+                "scratch cluster: cannot hand {} to OS user '{}': {e}",
+                path.display(),
+                u.name
+            ))
+            .hint("set [scratch] temp_dir to a folder where pgdr may do that")
+        })
+    }
+
+    /// initdb with the run's password (in a 0600 file removed right after: never in argv),
+    /// then pgdr's own `pg_hba.conf`, then the server.
     async fn init(&mut self, objects: u64) -> Result<()> {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let dir = self.dir().to_path_buf();
-        if let Some(u) = &self.os_user {
-            std::os::unix::fs::chown(&dir, Some(u.uid.as_raw()), Some(u.gid.as_raw())).map_err(
-                |e| {
-                    PgdrError::tool(format!(
-                        "scratch cluster: cannot hand {} to OS user '{}': {e}",
-                        dir.display(),
-                        u.name
-                    ))
-                    .hint("set [scratch] temp_dir to a folder where pgdr may do that")
-                },
-            )?;
+        let io = |what: &Path, e: std::io::Error| {
+            PgdrError::tool(format!("scratch cluster: {}: {e}", what.display()))
+        };
+        // The socket's folder: the cluster's OS user's alone (root, pgdr's own side, passes).
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io(&dir, e))?;
+        self.give(&dir)?;
+        let pwfile = dir.join("pwfile");
+        {
+            use std::io::Write;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&pwfile)
+                .map_err(|e| io(&pwfile, e))?;
+            f.write_all(self.password.expose().as_bytes())
+                .map_err(|e| io(&pwfile, e))?;
         }
+        self.give(&pwfile)?;
         let data = dir.join("data");
         let mut c = self.command("initdb");
-        c.arg("-D").arg(&data).args([
-            "-U",
-            "postgres",
-            "-E",
-            "UTF8",
-            "--no-locale",
-            "-A",
-            "trust",
-            "--no-sync",
-        ]);
-        self.run("initdb", c).await?;
-        // A free port can be taken between probe and bind; try a few.
-        let mut last = None;
-        for _ in 0..5 {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .map_err(|e| PgdrError::tool(format!("scratch cluster: no free port: {e}")))?;
-            match self.start_server(port, objects).await {
-                Ok(()) => return Ok(()),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.expect("tried"))
+        c.arg("-D")
+            .arg(&data)
+            .args(["-U", "postgres", "-E", "UTF8", "--no-locale"])
+            .args(["--auth=scram-sha-256", "--no-sync"])
+            .arg(format!("--pwfile={}", pwfile.display()));
+        let done = self.run("initdb", c).await;
+        let removed = std::fs::remove_file(&pwfile);
+        done?;
+        removed.map_err(|e| io(&pwfile, e))?;
+        let hba = data.join("pg_hba.conf");
+        std::fs::write(&hba, PG_HBA).map_err(|e| io(&hba, e))?;
+        self.start_server(objects).await
     }
 
     /// Start the postmaster as a child and wait until its pid file says it accepts
     /// connections (polled every few milliseconds: pg_ctl's 100 ms steps would add up to a
     /// tenth of a second to every proof).
-    async fn start_server(&mut self, port: u16, objects: u64) -> Result<()> {
+    async fn start_server(&mut self, objects: u64) -> Result<()> {
         use std::os::unix::process::CommandExt;
         let dir = self.dir().to_path_buf();
         let data = dir.join("data");
@@ -245,7 +281,7 @@ impl EphemeralCluster {
         c.arg("-D")
             .arg(&data)
             .arg("-p")
-            .arg(port.to_string())
+            .arg(SOCKET_PORT.to_string())
             .arg("-k")
             .arg(&dir)
             .args(server_settings(objects))
@@ -259,7 +295,6 @@ impl EphemeralCluster {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
         loop {
             if pid_file_status(&data).as_deref() == Some("ready") {
-                self.port = port;
                 return Ok(());
             }
             let exited = self
@@ -313,14 +348,21 @@ impl EphemeralCluster {
         }
     }
 
-    /// Connection settings for a database of this cluster, as the bootstrap superuser.
+    /// Connection settings for a database of this cluster, as the bootstrap superuser: the
+    /// private socket and the run's password (children get it as PGPASSWORD, never in argv).
     pub fn database(&self, dbname: &str) -> Database {
-        let url = format!("postgres://postgres@127.0.0.1:{}/{dbname}", self.port);
+        let mut conn = tokio_postgres::Config::new();
+        conn.host_path(self.dir())
+            .port(SOCKET_PORT)
+            .user("postgres")
+            .dbname(dbname)
+            .password(self.password.expose())
+            .ssl_mode(tokio_postgres::config::SslMode::Disable);
         Database {
             name: dbname.to_string(),
-            conn: tokio_postgres::Config::from_str(&url).expect("valid url"),
+            conn,
             cert_check: None,
-            password: None,
+            password: Some(self.password.clone()),
             exclude_tables: Vec::new(),
             rto_target: None,
             rpo_target: None,
@@ -347,75 +389,6 @@ impl Drop for EphemeralCluster {
             }
         }
     }
-}
-
-const SCRATCH_PREFIX: &str = "pgdr-scratch-";
-/// The pid of the pgdr process that made a scratch cluster, in the cluster's folder.
-const OWNER_FILE: &str = "pgdr.pid";
-
-/// Scratch clusters whose pgdr was killed outright (SIGKILL, the OOM killer: no `Drop`) keep
-/// their server running and their files on disk. A later run removes them: a folder of ours
-/// whose owner process is gone gets its postmaster stopped (when the process with that pid
-/// really is the postmaster of that folder) and is deleted. Best effort; failures are logged.
-fn sweep_orphans(parent: &Path) {
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let dir = e.path();
-        if !e.file_name().to_string_lossy().starts_with(SCRATCH_PREFIX) {
-            continue;
-        }
-        let Some(owner) = std::fs::read_to_string(dir.join(OWNER_FILE))
-            .ok()
-            .and_then(|s| s.trim().parse::<i32>().ok())
-        else {
-            continue;
-        };
-        // Our own pid here means a pid reused after a restart (a container's pgdr is often
-        // pid 1 every time): this process has not made its folder yet.
-        if owner as u32 != std::process::id() && process_exists(owner) {
-            continue;
-        }
-        let data = dir.join("data");
-        if let Some(pm) = pid_file_line(&data, 0).and_then(|l| l.trim().parse::<i32>().ok()) {
-            if is_postmaster_of(pm, &data) {
-                // SAFETY: kill has no memory-safety preconditions.
-                if unsafe { libc::kill(pm, libc::SIGQUIT) } != 0 {
-                    tracing::warn!(dir = %dir.display(), pid = pm, "cannot stop the server of a scratch cluster left by a killed pgdr; stop it and remove the folder by hand");
-                    continue;
-                }
-                // Not our child: its pid file going away says it stopped.
-                let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-                while data.join("postmaster.pid").exists() && std::time::Instant::now() < deadline {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-            }
-        }
-        match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {
-                tracing::info!(dir = %dir.display(), owner, "removed a scratch cluster left by a pgdr process that is gone")
-            }
-            Err(err) => {
-                tracing::warn!(dir = %dir.display(), error = %err, "cannot remove a scratch cluster left by a killed pgdr; remove it by hand")
-            }
-        }
-    }
-}
-
-fn process_exists(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists and may be signalled.
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
-    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// Whether `pid` runs postgres on `data` (a pid from an old pid file may be anything now).
-fn is_postmaster_of(pid: i32, data: &Path) -> bool {
-    std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| {
-        let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
-        let data = data.as_os_str().as_encoded_bytes();
-        args.first().is_some_and(|a| a.ends_with(b"postgres")) && args.contains(&data)
-    })
 }
 
 /// Line `n` (from 0) of the cluster's `postmaster.pid`: 0 is the pid, 7 the status.

@@ -35,23 +35,31 @@ pub struct ChildStream {
     finished: bool,
 }
 
-/// Set libpq's environment for a child from the database config. The password travels only
-/// here, never in argv; inherited PG* variables that could redirect the child are removed.
-pub fn libpq_env(cmd: &mut Command, db: &Database) {
-    for var in [
-        "PGSERVICE",
-        "PGSERVICEFILE",
-        "PGHOSTADDR",
-        "PGHOST",
-        "PGPORT",
-        "PGUSER",
-        "PGDATABASE",
-        "PGPASSWORD",
-        "PGOPTIONS",
-        "PGSSLROOTCERT",
-    ] {
-        cmd.env_remove(var);
+/// Whether a variable of pgdr's environment may reach a child: the program search path, the
+/// locale and the time zone. Nothing else (S3 keys, webhook URLs, a systemd unit's
+/// `EnvironmentFile` secrets, the caller's PGHOST/PGSERVICE/PGOPTIONS...).
+fn inherited(name: &std::ffi::OsStr) -> bool {
+    let n = name.as_encoded_bytes();
+    matches!(n, b"PATH" | b"LANG" | b"TZ") || n.starts_with(b"LC_")
+}
+
+/// Start `cmd` from an empty environment plus the allow-list of [`inherited`]. Every child
+/// pgdr spawns goes through here (`Command::new` appears nowhere without it); what a child
+/// needs beyond that (libpq's settings) its caller sets explicitly afterwards.
+pub fn clean_env(cmd: &mut std::process::Command) {
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        if inherited(&k) {
+            cmd.env(k, v);
+        }
     }
+}
+
+/// Set libpq's environment for a child from the database config, over a cleared environment
+/// ([`clean_env`]): only the connection pgdr resolved itself reaches the child. The password
+/// travels only here, never in argv.
+pub fn libpq_env(cmd: &mut Command, db: &Database) {
+    clean_env(cmd.as_std_mut());
     let c = &db.conn;
     let hosts: Vec<String> = c
         .get_hosts()
@@ -283,9 +291,38 @@ mod tests {
         // Without checking, an inherited PGSSLROOTCERT is removed, not passed on.
         let e = env_of("postgres://u@h/db?sslmode=require");
         assert_eq!(e["PGSSLMODE"].as_deref(), Some("require"));
-        assert_eq!(e["PGSSLROOTCERT"], None);
+        assert_eq!(e.get("PGSSLROOTCERT").cloned().flatten(), None);
         let e = env_of("postgres://u@h/db");
         assert_eq!(e["PGSSLMODE"].as_deref(), Some("prefer"));
+    }
+
+    #[test]
+    fn only_path_locale_and_time_zone_are_inherited() {
+        for ok in ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ"] {
+            assert!(inherited(std::ffi::OsStr::new(ok)), "{ok}");
+        }
+        for no in [
+            "HOME",
+            "PGHOST",
+            "PGSERVICE",
+            "PGOPTIONS",
+            "PGPASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "PGDR_WEBHOOK_URL",
+            "LD_PRELOAD",
+            "XLC_X",
+        ] {
+            assert!(!inherited(std::ffi::OsStr::new(no)), "{no}");
+        }
+        // Only what pgdr resolved: the libpq settings it sets, nothing else explicitly.
+        let e = env_of("postgres://u@h:5433/db");
+        assert_eq!(e["PGHOST"].as_deref(), Some("h"));
+        assert_eq!(e["PGPORT"].as_deref(), Some("5433"));
+        assert!(
+            e.keys()
+                .all(|k| k.starts_with("PG") || inherited(k.as_ref())),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -31,7 +31,9 @@ pub fn parse_version(out: &str) -> Option<(String, u32)> {
 }
 
 fn probe(path: &Path) -> Option<Tool> {
-    let out = std::process::Command::new(path)
+    let mut cmd = std::process::Command::new(path);
+    crate::source::process::clean_env(&mut cmd);
+    let out = cmd
         .arg("--version")
         .stdin(std::process::Stdio::null())
         .output()

@@ -10,5 +10,6 @@ mod restore;
 mod s3;
 mod schedule;
 mod schema;
+mod security;
 mod tls;
 mod verify;
