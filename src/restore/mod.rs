@@ -320,6 +320,7 @@ pub async fn restore_with(
     timer: &mut PhaseTimer,
     report: &mut EngineReport,
 ) -> Result<()> {
+    crate::fingerprint::sensitive::require_revealed(m)?;
     let globals_sql = match globals_sql {
         Some(s) => s,
         None => fetch_globals(store, m, ids.clone()).await?,
