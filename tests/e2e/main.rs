@@ -9,5 +9,6 @@ mod restore;
 mod s3;
 mod schedule;
 mod schema;
+mod secrets;
 mod tls;
 mod verify;
