@@ -523,7 +523,8 @@ pub async fn restore_with(
                 for s in sql {
                     client.batch_execute(&s).await.map_err(|e| {
                         PgdrError::database(format!(
-                            "replaying a database property ({s}): {}",
+                            "replaying a database property ({}): {}",
+                            dbprops::without_value(&s),
                             db_message(&e)
                         ))
                     })?;
