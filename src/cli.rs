@@ -243,14 +243,20 @@ enum ConfigCmd {
     },
 }
 
-fn init_logging(g: &Global) {
-    use tracing_subscriber::EnvFilter;
-    let default = match (g.quiet, g.verbose) {
+/// `-v` raises pgdr's own logs only: other crates stay at `info` (their debug output carries
+/// SQL text with setting values and authentication details) unless `PGDR_LOG` names them.
+fn log_filter(quiet: bool, verbose: u8) -> &'static str {
+    match (quiet, verbose) {
         (true, _) => "error",
         (false, 0) => "warn,pgdr=info",
         (false, 1) => "info,pgdr=debug",
-        _ => "debug",
-    };
+        _ => "info,pgdr=trace",
+    }
+}
+
+fn init_logging(g: &Global) {
+    use tracing_subscriber::EnvFilter;
+    let default = log_filter(g.quiet, g.verbose);
     let filter = EnvFilter::try_from_env("PGDR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -387,6 +393,11 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             if *json {
                 // The manifest as stored, plus the newest verification beside it.
                 let mut v = serde_json::to_value(&e.manifest).expect("json");
+                // A manifest written before format 2 holds setting values and comments in
+                // clear: shown sealed, as newer manifests store them.
+                if let Some(s) = v.pointer_mut("/fingerprint/schema") {
+                    crate::fingerprint::sensitive::seal_json_view(s);
+                }
                 v["last_verification"] = serde_json::to_value(&e.verification).expect("json");
                 println!("{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {

@@ -17,7 +17,10 @@ use crate::fingerprint::Fingerprint;
 use crate::source::dump::GlobalsMode;
 use crate::source::ServerInfo;
 
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: setting values and comments of the schema fingerprint moved out of the manifest into
+/// the encrypted `sensitive` object (see `fingerprint::sensitive`); the manifest keeps their
+/// names. Format 1 (values in clear, no such object) is still read.
+pub const FORMAT_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Manifest {
@@ -75,7 +78,7 @@ pub struct CodecInfo {
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ObjectRecord {
-    /// Role of the object: "dump" or "globals".
+    /// Role of the object: "dump", "globals" or "sensitive".
     pub name: String,
     /// File name inside the backup folder.
     pub file: String,
@@ -279,16 +282,17 @@ pub(crate) mod tests {
     fn newer_format_refused_unknown_fields_kept() {
         let m = sample();
         let mut v = serde_json::to_value(&m).unwrap();
-        v["format_version"] = 2.into();
+        v["format_version"] = (FORMAT_VERSION + 1).into();
         let mut raw = serde_json::to_vec(&v).unwrap();
         let e = Manifest::from_json(&raw, "m").unwrap_err();
         assert!(
-            e.message.contains("manifest format 2 is newer"),
+            e.message
+                .contains(&format!("manifest format {} is newer", FORMAT_VERSION + 1)),
             "{}",
             e.message
         );
 
-        v["format_version"] = 1.into();
+        v["format_version"] = FORMAT_VERSION.into();
         v["future_field"] = serde_json::json!({"x": 1});
         let sum = canonical_sha256(&v);
         v["checksum"] = sum.into();

@@ -11,7 +11,7 @@ use crate::catalog::{self, BackupId, Catalog, Manifest};
 use crate::codec::{self, EncodeParams};
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
-use crate::fingerprint::{schema, ArchiveParser, Fingerprint};
+use crate::fingerprint::{schema, sensitive, ArchiveParser, Fingerprint};
 use crate::pipeline;
 use crate::progress::{Meter, Tee};
 use crate::schedule::settings::JobKind;
@@ -126,7 +126,11 @@ async fn backup_one(
         phases.done("snapshot");
         // The catalog as the snapshot sees it: what a restore must bring back besides rows.
         let schema = match schema::capture(&snapshot.client).await {
-            Ok(s) => s,
+            Ok(mut s) => {
+                // Setting values and comments leave the plaintext manifest (see `sensitive`).
+                let secret = sensitive::split(&mut s);
+                (s, secret)
+            }
             Err(e) => {
                 let _ = snapshot.release().await;
                 return Err(e.context(format!("database '{}': fingerprinting the schema", db.name)));
@@ -145,6 +149,7 @@ async fn backup_one(
         }
     };
 
+    let (schema, secret) = schema;
     let id = BackupId::from_time(started_at);
     let mut written: Vec<String> = Vec::new();
     let result = async {
@@ -169,6 +174,19 @@ async fn backup_one(
         let globals = record("globals", catalog::GLOBALS_FILE, &up);
         phases.done("globals");
 
+        let key = catalog::object_key(&db.name, &id, sensitive::FILE);
+        written.push(key.clone());
+        let plain = std::io::Cursor::new(sensitive::to_bytes(&secret)?);
+        let up = pipeline::upload(
+            catalog.store().as_ref(),
+            &key,
+            plain,
+            params.clone(),
+            std::io::sink(),
+        )
+        .await?;
+        let secret_rec = record(sensitive::OBJECT, sensitive::FILE, &up);
+
         let dump_args = dump::pg_dump_args(&snapshot.id, db);
         let key = catalog::object_key(&db.name, &id, catalog::DUMP_FILE);
         written.push(key.clone());
@@ -186,7 +204,13 @@ async fn backup_one(
             .map_err(|e| PgdrError::corrupt(format!("pg_dump output: {e}")))?;
         phases.done("dump");
 
-        Ok::<_, PgdrError>((mode, globals_args, dump_args, vec![dump_rec, globals], data))
+        Ok::<_, PgdrError>((
+            mode,
+            globals_args,
+            dump_args,
+            vec![dump_rec, globals, secret_rec],
+            data,
+        ))
     }
     .await;
 
@@ -233,6 +257,7 @@ async fn backup_one(
         fingerprint: Some(Fingerprint {
             data,
             schema: Some(schema),
+            revealed: false,
         }),
         extra: Default::default(),
     };

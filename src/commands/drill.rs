@@ -304,7 +304,7 @@ async fn drill_one(
             .collect()
     };
 
-    let m = match chosen {
+    let mut m = match chosen {
         Ok(m) => m,
         Err(why) => {
             rec.failures.push(why);
@@ -343,7 +343,14 @@ async fn drill_one(
 
     // 3. The restore: globals, create, then fetch, decrypt, decompress and pg_restore (data,
     //    then post-data: indexes, constraints, triggers) streamed together.
-    let restored = restore::restore_into(store, &m, ids, &sc.target, &mut timer).await;
+    //    Setting values and comments come out of their encrypted object first.
+    let restored = match crate::fingerprint::sensitive::reveal(store, &m, ids.clone()).await {
+        Ok(full) => {
+            m = full;
+            restore::restore_into(store, &m, ids, &sc.target, &mut timer).await
+        }
+        Err(e) => Err(e),
+    };
     let mut proven = false;
     match &restored {
         Err(e) => {

@@ -431,6 +431,10 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let globals_sql = restore::fetch_globals(catalog.store().as_ref(), &m, ids.clone())
         .await
         .map_err(|e| e.context(format!("backup {}", m.id)))?;
+    // Setting values and comments, to replay and compare, from their encrypted object.
+    let m = crate::fingerprint::sensitive::reveal(catalog.store().as_ref(), &m, ids.clone())
+        .await
+        .map_err(|e| e.context(format!("backup {}", m.id)))?;
 
     let (maintenance, client) = connect_maintenance(&target).await?;
     let info = client

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub mod archive;
 pub mod rows;
 pub mod schema;
+pub mod sensitive;
 
 pub use archive::{ArchiveParser, ArchiveSummary};
 
@@ -20,4 +21,8 @@ pub struct Fingerprint {
     /// it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<schema::SchemaFingerprint>,
+    /// Whether the sensitive values (see [`sensitive`]) are back in `schema`: never stored,
+    /// set by [`sensitive::reveal`] after decrypting them.
+    #[serde(skip)]
+    pub revealed: bool,
 }

@@ -1097,7 +1097,9 @@ fn props_diff(section: &str, e: &Value, a: &Value, opts: &DiffOptions) -> Vec<St
                     }
                 }
             }
-            "comment" => out.push(text_change("comment", x, y, true)),
+            // Comments and setting values may hold secrets: named, never shown (the lines
+            // land in logs and in plaintext records).
+            "comment" => out.push(presence_change("comment", x, y)),
             _ if x.is_some_and(Value::is_object) || y.is_some_and(Value::is_object) => {
                 // e.g. a domain's constraints: name → definition.
                 let (xo, yo) = (object(x), object(y));
@@ -1109,7 +1111,6 @@ fn props_diff(section: &str, e: &Value, a: &Value, opts: &DiffOptions) -> Vec<St
                             &format!("{what} \"{sub}\""),
                             xo.get(sub),
                             yo.get(sub),
-                            false,
                         ));
                     }
                 }
@@ -1126,7 +1127,6 @@ fn props_diff(section: &str, e: &Value, a: &Value, opts: &DiffOptions) -> Vec<St
                         &name.replace('_', " "),
                         x2.as_ref(),
                         y2.as_ref(),
-                        false,
                     ));
                 }
             }
@@ -1144,26 +1144,26 @@ fn singular(name: &str) -> String {
     words.strip_suffix('s').map(str::to_string).unwrap_or(words)
 }
 
-/// `setting search_path = 'public' in backup, not set after restore`.
+/// `setting search_path differs`, `setting x set in backup, not set after restore`: names,
+/// never values.
 fn settings_diff(x: Option<&Value>, y: Option<&Value>, suffix: &str, out: &mut Vec<String>) {
     let (xo, yo) = (object(x), object(y));
     let names: BTreeSet<&String> = xo.keys().chain(yo.keys()).collect();
-    let val = |v: Option<&Value>| match v {
-        None | Some(Value::Null) => "not set".to_string(),
-        Some(Value::String(s)) => format!("'{s}'"),
-        Some(v) => v.to_string(),
-    };
     for n in names {
         let (a, b) = (xo.get(n), yo.get(n));
         if a != b {
-            let a_txt = val(a);
-            let b_txt = val(b);
-            let head = match a {
-                Some(_) => format!("setting {n}{suffix} = {a_txt} in backup"),
-                None => format!("setting {n}{suffix} {a_txt} in backup"),
-            };
-            out.push(format!("{head}, {b_txt} after restore"));
+            out.push(presence_change(&format!("setting {n}{suffix}"), a, b));
         }
+    }
+}
+
+/// `{what} differs`, or which side lacks it; the values are not shown.
+fn presence_change(what: &str, x: Option<&Value>, y: Option<&Value>) -> String {
+    let set = |v: Option<&Value>| v.is_some_and(|v| !v.is_null());
+    match (set(x), set(y)) {
+        (true, false) => format!("{what} set in backup, not set after restore"),
+        (false, true) => format!("{what} not set in backup, set after restore"),
+        _ => format!("{what} differs"),
     }
 }
 
@@ -1172,12 +1172,8 @@ const SHOW_MAX: usize = 200;
 
 /// `{what} {x} in backup, {y} after restore`, or `{what} differs` when a value is too long to
 /// read in one line.
-fn text_change(what: &str, x: Option<&Value>, y: Option<&Value>, quote: bool) -> String {
-    let fmt = |v: Option<&Value>| match v {
-        Some(Value::String(s)) if quote => format!("'{}'", one_line(s)),
-        other => show(other),
-    };
-    let (a, b) = (fmt(x), fmt(y));
+fn text_change(what: &str, x: Option<&Value>, y: Option<&Value>) -> String {
+    let (a, b) = (show(x), show(y));
     if a.chars().count() > SHOW_MAX || b.chars().count() > SHOW_MAX {
         format!("{what} differs")
     } else {
@@ -1344,7 +1340,7 @@ fn acl_map(v: Option<&Value>) -> Option<AclMap> {
 /// it is all that differs.
 fn acl_diff(x: Option<&Value>, y: Option<&Value>, out: &mut Vec<String>) {
     let (Some(mx), Some(my)) = (acl_map(x), acl_map(y)) else {
-        out.push(text_change("privileges", x, y, false));
+        out.push(text_change("privileges", x, y));
         return;
     };
     let grantees: BTreeSet<&String> = mx.keys().chain(my.keys()).collect();
@@ -1521,7 +1517,7 @@ mod tests {
             d(&e, &a),
             [
                 "table public.orders: force row level security true in backup, false after restore",
-                "table public.profiles: comment 'User profiles' in backup, none after restore",
+                "table public.profiles: comment set in backup, not set after restore",
                 "table public.orders: column \"amount\" type numeric(12,2) in backup, numeric after restore",
                 "function public.is_admin(uid uuid): definition differs",
                 "policy \"profiles_select\" on public.profiles: roles anon, authenticated in backup, authenticated after restore",
@@ -1602,7 +1598,7 @@ mod tests {
         assert_eq!(
             d(&e, &a),
             [
-                "function public.is_admin(uid uuid): setting search_path = 'public, auth' in backup, not set after restore",
+                "function public.is_admin(uid uuid): setting search_path set in backup, not set after restore",
                 "function public.is_admin(uid uuid): security definer true in backup, false after restore",
             ]
         );
@@ -1793,9 +1789,9 @@ mod tests {
         assert_eq!(
             d(&e, &a),
             [
-                "database: comment 'sample' in backup, none after restore",
-                "database: setting statement_timeout for role authenticated not set in backup, '5s' after restore",
-                "database: setting app.settings.environment = 'demo' in backup, not set after restore",
+                "database: comment set in backup, not set after restore",
+                "database: setting statement_timeout for role authenticated not set in backup, set after restore",
+                "database: setting app.settings.environment set in backup, not set after restore",
             ]
         );
         let skip = DiffOptions {

@@ -76,6 +76,17 @@ fn set_clause(name: &str, value: &str) -> String {
     format!("SET {} TO {v}", qi(name))
 }
 
+/// A replayed statement as an error may show it: up to its value (`... SET "x" TO`,
+/// `COMMENT ON DATABASE "d" IS`), since setting values and comments can be secrets.
+pub fn without_value(sql: &str) -> &str {
+    for sep in [" TO ", " IS "] {
+        if let Some(i) = sql.find(sep) {
+            return &sql[..i + sep.len() - 1];
+        }
+    }
+    sql
+}
+
 /// The locale options of `CREATE DATABASE` for the recorded locale, if any was recorded.
 pub fn locale_clause(props: &Value) -> Option<String> {
     let get = |k: &str| props.get(k).and_then(Value::as_str);
@@ -276,6 +287,21 @@ pub fn statements(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_show_statements_without_their_values() {
+        let s = format!(
+            "ALTER DATABASE \"d\" {}",
+            set_clause("app.jwt", "s3cret TO x")
+        );
+        assert_eq!(without_value(&s), "ALTER DATABASE \"d\" SET \"app.jwt\" TO");
+        let c = format!("COMMENT ON DATABASE \"d\" IS {}", lit("s3cret"));
+        assert_eq!(without_value(&c), "COMMENT ON DATABASE \"d\" IS");
+        assert_eq!(
+            without_value("REVOKE ALL ON DATABASE d FROM PUBLIC"),
+            "REVOKE ALL ON DATABASE d FROM PUBLIC"
+        );
+    }
 
     fn roles() -> BTreeSet<String> {
         ["postgres", "anon", "authenticated", "app_owner"]

@@ -320,6 +320,7 @@ pub async fn restore_with(
     timer: &mut PhaseTimer,
     report: &mut EngineReport,
 ) -> Result<()> {
+    crate::fingerprint::sensitive::require_revealed(m)?;
     let globals_sql = match globals_sql {
         Some(s) => s,
         None => fetch_globals(store, m, ids.clone()).await?,
@@ -522,7 +523,8 @@ pub async fn restore_with(
                 for s in sql {
                     client.batch_execute(&s).await.map_err(|e| {
                         PgdrError::database(format!(
-                            "replaying a database property ({s}): {}",
+                            "replaying a database property ({}): {}",
+                            dbprops::without_value(&s),
                             db_message(&e)
                         ))
                     })?;

@@ -15,7 +15,7 @@ use crate::catalog::{self, Manifest};
 use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{large_object_digest, ArchiveParser, ArchiveSummary};
 use crate::fingerprint::rows::{CopyRowSplitter, RowDigest};
-use crate::fingerprint::schema;
+use crate::fingerprint::{schema, sensitive};
 use crate::pipeline;
 use crate::sql::quote_ident as qi;
 use crate::store::Store;
@@ -40,6 +40,8 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
         let key = catalog::object_key(&m.database, &m.id, &rec.file);
         let sink = if rec.name == "dump" {
             Sink::Parser(Box::default())
+        } else if rec.name == sensitive::OBJECT {
+            Sink::Collect(Vec::new())
         } else {
             Sink::Discard
         };
@@ -82,6 +84,12 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
             }
             Err(e) => return Err(e),
         };
+        if let Sink::Collect(bytes) = &sink {
+            // The values must belong to the names the manifest lists.
+            if let Err(e) = sensitive::check(m, bytes) {
+                diffs.push(e.message);
+            }
+        }
         if let Sink::Parser(parser) = sink {
             match parser.finish() {
                 Ok(summary) => {
@@ -103,6 +111,8 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
 /// Where decrypted bytes go in a quick proof: the dump into the archive parser.
 enum Sink {
     Parser(Box<ArchiveParser>),
+    /// The sensitive object: small, checked against the manifest once decrypted.
+    Collect(Vec<u8>),
     Discard,
 }
 
@@ -110,6 +120,7 @@ impl io::Write for Sink {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         match self {
             Sink::Parser(p) => p.write(b),
+            Sink::Collect(v) => v.write(b),
             Sink::Discard => Ok(b.len()),
         }
     }
@@ -401,6 +412,7 @@ pub async fn compare_restored(
     m: &Manifest,
     opts: &schema::DiffOptions,
 ) -> Result<Vec<String>> {
+    sensitive::require_revealed(m)?;
     let db = &target.database();
     let Some(fp) = &m.fingerprint else {
         return Ok(vec![

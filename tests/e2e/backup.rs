@@ -32,7 +32,7 @@ pub fn backup_lands_with_manifest(w: &World) {
     let after = chrono::Utc::now();
 
     assert_eq!(m["database"], "app");
-    assert_eq!(m["format_version"], 1);
+    assert_eq!(m["format_version"], 2);
     assert!(m["source"]["server_version"]
         .as_str()
         .unwrap()

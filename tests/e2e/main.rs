@@ -10,6 +10,7 @@ mod restore;
 mod s3;
 mod schedule;
 mod schema;
+mod secrets;
 mod security;
 mod tls;
 mod verify;
