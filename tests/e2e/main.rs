@@ -5,6 +5,7 @@
 mod backup;
 mod common;
 mod drill;
+mod names;
 mod restore;
 mod s3;
 mod schedule;
