@@ -59,9 +59,14 @@ fn user_tables(pg: &Pg, db: &str) -> i64 {
 fn a_manifest_whose_database_is_a_connection_string_restores_nothing_anywhere() {
     let w = World::local();
     let id = w.backup()["id"].as_str().unwrap().to_string();
-    // The attacker's server, with an empty database ready to receive the decrypted dump.
+    // The attacker's server, with an empty database ready to receive the decrypted dump
+    // (and the roles it names, so a restore there would run to the end).
     let attacker = Pg::start();
     attacker.create_db("loot");
+    attacker.psql(
+        "postgres",
+        "CREATE ROLE anon; CREATE ROLE authenticated; CREATE ROLE service_role; CREATE ROLE app_owner",
+    );
     let conninfo = format!(
         "postgresql://postgres:{PG_PASSWORD}@127.0.0.1:{}/loot",
         attacker.port
@@ -76,16 +81,16 @@ fn a_manifest_whose_database_is_a_connection_string_restores_nothing_anywhere() 
         &format!("[scratch]\ntemp_dir = \"{}\"\n", tmp.display()),
     );
     let r = run(w.pgdr_config(&cfg, &["verify", &id]));
+    assert_eq!(
+        user_tables(&attacker, "loot"),
+        0,
+        "the dump reached the attacker: {r:?}"
+    );
     assert_ne!(r.code, 0, "{r:?}");
     let out = format!("{}{}", r.stdout, r.stderr);
     assert!(
         out.contains("source.database") && out.contains("not a libpq connection string"),
         "{out}"
-    );
-    assert_eq!(
-        user_tables(&attacker, "loot"),
-        0,
-        "the dump reached the attacker"
     );
     // The quick verify (no restore) and list name the same refusal.
     let r = w.run(&["list"]);
