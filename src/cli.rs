@@ -50,7 +50,7 @@ struct Global {
     #[arg(long, env = "PGDR_IDENTITY", global = true)]
     identity: Option<PathBuf>,
     /// Database name (as configured, or the dbname of --source).
-    #[arg(long, env = "PGDR_DATABASE", global = true)]
+    #[arg(long, env = "PGDR_DATABASE", global = true, value_parser = database_name)]
     database: Option<String>,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "human", global = true)]
@@ -61,6 +61,13 @@ struct Global {
     /// More detail (repeat for more).
     #[arg(long, short, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
+}
+
+/// `--database` becomes a folder of the repository: checked before anything runs (exit 2).
+fn database_name(s: &str) -> Result<String, String> {
+    crate::config::names::database_name(s, "database name")
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::error::{PgdrError, Result};
 
+pub mod names;
 pub mod sslmode;
 pub use sslmode::{CertCheck, Roots, VerifyMode};
 
@@ -474,6 +475,10 @@ fn parse_database(
         PgdrError::config(format!("{key}: the connection string names no database"))
             .hint("end the URL with /DBNAME")
     })?;
+    // Children get the name as a parameter; one that libpq would read as a connection
+    // string is refused here rather than at restore time.
+    names::pg_database_name(&dbname, format!("{key}: dbname"))
+        .map_err(|e| PgdrError::config(e.to_string()))?;
     if conn.get_hosts().is_empty() {
         conn.host("localhost");
     }
@@ -522,21 +527,13 @@ pub fn parse_duration(s: &str, key: &str) -> Result<std::time::Duration> {
     })
 }
 
-/// Database names become a path segment in the repository, so keep them plain.
+/// Database names become a path segment in the repository, so keep them plain (the rule is
+/// shared with `--database` and with names read back from the repository).
 fn validate_name(name: &str, key: &str) -> Result<()> {
-    let ok = !name.is_empty()
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
-        && !name.starts_with('.');
-    if ok {
-        Ok(())
-    } else {
-        Err(PgdrError::config(format!(
-            "{key}: database name '{name}' cannot be used as a repository folder"
-        ))
-        .hint("set name = \"...\" with letters, digits, '_', '-' or '.'"))
-    }
+    names::database_name(name, format!("{key}: database name")).map_err(|e| {
+        PgdrError::config(format!("{e}; it cannot be used as a repository folder"))
+            .hint("set name = \"...\" with letters, digits, '_', '-' or '.'")
+    })
 }
 
 /// libpq's ~/.pgpass (or $PGPASSFILE), which tokio-postgres does not read itself.

@@ -12,6 +12,7 @@
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
+use crate::config::names;
 use crate::error::{Kind, PgdrError, Result};
 use crate::store::{DynStore, ObjectInfo};
 
@@ -115,10 +116,13 @@ impl Catalog {
     /// What the key listing alone says: committed backups and their newest verification
     /// record. Finding one backup needs no other manifest than its own.
     async fn keys(&self, database: Option<&str>) -> Result<Keys> {
-        let prefix = database.map(|d| format!("{d}/")).unwrap_or_default();
+        let prefix = database_prefix(database)?;
         let objects = self.store.list(&prefix).await?;
         let mut backups: Vec<(String, BackupId)> =
             objects.iter().filter_map(manifest_key).collect();
+        for (db, id) in &backups {
+            checked_folder(db, &object_key(db, id, MANIFEST_FILE))?;
+        }
         backups.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         // Newest verification record per backup: keys sort by time.
         let mut newest = std::collections::HashMap::new();
@@ -162,6 +166,7 @@ impl Catalog {
                 m.database, m.id
             )));
         }
+        check_manifest_names(&m, &key)?;
         Ok(m)
     }
 
@@ -216,7 +221,7 @@ impl Catalog {
     /// Drill records, oldest first; of one database or of all. Unreadable ones are skipped
     /// with a warning.
     pub async fn drills(&self, database: Option<&str>) -> Result<Vec<DrillRecord>> {
-        let prefix = database.map(|d| format!("{d}/")).unwrap_or_default();
+        let prefix = database_prefix(database)?;
         let keys: Vec<String> = self
             .store
             .list(&prefix)
@@ -308,6 +313,50 @@ impl Catalog {
             }
         }
     }
+}
+
+/// The listing prefix of one database (or of all): a name from a command line, a drill file
+/// or a record is checked here too, so no caller can list outside the repository.
+fn database_prefix(database: Option<&str>) -> Result<String> {
+    match database {
+        None => Ok(String::new()),
+        Some(d) => {
+            names::database_name(d, "database").map_err(|e| PgdrError::usage(e.to_string()))?;
+            Ok(format!("{d}/"))
+        }
+    }
+}
+
+/// A database folder found in the repository: pgdr only ever writes plain names, so any
+/// other is damage or tampering, refused by name before it becomes a path or a message.
+fn checked_folder(db: &str, key: &str) -> Result<()> {
+    names::database_name(db, format!("repository object {key}: database folder"))
+        .map_err(|e| PgdrError::corrupt(e.to_string()))
+        .map_err(|e| e.hint("remove or rename the folder; pgdr never writes such a name"))
+}
+
+/// Every name in a manifest that reaches a path, a connection or SQL: a checksum proves
+/// nothing against whoever can write the repository, so the values themselves are checked.
+fn check_manifest_names(m: &Manifest, key: &str) -> Result<()> {
+    let corrupt = |e: names::BadName| {
+        PgdrError::corrupt(e.to_string())
+            .hint("the manifest was not written by pgdr; this backup cannot be trusted")
+    };
+    names::pg_database_name(&m.source.database, format!("{key}: source.database"))
+        .map_err(corrupt)?;
+    names::pg_role_name(
+        &m.source.database_owner,
+        format!("{key}: source.database_owner"),
+    )
+    .map_err(corrupt)?;
+    for o in &m.objects {
+        names::database_name(&o.file, format!("{key}: object file")).map_err(|e| {
+            PgdrError::corrupt(format!(
+                "{e}; an object file is one plain name in its backup folder"
+            ))
+        })?;
+    }
+    Ok(())
 }
 
 /// `<db>/<id>/verifications/<time>.json` → (db, id)

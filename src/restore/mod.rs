@@ -393,8 +393,12 @@ pub async fn restore_with(
     let mut args: Vec<String> = vec![
         "--exit-on-error".into(),
         "--no-password".into(),
-        // The name only; host, user and password travel in the environment.
-        format!("--dbname={}", target.dbname),
+        // The name only, quoted as `dbname='...'` so libpq never reads it as a connection
+        // string; host, user and password travel in the environment.
+        format!(
+            "--dbname={}",
+            crate::config::names::libpq_dbname_arg(&target.dbname)
+        ),
     ];
     // On a terminal: TOC entries restored out of the archive's count, from --verbose lines.
     let toc_total = m

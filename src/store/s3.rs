@@ -879,7 +879,8 @@ impl Store for S3Store {
                 _ => self.sdk_err("HeadBucket", &self.bucket, e),
             });
         }
-        let key = format!("{PROBE_PREFIX}-{}", std::process::id());
+        // Unique per attempt: two jobs of one daemon must not delete each other's probe.
+        let key = format!("{PROBE_PREFIX}{}", super::fs::attempt_suffix());
         self.put_bytes(&key, Bytes::from_static(b"probe")).await?;
         self.delete(&key).await
     }

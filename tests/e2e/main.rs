@@ -6,6 +6,7 @@ mod backup;
 mod common;
 mod drill;
 mod guards;
+mod names;
 mod restore;
 mod s3;
 mod schedule;
