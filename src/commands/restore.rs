@@ -472,6 +472,8 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let globals_sql = restore::fetch_globals(catalog.store().as_ref(), &m, ids.clone())
         .await
         .map_err(|e| e.context(format!("backup {}", m.id)))?;
+    // Statements pg_dumpall does not emit refuse the backup before the target is touched.
+    restore::globals::parse(&globals_sql).map_err(|e| e.context(format!("backup {}", m.id)))?;
 
     let (maintenance, client) = connect_maintenance(&target).await?;
     let info = client

@@ -19,6 +19,7 @@ use crate::sql::quote_ident as qi;
 use crate::store::Store;
 
 pub mod dbprops;
+pub mod dumpall;
 pub mod globals;
 pub mod offsets;
 pub mod spool;
@@ -324,11 +325,14 @@ pub async fn restore_with(
         Some(s) => s,
         None => fetch_globals(store, m, ids.clone()).await?,
     };
+    // Refused as a whole before anything runs when a statement is not a pg_dumpall shape.
+    let parsed = globals::parse(&globals_sql)?;
     let client = crate::source::connect(&target.maintenance).await?;
     let existing = existing_globals(&client).await?;
-    let plan = globals::plan(&globals::parse(&globals_sql), &existing, opts.roles);
+    let plan = globals::plan(&parsed, &existing, opts.roles);
     for s in &plan.run {
-        if let Err(e) = client.batch_execute(&s.sql).await {
+        // The extended protocol runs exactly one statement: a second guard after the parser.
+        if let Err(e) = client.execute(s.sql.as_str(), &[]).await {
             let line = format!("{}: {}", s.label(), db_message(&e));
             if !line.contains("already exists") {
                 tracing::warn!("roles: {line}");
@@ -336,6 +340,11 @@ pub async fn restore_with(
             report.globals_errors.push(line);
         }
     }
+    // A tablespace grant by a non-owner switched the session's user: back to pgdr's own.
+    client
+        .batch_execute("RESET SESSION AUTHORIZATION")
+        .await
+        .map_err(|e| PgdrError::database(format!("roles: {}", db_message(&e))))?;
     report.roles_created = plan.created_roles;
     report.roles_kept = plan.kept;
     report.kept_role_names = plan.kept_role_names;

@@ -40,6 +40,8 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
         let key = catalog::object_key(&m.database, &m.id, &rec.file);
         let sink = if rec.name == "dump" {
             Sink::Parser(Box::default())
+        } else if rec.name == "globals" {
+            Sink::Text(Vec::new())
         } else {
             Sink::Discard
         };
@@ -82,6 +84,13 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
             }
             Err(e) => return Err(e),
         };
+        if let Sink::Text(sql) = &sink {
+            // Statements pg_dumpall does not emit would run as superuser on a restore.
+            let text = String::from_utf8_lossy(sql);
+            if let Err(e) = crate::restore::globals::parse(&text) {
+                diffs.push(format!("object {}: {}", rec.file, e.message));
+            }
+        }
         if let Sink::Parser(parser) = sink {
             match parser.finish() {
                 Ok(summary) => {
@@ -103,6 +112,8 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
 /// Where decrypted bytes go in a quick proof: the dump into the archive parser.
 enum Sink {
     Parser(Box<ArchiveParser>),
+    /// The globals SQL, kept to be parsed (it is small).
+    Text(Vec<u8>),
     Discard,
 }
 
@@ -110,6 +121,7 @@ impl io::Write for Sink {
     fn write(&mut self, b: &[u8]) -> io::Result<usize> {
         match self {
             Sink::Parser(p) => p.write(b),
+            Sink::Text(v) => v.write(b),
             Sink::Discard => Ok(b.len()),
         }
     }

@@ -5,6 +5,7 @@
 mod backup;
 mod common;
 mod drill;
+mod globals;
 mod restore;
 mod s3;
 mod schedule;
