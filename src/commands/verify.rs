@@ -145,6 +145,12 @@ async fn verify_one(
             d.extend(
                 verify::compare_restored(&sc.target, m, &verify::scratch_diff_options()).await?,
             );
+            // The backup's roles on the scratch cluster: all created there but the bootstrap
+            // superuser, which is handled as any existing role (--roles=merge) and said so.
+            d.extend(restore::roles_proof(&sc.target, &mut report).await?);
+            for k in &report.roles_kept {
+                tracing::info!("roles: {k}");
+            }
             timer.done("compare");
             Ok::<_, PgdrError>(d)
         }

@@ -3,27 +3,15 @@
 //! `pg_dumpall --globals-only` writes `CREATE ROLE x;` followed by `ALTER ROLE x WITH ...
 //! PASSWORD ...;` for every role, including the ones the target already has (its superuser,
 //! the roles a managed service provides). Replayed blindly, that rewrites their passwords and
-//! attributes. Here the SQL is split into statements, each statement classified, and a plan
-//! made against what the target has: missing roles, memberships and tablespaces are created;
-//! existing roles are kept as they are unless `--roles=overwrite`. Pure functions, no I/O.
+//! attributes. Here the SQL is parsed strictly (see [`super::dumpall`]) and a plan made
+//! against what the target has: missing roles, memberships and tablespaces are created from
+//! the backup's statements; roles that exist are left to [`super::roles`], which plans them
+//! per `--roles` mode. Pure functions, no I/O.
 
 use std::collections::BTreeSet;
 
-use crate::sql::quote_ident;
-
-/// What to do with roles the target already has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum RolesMode {
-    /// Never run CREATE/ALTER ROLE, COMMENT ON ROLE for a role that exists (the default).
-    #[default]
-    SkipExisting,
-    /// Replay attributes, passwords, settings and comments of existing roles too (except the
-    /// role pgdr connects as, which is never altered).
-    Overwrite,
-}
-
 pub use super::dumpall::{parse, Parsed as Statement, Stmt as StmtKind};
+pub use super::roles::RolesMode;
 
 impl Statement {
     /// A short description for messages, never the whole text (it may hold a password hash).
@@ -124,49 +112,21 @@ pub fn plan(stmts: &[Statement], existing: &Existing, mode: RolesMode) -> Global
             StmtKind::Session | StmtKind::ParameterPrivilege(_) => true,
             StmtKind::CreateRole(r) => {
                 if existing.roles.contains(r) {
-                    if *r == existing.current_user || mode == RolesMode::SkipExisting {
+                    if *r == existing.current_user || mode != RolesMode::Overwrite {
                         p.kept_role_names.push(r.clone());
                     }
-                    let line = if *r == existing.current_user {
-                        format!("role '{r}' is the role pgdr connects as: kept as is")
-                    } else if mode == RolesMode::SkipExisting {
-                        format!("role '{r}' exists: kept as is")
-                    } else {
-                        format!("role '{r}' exists: attributes overwritten from the backup")
-                    };
-                    note(&mut p, format!("role {r}"), line);
                     false
                 } else {
                     p.created_roles.push(r.clone());
                     true
                 }
             }
+            // Existing roles are planned in `roles` (per mode, against what the target has).
             StmtKind::RoleAttrs { .. }
             | StmtKind::RoleSetting { .. }
             | StmtKind::RoleComment { .. }
             | StmtKind::RoleLabel(_) => {
-                let r = s.role().expect("a role statement");
-                let overwrite = existing.roles.contains(r)
-                    && mode == RolesMode::Overwrite
-                    && r != existing.current_user;
-                if overwrite && matches!(s.stmt, StmtKind::RoleAttrs { .. }) {
-                    // pg_dumpall leaves defaults out (no CONNECTION LIMIT for -1) and lists
-                    // settings one by one: reset those first so the backup's values win.
-                    let q = quote_ident(r);
-                    for sql in [
-                        format!("ALTER ROLE {q} WITH CONNECTION LIMIT -1;"),
-                        format!("ALTER ROLE {q} RESET ALL;"),
-                    ] {
-                        p.run.push(Statement {
-                            sql,
-                            stmt: StmtKind::RoleAttrs {
-                                role: r.to_string(),
-                                attrs: Default::default(),
-                            },
-                        });
-                    }
-                }
-                !existing.roles.contains(r) || overwrite
+                !existing.roles.contains(s.role().expect("a role statement"))
             }
             StmtKind::Membership(g) => {
                 if existing
@@ -275,11 +235,7 @@ GRANT CREATE ON TABLESPACE fast TO anon;
         let sql = format!(
             "{DUMPALL}\nALTER ROLE anon SET session_preload_libraries TO '/tmp/evil.so';\n"
         );
-        let p = plan(
-            &parse(&sql).unwrap(),
-            &Existing::default(),
-            RolesMode::SkipExisting,
-        );
+        let p = plan(&parse(&sql).unwrap(), &Existing::default(), RolesMode::Keep);
         assert!(!p.run.iter().any(|s| s.sql.contains("preload")));
         assert!(p
             .kept
@@ -306,71 +262,39 @@ GRANT CREATE ON TABLESPACE fast TO anon;
     }
 
     #[test]
-    fn skip_existing_keeps_existing_roles_and_adds_what_is_missing() {
-        let p = plan(&parsed(), &existing(), RolesMode::SkipExisting);
-        assert_eq!(p.created_roles, vec!["Weird \"name".to_string()]);
-        assert_eq!(
-            p.kept,
-            vec![
-                "role 'anon' exists: kept as is",
-                "role 'authenticated' exists: kept as is",
-                "role 'postgres' is the role pgdr connects as: kept as is",
-            ]
-        );
-        assert_eq!(p.memberships, vec!["anon → Weird \"name".to_string()]);
-        assert_eq!(p.kept_role_names, vec!["anon", "authenticated", "postgres"]);
-        assert_eq!(
-            run_sql(&p),
-            vec![
-                "SET default_transaction_read_only =",
-                "CREATE ROLE Weird \"name",
-                "ALTER ROLE (role Weird \"name)",
-                "GRANT Weird \"name TO anon",
-                "CREATE TABLESPACE fast",
-                "GRANT CREATE (tablespace fast)",
-            ]
-        );
-        // No statement alters an existing role.
-        assert!(!p.run.iter().any(|s| s.sql.contains("ROLE anon")
-            || s.sql.contains("ROLE authenticated")
-            || s.sql.contains("ROLE postgres")));
-        // The meta-commands are not sent.
-        assert!(!p.run.iter().any(|s| s.sql.starts_with('\\')));
-    }
-
-    #[test]
-    fn overwrite_replays_existing_roles_except_the_connecting_one() {
+    fn existing_roles_are_never_replayed_here_and_missing_things_are_added() {
+        for mode in [RolesMode::Keep, RolesMode::Merge, RolesMode::Overwrite] {
+            let p = plan(&parsed(), &existing(), mode);
+            assert_eq!(p.created_roles, vec!["Weird \"name".to_string()]);
+            assert_eq!(p.memberships, vec!["anon → Weird \"name".to_string()]);
+            assert_eq!(
+                run_sql(&p),
+                vec![
+                    "SET default_transaction_read_only =",
+                    "CREATE ROLE Weird \"name",
+                    "ALTER ROLE (role Weird \"name)",
+                    "GRANT Weird \"name TO anon",
+                    "CREATE TABLESPACE fast",
+                    "GRANT CREATE (tablespace fast)",
+                ]
+            );
+            // No statement of the backup alters an existing role; no meta-command is sent.
+            assert!(!p.run.iter().any(|s| s.sql.contains("ROLE anon")
+                || s.sql.contains("ROLE authenticated")
+                || s.sql.contains("ROLE postgres")));
+            assert!(!p.run.iter().any(|s| s.sql.starts_with('\\')));
+            let kept = if mode == RolesMode::Overwrite {
+                vec!["postgres"]
+            } else {
+                vec!["anon", "authenticated", "postgres"]
+            };
+            assert_eq!(p.kept_role_names, kept);
+        }
         let mut ex = existing();
         ex.tablespaces.insert("fast".into());
         let p = plan(&parsed(), &ex, RolesMode::Overwrite);
-        let labels = run_sql(&p);
-        assert!(labels.contains(&"ALTER ROLE (role anon)".to_string()));
-        // Defaults pg_dumpall leaves out are reset first, once per ALTER ROLE ... WITH.
-        let anon: Vec<&str> = p
-            .run
-            .iter()
-            .filter(|s| s.role() == Some("anon"))
-            .map(|s| s.sql.as_str())
-            .collect();
-        assert_eq!(anon[0], "ALTER ROLE \"anon\" WITH CONNECTION LIMIT -1;");
-        assert_eq!(anon[1], "ALTER ROLE \"anon\" RESET ALL;");
-        assert!(anon[2].starts_with("ALTER ROLE anon WITH NOSUPERUSER"));
-        assert_eq!(anon.len(), 5, "{anon:?}");
-        assert!(!p
-            .run
-            .iter()
-            .any(|s| s.sql.contains("\"postgres\" CONNECTION LIMIT")));
-        assert!(labels.contains(&"COMMENT ON (role anon)".to_string()));
-        assert!(labels.contains(&"ALTER ROLE (role authenticated)".to_string()));
-        assert!(!labels.contains(&"ALTER ROLE (role postgres)".to_string()));
-        assert!(!labels.iter().any(|l| l.starts_with("CREATE ROLE anon")));
-        assert!(!labels.iter().any(|l| l.contains("tablespace fast")));
-        assert!(p
-            .kept
-            .contains(&"role 'anon' exists: attributes overwritten from the backup".to_string()));
-        assert!(p
-            .kept
-            .contains(&"tablespace 'fast' exists: kept as is".to_string()));
+        assert!(!run_sql(&p).iter().any(|l| l.contains("tablespace fast")));
+        assert_eq!(p.kept, vec!["tablespace 'fast' exists: kept as is"]);
     }
 
     #[test]
@@ -380,7 +304,7 @@ GRANT CREATE ON TABLESPACE fast TO anon;
             ..Default::default()
         };
         let all = parsed();
-        let p = plan(&all, &ex, RolesMode::SkipExisting);
+        let p = plan(&all, &ex, RolesMode::Merge);
         // Meta-commands and the client_encoding/standard_conforming_strings header are not sent.
         assert_eq!(p.run.len(), all.len() - 4);
         assert_eq!(p.created_roles.len(), 4);

@@ -22,9 +22,10 @@ pub mod dbprops;
 pub mod dumpall;
 pub mod globals;
 pub mod offsets;
+pub mod roles;
 pub mod spool;
 
-pub use globals::RolesMode;
+pub use roles::RolesMode;
 
 pub type Identities = Arc<Vec<age::x25519::Identity>>;
 
@@ -212,6 +213,10 @@ pub struct EngineReport {
     /// archive could not be parsed.
     #[serde(skip)]
     pub archive: Option<std::result::Result<ArchiveSummary, String>>,
+    /// The roles step's plan for existing roles, finished by [`roles_proof`] (holds password
+    /// verifiers: never serialized or printed).
+    #[serde(skip)]
+    pub roles: Option<roles::Pending>,
 }
 
 /// Decrypt the globals SQL into memory, checked against the manifest (it is small). Also the
@@ -330,6 +335,9 @@ pub async fn restore_with(
     let client = crate::source::connect(&target.maintenance).await?;
     let existing = existing_globals(&client).await?;
     let plan = globals::plan(&parsed, &existing, opts.roles);
+    // Existing roles, planned against what the target has before anything runs.
+    let desired = roles::desired(&parsed, roles::passwords_in(m));
+    let role_plan = roles::plan(&desired, &roles::read(&client).await?, opts.roles);
     for s in &plan.run {
         // The extended protocol runs exactly one statement: a second guard after the parser.
         if let Err(e) = client.execute(s.sql.as_str(), &[]).await {
@@ -345,8 +353,17 @@ pub async fn restore_with(
         .batch_execute("RESET SESSION AUTHORIZATION")
         .await
         .map_err(|e| PgdrError::database(format!("roles: {}", db_message(&e))))?;
+    report
+        .globals_errors
+        .extend(roles::apply(&client, &role_plan.now).await);
     report.roles_created = plan.created_roles;
     report.roles_kept = plan.kept;
+    report.roles_kept.extend(role_plan.lines.iter().cloned());
+    report.roles = Some(roles::Pending {
+        desired,
+        plan: role_plan,
+        mode: opts.roles,
+    });
     report.kept_role_names = plan.kept_role_names;
     report.memberships_added = plan.memberships;
     timer.done("globals");
@@ -542,6 +559,20 @@ pub async fn restore_with(
         timer.done("properties");
     }
     Ok(())
+}
+
+/// After the restore (and the proof of the data): the changes to the role pgdr connects as,
+/// then the roles proof. Kept differences join `roles_kept` (summary and record); the
+/// findings are returned.
+pub async fn roles_proof(target: &Target, report: &mut EngineReport) -> Result<Vec<String>> {
+    let Some(p) = report.roles.take() else {
+        return Ok(Vec::new());
+    };
+    let client = crate::source::connect(&target.maintenance).await?;
+    let (verdict, errors) = roles::finish(&client, &p.desired, &p.plan, p.mode).await?;
+    report.globals_errors.extend(errors);
+    report.roles_kept.extend(verdict.kept);
+    Ok(verdict.findings)
 }
 
 pub fn db_message(e: &tokio_postgres::Error) -> String {

@@ -7,6 +7,7 @@ mod common;
 mod drill;
 mod globals;
 mod restore;
+mod roles;
 mod s3;
 mod schedule;
 mod schema;
