@@ -141,6 +141,23 @@ fn existing_roles_get_the_backups_settings_and_memberships_and_overwrite_makes_t
         "{rec}"
     );
 
+    // verify on a scratch cluster compares the roles fully; its bootstrap superuser is
+    // handled as an existing role (merge) and what it keeps is said.
+    let tmp = w.dir.path().join("scratch-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let cfg = w.config_file(
+        "verify.toml",
+        &format!("[scratch]\ntemp_dir = \"{}\"\n", tmp.display()),
+    );
+    let v = crate::common::run(w.pgdr_config(&cfg, &["verify"]));
+    assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
+    assert!(
+        v.stderr
+            .contains("kept on the target, differs from the backup: role postgres: password"),
+        "{}",
+        v.stderr
+    );
+
     // Overwrite: every role equal to the source's, by the test's own comparison.
     crate::common::run(restore_to(&w, &target, "app2", &["--roles=overwrite"])).ok();
     assert_eq!(authid(&target), authid(&w.pg));
