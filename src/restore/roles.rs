@@ -263,116 +263,7 @@ pub fn differences(d: &Desired, a: &Actual) -> Vec<Diff> {
             push(name, Aspect::Missing, "missing on the target".into());
             continue;
         };
-        for (i, w) in desired_flags(&want.attrs).iter().enumerate() {
-            if let Some(w) = w {
-                if *w != have.flags[i] {
-                    let word = |b: bool| format!("{}{}", if b { "" } else { "NO" }, FLAGS[i]);
-                    push(
-                        name,
-                        Aspect::Attribute,
-                        format!(
-                            "{} in the backup, {} on the target",
-                            word(*w),
-                            word(have.flags[i])
-                        ),
-                    );
-                }
-            }
-        }
-        let limit = want.attrs.connection_limit.unwrap_or(-1);
-        if limit != have.connection_limit {
-            push(
-                name,
-                Aspect::Attribute,
-                format!(
-                    "CONNECTION LIMIT {limit} in the backup, {} on the target",
-                    have.connection_limit
-                ),
-            );
-        }
-        let until = want
-            .attrs
-            .valid_until
-            .as_deref()
-            .and_then(parse_valid_until);
-        let same_until = match (until, have.valid_until) {
-            (Some(x), Some(y)) => (x - y).abs() < 0.001,
-            (x, y) => x.is_none() && y.is_none(),
-        };
-        if !same_until {
-            let show = |v: Option<&str>| v.unwrap_or("none").to_string();
-            push(
-                name,
-                Aspect::Attribute,
-                format!(
-                    "VALID UNTIL {} in the backup, differs on the target",
-                    show(want.attrs.valid_until.as_deref())
-                ),
-            );
-        }
-        if d.passwords {
-            match (&want.attrs.password, &have.password) {
-                (_, Verifier::Unreadable) => push(
-                    name,
-                    Aspect::Password,
-                    "password cannot be compared: pg_authid is not readable on the target".into(),
-                ),
-                (Some(w), Verifier::Some(h)) if w == h => {}
-                (None, Verifier::None) => {}
-                (Some(_), Verifier::Some(_)) => push(
-                    name,
-                    Aspect::Password,
-                    "password differs from the backup's".into(),
-                ),
-                (Some(_), Verifier::None) => push(
-                    name,
-                    Aspect::Password,
-                    "password in the backup, none on the target".into(),
-                ),
-                (None, Verifier::Some(_)) => push(
-                    name,
-                    Aspect::Password,
-                    "no password in the backup, one on the target".into(),
-                ),
-            }
-        }
-        for (k, v) in &want.settings {
-            match have.settings.get(k) {
-                Some(s) if setting_equal(k, v, s) => {}
-                Some(s) => push(
-                    name,
-                    Aspect::Setting,
-                    format!(
-                        "setting {k} is {} in the backup, {s} on the target",
-                        v.join(", ")
-                    ),
-                ),
-                None => push(
-                    name,
-                    Aspect::Setting,
-                    format!(
-                        "setting {k} is {} in the backup, not set on the target",
-                        v.join(", ")
-                    ),
-                ),
-            }
-        }
-        for (k, s) in &have.settings {
-            if !want.settings.contains_key(k) {
-                push(
-                    name,
-                    Aspect::Setting,
-                    format!("setting {k} not set in the backup, {s} on the target"),
-                );
-            }
-        }
-        if want.comment != have.comment {
-            push(
-                name,
-                Aspect::Comment,
-                "comment differs from the backup's".into(),
-            );
-        }
+        role_differences(name, want, have, d.passwords, &mut push);
     }
     for ((role, member), g) in &d.grants {
         match a.grants.get(&(role.clone(), member.clone())) {
@@ -409,6 +300,126 @@ pub fn differences(d: &Desired, a: &Actual) -> Vec<Diff> {
     }
     out.sort();
     out
+}
+
+/// Attributes, password, settings and comment of one role that exists on the target.
+fn role_differences(
+    name: &str,
+    want: &BackupRole,
+    have: &TargetRole,
+    passwords: bool,
+    push: &mut impl FnMut(&str, Aspect, String),
+) {
+    for (i, w) in desired_flags(&want.attrs).iter().enumerate() {
+        if let Some(w) = w {
+            if *w != have.flags[i] {
+                let word = |b: bool| format!("{}{}", if b { "" } else { "NO" }, FLAGS[i]);
+                push(
+                    name,
+                    Aspect::Attribute,
+                    format!(
+                        "{} in the backup, {} on the target",
+                        word(*w),
+                        word(have.flags[i])
+                    ),
+                );
+            }
+        }
+    }
+    let limit = want.attrs.connection_limit.unwrap_or(-1);
+    if limit != have.connection_limit {
+        push(
+            name,
+            Aspect::Attribute,
+            format!(
+                "CONNECTION LIMIT {limit} in the backup, {} on the target",
+                have.connection_limit
+            ),
+        );
+    }
+    let until = want
+        .attrs
+        .valid_until
+        .as_deref()
+        .and_then(parse_valid_until);
+    let same_until = match (until, have.valid_until) {
+        (Some(x), Some(y)) => (x - y).abs() < 0.001,
+        (x, y) => x.is_none() && y.is_none(),
+    };
+    if !same_until {
+        let show = |v: Option<&str>| v.unwrap_or("none").to_string();
+        push(
+            name,
+            Aspect::Attribute,
+            format!(
+                "VALID UNTIL {} in the backup, differs on the target",
+                show(want.attrs.valid_until.as_deref())
+            ),
+        );
+    }
+    if passwords {
+        match (&want.attrs.password, &have.password) {
+            (_, Verifier::Unreadable) => push(
+                name,
+                Aspect::Password,
+                "password cannot be compared: pg_authid is not readable on the target".into(),
+            ),
+            (Some(w), Verifier::Some(h)) if w == h => {}
+            (None, Verifier::None) => {}
+            (Some(_), Verifier::Some(_)) => push(
+                name,
+                Aspect::Password,
+                "password differs from the backup's".into(),
+            ),
+            (Some(_), Verifier::None) => push(
+                name,
+                Aspect::Password,
+                "password in the backup, none on the target".into(),
+            ),
+            (None, Verifier::Some(_)) => push(
+                name,
+                Aspect::Password,
+                "no password in the backup, one on the target".into(),
+            ),
+        }
+    }
+    for (k, v) in &want.settings {
+        match have.settings.get(k) {
+            Some(s) if setting_equal(k, v, s) => {}
+            Some(s) => push(
+                name,
+                Aspect::Setting,
+                format!(
+                    "setting {k} is {} in the backup, {s} on the target",
+                    v.join(", ")
+                ),
+            ),
+            None => push(
+                name,
+                Aspect::Setting,
+                format!(
+                    "setting {k} is {} in the backup, not set on the target",
+                    v.join(", ")
+                ),
+            ),
+        }
+    }
+    for (k, s) in &have.settings {
+        if !want.settings.contains_key(k) {
+            push(
+                name,
+                Aspect::Setting,
+                format!("setting {k} not set in the backup, {s} on the target"),
+            );
+        }
+    }
+    if want.comment != have.comment {
+        push(
+            name,
+            Aspect::Comment,
+            "comment differs from the backup's".into(),
+        );
+    }
 }
 
 /// Whether the backup's globals hold passwords (not `--no-role-passwords`).

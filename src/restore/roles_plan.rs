@@ -92,205 +92,220 @@ pub fn plan(d: &Desired, a: &Actual, mode: RolesMode) -> RolePlan {
         };
         p.existed.insert(role.clone());
         let connecting = *role == a.current_user;
-        let mine: Vec<&Diff> = diffs.iter().filter(|x| x.role == *role).collect();
+        let mut r = One {
+            role,
+            want,
+            have,
+            mine: diffs.iter().filter(|x| x.role == *role).collect(),
+            connecting,
+            mode,
+            changes: Vec::new(),
+            said: Vec::new(),
+        };
+        r.attributes(d, &mut p.refused);
+        r.settings_and_comment(&mut p.refused);
+        r.memberships(d, a);
+        if mode == RolesMode::Keep {
+            r.changes.clear();
+        }
+        if r.said.is_empty() {
+            r.said.push("equal to the backup's".into());
+        }
         let who = if connecting {
             format!("role '{role}' (pgdr connects as it)")
         } else {
             format!("role '{role}'")
         };
-        let mut changes: Vec<Change> = Vec::new();
-        let mut said: Vec<String> = Vec::new();
-        let change = |label: &str, sql: String| Change {
-            label: format!("{label} (role {role})"),
+        p.lines.push(format!("{who} exists: {}", r.said.join("; ")));
+        if connecting {
+            p.last.extend(r.changes);
+        } else {
+            p.now.extend(r.changes);
+        }
+    }
+    p
+}
+
+/// One existing role being planned: its differences, the changes and the plan's words.
+struct One<'a> {
+    role: &'a str,
+    want: &'a BackupRole,
+    have: &'a TargetRole,
+    mine: Vec<&'a Diff>,
+    connecting: bool,
+    mode: RolesMode,
+    changes: Vec<Change>,
+    said: Vec<String>,
+}
+
+impl One<'_> {
+    fn has(&self, x: Aspect) -> bool {
+        self.mine.iter().any(|m| m.aspect == x)
+    }
+    /// The differences of one aspect, without the `role r: ` prefix.
+    fn texts(&self, x: Aspect) -> String {
+        let prefix = format!("role {}: ", self.role);
+        self.mine
+            .iter()
+            .filter(|m| m.aspect == x)
+            .map(|m| m.text.trim_start_matches(&prefix).to_string())
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+    fn change(&mut self, label: &str, sql: String) {
+        self.changes.push(Change {
+            label: format!("{label} (role {})", self.role),
             sql,
-        };
-        let has = |x: Aspect| mine.iter().any(|m| m.aspect == x);
-        let texts = |x: Aspect| {
-            mine.iter()
-                .filter(|m| m.aspect == x)
-                .map(|m| {
-                    m.text
-                        .trim_start_matches(&format!("role {role}: "))
-                        .to_string()
-                })
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        if has(Aspect::Attribute) {
+        });
+    }
+
+    /// Attributes and password.
+    fn attributes(&mut self, d: &Desired, refused: &mut Vec<String>) {
+        let (role, want, have, mode) = (self.role, self.want, self.have, self.mode);
+        if self.has(Aspect::Attribute) {
             if mode == RolesMode::Overwrite {
-                let before = p.refused.len();
-                changes.push(change(
-                    "ALTER ROLE ... WITH",
-                    attributes_sql(role, want, have, connecting, &mut p.refused),
-                ));
-                let refused: Vec<String> = p.refused[before..].to_vec();
-                said.push(format!(
-                    "attributes ({}): made the backup's{}",
-                    texts(Aspect::Attribute),
-                    if refused.is_empty() {
-                        String::new()
-                    } else {
-                        format!(
-                            ", except what would stop pgdr from finishing: {}",
-                            refused.join("; ")
-                        )
-                    }
-                ));
+                let before = refused.len();
+                let sql = attributes_sql(role, want, have, self.connecting, refused);
+                self.change("ALTER ROLE ... WITH", sql);
+                let except = if refused.len() == before {
+                    String::new()
+                } else {
+                    format!(
+                        ", except what would stop pgdr from finishing: {}",
+                        refused[before..].join("; ")
+                    )
+                };
+                let t = self.texts(Aspect::Attribute);
+                self.said
+                    .push(format!("attributes ({t}): made the backup's{except}"));
             } else {
-                said.push(format!(
-                    "attributes ({}): kept ({})",
-                    texts(Aspect::Attribute),
-                    mode.flag()
-                ));
+                let t = self.texts(Aspect::Attribute);
+                self.said
+                    .push(format!("attributes ({t}): kept ({})", mode.flag()));
             }
         }
         if !d.passwords && mode == RolesMode::Overwrite {
-            said.push(
+            self.said.push(
                 "password: not in the backup (roles-only globals): kept, cannot be restored".into(),
             );
-        } else if has(Aspect::Password) {
-            let readable = have.password != Verifier::Unreadable;
+        } else if self.has(Aspect::Password) {
+            let t = self.texts(Aspect::Password);
             if mode == RolesMode::Overwrite {
                 let pw = want
                     .attrs
                     .password
                     .as_deref()
                     .map_or("NULL".to_string(), lit);
-                changes.push(change(
+                self.change(
                     "ALTER ROLE ... PASSWORD",
                     format!("ALTER ROLE {} WITH PASSWORD {pw}", qi(role)),
-                ));
-                said.push(format!(
-                    "password ({}): set to the backup's{}",
-                    texts(Aspect::Password),
-                    if want.attrs.password.is_none() {
-                        " (none: cleared)"
-                    } else {
-                        ""
-                    }
-                ));
+                );
+                let cleared = if want.attrs.password.is_none() {
+                    " (none: cleared)"
+                } else {
+                    ""
+                };
+                self.said
+                    .push(format!("password ({t}): set to the backup's{cleared}"));
             } else {
-                said.push(format!(
-                    "password ({}): kept ({})",
-                    texts(Aspect::Password),
-                    mode.flag()
-                ));
+                self.said
+                    .push(format!("password ({t}): kept ({})", mode.flag()));
             }
-            if !readable {
-                p.refused.extend(
-                    mine.iter()
+            if have.password == Verifier::Unreadable {
+                refused.extend(
+                    self.mine
+                        .iter()
                         .filter(|m| m.aspect == Aspect::Password)
                         .map(|m| m.text.clone()),
                 );
             }
         }
-        if has(Aspect::Setting) {
-            if mode == RolesMode::Keep {
-                said.push(format!(
-                    "settings ({}): kept ({})",
-                    texts(Aspect::Setting),
-                    mode.flag()
-                ));
+    }
+
+    fn settings_and_comment(&mut self, refused: &mut Vec<String>) {
+        let keep = self.mode == RolesMode::Keep;
+        if self.has(Aspect::Setting) {
+            let t = self.texts(Aspect::Setting);
+            if keep {
+                self.said
+                    .push(format!("settings ({t}): kept ({})", self.mode.flag()));
             } else {
-                settings_changes(role, want, have, &mut changes, &mut p.refused);
-                said.push(format!(
-                    "settings ({}): made the backup's{}",
-                    texts(Aspect::Setting),
-                    if connecting {
-                        " (last, after the proof of the data)"
-                    } else {
-                        ""
-                    }
-                ));
+                settings_changes(self.role, self.want, self.have, &mut self.changes, refused);
+                let when = if self.connecting {
+                    " (last, after the proof of the data)"
+                } else {
+                    ""
+                };
+                self.said
+                    .push(format!("settings ({t}): made the backup's{when}"));
             }
         }
-        if has(Aspect::Comment) {
-            if mode == RolesMode::Keep {
-                said.push(format!("comment differs: kept ({})", mode.flag()));
+        if self.has(Aspect::Comment) {
+            if keep {
+                self.said
+                    .push(format!("comment differs: kept ({})", self.mode.flag()));
             } else {
-                let c = want.comment.as_deref().map_or("NULL".to_string(), lit);
-                changes.push(change(
-                    "COMMENT ON ROLE",
-                    format!("COMMENT ON ROLE {} IS {c}", qi(role)),
-                ));
-                said.push("comment: made the backup's".into());
+                let c = self.want.comment.as_deref().map_or("NULL".to_string(), lit);
+                let sql = format!("COMMENT ON ROLE {} IS {c}", qi(self.role));
+                self.change("COMMENT ON ROLE", sql);
+                self.said.push("comment: made the backup's".into());
             }
         }
-        if has(Aspect::Membership) {
-            said.push(format!(
-                "memberships ({}): granted",
-                texts(Aspect::Membership)
-            ));
-            for ((r, m), g) in &d.grants {
-                if m != role {
+    }
+
+    /// Memberships the backup has (the missing ones are granted by the globals step; options
+    /// here) and those the target has beyond them.
+    fn memberships(&mut self, d: &Desired, a: &Actual) {
+        let role = self.role;
+        if self.has(Aspect::Membership) {
+            let t = self.texts(Aspect::Membership);
+            self.said.push(format!("memberships ({t}): granted"));
+            for ((r, m), g) in d.grants.iter().filter(|((_, m), _)| m == role) {
+                let Some(h) = a.grants.get(&(r.clone(), m.clone())) else {
                     continue;
+                };
+                let mut opts = Vec::new();
+                if g.admin && !h.admin {
+                    opts.push("ADMIN OPTION".to_string());
                 }
-                if let Some(h) = a.grants.get(&(r.clone(), m.clone())) {
-                    let mut opts = Vec::new();
-                    if g.admin && !h.admin {
-                        opts.push("ADMIN OPTION".to_string());
-                    }
-                    if a.version >= 160000 {
-                        for (w, t, n) in [(g.inherit, h.inherit, "INHERIT"), (g.set, h.set, "SET")]
-                        {
-                            if let (Some(w), Some(t)) = (w, t) {
-                                if w != t {
-                                    opts.push(format!("{n} {}", w.to_string().to_uppercase()));
-                                }
+                if a.version >= 160000 {
+                    for (w, t, n) in [(g.inherit, h.inherit, "INHERIT"), (g.set, h.set, "SET")] {
+                        if let (Some(w), Some(t)) = (w, t) {
+                            if w != t {
+                                opts.push(format!("{n} {}", w.to_string().to_uppercase()));
                             }
                         }
                     }
-                    if !opts.is_empty() {
-                        changes.push(change(
-                            "GRANT",
-                            format!("GRANT {} TO {} WITH {}", qi(r), qi(m), opts.join(", ")),
-                        ));
-                    }
+                }
+                if !opts.is_empty() {
+                    let sql = format!("GRANT {} TO {} WITH {}", qi(r), qi(m), opts.join(", "));
+                    self.change("GRANT", sql);
                 }
             }
         }
-        if has(Aspect::ExtraMembership) {
-            if mode == RolesMode::Overwrite {
-                for ((r, m), h) in &a.grants {
-                    if m != role {
-                        continue;
-                    }
-                    match d.grants.get(&(r.clone(), m.clone())) {
-                        None => changes
-                            .push(change("REVOKE", format!("REVOKE {} FROM {}", qi(r), qi(m)))),
-                        Some(g) if !g.admin && h.admin => changes.push(change(
-                            "REVOKE ADMIN OPTION",
-                            format!("REVOKE ADMIN OPTION FOR {} FROM {}", qi(r), qi(m)),
-                        )),
-                        _ => {}
-                    }
-                }
-                said.push(format!(
-                    "memberships beyond the backup's ({}): revoked",
-                    texts(Aspect::ExtraMembership)
+        if self.has(Aspect::ExtraMembership) {
+            let t = self.texts(Aspect::ExtraMembership);
+            if self.mode != RolesMode::Overwrite {
+                self.said.push(format!(
+                    "memberships beyond the backup's ({t}): kept ({})",
+                    self.mode.flag()
                 ));
-            } else {
-                said.push(format!(
-                    "memberships beyond the backup's ({}): kept ({})",
-                    texts(Aspect::ExtraMembership),
-                    mode.flag()
-                ));
+                return;
             }
-        }
-        if mode == RolesMode::Keep {
-            changes.clear();
-        }
-        if said.is_empty() {
-            said.push("equal to the backup's".into());
-        }
-        p.lines.push(format!("{who} exists: {}", said.join("; ")));
-        if connecting {
-            p.last.extend(changes);
-        } else {
-            p.now.extend(changes);
+            for ((r, m), h) in a.grants.iter().filter(|((_, m), _)| m == role) {
+                match d.grants.get(&(r.clone(), m.clone())) {
+                    None => self.change("REVOKE", format!("REVOKE {} FROM {}", qi(r), qi(m))),
+                    Some(g) if !g.admin && h.admin => self.change(
+                        "REVOKE ADMIN OPTION",
+                        format!("REVOKE ADMIN OPTION FOR {} FROM {}", qi(r), qi(m)),
+                    ),
+                    _ => {}
+                }
+            }
+            self.said
+                .push(format!("memberships beyond the backup's ({t}): revoked"));
         }
     }
-    p
 }
 
 /// `ALTER ROLE r SET/RESET` for each setting that differs; settings that load libraries at

@@ -24,6 +24,14 @@ pub async fn read(client: &Client) -> Result<Actual> {
         version: head.get(1),
         ..Default::default()
     };
+    read_roles(client, &mut a).await?;
+    read_passwords(client, &mut a).await?;
+    read_grants(client, &mut a).await?;
+    Ok(a)
+}
+
+/// Attributes, role-wide settings and comments, from `pg_roles` (readable by anyone).
+async fn read_roles(client: &Client, a: &mut Actual) -> Result<()> {
     let rows = client
         .query(
             "SELECT r.rolname::text, r.rolsuper, r.rolinherit, r.rolcreaterole, r.rolcreatedb,
@@ -65,7 +73,11 @@ pub async fn read(client: &Client) -> Result<Actual> {
             },
         );
     }
-    // Managed services do not let pgdr read pg_authid: the verifiers stay unknown.
+    Ok(())
+}
+
+/// Managed services do not let pgdr read `pg_authid`: the verifiers then stay unknown.
+async fn read_passwords(client: &Client, a: &mut Actual) -> Result<()> {
     match client
         .query(
             "SELECT rolname::text, rolpassword FROM pg_catalog.pg_authid",
@@ -85,6 +97,11 @@ pub async fn read(client: &Client) -> Result<Actual> {
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::INSUFFICIENT_PRIVILEGE) => {}
         Err(e) => return Err(read_err(e)),
     }
+    Ok(())
+}
+
+/// Memberships, with INHERIT/SET options on PostgreSQL 16+.
+async fn read_grants(client: &Client, a: &mut Actual) -> Result<()> {
     let options = if a.version >= 160000 {
         "pg_catalog.bool_or(a.inherit_option), pg_catalog.bool_or(a.set_option)"
     } else {
@@ -113,7 +130,7 @@ pub async fn read(client: &Client) -> Result<Actual> {
             },
         );
     }
-    Ok(a)
+    Ok(())
 }
 
 /// Run changes one by one; a failure is a line ("label: message"), the rest still run.
