@@ -890,8 +890,10 @@ impl RestoreReport {
             RestoreOutcome::Restored => line(
                 "proof",
                 format!(
-                    "fingerprint equal: {} tables, {} rows",
-                    self.tables, self.rows
+                    "fingerprint equal: {} tables, {} rows{}",
+                    self.tables,
+                    self.rows,
+                    crate::restore::roles::kept_suffix(&r.roles_kept)
                 ),
             ),
             RestoreOutcome::Differences => {

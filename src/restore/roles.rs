@@ -422,6 +422,20 @@ fn role_differences(
     }
 }
 
+/// For the summary's proof line: roles that differ from the backup because `--roles` kept
+/// them are never part of "equal".
+pub fn kept_suffix(roles_kept: &[String]) -> String {
+    let n = roles_kept
+        .iter()
+        .filter(|k| k.starts_with("kept on the target"))
+        .count();
+    if n == 0 {
+        String::new()
+    } else {
+        format!("; roles: {n} difference(s) kept on the target as asked (listed below)")
+    }
+}
+
 /// Whether the backup's globals hold passwords (not `--no-role-passwords`).
 pub fn passwords_in(m: &crate::catalog::Manifest) -> bool {
     !m.tools

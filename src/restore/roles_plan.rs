@@ -5,10 +5,17 @@ use crate::restore::globals::LIBRARY_SETTINGS;
 
 /// One statement pgdr writes for an existing role. `sql` may hold a password verifier: it is
 /// sent, never shown or logged; `label` is what messages say.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Change {
     pub label: String,
     pub sql: String,
+}
+
+/// The label only: `sql` may hold a password verifier.
+impl std::fmt::Debug for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Change({})", self.label)
+    }
 }
 
 /// The plan for existing roles.

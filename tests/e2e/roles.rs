@@ -104,6 +104,12 @@ fn existing_roles_get_the_backups_settings_and_memberships_and_overwrite_makes_t
         r.stdout
     );
     assert!(
+        r.stdout
+            .contains("roles: 4 difference(s) kept on the target as asked (listed below)"),
+        "{}",
+        r.stdout
+    );
+    assert!(
         r.stdout.contains("kept on the target, differs from the backup: role app_user: member of pg_monitor on the target, not in the backup"),
         "{}",
         r.stdout
