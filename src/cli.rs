@@ -191,8 +191,10 @@ struct RestoreArgs {
     /// Directory of the spool file for --jobs (default: the system temp dir).
     #[arg(long, value_name = "DIR")]
     spool_dir: Option<PathBuf>,
-    /// Roles the target already has: kept as they are (skip-existing) or overwritten.
-    #[arg(long, value_enum, default_value = "skip-existing")]
+    /// Roles the target already has: merge (settings, comments, memberships made the
+    /// backup's; attributes and passwords kept), keep (unchanged; alias skip-existing), or
+    /// overwrite (every role made equal to the backup's).
+    #[arg(long, value_enum, default_value = "merge")]
     roles: RolesArg,
     /// Skip the fingerprint comparison after the restore.
     #[arg(long)]
@@ -204,7 +206,9 @@ struct RestoreArgs {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum RolesArg {
-    SkipExisting,
+    Merge,
+    #[value(alias = "skip-existing")]
+    Keep,
     Overwrite,
 }
 
@@ -520,7 +524,8 @@ async fn run_restore(
         jobs: a.jobs,
         spool_dir: a.spool_dir.clone(),
         roles: match a.roles {
-            RolesArg::SkipExisting => crate::restore::RolesMode::SkipExisting,
+            RolesArg::Merge => crate::restore::RolesMode::Merge,
+            RolesArg::Keep => crate::restore::RolesMode::Keep,
             RolesArg::Overwrite => crate::restore::RolesMode::Overwrite,
         },
         verify: !a.no_verify,

@@ -149,6 +149,8 @@ pub struct Plan {
     /// (directory, bytes needed, bytes free) for `--jobs`.
     pub spool: Option<(PathBuf, u64, u64)>,
     pub roles: RolesMode,
+    /// Per role of the backup that exists on the target: each difference and what is done.
+    pub roles_preview: Vec<String>,
     pub verify: bool,
     pub terminate: bool,
     pub show_progress: bool,
@@ -431,6 +433,9 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let globals_sql = restore::fetch_globals(catalog.store().as_ref(), &m, ids.clone())
         .await
         .map_err(|e| e.context(format!("backup {}", m.id)))?;
+    // Statements pg_dumpall does not emit refuse the backup before the target is touched.
+    let parsed =
+        restore::globals::parse(&globals_sql).map_err(|e| e.context(format!("backup {}", m.id)))?;
     // Setting values and comments, to replay and compare, from their encrypted object.
     let m = crate::fingerprint::sensitive::reveal(catalog.store().as_ref(), &m, ids.clone())
         .await
@@ -468,6 +473,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let tool = crate::scratch::pg_restore(server_major.max(backup_major), &settings.scratch)?;
     let bin_dir = tool.path.parent().expect("a file").to_path_buf();
 
+    let roles_preview = restore::roles::preview(&client, &parsed, &m, opts.roles).await?;
     let state = inspect(&client, &target, &name).await?;
     let mut notes = Vec::new();
     let mode = match (&state, opts.mode) {
@@ -558,6 +564,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         jobs,
         spool,
         roles: opts.roles,
+        roles_preview,
         verify: opts.verify,
         terminate: opts.terminate,
         show_progress: opts.show_progress,
@@ -700,8 +707,9 @@ impl Plan {
         s.push_str("  steps\n");
         let mut steps: Vec<String> = Vec::new();
         steps.push(match self.roles {
-            RolesMode::SkipExisting => "roles: create missing roles and memberships from the backup; existing roles are kept as they are (--roles=skip-existing)".into(),
-            RolesMode::Overwrite => "roles: create missing roles and memberships; replay attributes, passwords and settings of existing roles too (--roles=overwrite)".into(),
+            RolesMode::Merge => "roles: create missing roles and memberships from the backup; existing roles get the backup's settings, comments and memberships, keep their attributes and passwords (--roles=merge)".into(),
+            RolesMode::Keep => "roles: create missing roles and memberships from the backup; existing roles are kept as they are (--roles=keep)".into(),
+            RolesMode::Overwrite => "roles: create missing roles; make every existing role equal to the backup's: attributes, password, settings, comments, memberships (--roles=overwrite)".into(),
         });
         let force = if self.terminate {
             "terminating other sessions (--terminate)"
@@ -772,6 +780,9 @@ impl Plan {
         for (i, st) in steps.iter().enumerate() {
             s.push_str(&format!("    {}. {st}\n", i + 1));
         }
+        for r in &self.roles_preview {
+            s.push_str(&format!("  roles: {r}\n"));
+        }
         for n in &self.notes {
             s.push_str(&format!("  note: {n}\n"));
         }
@@ -809,6 +820,7 @@ impl Plan {
             "previous_kept_as": self.previous_name,
             "jobs": self.jobs,
             "roles": self.roles,
+            "roles_plan": self.roles_preview,
             "verify": self.verify,
             "terminate": self.terminate,
             "requires_confirm_name": self.is_source,
@@ -886,8 +898,10 @@ impl RestoreReport {
             RestoreOutcome::Restored => line(
                 "proof",
                 format!(
-                    "fingerprint equal: {} tables, {} rows",
-                    self.tables, self.rows
+                    "fingerprint equal: {} tables, {} rows{}",
+                    self.tables,
+                    self.rows,
+                    crate::restore::roles::kept_suffix(&r.roles_kept)
                 ),
             ),
             RestoreOutcome::Differences => {
@@ -1037,12 +1051,20 @@ async fn restore_and_prove(
         }
     }
     if !plan.verify {
+        // The changes to the connecting role still run, last.
+        restore::roles_proof(&target, &mut progress.engine).await?;
         return Ok(Vec::new());
     }
     let kept = progress.engine.kept_role_names.clone();
-    let diffs = prove(&target, &plan.manifest, &kept, &mut progress.notes)
+    let mut diffs = prove(&target, &plan.manifest, &kept, &mut progress.notes)
         .await
         .map_err(|e| e.context("restored, but the proof could not run"))?;
+    // Roles compared with the backup's globals: a remaining difference is a finding unless
+    // --roles kept it (then listed as kept, in the summary and the record).
+    let roles = restore::roles_proof(&target, &mut progress.engine)
+        .await
+        .map_err(|e| e.context("restored, but the roles proof could not run"))?;
+    diffs.extend(roles);
     timer.done("verify");
     Ok(diffs)
 }

@@ -19,11 +19,13 @@ use crate::sql::quote_ident as qi;
 use crate::store::Store;
 
 pub mod dbprops;
+pub mod dumpall;
 pub mod globals;
 pub mod offsets;
+pub mod roles;
 pub mod spool;
 
-pub use globals::RolesMode;
+pub use roles::RolesMode;
 
 pub type Identities = Arc<Vec<age::x25519::Identity>>;
 
@@ -211,6 +213,10 @@ pub struct EngineReport {
     /// archive could not be parsed.
     #[serde(skip)]
     pub archive: Option<std::result::Result<ArchiveSummary, String>>,
+    /// The roles step's plan for existing roles, finished by [`roles_proof`] (holds password
+    /// verifiers: never serialized or printed).
+    #[serde(skip)]
+    pub roles: Option<roles::Pending>,
 }
 
 /// Decrypt the globals SQL into memory, checked against the manifest (it is small). Also the
@@ -325,11 +331,17 @@ pub async fn restore_with(
         Some(s) => s,
         None => fetch_globals(store, m, ids.clone()).await?,
     };
+    // Refused as a whole before anything runs when a statement is not a pg_dumpall shape.
+    let parsed = globals::parse(&globals_sql)?;
     let client = crate::source::connect(&target.maintenance).await?;
     let existing = existing_globals(&client).await?;
-    let plan = globals::plan(&globals::parse(&globals_sql), &existing, opts.roles);
+    let plan = globals::plan(&parsed, &existing, opts.roles);
+    // Existing roles, planned against what the target has before anything runs.
+    let desired = roles::desired(&parsed, roles::passwords_in(m));
+    let role_plan = roles::plan(&desired, &roles::read(&client).await?, opts.roles);
     for s in &plan.run {
-        if let Err(e) = client.batch_execute(&s.sql).await {
+        // The extended protocol runs exactly one statement: a second guard after the parser.
+        if let Err(e) = client.execute(s.sql.as_str(), &[]).await {
             let line = format!("{}: {}", s.label(), db_message(&e));
             if !line.contains("already exists") {
                 tracing::warn!("roles: {line}");
@@ -337,8 +349,22 @@ pub async fn restore_with(
             report.globals_errors.push(line);
         }
     }
+    // A tablespace grant by a non-owner switched the session's user: back to pgdr's own.
+    client
+        .batch_execute("RESET SESSION AUTHORIZATION")
+        .await
+        .map_err(|e| PgdrError::database(format!("roles: {}", db_message(&e))))?;
+    report
+        .globals_errors
+        .extend(roles::apply(&client, &role_plan.now).await);
     report.roles_created = plan.created_roles;
     report.roles_kept = plan.kept;
+    report.roles_kept.extend(role_plan.lines.iter().cloned());
+    report.roles = Some(roles::Pending {
+        desired,
+        plan: role_plan,
+        mode: opts.roles,
+    });
     report.kept_role_names = plan.kept_role_names;
     report.memberships_added = plan.memberships;
     timer.done("globals");
@@ -539,6 +565,20 @@ pub async fn restore_with(
         timer.done("properties");
     }
     Ok(())
+}
+
+/// After the restore (and the proof of the data): the changes to the role pgdr connects as,
+/// then the roles proof. Kept differences join `roles_kept` (summary and record); the
+/// findings are returned.
+pub async fn roles_proof(target: &Target, report: &mut EngineReport) -> Result<Vec<String>> {
+    let Some(p) = report.roles.take() else {
+        return Ok(Vec::new());
+    };
+    let client = crate::source::connect(&target.maintenance).await?;
+    let (verdict, errors) = roles::finish(&client, &p.desired, &p.plan, p.mode).await?;
+    report.globals_errors.extend(errors);
+    report.roles_kept.extend(verdict.kept);
+    Ok(verdict.findings)
 }
 
 pub fn db_message(e: &tokio_postgres::Error) -> String {

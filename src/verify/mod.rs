@@ -40,7 +40,8 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
         let key = catalog::object_key(&m.database, &m.id, &rec.file);
         let sink = if rec.name == "dump" {
             Sink::Parser(Box::default())
-        } else if rec.name == sensitive::OBJECT {
+        } else if rec.name == sensitive::OBJECT || rec.name == "globals" {
+            // Both are small: kept whole to be checked once decrypted.
             Sink::Collect(Vec::new())
         } else {
             Sink::Discard
@@ -85,8 +86,14 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
             Err(e) => return Err(e),
         };
         if let Sink::Collect(bytes) = &sink {
+            if rec.name == "globals" {
+                // Statements pg_dumpall does not emit would run as superuser on a restore.
+                let text = String::from_utf8_lossy(bytes);
+                if let Err(e) = crate::restore::globals::parse(&text) {
+                    diffs.push(format!("object {}: {}", rec.file, e.message));
+                }
             // The values must belong to the names the manifest lists.
-            if let Err(e) = sensitive::check(m, bytes) {
+            } else if let Err(e) = sensitive::check(m, bytes) {
                 diffs.push(e.message);
             }
         }
@@ -111,7 +118,7 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
 /// Where decrypted bytes go in a quick proof: the dump into the archive parser.
 enum Sink {
     Parser(Box<ArchiveParser>),
-    /// The sensitive object: small, checked against the manifest once decrypted.
+    /// The sensitive object or the globals SQL: small, checked once decrypted.
     Collect(Vec<u8>),
     Discard,
 }

@@ -5,9 +5,11 @@
 mod backup;
 mod common;
 mod drill;
+mod globals;
 mod guards;
 mod names;
 mod restore;
+mod roles;
 mod s3;
 mod schedule;
 mod schema;

@@ -659,7 +659,9 @@ fn existing_roles_keep_their_attributes_unless_overwrite() {
     );
     let r = run(restore(&w, "app_roles", &["--yes"])).ok();
     assert!(
-        r.stdout.contains("role 'anon' exists: kept as is"),
+        r.stdout.contains(
+            "role 'anon' exists: attributes (CONNECTION LIMIT -1 in the backup, 7 on the target): kept (--roles=merge)"
+        ),
         "{}",
         r.stdout
     );
