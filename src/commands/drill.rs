@@ -344,7 +344,7 @@ async fn drill_one(
     // 3. The restore: globals, create, then fetch, decrypt, decompress and pg_restore (data,
     //    then post-data: indexes, constraints, triggers) streamed together.
     //    Setting values and comments come out of their encrypted object first.
-    let restored = match crate::fingerprint::sensitive::reveal(store, &m, ids.clone()).await {
+    let mut restored = match crate::fingerprint::sensitive::reveal(store, &m, ids.clone()).await {
         Ok(full) => {
             m = full;
             restore::restore_into(store, &m, ids, &sc.target, &mut timer).await
@@ -352,7 +352,7 @@ async fn drill_one(
         Err(e) => Err(e),
     };
     let mut proven = false;
-    match &restored {
+    match &mut restored {
         Err(e) => {
             timer.done("failed");
             rec.failures.push(format!("restore failed: {}", e.message));
@@ -362,10 +362,10 @@ async fn drill_one(
             }
             rec.checks = not_run("the restore failed");
         }
-        Ok(()) => {
-            // 4. Fingerprint: the restored copy is what the backup says it holds.
+        Ok(report) => {
+            // 4. Fingerprint and roles: the restored copy is what the backup says it holds.
             let restored_db = sc.target.database();
-            match verify::compare_restored(&sc.target, &m, &verify::scratch_diff_options()).await {
+            match verify::compare_scratch(&sc.target, &m, report).await {
                 Ok(d) => {
                     if !d.is_empty() {
                         rec.failures.push(format!(
@@ -410,7 +410,7 @@ async fn drill_one(
 
     // What the restore proved about the backup is kept beside it, as a verification would.
     let verdict = match &restored {
-        Ok(())
+        Ok(_)
             if rec
                 .failures
                 .iter()
@@ -418,7 +418,7 @@ async fn drill_one(
         {
             None
         }
-        Ok(()) => Some(rec.differences.clone()),
+        Ok(_) => Some(rec.differences.clone()),
         Err(e) if matches!(e.kind, Kind::Corrupt | Kind::NotFound) => {
             Some(vec![format!("restore failed: {}", e.message)])
         }

@@ -250,18 +250,7 @@ async fn verify_one(
             // The backup's roles on the scratch cluster: all created there but the bootstrap
             // superuser, which is handled as any existing role (--roles=merge) and said so;
             // the roles proof judges it, after its settings were applied (last).
-            let existing = report.kept_role_names.clone();
-            let opts = verify::scratch_diff_options();
-            let fp = verify::compare_restored(&sc.target, m, &opts).await?;
-            d.extend(fp.into_iter().filter(|x| {
-                !existing
-                    .iter()
-                    .any(|r| x.starts_with(&format!("role {r}:")))
-            }));
-            d.extend(restore::roles_proof(&sc.target, &mut report).await?);
-            for k in &report.roles_kept {
-                tracing::info!("roles: {k}");
-            }
+            d.extend(verify::compare_scratch(&sc.target, m, &mut report).await?);
             timer.done("compare");
             Ok::<_, PgdrError>(d)
         }

@@ -294,7 +294,7 @@ pub async fn restore_into(
     ids: Identities,
     target: &Target,
     timer: &mut PhaseTimer,
-) -> Result<()> {
+) -> Result<EngineReport> {
     let mut report = EngineReport::default();
     restore_with(
         store,
@@ -306,7 +306,8 @@ pub async fn restore_into(
         timer,
         &mut report,
     )
-    .await
+    .await?;
+    Ok(report)
 }
 
 /// Restore a backup into a new database on `target`: globals (roles) first, planned against

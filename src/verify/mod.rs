@@ -446,3 +446,28 @@ pub fn scratch_diff_options() -> schema::DiffOptions {
         ..Default::default()
     }
 }
+
+/// The proof of a restore onto the scratch cluster (verify, drill): the whole fingerprint,
+/// less the lines of roles that pre-existed there (the bootstrap superuser), which the roles
+/// proof judges after their settings were applied, as a restore with `--roles=merge` would.
+pub async fn compare_scratch(
+    target: &crate::restore::Target,
+    m: &Manifest,
+    report: &mut crate::restore::EngineReport,
+) -> Result<Vec<String>> {
+    let existing = report.kept_role_names.clone();
+    let fp = compare_restored(target, m, &scratch_diff_options()).await?;
+    let mut d: Vec<String> = fp
+        .into_iter()
+        .filter(|x| {
+            !existing
+                .iter()
+                .any(|r| x.starts_with(&format!("role {r}:")))
+        })
+        .collect();
+    d.extend(crate::restore::roles_proof(target, report).await?);
+    for k in &report.roles_kept {
+        tracing::info!("roles: {k}");
+    }
+    Ok(d)
+}

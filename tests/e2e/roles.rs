@@ -168,6 +168,15 @@ fn existing_roles_get_the_backups_settings_and_memberships_and_overwrite_makes_t
         "{}",
         v.stderr
     );
+    // A drill proves the roles the same way (same scratch cluster, same roles proof).
+    let d = crate::common::run(w.pgdr_config(&cfg, &["drill"]));
+    assert_eq!(d.code, 0, "{}\n{}", d.stdout, d.stderr);
+    assert!(
+        d.stderr
+            .contains("kept on the target, differs from the backup: role postgres: password"),
+        "{}",
+        d.stderr
+    );
 
     // Overwrite: every role equal to the source's, by the test's own comparison.
     crate::common::run(restore_to(&w, &target, "app2", &["--roles=overwrite"])).ok();
