@@ -309,3 +309,7 @@ async fn verify_one(
         host: records::hostname(),
     })
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;
