@@ -169,7 +169,10 @@ async fn a_failed_manifest_delete_leaves_the_backup_whole() {
     assert!(r.catalog.delete_backup("app", &id).await.is_err());
     // Still listed, so every object it lists must still be there: a listed backup whose dump
     // is gone would be restored from, and fail only then.
-    assert_eq!(r.listed(Some("app")).await, named("app", &[id.clone()]));
+    assert_eq!(
+        r.listed(Some("app")).await,
+        named("app", std::slice::from_ref(&id))
+    );
     assert!(r.store.contains(&object_key("app", &id, DUMP_FILE)));
     // Once the store heals, the deletion completes.
     r.store.heal_delete(&manifest);
