@@ -21,4 +21,6 @@ pub mod source;
 pub mod sql;
 pub mod store;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod verify;

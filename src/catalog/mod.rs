@@ -22,6 +22,9 @@ pub mod manifest;
 pub mod records;
 pub mod restoring;
 
+#[cfg(test)]
+mod memory_tests;
+
 pub use id::BackupId;
 pub use manifest::Manifest;
 pub use records::DrillRecord;
@@ -287,14 +290,18 @@ impl Catalog {
     /// never listed as whole.
     pub async fn delete_backup(&self, database: &str, id: &BackupId) -> Result<()> {
         let dir = format!("{}/", backup_dir(database, id));
-        let mut keys: Vec<String> = self
+        let (manifest, keys): (Vec<String>, Vec<String>) = self
             .store
             .list(&dir)
             .await?
             .into_iter()
             .map(|o| o.key)
-            .collect();
-        keys.sort_by_key(|k| !k.ends_with(MANIFEST_FILE));
+            .partition(|k| k.ends_with(MANIFEST_FILE));
+        // Alone and first: were it deleted beside the others, a failure of its delete could
+        // leave a listed backup whose dump is gone.
+        for k in manifest {
+            self.store.delete(&k).await?;
+        }
         futures::stream::iter(keys)
             .map(|k| async move { self.store.delete(&k).await })
             .buffer_unordered(4)

@@ -1002,3 +1002,7 @@ async fn write_lease(store: &dyn Store, key: &str, owner: &str) -> Result<()> {
         )
         .await
 }
+
+#[cfg(test)]
+#[path = "daemon_tests.rs"]
+mod tests;

@@ -359,6 +359,10 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
 }
 
 #[cfg(test)]
+#[path = "prune_tests.rs"]
+mod memory_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::catalog::manifest::tests::sample;

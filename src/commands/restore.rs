@@ -1383,6 +1383,10 @@ async fn cleanup(plan: &Plan, notes: &mut Vec<String>) {
 }
 
 #[cfg(test)]
+#[path = "restore_select_tests.rs"]
+mod select_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -298,3 +298,7 @@ async fn verify_one(
         host: records::hostname(),
     })
 }
+
+#[cfg(test)]
+#[path = "verify_tests.rs"]
+mod tests;

@@ -18,6 +18,8 @@ use crate::config::{RepositoryUrl, Settings};
 use crate::error::Result;
 
 pub mod fs;
+#[cfg(test)]
+pub mod memory;
 pub mod s3;
 
 /// A stream of chunks. An `Err` item means the producer failed: the store must then discard
