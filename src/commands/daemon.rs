@@ -168,13 +168,6 @@ pub async fn run(
         .set(crate::telemetry::metrics::unix(Utc::now()));
     let health = Arc::new(Health::default());
     health.tick();
-    let server_stop = CancellationToken::new();
-    let server = match settings.ops.metrics_listen {
-        Some(addr) => {
-            Some(server::serve(addr, metrics.clone(), health.clone(), server_stop.clone()).await?)
-        }
-        None => None,
-    };
     let ctx = Arc::new(Ctx {
         catalog: Catalog::new(store.clone()),
         notifier: Notifier::new(settings.ops.webhooks.clone(), metrics.clone()),
@@ -208,6 +201,14 @@ pub async fn run(
             }
         }
     }
+    // Served once seeded and planned: a scrape never sees a daemon without its next runs.
+    let server_stop = CancellationToken::new();
+    let server = match settings.ops.metrics_listen {
+        Some(addr) => {
+            Some(server::serve(addr, metrics.clone(), health.clone(), server_stop.clone()).await?)
+        }
+        None => None,
+    };
     tracing::info!(
         databases = databases.len(),
         jobs = slots.len(),
