@@ -57,7 +57,10 @@ pub struct StoredSchema {
     pub sections: BTreeMap<String, BTreeMap<String, Value>>,
 }
 
-/// The plaintext of the encrypted `sensitive` object (its own format version, 1).
+/// The format of the `sensitive` object written today.
+pub const SENSITIVE_FORMAT: u32 = 1;
+
+/// The plaintext of the encrypted `sensitive` object (compact JSON, its own format version).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct StoredSensitive {
     pub format_version: u32,
