@@ -14,7 +14,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::{BackupId, Catalog};
 use crate::error::{Kind, PgdrError, Result};
@@ -27,7 +26,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(30);
 /// A mark is fresh while its heartbeat is younger than this (a few missed beats allowed).
 pub const FRESH_FOR: Duration = Duration::from_secs(4 * 30);
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InUseMark {
     /// "verify", "drill", "restore", "cat".
     pub purpose: String,

@@ -3,13 +3,15 @@
 //! Written last, it is the commit marker of a backup. It checks itself (a sha256 over its own
 //! canonical JSON), carries a format version (a newer one is refused, never guessed at), and
 //! keeps fields it does not know, so an older pgdr can still read a newer minor addition.
+//! Its JSON is [`format::manifest::StoredManifest`](super::format::manifest), converted from
+//! these runtime types, which may change freely.
 
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::format::manifest::{StoredManifest, MANIFEST_FORMAT};
 use super::id::BackupId;
 use crate::config::Compression;
 use crate::error::{PgdrError, Result};
@@ -20,9 +22,9 @@ use crate::source::ServerInfo;
 /// 2: setting values and comments of the schema fingerprint moved out of the manifest into
 /// the encrypted `sensitive` object (see `fingerprint::sensitive`); the manifest keeps their
 /// names. Format 1 (values in clear, no such object) is still read.
-pub const FORMAT_VERSION: u32 = 2;
+pub const FORMAT_VERSION: u32 = MANIFEST_FORMAT;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Manifest {
     pub format_version: u32,
     pub pgdr_version: String,
@@ -42,24 +44,23 @@ pub struct Manifest {
     /// What the backup holds, to be proven equal after a restore.
     pub fingerprint: Option<Fingerprint>,
     /// Fields written by newer pgdr versions, kept as they are.
-    #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SnapshotInfo {
     /// `now()` inside the snapshot: the point in time the backup restores to.
     pub time: DateTime<Utc>,
     pub method: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Phase {
     pub name: String,
     pub seconds: f64,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ToolsInfo {
     pub pg_dump_version: String,
     pub pg_dump_args: Vec<String>,
@@ -67,7 +68,7 @@ pub struct ToolsInfo {
     pub pg_dumpall_args: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CodecInfo {
     pub compression: String,
     pub zstd: Compression,
@@ -76,7 +77,7 @@ pub struct CodecInfo {
     pub recipients: Vec<String>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ObjectRecord {
     /// Role of the object: "dump", "globals" or "sensitive".
     pub name: String,
@@ -128,7 +129,9 @@ impl Manifest {
     /// Serialize with the self-check: `checksum` is the sha256 of the canonical JSON (sorted
     /// keys, compact) of the manifest without the checksum field.
     pub fn to_json(&self) -> Result<Vec<u8>> {
-        let mut v = serde_json::to_value(self).map_err(|e| PgdrError::internal(e.to_string()))?;
+        let stored = StoredManifest::from(self);
+        let mut v =
+            serde_json::to_value(&stored).map_err(|e| PgdrError::internal(e.to_string()))?;
         let sum = canonical_sha256(&v);
         v.as_object_mut()
             .expect("manifest is an object")
@@ -177,11 +180,13 @@ impl Manifest {
             ))
             .hint("the manifest was edited or damaged after it was written; this backup cannot be trusted"));
         }
-        serde_json::from_value(v).map_err(|e| {
-            PgdrError::corrupt(format!(
-                "{what}: manifest does not match format {FORMAT_VERSION}: {e}"
-            ))
-        })
+        serde_json::from_value::<StoredManifest>(v)
+            .map(Manifest::from)
+            .map_err(|e| {
+                PgdrError::corrupt(format!(
+                    "{what}: manifest does not match format {FORMAT_VERSION}: {e}"
+                ))
+            })
     }
 }
 

@@ -16,6 +16,7 @@ use crate::config::names;
 use crate::error::{Kind, PgdrError, Result};
 use crate::store::{DynStore, ObjectInfo};
 
+pub mod format;
 pub mod id;
 pub mod inuse;
 pub mod manifest;

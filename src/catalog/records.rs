@@ -1,16 +1,15 @@
 //! Records of what was done with backups: verifications and restores; drills beside them.
 //! Stored in the repository (not on the host that ran them), so history survives that host.
+//! Their JSON is [`format::records`](super::format::records), converted from these types.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::id::BackupId;
 use super::manifest::Phase;
 
-pub const RECORD_FORMAT_VERSION: u32 = 1;
+pub const RECORD_FORMAT_VERSION: u32 = super::format::records::RECORD_FORMAT;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VerifyMode {
     /// Objects, checksums, decryption, archive parse and data digests; no database.
     Quick,
@@ -18,8 +17,7 @@ pub enum VerifyMode {
     Full,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// Proven: everything matched.
     Passed,
@@ -29,7 +27,7 @@ pub enum Outcome {
     Error,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct VerificationRecord {
     pub format_version: u32,
     pub pgdr_version: String,
@@ -61,8 +59,7 @@ pub fn hostname() -> String {
 }
 
 /// How a restore treated the target database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreMode {
     /// The target database did not exist: created.
     Create,
@@ -74,8 +71,7 @@ pub enum RestoreMode {
     Swap,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RestoreOutcome {
     /// Restored, and the fingerprint comparison found no difference.
     Restored,
@@ -91,7 +87,7 @@ pub enum RestoreOutcome {
 
 /// One real restore (`pgdr restore`), stored at `<database>/restores/<start>.json`, so the
 /// RTOs of drills can be compared with real ones.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RestoreRecord {
     pub format_version: u32,
     pub pgdr_version: String,
@@ -116,18 +112,15 @@ pub struct RestoreRecord {
     pub differences: Vec<String>,
     pub error: Option<String>,
     /// For `--swap`: the name the previous database was kept under.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_kept_as: Option<String>,
-    #[serde(default)]
     pub roles_created: Vec<String>,
-    #[serde(default)]
     pub roles_kept: Vec<String>,
     pub host: String,
 }
 
 /// One recovery drill (`pgdr drill`), stored at `<database>/drills/<start>.json`: a timed
 /// rehearsal of an emergency restore into a scratch database, with its RTO and RPO.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DrillRecord {
     pub format_version: u32,
     pub pgdr_version: String,
@@ -169,7 +162,7 @@ pub struct DrillRecord {
     pub host: String,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DrillBackup {
     pub id: BackupId,
     pub snapshot_time: DateTime<Utc>,
@@ -182,7 +175,7 @@ pub struct DrillBackup {
 
 /// The largest gap a failure could have fallen into: between two consecutive restorable
 /// backups (the later one inside the window), or from the newest one to the drill.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WorstRpo {
     pub seconds: f64,
     pub window_days: u32,
@@ -198,7 +191,7 @@ pub struct WorstRpo {
     pub known_bad_in_window: usize,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DrillTargets {
     pub rto_seconds: f64,
     pub rpo_seconds: f64,
@@ -211,7 +204,7 @@ pub struct DrillTargets {
 }
 
 /// One smoke check run against the restored database.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CheckResult {
     pub name: String,
     pub sql: String,

@@ -6,7 +6,6 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use sha2::Digest;
 
 use super::{Catalog, RESTORES_DIR};
@@ -15,7 +14,7 @@ use crate::error::{Kind, PgdrError, Result};
 /// Folder (inside a database's `restores/`) of the marks.
 pub const IN_PROGRESS_DIR: &str = "in-progress";
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoringMark {
     /// `host:port` of the target server, as `pgdr restore` normalises it.
     pub server: String,

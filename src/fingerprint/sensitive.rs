@@ -15,10 +15,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::schema::SchemaFingerprint;
+use crate::catalog::format::fingerprint::StoredSensitive;
 use crate::catalog::{self, Manifest};
 use crate::error::{PgdrError, Result};
 use crate::pipeline;
@@ -31,8 +31,8 @@ pub const FILE: &str = "sensitive.json.zst.age";
 /// What the manifest shows in place of a value kept in the encrypted object.
 pub const SEALED: &str = "(encrypted)";
 
-/// Format of the encrypted object's JSON.
-const FORMAT_VERSION: u32 = 1;
+/// Format of the encrypted object's JSON ([`StoredSensitive`], owned by the catalog).
+const FORMAT_VERSION: u32 = crate::catalog::format::fingerprint::SENSITIVE_FORMAT;
 
 /// Whether property `prop` of an object in `section` can hold a secret.
 pub fn is_sensitive(section: &str, prop: &str) -> bool {
@@ -127,25 +127,18 @@ fn first_mismatch(a: &SchemaFingerprint, b: &SchemaFingerprint) -> String {
     String::new()
 }
 
-/// The encrypted object's content.
-#[derive(Debug, Serialize, Deserialize)]
-struct SensitiveObject {
-    format_version: u32,
-    schema: SchemaFingerprint,
-}
-
 /// The object's plaintext (JSON) for `secret`.
 pub fn to_bytes(secret: &SchemaFingerprint) -> Result<Vec<u8>> {
-    let obj = SensitiveObject {
+    let obj = StoredSensitive {
         format_version: FORMAT_VERSION,
-        schema: secret.clone(),
+        schema: secret.into(),
     };
     serde_json::to_vec(&obj).map_err(|e| PgdrError::internal(e.to_string()))
 }
 
 /// Parse the object's plaintext; errors name the file, never a value.
 pub fn from_bytes(bytes: &[u8]) -> Result<SchemaFingerprint> {
-    let obj: SensitiveObject = serde_json::from_slice(bytes).map_err(|e| {
+    let obj: StoredSensitive = serde_json::from_slice(bytes).map_err(|e| {
         PgdrError::corrupt(format!(
             "object {FILE}: not readable (line {}, column {})",
             e.line(),
@@ -159,7 +152,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<SchemaFingerprint> {
         ))
         .hint("upgrade pgdr to read this backup"));
     }
-    Ok(obj.schema)
+    Ok(obj.schema.into())
 }
 
 /// Check that decrypted `bytes` of the object belong to `m`'s fingerprint (quick verify).

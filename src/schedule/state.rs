@@ -4,18 +4,19 @@
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use super::settings::JobKind;
 use crate::error::{Kind, PgdrError, Result};
 use crate::store::Store;
 
+/// The JSON of [`JobState`] (`catalog::format::jobs`) and the conversions.
+mod format;
+
 /// Folder (inside a database's folder) of the job records.
 pub const JOBS_DIR: &str = "jobs";
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = crate::catalog::format::jobs::JOB_STATE_FORMAT;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunOutcome {
     Succeeded,
     Failed,
@@ -23,7 +24,7 @@ pub enum RunOutcome {
     Cancelled,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobRun {
     pub started_at: DateTime<Utc>,
     pub finished_at: DateTime<Utc>,
@@ -35,7 +36,7 @@ pub struct JobRun {
     pub host: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct JobState {
     pub format_version: u32,
     pub database: String,
