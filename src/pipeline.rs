@@ -15,9 +15,9 @@ use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
+use crate::catalog::{ByteStream, Key, Receipt, Repository};
 use crate::codec::{self, DecodeStats, EncodeParams, EncodeStats};
 use crate::error::{from_io, Kind, PgdrError, Result};
-use crate::store::{self, ByteStream, Receipt, Store};
 
 /// Chunks in flight between the encoder and the store.
 const DEPTH: usize = 4;
@@ -104,8 +104,8 @@ pub struct Uploaded<T> {
 /// Encode `source` (read on a blocking thread) into `key`. `tap` sees the plaintext (e.g. the archive parser). Any error
 /// of the source (pg_dump failing, a cancel) aborts the store write: nothing appears at `key`.
 pub async fn upload<S, T>(
-    store: &dyn Store,
-    key: &str,
+    repo: &Repository,
+    key: &Key,
     source: S,
     params: Arc<EncodeParams>,
     mut tap: T,
@@ -126,7 +126,7 @@ where
             }
         }
     });
-    let put = store::put_hashed(store, key, channel_stream(rx));
+    let put = repo.put_object(key, channel_stream(rx));
     let (put, enc) = tokio::join!(put, encoder);
     let enc = enc.map_err(|e| PgdrError::internal(format!("encoder thread: {e}")))?;
     match (put, enc) {
@@ -145,8 +145,8 @@ where
 /// Stream `key` from the store, check its stored sha256 (when known), decrypt and decompress
 /// into `sink`. The sink runs on a blocking thread.
 pub async fn download<W>(
-    store: &dyn Store,
-    key: &str,
+    repo: &Repository,
+    key: &Key,
     expected_sha256: Option<String>,
     identities: Arc<Vec<age::x25519::Identity>>,
     mut sink: W,
@@ -154,7 +154,7 @@ pub async fn download<W>(
 where
     W: Write + Send + 'static,
 {
-    let raw = store.get(key).await?;
+    let raw = repo.get_object(key).await?;
     let checked = sha_checked(raw, key.to_string(), expected_sha256);
     let reader = StreamReader::new(checked);
     let task = tokio::task::spawn_blocking(move || {
@@ -177,8 +177,8 @@ where
 
 /// Like [`download`], into an async writer (a child's stdin, a file).
 pub async fn download_to<W>(
-    store: &dyn Store,
-    key: &str,
+    repo: &Repository,
+    key: &Key,
     expected_sha256: Option<String>,
     identities: Arc<Vec<age::x25519::Identity>>,
     sink: W,
@@ -187,7 +187,7 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     let bridge = SyncIoBridge::new(sink);
-    let (stats, mut bridge) = download(store, key, expected_sha256, identities, bridge).await?;
+    let (stats, mut bridge) = download(repo, key, expected_sha256, identities, bridge).await?;
     tokio::task::spawn_blocking(move || bridge.shutdown())
         .await
         .map_err(|e| PgdrError::internal(e.to_string()))?

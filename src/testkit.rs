@@ -10,11 +10,18 @@ use std::sync::Arc;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
+use crate::catalog::keys::MANIFEST_FILE;
 use crate::catalog::records::{Outcome, VerificationRecord, VerifyMode, RECORD_FORMAT_VERSION};
 use crate::catalog::{self, BackupId, Catalog, Listed, Manifest};
 use crate::config::{Overrides, Settings};
 use crate::store::memory::MemoryStore;
 use crate::store::Store;
+
+/// The key string of a backup's object, as the repository stores it (tests plant and inspect
+/// raw objects of the memory store by it).
+pub fn object_key(database: &str, id: &BackupId, file: &str) -> String {
+    catalog::Key::object(database, id, file).to_string()
+}
 
 pub fn at(s: &str) -> DateTime<Utc> {
     s.parse().expect("a test time")
@@ -72,11 +79,8 @@ impl Repo {
     pub async fn backup(&self, database: &str, t: DateTime<Utc>) -> BackupId {
         let m = manifest(database, t);
         self.store.set_now(t);
-        self.put(
-            &catalog::object_key(database, &m.id, catalog::DUMP_FILE),
-            b"dump",
-        )
-        .await;
+        self.put(&object_key(database, &m.id, catalog::DUMP_FILE), b"dump")
+            .await;
         self.catalog.commit(&m).await.expect("commit");
         m.id
     }
@@ -94,18 +98,15 @@ impl Repo {
     pub async fn uncommitted(&self, database: &str, t: DateTime<Utc>) -> BackupId {
         let id = BackupId::from_time(t);
         self.store.set_now(t);
-        self.put(
-            &catalog::object_key(database, &id, catalog::DUMP_FILE),
-            b"part",
-        )
-        .await;
+        self.put(&object_key(database, &id, catalog::DUMP_FILE), b"part")
+            .await;
         id
     }
 
     /// Overwrite a backup's manifest with bytes that do not read as one.
     pub async fn damage(&self, database: &str, id: &BackupId) {
         self.put(
-            &catalog::object_key(database, id, catalog::MANIFEST_FILE),
+            &object_key(database, id, MANIFEST_FILE),
             b"{\"format_version\": 2, \"checksum\": \"0\"}",
         )
         .await;

@@ -9,18 +9,13 @@
 //! folder prune removed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::{BackupId, Catalog};
-use crate::error::{Kind, PgdrError, Result};
-use crate::store::Store;
+use super::{BackupId, Catalog, Key};
+use crate::error::{Kind, Result};
 
-/// Folder (inside a database's folder) of the in-use marks.
-pub const IN_USE_DIR: &str = "in-use";
 /// How often a reader refreshes its mark.
 pub const HEARTBEAT: Duration = Duration::from_secs(30);
 /// A mark is fresh while its heartbeat is younger than this (a few missed beats allowed).
@@ -58,8 +53,8 @@ impl InUseMark {
 
 /// A held mark: refreshed in the background until released (or dropped).
 pub struct InUse {
-    store: Arc<dyn Store>,
-    key: String,
+    repo: Catalog,
+    key: Key,
     beat: tokio::task::JoinHandle<()>,
     released: bool,
 }
@@ -69,7 +64,7 @@ impl InUse {
     pub async fn release(mut self) {
         self.released = true;
         self.beat.abort();
-        if let Err(e) = self.store.delete(&self.key).await {
+        if let Err(e) = self.repo.delete(&self.key).await {
             if e.kind != Kind::NotFound {
                 tracing::warn!(key = %self.key, error = %e, "could not remove the in-use mark; it goes stale by itself");
             }
@@ -87,21 +82,12 @@ impl Drop for InUse {
             return;
         }
         if let Ok(h) = tokio::runtime::Handle::try_current() {
-            let (s, k) = (self.store.clone(), self.key.clone());
+            let (s, k) = (self.repo.clone(), self.key.clone());
             h.spawn(async move {
                 let _ = s.delete(&k).await;
             });
         }
     }
-}
-
-fn dir(database: &str, id: &BackupId) -> String {
-    format!("{database}/{IN_USE_DIR}/{id}/")
-}
-
-async fn write(store: &dyn Store, key: &str, m: &InUseMark) -> Result<()> {
-    let body = serde_json::to_vec_pretty(m).map_err(|e| PgdrError::internal(e.to_string()))?;
-    store.put_bytes(key, Bytes::from(body)).await
 }
 
 impl Catalog {
@@ -117,21 +103,24 @@ impl Catalog {
             heartbeat: now,
         };
         let holder = format!("{}-{}-{:08x}", purpose, mark.pid, fastrand::u32(..));
-        let key = format!("{}{holder}.json", dir(database, id));
-        let store = self.store().clone();
-        write(store.as_ref(), &key, &mark).await?;
-        let (s, k) = (store.clone(), key.clone());
+        let key = Key::InUse {
+            database: database.to_string(),
+            id: id.clone(),
+            holder,
+        };
+        self.put_json(&key, &mark).await?;
+        let (s, k) = (self.clone(), key.clone());
         let beat = tokio::spawn(async move {
             loop {
                 tokio::time::sleep(HEARTBEAT).await;
                 mark.heartbeat = Utc::now();
-                if let Err(e) = write(s.as_ref(), &k, &mark).await {
+                if let Err(e) = s.put_json(&k, &mark).await {
                     tracing::warn!(key = %k, error = %e, "could not refresh the in-use mark");
                 }
             }
         });
         Ok(InUse {
-            store,
+            repo: self.clone(),
             key,
             beat,
             released: false,
@@ -144,17 +133,13 @@ impl Catalog {
         database: &str,
         now: DateTime<Utc>,
     ) -> Result<BTreeMap<BackupId, Vec<InUseMark>>> {
-        let prefix = format!("{database}/{IN_USE_DIR}/");
         let mut out: BTreeMap<BackupId, Vec<InUseMark>> = BTreeMap::new();
-        for o in self.store().list(&prefix).await? {
-            let rest = &o.key[prefix.len()..];
-            let Some((id, _file)) = rest.split_once('/') else {
+        for o in self.objects(database).await? {
+            let Key::InUse { id, .. } = &o.key else {
                 continue;
             };
-            let Ok(id) = id.parse::<BackupId>() else {
-                continue;
-            };
-            let Ok(bytes) = crate::store::get_bytes(self.store().as_ref(), &o.key).await else {
+            let id = id.clone();
+            let Ok(bytes) = self.get_bytes(&o.key).await else {
                 continue; // removed while listing: released
             };
             match serde_json::from_slice::<InUseMark>(&bytes) {
@@ -204,7 +189,7 @@ mod tests {
     #[tokio::test]
     async fn marks_are_listed_while_held_and_gone_once_released() {
         let dir = tempfile::tempdir().unwrap();
-        let fs = Arc::new(crate::store::fs::FsStore::new(dir.path().to_path_buf()));
+        let fs = std::sync::Arc::new(crate::store::fs::FsStore::new(dir.path().to_path_buf()));
         let catalog = Catalog::new(fs);
         let id = BackupId::from_time(Utc::now());
         let held = catalog.mark_in_use("app", &id, "verify").await.unwrap();

@@ -2,10 +2,13 @@
 
 use chrono::Duration;
 
-use crate::catalog::inuse::{InUseMark, FRESH_FOR, IN_USE_DIR};
+use crate::catalog::inuse::{InUseMark, FRESH_FOR};
+use crate::catalog::keys::{IN_USE_DIR, MANIFEST_FILE};
 use crate::catalog::records::Outcome;
-use crate::catalog::{object_key, BackupId, Listed, DUMP_FILE, MANIFEST_FILE};
+use crate::catalog::Pick;
+use crate::catalog::{BackupId, Listed, DUMP_FILE};
 use crate::error::Kind;
+use crate::testkit::object_key;
 use crate::testkit::{at, named, Repo};
 
 #[tokio::test]
@@ -104,7 +107,7 @@ async fn find_by_id_or_unique_prefix_and_latest() {
     let crm = r.backup("crm", at("2026-03-01T02:30:00Z")).await;
     let find = |db: Option<&'static str>, typed: String| {
         let c = &r.catalog;
-        async move { c.find(db, &typed).await }
+        async move { c.select(db, Pick::Id(&typed)).await.map(|e| e.manifest) }
     };
     assert_eq!(find(None, "202604".into()).await.unwrap().id, app[2]);
     assert_eq!(
@@ -117,14 +120,24 @@ async fn find_by_id_or_unique_prefix_and_latest() {
     let e = find(None, "2027".into()).await.unwrap_err();
     assert_eq!(e.kind, Kind::NotFound);
     // One id in two databases: which one is a question, not a guess.
-    let e = r.catalog.find(None, crm.as_str()).await.unwrap_err();
+    let e = r
+        .catalog
+        .select(None, Pick::Id(crm.as_str()))
+        .await
+        .map(|e| e.manifest)
+        .unwrap_err();
     assert_eq!(e.kind, Kind::Usage);
     assert!(
         e.message.contains("exists for several databases"),
         "{}",
         e.message
     );
-    let m = r.catalog.find(Some("crm"), crm.as_str()).await.unwrap();
+    let m = r
+        .catalog
+        .select(Some("crm"), Pick::Id(crm.as_str()))
+        .await
+        .map(|e| e.manifest)
+        .unwrap();
     assert_eq!((m.database.as_str(), &m.id), ("crm", &crm));
 
     // The newest readable backup: a damaged newest manifest is passed over.

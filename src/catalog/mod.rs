@@ -1,53 +1,52 @@
-//! The repository layout and the catalog of backups in it.
+//! The repository: its layout, the catalog of backups in it, and the only way to storage.
 //!
 //! ```text
 //! <prefix>/<database>/<backup-id>/dump.zst.age
 //!                                 globals.sql.zst.age
 //!                                 manifest.json        (written last: the commit marker)
 //! ```
-//! Other kinds of objects (verifications, drills, restores, later change-stream segments)
-//! sit in their own folders beside the backups; anything the catalog does not recognise is
-//! ignored, so the layout can grow. Commands meet only here, never in each other's code.
+//! Other kinds of objects (verifications, drills, restores, marks, job records, leases, later
+//! change-stream segments) sit in their own folders beside the backups; [`keys`] lists every
+//! kind. Anything the catalog does not recognise is ignored, so the layout can grow. No other
+//! module builds a key or reaches the [`Store`](crate::store::Store): they name objects by
+//! their typed [`Key`] and call the [`Repository`]. Commands meet only here, never in each
+//! other's code.
 
 use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 
-use crate::config::names;
+use crate::config::{names, Settings};
 use crate::error::{Kind, PgdrError, Result};
+pub use crate::store::{ByteStream, Leftover, Receipt};
 use crate::store::{DynStore, ObjectInfo};
 
 pub mod format;
 pub mod id;
 pub mod inuse;
+mod jobs;
+pub mod keys;
+pub mod leases;
 pub mod manifest;
 pub mod records;
 pub mod restoring;
+mod select;
 
 #[cfg(test)]
 mod memory_tests;
 
 pub use id::BackupId;
+pub use keys::Key;
+pub use leases::Lease;
 pub use manifest::Manifest;
 pub use records::DrillRecord;
 pub use records::{RestoreRecord, VerificationRecord};
+pub use select::Pick;
 
 pub const DUMP_FILE: &str = "dump.zst.age";
 pub const GLOBALS_FILE: &str = "globals.sql.zst.age";
-pub const MANIFEST_FILE: &str = "manifest.json";
-/// Folder (inside a backup's folder) of its verification records.
-pub const VERIFICATIONS_DIR: &str = "verifications";
-/// Folder (inside a database's folder) of the records of real restores.
-pub const RESTORES_DIR: &str = "restores";
 
-/// Folder (inside a database's folder) of its drill records.
-pub const DRILLS_DIR: &str = "drills";
-
-pub fn backup_dir(database: &str, id: &BackupId) -> String {
+fn backup_dir(database: &str, id: &BackupId) -> String {
     format!("{database}/{id}")
-}
-
-pub fn object_key(database: &str, id: &BackupId, file: &str) -> String {
-    format!("{database}/{id}/{file}")
 }
 
 /// A committed backup and what is known about it.
@@ -84,8 +83,21 @@ impl Listed {
     }
 }
 
-pub struct Catalog {
+/// The repository: typed access to everything stored. Cheap to clone (the store is shared).
+#[derive(Clone)]
+pub struct Repository {
     store: DynStore,
+}
+
+/// The old name, kept while other modules move over.
+pub type Catalog = Repository;
+
+/// One object as listed, by what it is.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub key: Key,
+    pub size: u64,
+    pub modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The catalog as the key listing shows it, before any manifest is read.
@@ -95,13 +107,107 @@ struct Keys {
     newest_verification: std::collections::HashMap<(String, BackupId), String>,
 }
 
-impl Catalog {
+impl Repository {
     pub fn new(store: DynStore) -> Self {
-        Catalog { store }
+        Repository { store }
     }
 
-    pub fn store(&self) -> &DynStore {
-        &self.store
+    /// Open the repository named in the settings.
+    pub async fn open(settings: &Settings) -> Result<Self> {
+        Ok(Repository::new(crate::store::open(settings).await?))
+    }
+
+    /// For messages: `/var/backups/pgdr` or `s3://bucket/prefix`.
+    pub fn describe(&self) -> String {
+        self.store.describe()
+    }
+
+    /// Prove the repository is reachable and writable.
+    pub async fn check_writable(&self) -> Result<()> {
+        self.store.check_writable().await
+    }
+
+    /// Store a stream under `key`, hashed on the way; nothing appears on an error.
+    pub async fn put_object(&self, key: &Key, body: ByteStream) -> Result<Receipt> {
+        crate::store::put_hashed(self.store.as_ref(), &key.render(), body).await
+    }
+
+    /// Stream an object's bytes. A missing one is a `Kind::NotFound` error.
+    pub async fn get_object(&self, key: &Key) -> Result<ByteStream> {
+        self.store.get(&key.render()).await
+    }
+
+    /// Remove one object (prune: an old record, an object of an uncommitted folder).
+    pub async fn remove(&self, key: &Key) -> Result<()> {
+        self.store.delete(&key.render()).await
+    }
+
+    async fn get_bytes(&self, key: &Key) -> Result<Vec<u8>> {
+        crate::store::get_bytes(self.store.as_ref(), &key.render()).await
+    }
+
+    async fn put_bytes(&self, key: &Key, data: Bytes) -> Result<()> {
+        self.store.put_bytes(&key.render(), data).await
+    }
+
+    async fn delete(&self, key: &Key) -> Result<()> {
+        self.store.delete(&key.render()).await
+    }
+
+    async fn put_json<T: serde::Serialize>(&self, key: &Key, value: &T) -> Result<()> {
+        let body =
+            serde_json::to_vec_pretty(value).map_err(|e| PgdrError::internal(e.to_string()))?;
+        self.put_bytes(key, Bytes::from(body)).await
+    }
+
+    /// Every object of a database the catalog recognises, by kind.
+    pub async fn objects(&self, database: &str) -> Result<Vec<Stored>> {
+        let prefix = database_prefix(Some(database))?;
+        Ok(self
+            .store
+            .list(&prefix)
+            .await?
+            .into_iter()
+            .filter_map(|o| {
+                Some(Stored {
+                    key: Key::parse(&o.key)?,
+                    size: o.size,
+                    modified: o.modified,
+                })
+            })
+            .collect())
+    }
+
+    /// The databases the repository holds backups of, sorted: from the key listing alone, no
+    /// manifest is read.
+    pub async fn databases(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self
+            .keys(None)
+            .await?
+            .backups
+            .into_iter()
+            .map(|(db, _)| db)
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    /// Leftovers of interrupted writes from before `older_than`, for every database.
+    pub async fn leftovers(
+        &self,
+        older_than: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<Leftover>> {
+        self.store.leftovers(older_than).await
+    }
+
+    /// Whether a leftover is one of `database`'s.
+    pub fn leftover_of(l: &Leftover, database: &str) -> bool {
+        l.key.starts_with(&format!("{database}/"))
+    }
+
+    pub async fn remove_leftover(&self, l: &Leftover) -> Result<()> {
+        self.store.remove_leftover(l).await
     }
 
     /// Every committed backup (one with a manifest), oldest first; per database if given.
@@ -125,7 +231,7 @@ impl Catalog {
         let mut backups: Vec<(String, BackupId)> =
             objects.iter().filter_map(manifest_key).collect();
         for (db, id) in &backups {
-            checked_folder(db, &object_key(db, id, MANIFEST_FILE))?;
+            checked_folder(db, &Key::manifest(db, id).render())?;
         }
         backups.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         // Newest verification record per backup: keys sort by time.
@@ -161,7 +267,7 @@ impl Catalog {
 
     /// Read one manifest by exact database and id.
     pub async fn load_exact(&self, database: &str, id: &BackupId) -> Result<Manifest> {
-        let key = object_key(database, id, MANIFEST_FILE);
+        let key = Key::manifest(database, id).render();
         let bytes = crate::store::get_bytes(self.store.as_ref(), &key).await?;
         let m = Manifest::from_json(&bytes, &key)?;
         if m.id != *id || m.database != database {
@@ -189,37 +295,35 @@ impl Catalog {
 
     /// Store a verification record beside its backup.
     pub async fn write_verification(&self, r: &VerificationRecord) -> Result<()> {
-        let key = format!(
-            "{}/{VERIFICATIONS_DIR}/{}",
-            backup_dir(&r.database, &r.backup_id),
-            records::record_file(r.started_at)
-        );
+        let key = Key::Verification {
+            database: r.database.clone(),
+            id: r.backup_id.clone(),
+            file: records::record_file(r.started_at),
+        };
         let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
-        self.store.put_bytes(&key, Bytes::from(body)).await
+        self.put_bytes(&key, Bytes::from(body)).await
     }
 
     /// Store the record of a restore: `<database>/restores/<start>.json`.
     pub async fn write_restore(&self, r: &RestoreRecord) -> Result<String> {
-        let key = format!(
-            "{}/{RESTORES_DIR}/{}",
-            r.database,
-            records::record_file(r.started_at)
-        );
+        let key = Key::Restore {
+            database: r.database.clone(),
+            file: records::record_file(r.started_at),
+        };
         let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
-        self.store.put_bytes(&key, Bytes::from(body)).await?;
-        Ok(key)
+        self.put_bytes(&key, Bytes::from(body)).await?;
+        Ok(key.to_string())
     }
 
     /// Store the record of a drill: `<database>/drills/<start>.json`.
     pub async fn write_drill(&self, r: &DrillRecord) -> Result<String> {
-        let key = format!(
-            "{}/{DRILLS_DIR}/{}",
-            r.database,
-            records::record_file(r.started_at)
-        );
+        let key = Key::Drill {
+            database: r.database.clone(),
+            file: records::record_file(r.started_at),
+        };
         let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
-        self.store.put_bytes(&key, Bytes::from(body)).await?;
-        Ok(key)
+        self.put_bytes(&key, Bytes::from(body)).await?;
+        Ok(key.to_string())
     }
 
     /// Drill records, oldest first; of one database or of all. Unreadable ones are skipped
@@ -245,11 +349,7 @@ impl Catalog {
     }
 
     /// Find a backup by id or unique id prefix, in one database or across all.
-    pub async fn find(&self, database: Option<&str>, typed: &str) -> Result<Manifest> {
-        self.find_entry(database, typed).await.map(|e| e.manifest)
-    }
-
-    pub async fn find_entry(&self, database: Option<&str>, typed: &str) -> Result<Entry> {
+    async fn find_entry(&self, database: Option<&str>, typed: &str) -> Result<Entry> {
         let keys = self.keys(database).await?;
         let id = id::resolve(typed, keys.backups.iter().map(|(_, id)| id))?;
         let hits: Vec<&(String, BackupId)> =
@@ -283,8 +383,8 @@ impl Catalog {
 
     /// Commit a backup: its manifest is the last object written.
     pub async fn commit(&self, m: &Manifest) -> Result<()> {
-        let key = object_key(&m.database, &m.id, MANIFEST_FILE);
-        self.store.put_bytes(&key, Bytes::from(m.to_json()?)).await
+        let key = Key::manifest(&m.database, &m.id);
+        self.put_bytes(&key, Bytes::from(m.to_json()?)).await
     }
 
     /// Remove every object of a backup folder, manifest first, so a half-deleted backup is
@@ -297,7 +397,7 @@ impl Catalog {
             .await?
             .into_iter()
             .map(|o| o.key)
-            .partition(|k| k.ends_with(MANIFEST_FILE));
+            .partition(|k| k.ends_with(keys::MANIFEST_FILE));
         // Alone and first: were it deleted beside the others, a failure of its delete could
         // leave a listed backup whose dump is gone.
         for k in manifest {
@@ -312,9 +412,9 @@ impl Catalog {
     }
 
     /// Best-effort removal of objects written by a run that then failed.
-    pub async fn discard(&self, keys: &[String]) {
+    pub async fn discard(&self, keys: &[Key]) {
         for k in keys {
-            if let Err(e) = self.store.delete(k).await {
+            if let Err(e) = self.delete(k).await {
                 if e.kind != Kind::NotFound {
                     tracing::warn!(key = %k, error = %e, "could not remove an object of the failed run; prune removes it later");
                 }
@@ -369,28 +469,23 @@ fn check_manifest_names(m: &Manifest, key: &str) -> Result<()> {
 
 /// `<db>/<id>/verifications/<time>.json` → (db, id)
 fn verification_key(o: &ObjectInfo) -> Option<(String, BackupId)> {
-    let mut parts = o.key.split('/');
-    let (db, id, dir, _file) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || dir != VERIFICATIONS_DIR {
-        return None;
+    match Key::parse(&o.key)? {
+        Key::Verification { database, id, .. } => Some((database, id)),
+        _ => None,
     }
-    Some((db.to_string(), id.parse().ok()?))
 }
 
 /// `<db>/drills/<time>.json`
 fn drill_key(key: &str) -> bool {
-    let parts: Vec<&str> = key.split('/').collect();
-    parts.len() == 3 && parts[1] == DRILLS_DIR && parts[2].ends_with(".json")
+    matches!(Key::parse(key), Some(Key::Drill { file, .. }) if file.ends_with(".json"))
 }
 
 /// `<db>/<id>/manifest.json` → (db, id)
 fn manifest_key(o: &ObjectInfo) -> Option<(String, BackupId)> {
-    let mut parts = o.key.split('/');
-    let (db, id, file) = (parts.next()?, parts.next()?, parts.next()?);
-    if parts.next().is_some() || file != MANIFEST_FILE {
-        return None;
+    match Key::parse(&o.key)? {
+        Key::Manifest { database, id } => Some((database, id)),
+        _ => None,
     }
-    Some((db.to_string(), id.parse().ok()?))
 }
 
 #[cfg(test)]
@@ -422,5 +517,97 @@ mod tests {
         assert!(drill_key("app/drills/20260101T000000.000Z.json"));
         assert!(!drill_key("app/20260101T000000.000Z/manifest.json"));
         assert!(!drill_key("app/drills/x/20260101T000000.000Z.json"));
+    }
+
+    #[tokio::test]
+    async fn databases_come_from_backup_keys_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = std::sync::Arc::new(crate::store::fs::FsStore::new(dir.path().to_path_buf()));
+        let repo = Repository::new(fs.clone());
+        let put = |k: &'static str, body: &'static [u8]| {
+            let fs = fs.clone();
+            async move {
+                use crate::store::Store;
+                fs.put_bytes(k, Bytes::from_static(body)).await.unwrap()
+            }
+        };
+        // A manifest that does not parse still names its database: the listing alone decides.
+        put("zeta/20260101T000000.000Z/manifest.json", b"not json").await;
+        put("app/20260102T000000.000Z/manifest.json", b"{}").await;
+        put("app/20260101T000000.000Z/manifest.json", b"{}").await;
+        // Everything else is no backup: records, marks, job state, leases, uncommitted
+        // folders, foreign files.
+        for k in [
+            "drillsonly/drills/20260101T000000.000Z.json",
+            "restored/restores/20260101T000000.000Z.json",
+            "jobs1/jobs/backup.json",
+            "jobs1/jobs/drill.lease",
+            "marked/in-use/20260101T000000.000Z/verify-1-0.json",
+            "uncommitted/20260101T000000.000Z/dump.zst.age",
+            "verified/20260101T000000.000Z/verifications/20260101T000000.000Z.json",
+            "notes/readme.txt",
+        ] {
+            put(k, b"{}").await;
+        }
+        assert_eq!(repo.databases().await.unwrap(), vec!["app", "zeta"]);
+        let none = tempfile::tempdir().unwrap();
+        let empty = Repository::new(std::sync::Arc::new(crate::store::fs::FsStore::new(
+            none.path().to_path_buf(),
+        )));
+        assert!(empty.databases().await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn select_picks_by_prefix_latest_and_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = std::sync::Arc::new(crate::store::fs::FsStore::new(dir.path().to_path_buf()));
+        let repo = Repository::new(fs);
+        let mut ids = Vec::new();
+        for day in 1..=3 {
+            let mut m = manifest::tests::sample();
+            let t: chrono::DateTime<chrono::Utc> =
+                format!("2026-01-0{day}T02:00:00Z").parse().unwrap();
+            m.id = BackupId::from_time(t);
+            m.snapshot.time = t;
+            repo.commit(&m).await.unwrap();
+            ids.push(m.id);
+        }
+        let db = manifest::tests::sample().database;
+        let got = |e: Entry| e.manifest.id;
+        assert_eq!(
+            got(repo.select(None, Pick::Id("20260102")).await.unwrap()),
+            ids[1]
+        );
+        assert_eq!(
+            got(repo.select(Some(&db), Pick::Latest).await.unwrap()),
+            ids[2]
+        );
+        let t = "2026-01-02T12:00:00Z".parse().unwrap();
+        assert_eq!(
+            got(repo.select(Some(&db), Pick::Before(t)).await.unwrap()),
+            ids[1]
+        );
+        let early = "2025-12-31T00:00:00Z".parse().unwrap();
+        let e = repo
+            .select(Some(&db), Pick::Before(early))
+            .await
+            .unwrap_err();
+        assert!(
+            e.message.contains("has a snapshot at or before"),
+            "{}",
+            e.message
+        );
+        let e = repo.select(Some("other"), Pick::Latest).await.unwrap_err();
+        assert_eq!(e.kind, Kind::NotFound);
+        assert!(repo.select(None, Pick::Latest).await.is_err());
+        // The newest readable: a damaged newest manifest is passed over.
+        let newest = BackupId::from_time("2026-01-04T02:00:00Z".parse().unwrap());
+        repo.put_bytes(&Key::manifest(&db, &newest), Bytes::from_static(b"{"))
+            .await
+            .unwrap();
+        assert_eq!(
+            got(repo.select(Some(&db), Pick::Latest).await.unwrap()),
+            ids[2]
+        );
     }
 }

@@ -4,15 +4,11 @@
 //! dropped; a later run drops a leftover `<name>_restoring` only when such a mark names it,
 //! so a database of that name that pgdr did not make is never dropped.
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use sha2::Digest;
 
-use super::{Catalog, RESTORES_DIR};
-use crate::error::{Kind, PgdrError, Result};
-
-/// Folder (inside a database's `restores/`) of the marks.
-pub const IN_PROGRESS_DIR: &str = "in-progress";
+use super::{Catalog, Key};
+use crate::error::{Kind, Result};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoringMark {
@@ -37,19 +33,17 @@ impl RestoringMark {
 
 /// The key of the mark of `database` on `server`: a digest, since names may hold any
 /// character and keys must not.
-fn key(repo_db: &str, server: &str, database: &str) -> String {
+fn key(repo_db: &str, server: &str, database: &str) -> Key {
     let d = sha2::Sha256::digest(format!("{server}\n{database}").as_bytes());
-    format!(
-        "{repo_db}/{RESTORES_DIR}/{IN_PROGRESS_DIR}/{}.json",
-        &hex::encode(d)[..32]
-    )
+    Key::Restoring {
+        database: repo_db.to_string(),
+        digest: hex::encode(d)[..32].to_string(),
+    }
 }
 
 impl Catalog {
     pub async fn write_restoring_mark(&self, repo_db: &str, m: &RestoringMark) -> Result<()> {
-        let body = serde_json::to_vec_pretty(m).map_err(|e| PgdrError::internal(e.to_string()))?;
-        self.store()
-            .put_bytes(&key(repo_db, &m.server, &m.database), Bytes::from(body))
+        self.put_json(&key(repo_db, &m.server, &m.database), m)
             .await
     }
 
@@ -61,7 +55,7 @@ impl Catalog {
         database: &str,
     ) -> Result<Option<RestoringMark>> {
         let k = key(repo_db, server, database);
-        match crate::store::get_bytes(self.store().as_ref(), &k).await {
+        match self.get_bytes(&k).await {
             Ok(b) => Ok(serde_json::from_slice(&b).ok()),
             Err(e) if e.kind == Kind::NotFound => Ok(None),
             Err(e) => Err(e),
@@ -71,7 +65,7 @@ impl Catalog {
     /// Best effort: a mark left behind only lets a later run drop what this one made.
     pub async fn delete_restoring_mark(&self, repo_db: &str, server: &str, database: &str) {
         let k = key(repo_db, server, database);
-        if let Err(e) = self.store().delete(&k).await {
+        if let Err(e) = self.delete(&k).await {
             if e.kind != Kind::NotFound {
                 tracing::warn!(key = %k, error = %e, "could not remove the restore-in-progress mark");
             }
@@ -102,7 +96,7 @@ mod tests {
         assert!(!m.names("db:5432", "other_restoring", 42));
         let unknown = RestoringMark { oid: None, ..m };
         assert!(unknown.names("db:5432", "app_restoring", 7));
-        let k = key("app", "db:5432", "app_restoring");
+        let k = key("app", "db:5432", "app_restoring").to_string();
         assert!(
             k.starts_with("app/restores/in-progress/") && k.ends_with(".json"),
             "{k}"

@@ -18,7 +18,6 @@ use crate::schedule::settings::JobKind;
 use crate::source::dump::{self, GlobalsMode};
 use crate::source::snapshot::{ExportedSnapshot, SnapshotSource};
 use crate::source::{self, tools};
-use crate::store;
 
 pub struct BackupOptions {
     pub database: Option<String>,
@@ -53,9 +52,8 @@ pub async fn run(
         compression: settings.compression,
         recipients,
     });
-    let store = store::open(settings).await?;
-    store.check_writable().await?;
-    let catalog = Catalog::new(store);
+    let catalog = Catalog::open(settings).await?;
+    catalog.check_writable().await?;
 
     let mut results = Vec::new();
     for db in databases {
@@ -151,7 +149,7 @@ async fn backup_one(
 
     let (schema, secret) = schema;
     let id = BackupId::from_time(started_at);
-    let mut written: Vec<String> = Vec::new();
+    let mut written: Vec<catalog::Key> = Vec::new();
     let result = async {
         // Globals first: small, and a permission problem shows before the long dump.
         let mode = if info.is_superuser {
@@ -160,41 +158,26 @@ async fn backup_one(
             GlobalsMode::RolesOnlyNoPasswords
         };
         let globals_args = dump::pg_dumpall_args(mode, db);
-        let key = catalog::object_key(&db.name, &id, catalog::GLOBALS_FILE);
+        let key = catalog::Key::object(&db.name, &id, catalog::GLOBALS_FILE);
         written.push(key.clone());
         let child = dump::spawn(&pg_dumpall, "pg_dumpall", db, &globals_args, cancel.clone())?;
-        let up = pipeline::upload(
-            catalog.store().as_ref(),
-            &key,
-            child,
-            params.clone(),
-            std::io::sink(),
-        )
-        .await?;
+        let up = pipeline::upload(catalog, &key, child, params.clone(), std::io::sink()).await?;
         let globals = record("globals", catalog::GLOBALS_FILE, &up);
         phases.done("globals");
 
-        let key = catalog::object_key(&db.name, &id, sensitive::FILE);
+        let key = catalog::Key::object(&db.name, &id, sensitive::FILE);
         written.push(key.clone());
         let plain = std::io::Cursor::new(sensitive::to_bytes(&secret)?);
-        let up = pipeline::upload(
-            catalog.store().as_ref(),
-            &key,
-            plain,
-            params.clone(),
-            std::io::sink(),
-        )
-        .await?;
+        let up = pipeline::upload(catalog, &key, plain, params.clone(), std::io::sink()).await?;
         let secret_rec = record(sensitive::OBJECT, sensitive::FILE, &up);
 
         let dump_args = dump::pg_dump_args(&snapshot.id, db);
-        let key = catalog::object_key(&db.name, &id, catalog::DUMP_FILE);
+        let key = catalog::Key::object(&db.name, &id, catalog::DUMP_FILE);
         written.push(key.clone());
         let child = dump::spawn(&pg_dump, "pg_dump", db, &dump_args, cancel.clone())?;
         let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
         let tap = Tee(meter, ArchiveParser::new());
-        let up =
-            pipeline::upload(catalog.store().as_ref(), &key, child, params.clone(), tap).await?;
+        let up = pipeline::upload(catalog, &key, child, params.clone(), tap).await?;
         let dump_rec = record("dump", catalog::DUMP_FILE, &up);
         let Tee(meter, parser) = up.tap;
         meter.finish();

@@ -4,12 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::catalog::{self, Catalog, Manifest};
+use crate::catalog::{self, Catalog, Manifest, Pick};
 use crate::codec::{self, DecodeStats};
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
 use crate::pipeline;
-use crate::store;
 
 pub async fn run(
     settings: &Settings,
@@ -19,8 +18,8 @@ pub async fn run(
     out: Option<&Path>,
 ) -> Result<(Manifest, DecodeStats)> {
     let ids = Arc::new(codec::require_identities(settings.identity.as_deref())?);
-    let catalog = Catalog::new(store::open(settings).await?);
-    let m = catalog.find(database, id).await?;
+    let catalog = Catalog::open(settings).await?;
+    let m = catalog.select(database, Pick::Id(id)).await?.manifest;
     // Prune keeps it while it is read; the mark goes when this function returns.
     let _in_use = catalog.mark_in_use(&m.database, &m.id, "cat").await?;
     let rec = m.object(object).cloned().ok_or_else(|| {
@@ -28,27 +27,26 @@ pub async fn run(
         PgdrError::usage(format!("backup {} has no object '{object}'", m.id))
             .hint(format!("objects: {}", have.join(", ")))
     })?;
-    let key = catalog::object_key(&m.database, &m.id, &rec.file);
-    let store = catalog.store().as_ref();
+    let key = catalog::Key::object(&m.database, &m.id, &rec.file);
     let stats = match out {
         Some(p) => {
             let tmp = OutFile::create(p)?;
             let stats = pipeline::download_to(
-                store,
+                &catalog,
                 &key,
                 Some(rec.sha256_stored.clone()),
                 ids,
                 tmp.writer()?,
             )
             .await?;
-            check_plain(&stats, &rec.sha256_plain, &key)?;
+            check_plain(&stats, &rec.sha256_plain, &key.to_string())?;
             tmp.finish()?;
             stats
         }
         None => {
             // On stdout the bytes are gone already: the check can only fail the exit status.
             let stats = pipeline::download(
-                store,
+                &catalog,
                 &key,
                 Some(rec.sha256_stored.clone()),
                 ids,
@@ -56,7 +54,7 @@ pub async fn run(
             )
             .await?
             .0;
-            check_plain(&stats, &rec.sha256_plain, &key)?;
+            check_plain(&stats, &rec.sha256_plain, &key.to_string())?;
             stats
         }
     };

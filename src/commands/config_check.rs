@@ -4,7 +4,6 @@ use crate::codec;
 use crate::config::Settings;
 use crate::error::PgdrError;
 use crate::source::{self, tools};
-use crate::store;
 
 #[derive(Debug, serde::Serialize)]
 pub struct Check {
@@ -53,7 +52,7 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
         );
     }
     let repo = async {
-        let s = store::open(settings).await?;
+        let s = crate::catalog::Repository::open(settings).await?;
         s.check_writable().await?;
         Ok(format!("{} is writable", s.describe()))
     }

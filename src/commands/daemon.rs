@@ -4,7 +4,7 @@
 //!
 //! - The same job of the same database never runs twice at once: within a daemon a job whose
 //!   previous run is still going is skipped; across daemons, see [`SourceLock`] (backups) and
-//!   [`Lease`] (drills and prune). A daemon that finds the run of a slot already done by
+//!   [`Lease`] (drills and prune, in `catalog::leases`). A daemon that finds the run of a slot already done by
 //!   another daemon skips it too.
 //! - A job missed while the daemon was down (its last success older than its period) runs
 //!   once at start-up, unless `catch_up = false`.
@@ -16,14 +16,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::records::{self, Outcome};
-use crate::catalog::{Catalog, Listed, Manifest};
+use crate::catalog::{Catalog, Lease, Listed, Manifest};
 use crate::commands::{backup, drill, prune, verify};
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
@@ -31,7 +29,6 @@ use crate::progress::human_bytes;
 use crate::schedule::settings::{DatabaseOps, JobKind, JobSchedule, VerifyAfter};
 use crate::schedule::state::{self, JobRun, JobState, RunOutcome};
 use crate::source;
-use crate::store::{self, Store};
 use crate::telemetry::events::{
     BackupCommitted, DrillFinished, JobFailed, JobScheduled, JobSkipped, JobStarted, JobSucceeded,
     VerificationFinished,
@@ -159,8 +156,8 @@ pub async fn run(
         );
     }
     crate::codec::parse_recipients(&settings.recipients)?;
-    let store = store::open(&settings).await?;
-    store.check_writable().await?;
+    let catalog = Catalog::open(&settings).await?;
+    catalog.check_writable().await?;
 
     let metrics = Arc::new(Metrics::new());
     metrics
@@ -169,7 +166,7 @@ pub async fn run(
     let health = Arc::new(Health::default());
     health.tick();
     let ctx = Arc::new(Ctx {
-        catalog: Catalog::new(store.clone()),
+        catalog,
         notifier: Notifier::new(settings.ops.webhooks.clone(), metrics.clone()),
         metrics: metrics.clone(),
         owner: format!(
@@ -327,8 +324,7 @@ async fn missed(ctx: &Ctx, slot: &Slot, now: DateTime<Utc>) -> Option<DateTime<U
 
 /// When the job last succeeded, as the repository shows it.
 async fn last_success(ctx: &Ctx, database: &str, job: JobKind) -> Option<DateTime<Utc>> {
-    let store = ctx.catalog.store().as_ref();
-    let recorded = state::load(store, database, job)
+    let recorded = state::load(&ctx.catalog, database, job)
         .await
         .ok()
         .flatten()
@@ -423,8 +419,7 @@ async fn run_job(
         }
     };
     // Remember the run in the repository (the only state), then tell the webhooks.
-    let store = ctx.catalog.store().as_ref();
-    let mut st = match state::load(store, database, job).await {
+    let mut st = match state::load(&ctx.catalog, database, job).await {
         Ok(Some(s)) => s,
         _ => JobState::new(database, job),
     };
@@ -436,7 +431,7 @@ async fn run_job(
         summary: summary.clone(),
         host: records::hostname(),
     });
-    if let Err(e) = state::save(store, &st).await {
+    if let Err(e) = state::save(&ctx.catalog, &st).await {
         tracing::warn!(database, job = %job, error = %e, "could not record the job run in the repository");
     }
     if outcome != RunOutcome::Cancelled && !ctx.notifier.is_empty() {
@@ -607,7 +602,11 @@ async fn start_leased(
     kind: JobKind,
     trigger: &Trigger,
 ) -> std::result::Result<Lease, JobResult> {
-    let lease = match Lease::acquire(ctx, name, kind).await {
+    let lease = match ctx
+        .catalog
+        .acquire_lease(name, kind.as_str(), &ctx.owner)
+        .await
+    {
         Ok(Ok(l)) => l,
         Ok(Err(holder)) => return Err(JobResult::Skipped(holder)),
         Err(e) => return Err(JobResult::Failed(kind.as_str(), e.to_string())),
@@ -789,7 +788,7 @@ async fn seed_metrics(ctx: &Ctx, name: &str) {
         }
     }
     for job in JobKind::ALL {
-        if let Ok(Some(s)) = state::load(ctx.catalog.store().as_ref(), name, job).await {
+        if let Ok(Some(s)) = state::load(&ctx.catalog, name, job).await {
             if let Some(t) = s.last_success {
                 m.job_last_success
                     .with_label_values(&[name, job.as_str()])
@@ -896,112 +895,6 @@ impl SourceLock {
             )
             .await;
     }
-}
-
-/// How long a lease lasts without renewal, and how often it is renewed.
-const LEASE_TTL: Duration = Duration::from_secs(15 * 60);
-const LEASE_RENEW: Duration = Duration::from_secs(5 * 60);
-/// How long to wait after writing a lease before reading it back: two daemons that wrote at
-/// the same moment then both see the one write that won.
-const LEASE_SETTLE: Duration = Duration::from_millis(500);
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct LeaseBody {
-    owner: String,
-    host: String,
-    acquired_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-}
-
-/// A lease object in the repository (`<database>/jobs/<job>.lease`), for the jobs that do not
-/// touch the source (drill, prune), so a source outage does not stop them. Object stores offer
-/// no compare-and-swap everywhere, so it is write, wait, read back: the last writer wins and
-/// the others back off. It is renewed while the job runs and expires if its holder dies. A
-/// rare double run is harmless for these jobs (a second prune finds nothing more to delete, a
-/// second drill costs time), and the slot check after it catches most.
-struct Lease {
-    store: Arc<dyn Store>,
-    key: String,
-    owner: String,
-    renew: tokio::task::JoinHandle<()>,
-}
-
-impl Lease {
-    /// `Ok(Err(why))`: held by another daemon.
-    async fn acquire(
-        ctx: &Ctx,
-        database: &str,
-        job: JobKind,
-    ) -> Result<std::result::Result<Lease, String>> {
-        let store = ctx.catalog.store().clone();
-        let key = format!("{database}/{}/{job}.lease", state::JOBS_DIR);
-        if let Some(b) = read_lease(store.as_ref(), &key).await {
-            if b.owner != ctx.owner && b.expires_at > Utc::now() {
-                return Ok(Err(format!(
-                    "another pgdr ({}) holds the {job} lease until {}",
-                    b.host, b.expires_at
-                )));
-            }
-        }
-        write_lease(store.as_ref(), &key, &ctx.owner).await?;
-        tokio::time::sleep(LEASE_SETTLE).await;
-        match read_lease(store.as_ref(), &key).await {
-            Some(b) if b.owner == ctx.owner => {}
-            Some(b) => {
-                return Ok(Err(format!(
-                    "another pgdr ({}) took the {job} lease at the same moment",
-                    b.host
-                )))
-            }
-            None => return Ok(Err(format!("the {job} lease vanished while taking it"))),
-        }
-        let (s, k, o) = (store.clone(), key.clone(), ctx.owner.clone());
-        let renew = tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(LEASE_RENEW).await;
-                if let Err(e) = write_lease(s.as_ref(), &k, &o).await {
-                    tracing::warn!(key = %k, error = %e, "could not renew the lease");
-                }
-            }
-        });
-        Ok(Ok(Lease {
-            store,
-            key,
-            owner: ctx.owner.clone(),
-            renew,
-        }))
-    }
-
-    async fn release(self) {
-        self.renew.abort();
-        if read_lease(self.store.as_ref(), &self.key)
-            .await
-            .is_some_and(|b| b.owner == self.owner)
-        {
-            let _ = self.store.delete(&self.key).await;
-        }
-    }
-}
-
-async fn read_lease(store: &dyn Store, key: &str) -> Option<LeaseBody> {
-    let b = store::get_bytes(store, key).await.ok()?;
-    serde_json::from_slice(&b).ok()
-}
-
-async fn write_lease(store: &dyn Store, key: &str, owner: &str) -> Result<()> {
-    let now = Utc::now();
-    let body = LeaseBody {
-        owner: owner.to_string(),
-        host: records::hostname(),
-        acquired_at: now,
-        expires_at: now + chrono::Duration::from_std(LEASE_TTL).expect("small"),
-    };
-    store
-        .put_bytes(
-            key,
-            Bytes::from(serde_json::to_vec_pretty(&body).expect("json")),
-        )
-        .await
 }
 
 #[cfg(test)]

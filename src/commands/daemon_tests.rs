@@ -1,5 +1,5 @@
-//! The daemon's planning and leases on a memory store: no PostgreSQL, no clock but the one
-//! passed in (leases excepted: they read the real clock, so stale ones are written stale).
+//! The daemon's planning on a memory store: no PostgreSQL, no clock but the one passed in.
+//! (Its leases are the repository's: `catalog::leases` tests them.)
 
 use super::*;
 use crate::catalog::BackupId;
@@ -87,20 +87,20 @@ async fn a_job_without_a_success_in_its_last_period_was_missed() {
         host: "h".into(),
     };
     st.record(run(now - chrono::Duration::hours(2), RunOutcome::Failed));
-    state::save(r.store.as_ref(), &st).await.unwrap();
+    state::save(&r.catalog, &st).await.unwrap();
     assert_eq!(
         missed(&c, &prune, now).await,
         Some(day_ago),
         "a failure is no success"
     );
     st.record(run(now - chrono::Duration::hours(6), RunOutcome::Succeeded));
-    state::save(r.store.as_ref(), &st).await.unwrap();
+    state::save(&r.catalog, &st).await.unwrap();
     assert_eq!(missed(&c, &prune, now).await, None);
     // The drill's period is a month: a success recorded 20 days ago is in it.
     let drill = slot(&c, JobKind::Drill);
     let mut st = JobState::new("app", JobKind::Drill);
     st.record(run(now - chrono::Duration::days(20), RunOutcome::Succeeded));
-    state::save(r.store.as_ref(), &st).await.unwrap();
+    state::save(&r.catalog, &st).await.unwrap();
     assert_eq!(missed(&c, &drill, now).await, None);
     assert!(missed(&c, &drill, now + chrono::Duration::days(15))
         .await
@@ -121,7 +121,7 @@ async fn last_success_is_the_newer_of_the_record_and_the_repository() {
         summary: None,
         host: "h".into(),
     });
-    state::save(r.store.as_ref(), &st).await.unwrap();
+    state::save(&r.catalog, &st).await.unwrap();
     let older: BackupId = r.backup("app", now - chrono::Duration::hours(5)).await;
     assert!(older.time() < now);
     assert_eq!(last_success(&c, "app", JobKind::Backup).await, Some(now));
@@ -130,60 +130,4 @@ async fn last_success_is_the_newer_of_the_record_and_the_repository() {
         last_success(&c, "app", JobKind::Backup).await,
         Some(newer.time())
     );
-}
-
-const LEASE: &str = "app/jobs/prune.lease";
-
-#[tokio::test]
-async fn a_lease_is_refused_while_fresh_taken_over_when_stale_and_released_by_its_owner() {
-    let r = Repo::new();
-    let (a, b) = (ctx(&r, "host-a:1:aa"), ctx(&r, "host-b:2:bb"));
-    let held = Lease::acquire(&a, "app", JobKind::Prune)
-        .await
-        .unwrap()
-        .expect("free");
-    let refused = Lease::acquire(&b, "app", JobKind::Prune).await.unwrap();
-    let why = refused.err().expect("held by a");
-    assert!(why.contains("holds the prune lease until"), "{why}");
-    // Another job's lease is another object.
-    let drill = Lease::acquire(&b, "app", JobKind::Drill).await.unwrap();
-    drill.expect("free").release().await;
-    held.release().await;
-    assert!(!r.store.contains(LEASE));
-
-    // A holder that died: its lease expired, and is taken over.
-    let past = Utc::now() - chrono::Duration::minutes(1);
-    let dead = LeaseBody {
-        owner: "host-c:3:cc".into(),
-        host: "host-c".into(),
-        acquired_at: past - chrono::Duration::minutes(15),
-        expires_at: past,
-    };
-    r.put(LEASE, &serde_json::to_vec(&dead).unwrap()).await;
-    let taken = Lease::acquire(&b, "app", JobKind::Prune)
-        .await
-        .unwrap()
-        .expect("stale lease taken over");
-    let body = read_lease(r.store.as_ref(), LEASE).await.unwrap();
-    assert_eq!(body.owner, "host-b:2:bb");
-    assert!(body.expires_at > Utc::now() + chrono::Duration::minutes(14));
-
-    // Taken by another meanwhile: a release leaves the other's lease alone.
-    write_lease(r.store.as_ref(), LEASE, "host-a:1:aa")
-        .await
-        .unwrap();
-    taken.release().await;
-    assert_eq!(
-        read_lease(r.store.as_ref(), LEASE).await.unwrap().owner,
-        "host-a:1:aa"
-    );
-}
-
-#[tokio::test]
-async fn a_lease_that_cannot_be_written_is_an_error_not_a_lease() {
-    let r = Repo::new();
-    let a = ctx(&r, "host-a:1:aa");
-    r.store.fail_put_at(1);
-    assert!(Lease::acquire(&a, "app", JobKind::Prune).await.is_err());
-    assert!(!r.store.contains(LEASE));
 }

@@ -26,7 +26,6 @@ use crate::config::{Database, Settings, DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET};
 use crate::error::{Kind, PgdrError, Result};
 use crate::restore::{self, db_message, Identities};
 use crate::scratch::Scratch;
-use crate::store;
 use crate::verify;
 
 pub mod report;
@@ -55,7 +54,7 @@ pub struct DrillRun {
 pub async fn run(settings: &Settings, opts: &DrillOptions) -> Result<Vec<DrillRun>> {
     let spec = opts.drill.as_deref().map(DrillSpec::load).transpose()?;
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
-    let catalog = Catalog::new(store::open(settings).await?);
+    let catalog = Catalog::open(settings).await?;
     let names = databases(&catalog, settings, opts, spec.as_ref()).await?;
     let mut out = Vec::new();
     for db in names {
@@ -76,7 +75,7 @@ pub async fn run(settings: &Settings, opts: &DrillOptions) -> Result<Vec<DrillRu
 
 /// Past drills, newest first.
 pub async fn history(settings: &Settings, database: Option<&str>) -> Result<Vec<DrillRecord>> {
-    let catalog = Catalog::new(store::open(settings).await?);
+    let catalog = Catalog::open(settings).await?;
     let mut v = catalog.drills(database).await?;
     v.reverse();
     Ok(v)
@@ -100,19 +99,18 @@ async fn databases(
         (None, Some(f)) => Ok(vec![f]),
         (None, None) => {
             if let Some(id) = &opts.backup {
-                return Ok(vec![catalog.find(None, id).await?.database]);
+                return Ok(vec![
+                    catalog
+                        .select(None, crate::catalog::Pick::Id(id))
+                        .await?
+                        .manifest
+                        .database,
+                ]);
             }
             if !settings.databases.is_empty() {
                 return Ok(settings.databases.iter().map(|d| d.name.clone()).collect());
             }
-            let mut n: Vec<String> = catalog
-                .list(None)
-                .await?
-                .iter()
-                .map(|l| l.database().to_string())
-                .collect();
-            n.sort();
-            n.dedup();
+            let n = catalog.databases().await?;
             if n.is_empty() {
                 return Err(PgdrError::usage("no database to drill").hint(
                     "name it with --database NAME (a drill of a database without backups fails and is recorded)",
@@ -224,7 +222,6 @@ async fn drill_one(
     let started_at = Utc::now();
     let t0 = Instant::now();
     let mut timer = PhaseTimer::default();
-    let store = catalog.store().as_ref();
     let configured = settings.databases.iter().find(|d| d.name == db);
     let (rto_target, rto_from) = target(
         spec.and_then(|s| s.rto_target),
@@ -249,7 +246,7 @@ async fn drill_one(
         &selection,
         started_at,
         db,
-        &store.describe(),
+        &catalog.describe(),
     )?;
     timer.done("select");
 
@@ -344,10 +341,10 @@ async fn drill_one(
     // 3. The restore: globals, create, then fetch, decrypt, decompress and pg_restore (data,
     //    then post-data: indexes, constraints, triggers) streamed together.
     //    Setting values and comments come out of their encrypted object first.
-    let mut restored = match crate::fingerprint::sensitive::reveal(store, &m, ids.clone()).await {
+    let mut restored = match crate::fingerprint::sensitive::reveal(catalog, &m, ids.clone()).await {
         Ok(full) => {
             m = full;
-            restore::restore_into(store, &m, ids, &sc.target, &mut timer).await
+            restore::restore_into(catalog, &m, ids, &sc.target, &mut timer).await
         }
         Err(e) => Err(e),
     };
@@ -358,7 +355,7 @@ async fn drill_one(
             rec.failures.push(format!("restore failed: {}", e.message));
             if e.kind == Kind::Corrupt {
                 // Name the damage precisely when a stored object no longer matches.
-                rec.failures.extend(damaged_objects(store, &m).await);
+                rec.failures.extend(damaged_objects(catalog, &m).await);
             }
             rec.checks = not_run("the restore failed");
         }
@@ -498,13 +495,13 @@ fn finish(mut rec: DrillRecord, timer: PhaseTimer) -> DrillRecord {
 }
 
 /// Objects of the backup whose stored bytes no longer match the manifest's sha256.
-async fn damaged_objects(store: &dyn store::Store, m: &Manifest) -> Vec<String> {
+async fn damaged_objects(catalog: &Catalog, m: &Manifest) -> Vec<String> {
     use futures::StreamExt;
     use sha2::{Digest, Sha256};
     let mut out = Vec::new();
     for o in &m.objects {
-        let key = crate::catalog::object_key(&m.database, &m.id, &o.file);
-        let Ok(mut st) = store.get(&key).await else {
+        let key = crate::catalog::Key::object(&m.database, &m.id, &o.file);
+        let Ok(mut st) = catalog.get_object(&key).await else {
             out.push(format!("object {}: missing from the repository", o.file));
             continue;
         };
@@ -633,7 +630,7 @@ pub async fn report(
     database: Option<&str>,
     format: report::Format,
 ) -> Result<String> {
-    let catalog = Catalog::new(store::open(settings).await?);
+    let catalog = Catalog::open(settings).await?;
     let drills = catalog.drills(database).await?;
     let mut names: Vec<String> = drills.iter().map(|d| d.database.clone()).collect();
     if let Some(d) = database {
@@ -642,11 +639,10 @@ pub async fn report(
     names.sort();
     names.dedup();
     if names.is_empty() {
-        return Err(PgdrError::not_found(format!(
-            "no drill records in {}",
-            catalog.store().describe()
-        ))
-        .hint("run `pgdr drill` first"));
+        return Err(
+            PgdrError::not_found(format!("no drill records in {}", catalog.describe()))
+                .hint("run `pgdr drill` first"),
+        );
     }
     let now = Utc::now();
     let mut sections = Vec::new();

@@ -9,12 +9,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::{self, BackupId, Catalog, Listed};
+use crate::catalog::{BackupId, Catalog, Key, Leftover, Listed};
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
 use crate::schedule::retention::{self, Decision, Proof};
 use crate::schedule::settings::DatabaseOps;
-use crate::store::{self, Leftover};
 
 pub struct PruneOptions {
     pub database: Option<String>,
@@ -36,7 +35,7 @@ pub struct PlannedBackup {
 #[derive(Debug, Clone, Serialize)]
 pub struct Orphan {
     pub id: BackupId,
-    pub keys: Vec<String>,
+    pub keys: Vec<Key>,
     pub bytes: u64,
     pub last_written: Option<DateTime<Utc>>,
 }
@@ -44,7 +43,7 @@ pub struct Orphan {
 /// A record beyond its kind's limit.
 #[derive(Debug, Clone, Serialize)]
 pub struct OldRecord {
-    pub key: String,
+    pub key: Key,
     /// "drill", "restore", "verification".
     pub kind: &'static str,
     pub limit: u32,
@@ -95,7 +94,7 @@ pub async fn run(
     opts: &PruneOptions,
     now: DateTime<Utc>,
 ) -> Result<(PrunePlan, Option<PruneReport>)> {
-    let catalog = Catalog::new(store::open(settings).await?);
+    let catalog = Catalog::open(settings).await?;
     let names = database_names(settings, &catalog, opts.database.as_deref()).await?;
     let p = plan(&catalog, settings, &names, now).await?;
     if opts.dry_run {
@@ -118,20 +117,15 @@ pub async fn database_names(
     if !settings.databases.is_empty() {
         return Ok(settings.databases.iter().map(|d| d.name.clone()).collect());
     }
-    let names: BTreeSet<String> = catalog
-        .list(None)
-        .await?
-        .iter()
-        .map(|l| l.database().to_string())
-        .collect();
+    let names = catalog.databases().await?;
     if names.is_empty() {
         return Err(PgdrError::not_found(format!(
             "no database and no backup in {}",
-            catalog.store().describe()
+            catalog.describe()
         ))
         .hint("check --repo, or name the database with --database NAME"));
     }
-    Ok(names.into_iter().collect())
+    Ok(names)
 }
 
 pub async fn plan(
@@ -147,7 +141,7 @@ pub async fn plan(
         .map(|n| cutoff(now, &settings.ops.database(n)))
         .max()
         .unwrap_or(now);
-    let leftovers = catalog.store().leftovers(oldest_cutoff).await?;
+    let leftovers = catalog.leftovers(oldest_cutoff).await?;
     for name in names {
         let ops = settings.ops.database(name);
         databases.push(plan_database(catalog, name, &ops, &leftovers, now).await?);
@@ -200,42 +194,39 @@ async fn plan_database(
     let deleted: BTreeSet<&BackupId> = backups.iter().filter(|b| !b.keep).map(|b| &b.id).collect();
 
     let before = cutoff(now, ops);
-    let mine = format!("{name}/");
     let leftovers: Vec<Leftover> = leftovers
         .iter()
-        .filter(|l| l.key.starts_with(&mine) && l.since.is_some_and(|s| s < before))
+        .filter(|l| Catalog::leftover_of(l, name) && l.since.is_some_and(|s| s < before))
         .cloned()
         .collect();
 
-    let objects = catalog.store().list(&mine).await?;
+    let objects = catalog.objects(name).await?;
     let committed: BTreeSet<&BackupId> = listed.iter().map(Listed::id).collect();
     // Folders named like a backup that have objects but no manifest.
     let mut folders: BTreeMap<BackupId, Orphan> = BTreeMap::new();
-    let mut verifications: BTreeMap<BackupId, Vec<String>> = BTreeMap::new();
+    let mut verifications: BTreeMap<BackupId, Vec<Key>> = BTreeMap::new();
     let mut drill_keys = Vec::new();
     let mut restore_keys = Vec::new();
     for o in &objects {
-        let parts: Vec<&str> = o.key.split('/').collect();
-        if parts.len() < 3 {
-            continue;
-        }
-        if parts.len() == 3 && parts[1] == catalog::DRILLS_DIR {
-            drill_keys.push(o.key.clone());
-            continue;
-        }
-        if parts.len() == 3 && parts[1] == catalog::RESTORES_DIR {
-            restore_keys.push(o.key.clone());
-            continue;
-        }
-        let Ok(id) = parts[1].parse::<BackupId>() else {
-            continue;
+        let id = match &o.key {
+            Key::Drill { .. } => {
+                drill_keys.push(o.key.clone());
+                continue;
+            }
+            Key::Restore { .. } => {
+                restore_keys.push(o.key.clone());
+                continue;
+            }
+            Key::Verification { id, .. } => {
+                verifications
+                    .entry(id.clone())
+                    .or_default()
+                    .push(o.key.clone());
+                id.clone()
+            }
+            Key::Manifest { id, .. } | Key::Object { id, .. } => id.clone(),
+            _ => continue,
         };
-        if parts.len() == 4 && parts[2] == catalog::VERIFICATIONS_DIR {
-            verifications
-                .entry(id.clone())
-                .or_default()
-                .push(o.key.clone());
-        }
         if committed.contains(&id) {
             continue;
         }
@@ -255,7 +246,7 @@ async fn plan_database(
         .collect();
 
     let mut records = Vec::new();
-    let mut beyond = |keys: &mut Vec<String>, kind: &'static str, limit: u32| {
+    let mut beyond = |keys: &mut Vec<Key>, kind: &'static str, limit: u32| {
         keys.sort();
         let n = keys.len().saturating_sub(limit as usize);
         for k in keys.drain(..n) {
@@ -289,7 +280,6 @@ async fn plan_database(
 /// Delete what the plan says. Failures are collected, not fatal: the rest still goes.
 pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
     let mut r = PruneReport::default();
-    let store = catalog.store();
     for db in &plan.databases {
         // Asked again: a reader may have started since the plan was made.
         let in_use = match catalog.in_use(&db.database, chrono::Utc::now()).await {
@@ -325,7 +315,7 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
             }
         }
         for l in &db.leftovers {
-            match store.remove_leftover(l).await {
+            match catalog.remove_leftover(l).await {
                 Ok(()) => {
                     r.removed_leftovers += 1;
                     tracing::info!(key = %l.key, what = l.what, "leftover removed");
@@ -338,7 +328,7 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
         for o in &db.orphans {
             let mut ok = true;
             for k in &o.keys {
-                if let Err(e) = store.delete(k).await {
+                if let Err(e) = catalog.remove(k).await {
                     ok = false;
                     r.errors.push(format!("{k}: {}", e.message));
                 }
@@ -349,7 +339,7 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
             }
         }
         for rec in &db.records {
-            match store.delete(&rec.key).await {
+            match catalog.remove(&rec.key).await {
                 Ok(()) => r.removed_records += 1,
                 Err(e) => r.errors.push(format!("{}: {}", rec.key, e.message)),
             }
@@ -376,6 +366,10 @@ mod tests {
             .unwrap();
     }
 
+    fn dump_key(id: &BackupId) -> String {
+        Key::object("app", id, "dump.zst.age").to_string()
+    }
+
     #[tokio::test]
     async fn plans_backups_orphans_records_and_applies_only_that() {
         let dir = tempfile::tempdir().unwrap();
@@ -392,12 +386,7 @@ mod tests {
             m.snapshot.time = t;
             m.started_at = t;
             m.finished_at = t;
-            put(
-                fs.as_ref(),
-                &catalog::object_key("app", &m.id, "dump.zst.age"),
-                b"x",
-            )
-            .await;
+            put(fs.as_ref(), &dump_key(&m.id), b"x").await;
             catalog.commit(&m).await.unwrap();
             ids.push(m.id.to_string());
         }
@@ -405,14 +394,9 @@ mod tests {
         // minutes ago (it may still be running: left alone).
         let old = BackupId::from_time(hours(30 * 24));
         let fresh = BackupId::from_time(now - chrono::Duration::minutes(10));
-        let old_dump = catalog::object_key("app", &old, "dump.zst.age");
+        let old_dump = dump_key(&old);
         put(fs.as_ref(), &old_dump, b"old").await;
-        put(
-            fs.as_ref(),
-            &catalog::object_key("app", &fresh, "dump.zst.age"),
-            b"run",
-        )
-        .await;
+        put(fs.as_ref(), &dump_key(&fresh), b"run").await;
         std::fs::File::options()
             .write(true)
             .open(dir.path().join(&old_dump))
@@ -453,7 +437,7 @@ mod tests {
         );
         assert_eq!(plan_db.records.len(), 1);
         assert_eq!(
-            plan_db.records[0].key,
+            plan_db.records[0].key.to_string(),
             "app/drills/20260301T040000.000Z.json"
         );
         let plan = PrunePlan {

@@ -6,9 +6,11 @@ use std::collections::BTreeSet;
 use chrono::{DateTime, Duration, Utc};
 
 use super::*;
-use crate::catalog::inuse::{InUseMark, IN_USE_DIR};
+use crate::catalog::inuse::InUseMark;
+use crate::catalog::keys::{IN_USE_DIR, MANIFEST_FILE};
 use crate::catalog::records::Outcome;
-use crate::catalog::{object_key, DUMP_FILE, MANIFEST_FILE};
+use crate::catalog::{Key, DUMP_FILE};
+use crate::testkit::object_key;
 use crate::testkit::{at, named, settings, Repo};
 
 const NOW: &str = "2026-03-10T12:00:00Z";
@@ -250,7 +252,7 @@ async fn a_failed_commit_leaves_an_orphan_that_only_ages_out() {
     assert!(p.orphans.is_empty());
     let p = plan_of(&r, &s, "app", at(NOW) + Duration::hours(23)).await;
     assert_eq!(p.orphans[0].id, m.id);
-    assert_eq!(p.orphans[0].keys, [object_key("app", &m.id, DUMP_FILE)]);
+    assert_eq!(p.orphans[0].keys, [Key::object("app", &m.id, DUMP_FILE)]);
     assert!(deleted(&p).is_empty());
 }
 

@@ -18,14 +18,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{self, RestoreMode, RestoreOutcome, RestoreRecord};
-use crate::catalog::{Catalog, Entry, Listed, Manifest};
+use crate::catalog::{Catalog, Entry, Manifest, Pick};
 use crate::codec;
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
 use crate::progress::human_bytes;
 use crate::restore::{self, db_message, EngineOptions, EngineReport, Identities, RolesMode};
 use crate::sql::quote_ident as qi;
-use crate::store;
 
 mod target;
 use target::{inspect, Leftover, TargetState};
@@ -305,25 +304,6 @@ async fn drop_database(client: &Client, name: &str, force: bool) -> Result<()> {
     })
 }
 
-async fn newest_entry(catalog: &Catalog, db: &str) -> Result<Vec<Entry>> {
-    let listed = catalog.list(Some(db)).await?;
-    let v: Vec<Entry> = listed
-        .into_iter()
-        .filter_map(|l| match l {
-            Listed::Ok(e) => Some(*e),
-            Listed::Damaged { .. } => None,
-        })
-        .collect();
-    if v.is_empty() {
-        return Err(PgdrError::not_found(format!(
-            "no backup of database '{db}' in {}",
-            catalog.store().describe()
-        ))
-        .hint("check --repo and --database; `pgdr list` shows what the repository holds"));
-    }
-    Ok(v)
-}
-
 /// The repository database to restore from: --database, the one configured, the only one in
 /// the repository, or the one named like the target.
 async fn repo_database(
@@ -338,14 +318,7 @@ async fn repo_database(
     if settings.databases.len() == 1 {
         return Ok(Some(settings.databases[0].name.clone()));
     }
-    let mut names: Vec<String> = catalog
-        .list(None)
-        .await?
-        .iter()
-        .map(|l| l.database().to_string())
-        .collect();
-    names.sort();
-    names.dedup();
+    let mut names = catalog.databases().await?;
     let by_id = matches!(opts.selection, Selection::Id(_));
     match names.len() {
         1 => Ok(Some(names.remove(0))),
@@ -353,7 +326,7 @@ async fn repo_database(
         _ if by_id => Ok(None),
         0 => Err(PgdrError::not_found(format!(
             "no backups in {}",
-            catalog.store().describe()
+            catalog.describe()
         ))
         .hint("check --repo (and the S3 credentials): `pgdr list` shows what the repository holds")),
         _ => Err(PgdrError::usage(format!(
@@ -371,40 +344,12 @@ async fn select_backup(
     target_name: &str,
 ) -> Result<Entry> {
     let db = repo_database(catalog, settings, opts, target_name).await?;
-    match &opts.selection {
-        Selection::Id(id) => catalog.find_entry(db.as_deref(), id).await,
-        Selection::Latest => {
-            let db = db.expect("inferred for --latest");
-            Ok(newest_entry(catalog, &db).await?.pop().expect("non-empty"))
-        }
-        Selection::Before(t) => {
-            let db = db.expect("inferred for --before");
-            let all = newest_entry(catalog, &db).await?;
-            let pick = all
-                .iter()
-                .filter(|e| e.manifest.snapshot.time <= *t)
-                .max_by_key(|e| (e.manifest.snapshot.time, e.manifest.id.clone()));
-            match pick {
-                Some(e) => Ok(e.clone()),
-                None => {
-                    let oldest = all
-                        .iter()
-                        .min_by_key(|e| e.manifest.snapshot.time)
-                        .expect("non-empty");
-                    Err(PgdrError::not_found(format!(
-                        "no backup of '{db}' has a snapshot at or before {}; the oldest is {} (snapshot {})",
-                        t.format("%Y-%m-%d %H:%M:%S UTC"),
-                        oldest.manifest.id,
-                        oldest.manifest.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC")
-                    ))
-                    .hint(format!(
-                        "give a later --before, or restore the oldest with --backup {}",
-                        oldest.manifest.id
-                    )))
-                }
-            }
-        }
-    }
+    let pick = match &opts.selection {
+        Selection::Id(id) => Pick::Id(id),
+        Selection::Latest => Pick::Latest,
+        Selection::Before(t) => Pick::Before(*t),
+    };
+    catalog.select(db.as_deref(), pick).await
 }
 
 /// Find the backup, inspect the target, decide. Changes nothing anywhere.
@@ -426,18 +371,18 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         .hint("restore under a shorter name: end --target with /NEWNAME"));
     }
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
-    let catalog = Catalog::new(store::open(settings).await?);
+    let catalog = Catalog::open(settings).await?;
     let entry = select_backup(&catalog, settings, opts, &name).await?;
     let m = entry.manifest.clone();
     // Proves the identity (and the repository) before anything is touched.
-    let globals_sql = restore::fetch_globals(catalog.store().as_ref(), &m, ids.clone())
+    let globals_sql = restore::fetch_globals(&catalog, &m, ids.clone())
         .await
         .map_err(|e| e.context(format!("backup {}", m.id)))?;
     // Statements pg_dumpall does not emit refuse the backup before the target is touched.
     let parsed =
         restore::globals::parse(&globals_sql).map_err(|e| e.context(format!("backup {}", m.id)))?;
     // Setting values and comments, to replay and compare, from their encrypted object.
-    let m = crate::fingerprint::sensitive::reveal(catalog.store().as_ref(), &m, ids.clone())
+    let m = crate::fingerprint::sensitive::reveal(&catalog, &m, ids.clone())
         .await
         .map_err(|e| e.context(format!("backup {}", m.id)))?;
 
@@ -1025,7 +970,7 @@ async fn restore_and_prove(
         single_transaction: false,
     };
     restore::restore_with(
-        plan.catalog.store().as_ref(),
+        &plan.catalog,
         &plan.manifest,
         plan.ids.clone(),
         &target,

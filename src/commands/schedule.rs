@@ -11,7 +11,6 @@ use crate::config::Settings;
 use crate::error::Result;
 use crate::schedule::settings::{JobKind, VerifyAfter};
 use crate::schedule::state::{self, RunOutcome};
-use crate::store;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ScheduledJob {
@@ -42,8 +41,7 @@ pub async fn run(
     now: DateTime<Utc>,
     upcoming: usize,
 ) -> Result<Vec<ScheduledJob>> {
-    let store = store::open(settings).await?;
-    let catalog = Catalog::new(store.clone());
+    let catalog = Catalog::open(settings).await?;
     let names = crate::commands::prune::database_names(settings, &catalog, database).await?;
     let mut out = Vec::new();
     for name in names {
@@ -51,7 +49,7 @@ pub async fn run(
         let listed = catalog.list(Some(&name)).await?;
         let drills = catalog.drills(Some(&name)).await?;
         for j in &ops.jobs {
-            let mut last = state::load(store.as_ref(), &name, j.kind)
+            let mut last = state::load(&catalog, &name, j.kind)
                 .await?
                 .and_then(|s| s.last_run)
                 .map(|r| LastResult {

@@ -16,7 +16,6 @@ use crate::error::Result;
 use crate::schedule::retention::{self, human_age, show_duration};
 use crate::schedule::settings::JobKind;
 use crate::schedule::state::{self, JobState, RunOutcome};
-use crate::store;
 
 /// The worst RPO is looked for over this many days.
 pub const RPO_WINDOW_DAYS: u32 = 30;
@@ -102,8 +101,7 @@ pub async fn run(
     now: DateTime<Utc>,
 ) -> Result<StatusReport> {
     crate::scratch::sweep_orphans(&settings.scratch).await;
-    let store = store::open(settings).await?;
-    let catalog = Catalog::new(store.clone());
+    let catalog = Catalog::open(settings).await?;
     let names =
         crate::commands::prune::database_names(settings, &catalog, opts.database.as_deref())
             .await?;
@@ -113,7 +111,7 @@ pub async fn run(
     }
     Ok(StatusReport {
         now,
-        repository: store.describe(),
+        repository: catalog.describe(),
         databases,
     })
 }
@@ -134,7 +132,7 @@ async fn database_status(
             schedule: j.schedule.expr.clone(),
             timezone: j.schedule.tz.name().to_string(),
             next_run: j.schedule.next_after(now),
-            last: state::load(catalog.store().as_ref(), name, j.kind).await?,
+            last: state::load(catalog, name, j.kind).await?,
         });
     }
     let rpo_target = settings

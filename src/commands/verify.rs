@@ -7,13 +7,12 @@ use chrono::Utc;
 
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{self, Outcome, VerificationRecord, VerifyMode};
-use crate::catalog::{self, Catalog, Listed, Manifest};
+use crate::catalog::{self, Catalog, Listed, Manifest, Pick};
 use crate::codec;
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
 use crate::restore::{self, EngineOptions, EngineReport, Identities};
 use crate::scratch::Scratch;
-use crate::store;
 use crate::verify;
 
 #[derive(Debug, Clone)]
@@ -44,7 +43,7 @@ enum Target {
 pub async fn run(settings: &Settings, opts: &VerifyOptions) -> Result<Vec<VerificationRecord>> {
     crate::scratch::sweep_orphans(&settings.scratch).await;
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
-    let catalog = Catalog::new(store::open(settings).await?);
+    let catalog = Catalog::open(settings).await?;
     let targets = select(&catalog, settings, opts).await?;
     let mut out = Vec::new();
     for t in targets {
@@ -97,7 +96,7 @@ fn damaged_record(
         pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
         differences: vec![format!(
             "manifest {}: cannot be read: {error}",
-            catalog::object_key(&database, &id, catalog::MANIFEST_FILE)
+            catalog::Key::manifest(&database, &id)
         )],
         database,
         backup_id: id,
@@ -132,7 +131,7 @@ fn target(l: Listed) -> Target {
 }
 
 fn empty_repository(catalog: &Catalog, what: &str) -> PgdrError {
-    PgdrError::not_found(format!("no backup{what} in {}", catalog.store().describe()))
+    PgdrError::not_found(format!("no backup{what} in {}", catalog.describe()))
         .hint("run `pgdr backup` first, or check --repo and --database")
 }
 
@@ -143,7 +142,9 @@ async fn select(
 ) -> Result<Vec<Target>> {
     let db = opts.database.as_deref();
     match &opts.selection {
-        Selection::Id(id) => Ok(vec![Target::Backup(Box::new(catalog.find(db, id).await?))]),
+        Selection::Id(id) => Ok(vec![Target::Backup(Box::new(
+            catalog.select(db, Pick::Id(id)).await?.manifest,
+        ))]),
         Selection::Latest => {
             let names: Vec<String> = match db {
                 Some(d) => vec![d.to_string()],
@@ -151,17 +152,11 @@ async fn select(
                     settings.databases.iter().map(|d| d.name.clone()).collect()
                 }
                 None => {
-                    // The listing sorts by backup id, so databases interleave: a set, not dedup.
-                    let n: std::collections::BTreeSet<String> = catalog
-                        .list(None)
-                        .await?
-                        .iter()
-                        .map(|l| l.database().to_string())
-                        .collect();
+                    let n = catalog.databases().await?;
                     if n.is_empty() {
                         return Err(empty_repository(catalog, ""));
                     }
-                    n.into_iter().collect()
+                    n
                 }
             };
             let mut v = Vec::new();
@@ -206,11 +201,10 @@ async fn verify_one(
 ) -> Result<VerificationRecord> {
     let started_at = Utc::now();
     let mut timer = PhaseTimer::default();
-    let store = catalog.store().as_ref();
     let mut scratch = None;
     let result: Result<Vec<String>> = async {
         if quick {
-            let d = verify::quick(store, m, ids.clone()).await?;
+            let d = verify::quick(catalog, m, ids.clone()).await?;
             timer.done("quick");
             return Ok(d);
         }
@@ -219,7 +213,7 @@ async fn verify_one(
         timer.done("scratch");
         let restored = async {
             // Setting values and comments, to compare, come out of their encrypted object.
-            let m = &crate::fingerprint::sensitive::reveal(store, m, ids.clone()).await?;
+            let m = &crate::fingerprint::sensitive::reveal(catalog, m, ids.clone()).await?;
             // One pass over the dump: it is fingerprinted on its way into pg_restore.
             let opts = EngineOptions {
                 fingerprint_archive: true,
@@ -228,7 +222,7 @@ async fn verify_one(
             };
             let mut report = EngineReport::default();
             restore::restore_with(
-                store,
+                catalog,
                 m,
                 ids.clone(),
                 &sc.target,
@@ -263,7 +257,7 @@ async fn verify_one(
             // A restore that failed on damage in the repository: name the damage as quick
             // does; anything else (a scratch server problem) stays an error.
             Err(e) => {
-                let d = verify::quick(store, m, ids).await.unwrap_or_default();
+                let d = verify::quick(catalog, m, ids).await.unwrap_or_default();
                 if d.is_empty() {
                     Err(e)
                 } else {

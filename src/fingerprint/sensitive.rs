@@ -22,7 +22,6 @@ use crate::catalog::format::fingerprint::StoredSensitive;
 use crate::catalog::{self, Manifest};
 use crate::error::{PgdrError, Result};
 use crate::pipeline;
-use crate::store::Store;
 
 /// Name of the object in the manifest's object list.
 pub const OBJECT: &str = "sensitive";
@@ -184,7 +183,7 @@ fn reveal_with(m: &Manifest, bytes: &[u8]) -> Result<Manifest> {
 /// `m` with the sensitive values decrypted back into its fingerprint. A manifest without the
 /// object (made before it existed) carries its values in clear and comes back as it is.
 pub async fn reveal(
-    store: &dyn Store,
+    repo: &catalog::Repository,
     m: &Manifest,
     ids: crate::restore::Identities,
 ) -> Result<Manifest> {
@@ -195,15 +194,9 @@ pub async fn reveal(
         }
         return Ok(out);
     };
-    let key = catalog::object_key(&m.database, &m.id, &rec.file);
-    let (st, bytes) = pipeline::download(
-        store,
-        &key,
-        Some(rec.sha256_stored.clone()),
-        ids,
-        Vec::new(),
-    )
-    .await?;
+    let key = catalog::Key::object(&m.database, &m.id, &rec.file);
+    let (st, bytes) =
+        pipeline::download(repo, &key, Some(rec.sha256_stored.clone()), ids, Vec::new()).await?;
     if st.plain_sha256 != rec.sha256_plain {
         return Err(PgdrError::corrupt(format!(
             "object {}: decrypted content does not match the manifest's sha256",

@@ -16,7 +16,6 @@ use crate::fingerprint::archive::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
 use crate::progress::{Meter, Steps};
 use crate::sql::quote_ident as qi;
-use crate::store::Store;
 
 pub mod dbprops;
 pub mod dumpall;
@@ -124,7 +123,7 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Metered<W> {
 /// Stream one object of the backup into a child's stdin and wait for both; the child's
 /// failure is the better message when both fail (a pg_restore that stopped reading).
 async fn feed_child(
-    store: &dyn Store,
+    repo: &catalog::Repository,
     m: &Manifest,
     object: &str,
     ids: Identities,
@@ -135,7 +134,7 @@ async fn feed_child(
     let rec = m
         .object(object)
         .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no {object} object", m.id)))?;
-    let key = catalog::object_key(&m.database, &m.id, &rec.file);
+    let key = catalog::Key::object(&m.database, &m.id, &rec.file);
     let (child, stdin) = crate::scratch::ClientChild::spawn(
         child.name,
         child.tool,
@@ -152,7 +151,7 @@ async fn feed_child(
         meter,
         parser,
     };
-    let fed = pipeline::download_to(store, &key, Some(rec.sha256_stored.clone()), ids, stdin).await;
+    let fed = pipeline::download_to(repo, &key, Some(rec.sha256_stored.clone()), ids, stdin).await;
     let waited = child.wait().await;
     match (fed, waited) {
         (Ok(st), Ok(stderr)) => {
@@ -221,19 +220,17 @@ pub struct EngineReport {
 
 /// Decrypt the globals SQL into memory, checked against the manifest (it is small). Also the
 /// cheapest proof that the identity opens this backup.
-pub async fn fetch_globals(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<String> {
+pub async fn fetch_globals(
+    repo: &catalog::Repository,
+    m: &Manifest,
+    ids: Identities,
+) -> Result<String> {
     let rec = m
         .object("globals")
         .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no globals object", m.id)))?;
-    let key = catalog::object_key(&m.database, &m.id, &rec.file);
-    let (st, bytes) = pipeline::download(
-        store,
-        &key,
-        Some(rec.sha256_stored.clone()),
-        ids,
-        Vec::new(),
-    )
-    .await?;
+    let key = catalog::Key::object(&m.database, &m.id, &rec.file);
+    let (st, bytes) =
+        pipeline::download(repo, &key, Some(rec.sha256_stored.clone()), ids, Vec::new()).await?;
     if st.plain_sha256 != rec.sha256_plain {
         return Err(PgdrError::corrupt(format!(
             "object {}: decrypted content does not match the manifest's sha256",
@@ -289,7 +286,7 @@ async fn existing_globals(client: &tokio_postgres::Client) -> Result<globals::Ex
 /// Restore a backup into a new database on `target` with the defaults: streamed, entry by
 /// entry, as an emergency restore does (what a drill times).
 pub async fn restore_into(
-    store: &dyn Store,
+    repo: &catalog::Repository,
     m: &Manifest,
     ids: Identities,
     target: &Target,
@@ -297,7 +294,7 @@ pub async fn restore_into(
 ) -> Result<EngineReport> {
     let mut report = EngineReport::default();
     restore_with(
-        store,
+        repo,
         m,
         ids,
         target,
@@ -318,7 +315,7 @@ pub async fn restore_into(
 /// is filled as the steps go, so the caller still has it when a later step fails.
 #[allow(clippy::too_many_arguments)]
 pub async fn restore_with(
-    store: &dyn Store,
+    repo: &catalog::Repository,
     m: &Manifest,
     ids: Identities,
     target: &Target,
@@ -330,7 +327,7 @@ pub async fn restore_with(
     crate::fingerprint::sensitive::require_revealed(m)?;
     let globals_sql = match globals_sql {
         Some(s) => s,
-        None => fetch_globals(store, m, ids.clone()).await?,
+        None => fetch_globals(repo, m, ids.clone()).await?,
     };
     // Refused as a whole before anything runs when a statement is not a pg_dumpall shape.
     let parsed = globals::parse(&globals_sql)?;
@@ -445,7 +442,7 @@ pub async fn restore_with(
                 args.push("--single-transaction".into());
             }
             feed_child(
-                store,
+                repo,
                 m,
                 "dump",
                 ids,
@@ -473,9 +470,9 @@ pub async fn restore_with(
                 tokio::fs::File::from_std(file.reopen().map_err(|e| {
                     PgdrError::usage(format!("spool file in {}: {e}", dir.display()))
                 })?);
-            let key = catalog::object_key(&m.database, &m.id, &rec.file);
+            let key = catalog::Key::object(&m.database, &m.id, &rec.file);
             let st = pipeline::download_to(
-                store,
+                repo,
                 &key,
                 Some(rec.sha256_stored.clone()),
                 ids,

@@ -1,19 +1,17 @@
 //! The last run of each scheduled job, kept in the repository (`<database>/jobs/<job>.json`),
 //! so that `status`, `schedule` and a daemon started on another host all see it. A failed
-//! backup leaves no backup behind; this record is where its failure is remembered.
+//! backup leaves no backup behind; this record is where its failure is remembered. The catalog
+//! stores and finds the record; this module says what it holds.
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
 use super::settings::JobKind;
-use crate::error::{Kind, PgdrError, Result};
-use crate::store::Store;
+use crate::catalog::Repository;
+use crate::error::Result;
 
 /// The JSON of [`JobState`] (`catalog::format::jobs`) and the conversions.
 mod format;
 
-/// Folder (inside a database's folder) of the job records.
-pub const JOBS_DIR: &str = "jobs";
 pub const FORMAT_VERSION: u32 = crate::catalog::format::jobs::JOB_STATE_FORMAT;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,31 +70,13 @@ impl JobState {
     }
 }
 
-pub fn key(database: &str, job: JobKind) -> String {
-    format!("{database}/{JOBS_DIR}/{job}.json")
-}
-
 /// The stored state; None if the job never ran (or its record is unreadable: logged).
-pub async fn load(store: &dyn Store, database: &str, job: JobKind) -> Result<Option<JobState>> {
-    let k = key(database, job);
-    match crate::store::get_bytes(store, &k).await {
-        Ok(b) => match serde_json::from_slice(&b) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) => {
-                tracing::warn!(key = %k, error = %e, "unreadable job record ignored");
-                Ok(None)
-            }
-        },
-        Err(e) if e.kind == Kind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
+pub async fn load(repo: &Repository, database: &str, job: JobKind) -> Result<Option<JobState>> {
+    repo.job_state(database, job.as_str()).await
 }
 
-pub async fn save(store: &dyn Store, s: &JobState) -> Result<()> {
-    let body = serde_json::to_vec_pretty(s).map_err(|e| PgdrError::internal(e.to_string()))?;
-    store
-        .put_bytes(&key(&s.database, s.job), Bytes::from(body))
-        .await
+pub async fn save(repo: &Repository, s: &JobState) -> Result<()> {
+    repo.save_job_state(&s.database, s.job.as_str(), s).await
 }
 
 #[cfg(test)]
@@ -106,7 +86,9 @@ mod tests {
     #[tokio::test]
     async fn round_trip_and_counts() {
         let dir = tempfile::tempdir().unwrap();
-        let store = crate::store::fs::FsStore::new(dir.path().to_path_buf());
+        let store = Repository::new(std::sync::Arc::new(crate::store::fs::FsStore::new(
+            dir.path().to_path_buf(),
+        )));
         assert!(load(&store, "app", JobKind::Backup)
             .await
             .unwrap()

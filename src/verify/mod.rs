@@ -18,13 +18,12 @@ use crate::fingerprint::rows::{CopyRowSplitter, RowDigest};
 use crate::fingerprint::{schema, sensitive};
 use crate::pipeline;
 use crate::sql::quote_ident as qi;
-use crate::store::Store;
 
 pub use crate::restore::Identities;
 
 /// sha256 of an object as stored, for naming a mismatch precisely.
-async fn stored_sha256(store: &dyn Store, key: &str) -> Result<String> {
-    let mut s = store.get(key).await?;
+async fn stored_sha256(repo: &catalog::Repository, key: &catalog::Key) -> Result<String> {
+    let mut s = repo.get_object(key).await?;
     let mut h = Sha256::new();
     while let Some(c) = s.next().await {
         let c = c.map_err(|e| PgdrError::repository(format!("reading {key}: {e}")))?;
@@ -34,10 +33,14 @@ async fn stored_sha256(store: &dyn Store, key: &str) -> Result<String> {
 }
 
 /// Quick proof. Returns the differences found (empty = proven).
-pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<Vec<String>> {
+pub async fn quick(
+    repo: &catalog::Repository,
+    m: &Manifest,
+    ids: Identities,
+) -> Result<Vec<String>> {
     let mut diffs = Vec::new();
     for rec in &m.objects {
-        let key = catalog::object_key(&m.database, &m.id, &rec.file);
+        let key = catalog::Key::object(&m.database, &m.id, &rec.file);
         let sink = if rec.name == "dump" {
             Sink::Parser(Box::default())
         } else if rec.name == sensitive::OBJECT || rec.name == "globals" {
@@ -47,7 +50,7 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
             Sink::Discard
         };
         let sink = match pipeline::download(
-            store,
+            repo,
             &key,
             Some(rec.sha256_stored.clone()),
             ids.clone(),
@@ -72,7 +75,7 @@ pub async fn quick(store: &dyn Store, m: &Manifest, ids: Identities) -> Result<V
             }
             Err(e) if e.kind == Kind::Corrupt => {
                 // Name a checksum mismatch when there is one: the clearest account of damage.
-                match stored_sha256(store, &key).await {
+                match stored_sha256(repo, &key).await {
                     Ok(got) if got != rec.sha256_stored => diffs.push(format!(
                         "object {}: sha256 mismatch (stored {}..., computed {}...)",
                         rec.file,

@@ -1,0 +1,302 @@
+//! Every kind of object key the repository holds, in one place: the catalog renders and parses
+//! them, every other module names an object by its typed [`Key`] (and may print it).
+//!
+//! ```text
+//! <db>/<id>/manifest.json                    Manifest (written last: the commit marker)
+//! <db>/<id>/<file>                           Object (dump.zst.age, globals.sql.zst.age, ...)
+//! <db>/<id>/verifications/<time>.json        Verification
+//! <db>/drills/<time>.json                    Drill
+//! <db>/restores/<time>.json                  Restore
+//! <db>/restores/in-progress/<digest>.json    Restoring (a restore in progress)
+//! <db>/in-use/<id>/<holder>.json             InUse (a reader's heartbeat)
+//! <db>/jobs/<job>.json                       JobState (the daemon's last run)
+//! <db>/jobs/<job>.lease                      Lease (which daemon runs a drill or prune)
+//! ```
+
+use std::fmt;
+
+use super::BackupId;
+
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// Folder (inside a backup's folder) of its verification records.
+pub const VERIFICATIONS_DIR: &str = "verifications";
+/// Folder (inside a database's folder) of the records of real restores.
+pub const RESTORES_DIR: &str = "restores";
+/// Folder (inside a database's folder) of its drill records.
+pub const DRILLS_DIR: &str = "drills";
+/// Folder (inside a database's `restores/`) of the marks of restores in progress.
+pub const IN_PROGRESS_DIR: &str = "in-progress";
+/// Folder (inside a database's folder) of the in-use marks.
+pub const IN_USE_DIR: &str = "in-use";
+/// Folder (inside a database's folder) of the job records and leases.
+pub const JOBS_DIR: &str = "jobs";
+
+/// One object of the repository, by what it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Key {
+    Manifest {
+        database: String,
+        id: BackupId,
+    },
+    /// Anything else in a backup's folder; `file` is a plain name for what pgdr writes, but
+    /// a foreign path found there (prune removes it with an uncommitted folder) is kept whole.
+    Object {
+        database: String,
+        id: BackupId,
+        file: String,
+    },
+    Verification {
+        database: String,
+        id: BackupId,
+        file: String,
+    },
+    Drill {
+        database: String,
+        file: String,
+    },
+    Restore {
+        database: String,
+        file: String,
+    },
+    Restoring {
+        database: String,
+        digest: String,
+    },
+    InUse {
+        database: String,
+        id: BackupId,
+        holder: String,
+    },
+    JobState {
+        database: String,
+        job: String,
+    },
+    Lease {
+        database: String,
+        job: String,
+    },
+}
+
+impl Key {
+    /// One object of a backup.
+    pub fn object(database: &str, id: &BackupId, file: &str) -> Key {
+        Key::Object {
+            database: database.to_string(),
+            id: id.clone(),
+            file: file.to_string(),
+        }
+    }
+
+    pub fn manifest(database: &str, id: &BackupId) -> Key {
+        Key::Manifest {
+            database: database.to_string(),
+            id: id.clone(),
+        }
+    }
+
+    /// The repository database (top-level folder) the object belongs to.
+    pub fn database(&self) -> &str {
+        match self {
+            Key::Manifest { database, .. }
+            | Key::Object { database, .. }
+            | Key::Verification { database, .. }
+            | Key::Drill { database, .. }
+            | Key::Restore { database, .. }
+            | Key::Restoring { database, .. }
+            | Key::InUse { database, .. }
+            | Key::JobState { database, .. }
+            | Key::Lease { database, .. } => database,
+        }
+    }
+
+    /// The backup whose folder holds this object, if it sits in one.
+    pub fn backup(&self) -> Option<&BackupId> {
+        match self {
+            Key::Manifest { id, .. } | Key::Object { id, .. } | Key::Verification { id, .. } => {
+                Some(id)
+            }
+            _ => None,
+        }
+    }
+
+    /// The key string, as the store knows it. Private to the catalog: nobody else builds one.
+    pub(super) fn render(&self) -> String {
+        match self {
+            Key::Manifest { database, id } => format!("{database}/{id}/{MANIFEST_FILE}"),
+            Key::Object { database, id, file } => format!("{database}/{id}/{file}"),
+            Key::Verification { database, id, file } => {
+                format!("{database}/{id}/{VERIFICATIONS_DIR}/{file}")
+            }
+            Key::Drill { database, file } => format!("{database}/{DRILLS_DIR}/{file}"),
+            Key::Restore { database, file } => format!("{database}/{RESTORES_DIR}/{file}"),
+            Key::Restoring { database, digest } => {
+                format!("{database}/{RESTORES_DIR}/{IN_PROGRESS_DIR}/{digest}.json")
+            }
+            Key::InUse {
+                database,
+                id,
+                holder,
+            } => format!("{database}/{IN_USE_DIR}/{id}/{holder}.json"),
+            Key::JobState { database, job } => format!("{database}/{JOBS_DIR}/{job}.json"),
+            Key::Lease { database, job } => format!("{database}/{JOBS_DIR}/{job}.lease"),
+        }
+    }
+
+    /// What a listed key is; None for anything the catalog does not recognise (ignored, so the
+    /// layout can grow).
+    pub(super) fn parse(key: &str) -> Option<Key> {
+        let parts: Vec<&str> = key.split('/').collect();
+        if parts.len() < 3 || parts.iter().any(|p| p.is_empty()) {
+            return None;
+        }
+        let database = parts[0].to_string();
+        let s = |x: &str| x.to_string();
+        if let Ok(id) = parts[1].parse::<BackupId>() {
+            return Some(match &parts[2..] {
+                [f] if *f == MANIFEST_FILE => Key::Manifest { database, id },
+                [dir, file] if *dir == VERIFICATIONS_DIR => Key::Verification {
+                    database,
+                    id,
+                    file: s(file),
+                },
+                rest => Key::Object {
+                    database,
+                    id,
+                    file: rest.join("/"),
+                },
+            });
+        }
+        match (parts[1], &parts[2..]) {
+            (DRILLS_DIR, [file]) => Some(Key::Drill {
+                database,
+                file: s(file),
+            }),
+            (RESTORES_DIR, [file]) => Some(Key::Restore {
+                database,
+                file: s(file),
+            }),
+            (RESTORES_DIR, [IN_PROGRESS_DIR, file]) => Some(Key::Restoring {
+                database,
+                digest: s(file.strip_suffix(".json")?),
+            }),
+            (IN_USE_DIR, [id, file]) => Some(Key::InUse {
+                database,
+                id: id.parse().ok()?,
+                holder: s(file.strip_suffix(".json")?),
+            }),
+            (JOBS_DIR, [file]) => {
+                if let Some(job) = file.strip_suffix(".json") {
+                    Some(Key::JobState {
+                        database,
+                        job: s(job),
+                    })
+                } else {
+                    file.strip_suffix(".lease").map(|job| Key::Lease {
+                        database,
+                        job: s(job),
+                    })
+                }
+            }
+            _ => None,
+        }
+    }
+}
+
+/// For messages: the key as the repository shows it.
+impl fmt::Display for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.render())
+    }
+}
+
+/// Plans and reports name objects by their key string.
+impl serde::Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.render())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_kind_of_key_round_trips() {
+        let id: BackupId = "20260101T000000.000Z".parse().unwrap();
+        let db = "app".to_string();
+        let all = [
+            Key::manifest("app", &id),
+            Key::object("app", &id, "dump.zst.age"),
+            Key::object("app", &id, "globals.sql.zst.age"),
+            Key::Verification {
+                database: db.clone(),
+                id: id.clone(),
+                file: "20260101T000100.000Z.json".into(),
+            },
+            Key::Drill {
+                database: db.clone(),
+                file: "20260101T000000.000Z.json".into(),
+            },
+            Key::Restore {
+                database: db.clone(),
+                file: "20260101T000000.000Z.json".into(),
+            },
+            Key::Restoring {
+                database: db.clone(),
+                digest: "0123456789abcdef0123456789abcdef".into(),
+            },
+            Key::InUse {
+                database: db.clone(),
+                id: id.clone(),
+                holder: "verify-7-0000abcd".into(),
+            },
+            Key::JobState {
+                database: db.clone(),
+                job: "backup".into(),
+            },
+            Key::Lease {
+                database: db.clone(),
+                job: "prune".into(),
+            },
+        ];
+        for k in all {
+            let s = k.to_string();
+            let back = Key::parse(&s).unwrap_or_else(|| panic!("{s} does not parse"));
+            assert_eq!(back, k, "{s}");
+            assert_eq!(back.render(), s);
+            assert_eq!(back.database(), "app");
+        }
+        assert_eq!(
+            Key::manifest("app", &id).to_string(),
+            "app/20260101T000000.000Z/manifest.json"
+        );
+        assert_eq!(
+            Key::Lease {
+                database: db,
+                job: "drill".into()
+            }
+            .to_string(),
+            "app/jobs/drill.lease"
+        );
+    }
+
+    #[test]
+    fn foreign_keys_are_not_recognised() {
+        for k in [
+            "app",
+            "app/x",
+            "app/notes/readme.txt",
+            "app/jobs/backup.tmp",
+            "app/in-use/not-an-id/h.json",
+            "app/restores/in-progress/x.txt",
+            "app/drills/x/y.json",
+            "app//x",
+        ] {
+            assert!(Key::parse(k).is_none(), "{k}");
+        }
+        // A foreign path in a backup folder is an object of that folder (prune's orphans).
+        let k = Key::parse("app/20260101T000000.000Z/a/b").unwrap();
+        assert_eq!(k.backup().unwrap().as_str(), "20260101T000000.000Z");
+        assert_eq!(k.to_string(), "app/20260101T000000.000Z/a/b");
+    }
+}
