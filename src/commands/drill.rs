@@ -21,13 +21,13 @@ use crate::catalog::records::{
     VerifyMode,
 };
 use crate::catalog::{Catalog, Listed, Manifest};
-use crate::codec;
+use crate::codec::{self, Identities};
 use crate::config::{Database, Settings, DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET};
 use crate::error::{Kind, PgdrError, Result};
-use crate::restore::{self, db_message, Identities};
-use crate::scratch::Scratch;
+use crate::restore::{self, db_message};
 use crate::store;
 use crate::verify;
+use crate::verify::Scratch;
 
 pub mod report;
 pub mod rpo;

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::catalog::{self, BackupId, Catalog, Listed};
+use crate::config::ops::DatabaseOps;
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
 use crate::schedule::retention::{self, Decision, Proof};
-use crate::schedule::settings::DatabaseOps;
 use crate::store::{self, Leftover};
 
 pub struct PruneOptions {
@@ -429,8 +429,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let ops =
-            crate::schedule::settings::OpsSettings::resolve(&file, &["app".to_string()]).unwrap();
+        let ops = crate::config::ops::OpsSettings::resolve(&file, &["app".to_string()]).unwrap();
         let dbops = ops.database("app");
         let plan_db = plan_database(&catalog, "app", &dbops, &[], now)
             .await

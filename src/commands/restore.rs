@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{self, RestoreMode, RestoreOutcome, RestoreRecord};
 use crate::catalog::{Catalog, Entry, Listed, Manifest};
-use crate::codec;
+use crate::codec::{self, Identities};
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
 use crate::progress::human_bytes;
-use crate::restore::{self, db_message, EngineOptions, EngineReport, Identities, RolesMode};
+use crate::restore::{self, db_message, EngineOptions, EngineReport, RolesMode};
 use crate::sql::quote_ident as qi;
 use crate::store;
 

@@ -11,6 +11,7 @@ use tokio::io::AsyncWrite;
 
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::{self, Manifest};
+use crate::codec::Identities;
 use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
@@ -26,8 +27,6 @@ pub mod roles;
 pub mod spool;
 
 pub use roles::RolesMode;
-
-pub type Identities = Arc<Vec<age::x25519::Identity>>;
 
 /// Where a backup is restored to: a server reached as a superuser through `maintenance`
 /// (a connection to an existing database such as `postgres`), the name of the database to

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::settings::JobKind;
+use crate::config::ops::JobKind;
 use crate::error::{Kind, PgdrError, Result};
 use crate::store::Store;
 

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, Manifest};
+use crate::codec::Identities;
 use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{large_object_digest, ArchiveParser, ArchiveSummary};
 use crate::fingerprint::rows::{CopyRowSplitter, RowDigest};
@@ -20,7 +21,8 @@ use crate::pipeline;
 use crate::sql::quote_ident as qi;
 use crate::store::Store;
 
-pub use crate::restore::Identities;
+pub mod scratch;
+pub use scratch::Scratch;
 
 /// sha256 of an object as stored, for naming a mismatch precisely.
 async fn stored_sha256(store: &dyn Store, key: &str) -> Result<String> {
