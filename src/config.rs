@@ -66,7 +66,7 @@ pub struct FileConfig {
     pub scratch: ScratchFile,
     #[serde(default, rename = "database")]
     pub databases: Vec<DatabaseFile>,
-    /// Defaults for every database (see `schedule::settings`).
+    /// Defaults for every database (see `config::ops`).
     pub retention: Option<ops::RetentionFile>,
     pub schedule: Option<ops::ScheduleFile>,
     pub metrics: Option<ops::MetricsFile>,

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::catalog::manifest::PhaseTimer;
@@ -566,7 +567,8 @@ async fn run_check(db: &Database, c: &spec::Check) -> CheckResult {
         })?
         .map_err(|e| {
             let m = db_message(&e);
-            if m.contains("statement timeout") {
+            // 57014: the statement_timeout set above cancelled it (only this session cancels).
+            if e.code() == Some(&SqlState::QUERY_CANCELED) {
                 format!(
                     "{m} (timeout {})",
                     rpo::human_duration(c.timeout.as_secs_f64())

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
@@ -209,7 +210,7 @@ async fn connect_maintenance(target: &Database) -> Result<(Database, Client)> {
     let m = with_dbname(target, "postgres");
     match crate::source::connect(&m).await {
         Ok(c) => Ok((m, c)),
-        Err(e) if e.message.contains("does not exist") => {
+        Err(e) if e.sqlstate() == Some(&SqlState::INVALID_CATALOG_NAME) => {
             let t = with_dbname(target, "template1");
             let c = crate::source::connect(&t).await?;
             Ok((t, c))
