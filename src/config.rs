@@ -14,8 +14,12 @@ use serde::Deserialize;
 
 use crate::error::{PgdrError, Result};
 
+pub mod cron;
 pub mod names;
+pub mod ops;
+pub mod scratch;
 pub mod sslmode;
+pub use scratch::ScratchSettings;
 pub use sslmode::{CertCheck, Roots, VerifyMode};
 
 /// A value that must never reach a log, an error message, argv or a manifest.
@@ -62,13 +66,13 @@ pub struct FileConfig {
     pub scratch: ScratchFile,
     #[serde(default, rename = "database")]
     pub databases: Vec<DatabaseFile>,
-    /// Defaults for every database (see `schedule::settings`).
-    pub retention: Option<crate::schedule::settings::RetentionFile>,
-    pub schedule: Option<crate::schedule::settings::ScheduleFile>,
-    pub metrics: Option<crate::schedule::settings::MetricsFile>,
+    /// Defaults for every database (see `config::ops`).
+    pub retention: Option<ops::RetentionFile>,
+    pub schedule: Option<ops::ScheduleFile>,
+    pub metrics: Option<ops::MetricsFile>,
     #[serde(default)]
-    pub webhook: Vec<crate::schedule::settings::WebhookFile>,
-    pub daemon: Option<crate::schedule::settings::DaemonFile>,
+    pub webhook: Vec<ops::WebhookFile>,
+    pub daemon: Option<ops::DaemonFile>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -146,8 +150,8 @@ pub struct DatabaseFile {
     /// Recovery point objective, checked by `pgdr drill`: "5m" (the default), "24h".
     pub rpo_target: Option<String>,
     /// This database's own retention and schedule keys, over `[retention]` / `[schedule]`.
-    pub retention: Option<crate::schedule::settings::RetentionFile>,
-    pub schedule: Option<crate::schedule::settings::ScheduleFile>,
+    pub retention: Option<ops::RetentionFile>,
+    pub schedule: Option<ops::ScheduleFile>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -174,10 +178,10 @@ pub struct Settings {
     pub identity: Option<PathBuf>,
     pub compression: Compression,
     pub pg_bin_dir: Option<PathBuf>,
-    pub scratch: crate::scratch::ScratchSettings,
+    pub scratch: ScratchSettings,
     pub databases: Vec<Database>,
     /// Schedules, retention, metrics, webhooks and the daemon, per database by name.
-    pub ops: crate::schedule::settings::OpsSettings,
+    pub ops: ops::OpsSettings,
     /// Where the settings came from, for messages ("--repo", "config file x.toml", ...).
     pub config_path: Option<PathBuf>,
 }
@@ -410,7 +414,7 @@ impl Settings {
         }
 
         let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
-        let ops = crate::schedule::settings::OpsSettings::resolve(&file, &names)?;
+        let ops = ops::OpsSettings::resolve(&file, &names)?;
         Ok(Settings {
             ops,
             repository,
@@ -419,7 +423,7 @@ impl Settings {
             identity,
             compression,
             pg_bin_dir: file.tools.pg_bin_dir.clone(),
-            scratch: crate::scratch::ScratchSettings {
+            scratch: ScratchSettings {
                 url: file.scratch.url.clone(),
                 os_user: file.scratch.os_user.clone(),
                 temp_dir: file.scratch.temp_dir.clone(),

@@ -44,11 +44,22 @@ impl Kind {
     }
 }
 
+/// The typed failure underneath a `PgdrError`, for the callers that must tell failures apart
+/// (a missing database, a full disk): they match on this, never on the message text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cause {
+    /// The server's SQLSTATE.
+    Sql(tokio_postgres::error::SqlState),
+    /// The operating system's error, as std classifies it.
+    Io(std::io::ErrorKind),
+}
+
 #[derive(Debug, Clone)]
 pub struct PgdrError {
     pub kind: Kind,
     pub message: String,
     pub hints: Vec<String>,
+    pub cause: Option<Cause>,
 }
 
 pub type Result<T, E = PgdrError> = std::result::Result<T, E>;
@@ -59,6 +70,29 @@ impl PgdrError {
             kind,
             message: message.into(),
             hints: Vec::new(),
+            cause: None,
+        }
+    }
+
+    /// Keep the typed cause (see [`Cause`]); the message is unchanged.
+    pub fn caused_by(mut self, cause: Cause) -> Self {
+        self.cause = Some(cause);
+        self
+    }
+
+    /// The server's SQLSTATE, when the failure came from PostgreSQL.
+    pub fn sqlstate(&self) -> Option<&tokio_postgres::error::SqlState> {
+        match &self.cause {
+            Some(Cause::Sql(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The io error's kind, when the failure came from the operating system.
+    pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
+        match self.cause {
+            Some(Cause::Io(k)) => Some(k),
+            _ => None,
         }
     }
 
@@ -131,5 +165,5 @@ pub fn from_io(e: std::io::Error, doing: impl fmt::Display, kind: Kind) -> PgdrE
         let inner = e.into_inner().expect("checked above");
         return *inner.downcast::<PgdrError>().expect("checked above");
     }
-    PgdrError::new(kind, format!("{doing}: {e}"))
+    PgdrError::new(kind, format!("{doing}: {e}")).caused_by(Cause::Io(e.kind()))
 }

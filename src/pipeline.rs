@@ -242,3 +242,53 @@ fn sha_checked(raw: ByteStream, key: String, expected: Option<String>) -> ByteSt
         }
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Compression;
+
+    /// A full disk under the sink (here /dev/full) reaches the caller as
+    /// `io::ErrorKind::StorageFull`, so the restore spool can say where room is needed
+    /// without reading the message; the message stays the operating system's.
+    #[tokio::test]
+    async fn a_full_sink_keeps_its_io_kind() {
+        let dir = tempfile::tempdir().unwrap();
+        let repo = crate::catalog::Repository::new(Arc::new(crate::store::fs::FsStore::new(
+            dir.path().to_path_buf(),
+        )));
+        let key = crate::catalog::Key::object(
+            "db",
+            &crate::catalog::BackupId::from_time(chrono::Utc::now()),
+            "dump",
+        );
+        let id = age::x25519::Identity::generate();
+        let params = Arc::new(EncodeParams {
+            compression: Compression {
+                level: 1,
+                threads: 0,
+            },
+            recipients: vec![id.to_public()],
+        });
+        let data: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        let up = upload(&repo, &key, std::io::Cursor::new(data), params, io::sink())
+            .await
+            .unwrap();
+        let full = tokio::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .await
+            .unwrap();
+        let e = download_to(
+            &repo,
+            &key,
+            Some(up.receipt.sha256),
+            Arc::new(vec![id]),
+            full,
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(e.io_kind(), Some(io::ErrorKind::StorageFull), "{e}");
+        assert!(e.message.contains("No space left on device"), "{e}");
+    }
+}

@@ -59,6 +59,9 @@ pub fn parse_recipients(list: &[String]) -> Result<Vec<age::x25519::Recipient>> 
         .collect()
 }
 
+/// Decryption identities, shared by the concurrent object streams of one restore or proof.
+pub type Identities = std::sync::Arc<Vec<age::x25519::Identity>>;
+
 /// The identities of `--identity` / PGDR_IDENTITY, for commands that decrypt; its absence is
 /// an error that says where the identity comes from.
 pub fn require_identities(path: Option<&std::path::Path>) -> Result<Vec<age::x25519::Identity>> {

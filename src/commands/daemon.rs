@@ -23,10 +23,10 @@ use tokio_util::sync::CancellationToken;
 use crate::catalog::records::{self, Outcome};
 use crate::catalog::{Catalog, Lease, Listed, Manifest};
 use crate::commands::{backup, drill, prune, verify};
+use crate::config::ops::{DatabaseOps, JobKind, JobSchedule, VerifyAfter};
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
 use crate::progress::human_bytes;
-use crate::schedule::settings::{DatabaseOps, JobKind, JobSchedule, VerifyAfter};
 use crate::schedule::state::{self, JobRun, JobState, RunOutcome};
 use crate::source;
 use crate::telemetry::events::{

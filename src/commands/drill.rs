@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::SimpleQueryMessage;
 
 use crate::catalog::manifest::PhaseTimer;
@@ -21,12 +22,12 @@ use crate::catalog::records::{
     VerifyMode,
 };
 use crate::catalog::{Catalog, Listed, Manifest};
-use crate::codec;
+use crate::codec::{self, Identities};
 use crate::config::{Database, Settings, DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET};
 use crate::error::{Kind, PgdrError, Result};
-use crate::restore::{self, db_message, Identities};
-use crate::scratch::Scratch;
+use crate::restore::{self, db_message};
 use crate::verify;
+use crate::verify::Scratch;
 
 pub mod report;
 pub mod rpo;
@@ -563,7 +564,8 @@ async fn run_check(db: &Database, c: &spec::Check) -> CheckResult {
         })?
         .map_err(|e| {
             let m = db_message(&e);
-            if m.contains("statement timeout") {
+            // 57014: the statement_timeout set above cancelled it (only this session cancels).
+            if e.code() == Some(&SqlState::QUERY_CANCELED) {
                 format!(
                     "{m} (timeout {})",
                     rpo::human_duration(c.timeout.as_secs_f64())

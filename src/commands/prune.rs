@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::catalog::{BackupId, Catalog, Key, Leftover, Listed};
+use crate::config::ops::DatabaseOps;
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
 use crate::schedule::retention::{self, Decision, Proof};
-use crate::schedule::settings::DatabaseOps;
 
 pub struct PruneOptions {
     pub database: Option<String>,
@@ -417,8 +417,7 @@ mod tests {
             "t.toml",
         )
         .unwrap();
-        let ops =
-            crate::schedule::settings::OpsSettings::resolve(&file, &["app".to_string()]).unwrap();
+        let ops = crate::config::ops::OpsSettings::resolve(&file, &["app".to_string()]).unwrap();
         let dbops = ops.database("app");
         let plan_db = plan_database(&catalog, "app", &dbops, &[], now)
             .await

@@ -13,17 +13,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{self, RestoreMode, RestoreOutcome, RestoreRecord};
 use crate::catalog::{Catalog, Entry, Manifest, Pick};
-use crate::codec;
+use crate::codec::{self, Identities};
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
 use crate::progress::human_bytes;
-use crate::restore::{self, db_message, EngineOptions, EngineReport, Identities, RolesMode};
+use crate::restore::{self, db_message, EngineOptions, EngineReport, RolesMode};
 use crate::sql::quote_ident as qi;
 
 mod target;
@@ -208,7 +209,7 @@ async fn connect_maintenance(target: &Database) -> Result<(Database, Client)> {
     let m = with_dbname(target, "postgres");
     match crate::source::connect(&m).await {
         Ok(c) => Ok((m, c)),
-        Err(e) if e.message.contains("does not exist") => {
+        Err(e) if e.sqlstate() == Some(&SqlState::INVALID_CATALOG_NAME) => {
             let t = with_dbname(target, "template1");
             let c = crate::source::connect(&t).await?;
             Ok((t, c))

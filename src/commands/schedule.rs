@@ -7,9 +7,9 @@ use serde::Serialize;
 
 use crate::catalog::records::Outcome;
 use crate::catalog::{Catalog, Listed};
+use crate::config::ops::{JobKind, VerifyAfter};
 use crate::config::Settings;
 use crate::error::Result;
-use crate::schedule::settings::{JobKind, VerifyAfter};
 use crate::schedule::state::{self, RunOutcome};
 
 #[derive(Debug, Clone, Serialize)]

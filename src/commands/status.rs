@@ -11,10 +11,10 @@ use serde::Serialize;
 use crate::catalog::records::{Outcome, VerifyMode, WorstRpo};
 use crate::catalog::{BackupId, Catalog, Listed};
 use crate::commands::drill::rpo;
+use crate::config::ops::JobKind;
 use crate::config::Settings;
 use crate::error::Result;
 use crate::schedule::retention::{self, human_age, show_duration};
-use crate::schedule::settings::JobKind;
 use crate::schedule::state::{self, JobState, RunOutcome};
 
 /// The worst RPO is looked for over this many days.

@@ -8,12 +8,12 @@ use chrono::Utc;
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{self, Outcome, VerificationRecord, VerifyMode};
 use crate::catalog::{self, Catalog, Listed, Manifest, Pick};
-use crate::codec;
+use crate::codec::{self, Identities};
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
-use crate::restore::{self, EngineOptions, EngineReport, Identities};
-use crate::scratch::Scratch;
+use crate::restore::{self, EngineOptions, EngineReport};
 use crate::verify;
+use crate::verify::Scratch;
 
 #[derive(Debug, Clone)]
 pub enum Selection {

@@ -185,7 +185,7 @@ fn reveal_with(m: &Manifest, bytes: &[u8]) -> Result<Manifest> {
 pub async fn reveal(
     repo: &catalog::Repository,
     m: &Manifest,
-    ids: crate::restore::Identities,
+    ids: crate::codec::Identities,
 ) -> Result<Manifest> {
     let Some(rec) = m.object(OBJECT) else {
         let mut out = m.clone();

@@ -11,6 +11,7 @@ use tokio::io::AsyncWrite;
 
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::{self, Manifest};
+use crate::codec::Identities;
 use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
@@ -25,8 +26,6 @@ pub mod roles;
 pub mod spool;
 
 pub use roles::RolesMode;
-
-pub type Identities = Arc<Vec<age::x25519::Identity>>;
 
 /// Where a backup is restored to: a server reached as a superuser through `maintenance`
 /// (a connection to an existing database such as `postgres`), the name of the database to
@@ -341,7 +340,7 @@ pub async fn restore_with(
         // The extended protocol runs exactly one statement: a second guard after the parser.
         if let Err(e) = client.execute(s.sql.as_str(), &[]).await {
             let line = format!("{}: {}", s.label(), db_message(&e));
-            if !line.contains("already exists") {
+            if !is_duplicate(&e) {
                 tracing::warn!("roles: {line}");
             }
             report.globals_errors.push(line);
@@ -483,13 +482,7 @@ pub async fn restore_with(
                 },
             )
             .await
-            .map_err(|e| {
-                if e.message.contains("No space left") {
-                    e.hint("free space in the spool directory or pass --spool-dir elsewhere")
-                } else {
-                    e
-                }
-            })?;
+            .map_err(spool_error)?;
             if st.plain_sha256 != rec.sha256_plain {
                 return Err(PgdrError::corrupt(format!(
                     "object {}: decrypted content does not match the manifest's sha256",
@@ -579,6 +572,34 @@ pub async fn roles_proof(target: &Target, report: &mut EngineReport) -> Result<V
     Ok(verdict.findings)
 }
 
+/// A statement that failed because what it creates is already there (a role, a tablespace):
+/// the SQLSTATEs PostgreSQL reports as "... already exists".
+fn is_duplicate(e: &tokio_postgres::Error) -> bool {
+    use tokio_postgres::error::SqlState as S;
+    e.code().is_some_and(|c| {
+        [
+            S::DUPLICATE_OBJECT,
+            S::DUPLICATE_DATABASE,
+            S::DUPLICATE_SCHEMA,
+            S::DUPLICATE_TABLE,
+            S::DUPLICATE_FUNCTION,
+            S::DUPLICATE_COLUMN,
+            S::DUPLICATE_CURSOR,
+            S::DUPLICATE_PSTATEMENT,
+        ]
+        .contains(c)
+    })
+}
+
+/// Spooling failed: on a full disk, say where the room is needed.
+fn spool_error(e: PgdrError) -> PgdrError {
+    if e.io_kind() == Some(std::io::ErrorKind::StorageFull) {
+        e.hint("free space in the spool directory or pass --spool-dir elsewhere")
+    } else {
+        e
+    }
+}
+
 pub fn db_message(e: &tokio_postgres::Error) -> String {
     e.as_db_error()
         .map(|d| d.message().to_string())
@@ -587,7 +608,25 @@ pub fn db_message(e: &tokio_postgres::Error) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::is_toc_step;
+    use super::{is_toc_step, spool_error};
+    use crate::error::{from_io, Kind};
+
+    /// The hint follows the io kind, not the words: a full disk gets it, a failure whose
+    /// message merely mentions space does not.
+    #[test]
+    fn a_full_spool_disk_is_named_by_its_io_kind() {
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let e = spool_error(from_io(full, "reading app/1/dump", Kind::Corrupt));
+        assert_eq!(
+            e.message,
+            "reading app/1/dump: No space left on device (os error 28)"
+        );
+        assert_eq!(e.hints.len(), 1, "{e}");
+        let other = std::io::Error::other("No space left, says the text");
+        assert!(spool_error(from_io(other, "x", Kind::Corrupt))
+            .hints
+            .is_empty());
+    }
 
     #[test]
     fn toc_steps_are_recognised_in_pg_restore_verbose_output() {

@@ -1,10 +1,9 @@
-//! Running backups, verifications, drills and retention on their own: schedules (cron in a
-//! time zone), the retention plan, and the settings both read from the config.
+//! Running backups, verifications, drills and retention on their own: the retention plan and
+//! the daemon's job state. What to run when (cron schedules, retention policies) is read and
+//! resolved by `config::ops`; this module acts on it.
 //!
-//! `retention` and `cron` are pure (the clock is an argument); the daemon and the commands
-//! that act on their answers live in `commands/`.
+//! `retention` is pure (the clock is an argument); the daemon and the commands that act on
+//! its answers live in `commands/`.
 
-pub mod cron;
 pub mod retention;
-pub mod settings;
 pub mod state;

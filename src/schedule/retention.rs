@@ -34,6 +34,7 @@ use serde::Serialize;
 
 use crate::catalog::records::Outcome;
 use crate::catalog::{BackupId, DrillRecord, Listed};
+use crate::config::ops::RetentionPolicy;
 
 /// What retention needs to know about one backup.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,35 +56,6 @@ pub enum Proof {
     Unproven,
     /// Its manifest cannot be read.
     Unreadable,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetentionPolicy {
-    pub keep_last: Option<u32>,
-    pub keep_hourly: Option<u32>,
-    pub keep_daily: Option<u32>,
-    pub keep_weekly: Option<u32>,
-    pub keep_monthly: Option<u32>,
-    pub keep_yearly: Option<u32>,
-    pub min_verified: u32,
-    pub max_backup_age: Duration,
-    pub timezone: Tz,
-}
-
-impl Default for RetentionPolicy {
-    fn default() -> Self {
-        RetentionPolicy {
-            keep_last: None,
-            keep_hourly: None,
-            keep_daily: None,
-            keep_weekly: None,
-            keep_monthly: None,
-            keep_yearly: None,
-            min_verified: super::settings::DEFAULT_MIN_VERIFIED,
-            max_backup_age: super::settings::DEFAULT_MAX_BACKUP_AGE,
-            timezone: Tz::UTC,
-        }
-    }
 }
 
 impl RetentionPolicy {

@@ -5,8 +5,8 @@
 
 use chrono::{DateTime, Utc};
 
-use super::settings::JobKind;
 use crate::catalog::Repository;
+use crate::config::ops::JobKind;
 use crate::error::Result;
 
 /// The JSON of [`JobState`] (`catalog::format::jobs`) and the conversions.

@@ -12,16 +12,14 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
-use crate::config::{Database, Secret};
+use crate::config::{Database, ScratchSettings, Secret};
 use crate::error::{PgdrError, Result};
 use crate::source::tools::{self, Tool};
 
 pub mod orphans;
-pub mod target;
 
 pub use orphans::sweep_orphans;
 use orphans::{Owner, OWNER_FILE, SCRATCH_PREFIX};
-pub use target::Scratch;
 
 /// The port in the socket's name (`.s.PGSQL.<port>`): there is no TCP listener, and the
 /// socket's folder is the cluster's own, so any fixed number does.
@@ -37,19 +35,6 @@ fn random_password() -> Result<Secret> {
     getrandom::getrandom(&mut b)
         .map_err(|e| PgdrError::tool(format!("scratch cluster: no random password: {e}")))?;
     Ok(Secret::new(hex::encode(b)))
-}
-
-/// Settings for scratch databases (config `[scratch]`).
-#[derive(Debug, Clone, Default)]
-pub struct ScratchSettings {
-    /// An existing server to create `pgdr_verify_<id>` databases on, instead of a cluster.
-    pub url: Option<String>,
-    /// OS user that runs the ephemeral cluster when pgdr runs as root (initdb refuses root).
-    pub os_user: Option<String>,
-    /// Parent directory for the ephemeral cluster; default the system temp dir.
-    pub temp_dir: Option<PathBuf>,
-    /// Directory with initdb/pg_ctl/pg_restore; default as for pg_dump.
-    pub pg_bin_dir: Option<PathBuf>,
 }
 
 fn is_root() -> bool {

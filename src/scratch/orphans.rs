@@ -10,7 +10,7 @@
 
 use std::path::Path;
 
-use super::ScratchSettings;
+use crate::config::ScratchSettings;
 
 /// The folder prefix of a scratch cluster.
 pub(crate) const SCRATCH_PREFIX: &str = "pgdr-scratch-";

@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio_postgres::{Client, NoTls};
 
 use crate::config::Database;
-use crate::error::{PgdrError, Result};
+use crate::error::{Cause, PgdrError, Result};
 
 pub mod dump;
 pub mod process;
@@ -79,7 +79,8 @@ fn connect_error(db: &Database, e: &tokio_postgres::Error) -> PgdrError {
     }
     if let Some(dbe) = e.as_db_error() {
         let code = dbe.code().code();
-        let err = PgdrError::database(format!("{what}: {}", dbe.message()));
+        let err = PgdrError::database(format!("{what}: {}", dbe.message()))
+            .caused_by(Cause::Sql(dbe.code().clone()));
         return match code {
             "28000" if dbe.message().contains("no encryption") => err.hint(
                 "the server accepts only TLS connections: drop sslmode=disable from the URL (prefer, the default, and require use TLS)",

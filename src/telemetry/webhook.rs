@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use super::events::WebhookFailed;
 use super::metrics::Metrics;
-use crate::schedule::settings::WebhookSettings;
+use crate::config::ops::WebhookSettings;
 
 type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 

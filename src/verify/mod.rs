@@ -12,6 +12,7 @@ use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
 use crate::catalog::{self, Manifest};
+use crate::codec::Identities;
 use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{large_object_digest, ArchiveParser, ArchiveSummary};
 use crate::fingerprint::rows::{CopyRowSplitter, RowDigest};
@@ -19,7 +20,8 @@ use crate::fingerprint::{schema, sensitive};
 use crate::pipeline;
 use crate::sql::quote_ident as qi;
 
-pub use crate::restore::Identities;
+pub mod scratch;
+pub use scratch::Scratch;
 
 /// sha256 of an object as stored, for naming a mismatch precisely.
 async fn stored_sha256(repo: &catalog::Repository, key: &catalog::Key) -> Result<String> {

@@ -561,3 +561,31 @@ fn s3_drill_is_recorded_and_listed() {
     // Drill records beside the backups do not disturb the catalog.
     assert_eq!(w.list().len(), 1);
 }
+
+#[test]
+fn a_check_over_its_timeout_fails_and_names_the_limit() {
+    let w = World::local();
+    w.backup();
+    let spec = w.dir.path().join("slow.toml");
+    std::fs::write(
+        &spec,
+        "name = \"slow\"\ndatabase = \"app\"\n\n[[check]]\nname = \"slow\"\n\
+         sql = \"SELECT pg_sleep(3)\"\nexpect = \"rows = 1\"\ntimeout = \"1s\"\n",
+    )
+    .unwrap();
+    let cfg = w.config_file(
+        "named.toml",
+        &format!("[scratch]\nurl = \"{}\"\n", w.pg.url("postgres")),
+    );
+    let r = drill(&w, &cfg, &["--drill", spec.to_str().unwrap(), "--json"]);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    // Told apart by SQLSTATE 57014, not by the server's words; the words stay as they were.
+    let m = r.json()[0]["checks"][0]["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        m.starts_with("error: canceling statement due to statement timeout (timeout "),
+        "{m}"
+    );
+}

@@ -16,4 +16,5 @@ mod schema;
 mod secrets;
 mod security;
 mod tls;
+mod typed_errors;
 mod verify;

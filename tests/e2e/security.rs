@@ -478,7 +478,7 @@ fn clusters_of_one_process_leave_each_other_alone() {
     // One daemon runs the jobs of several databases at once, each with its own cluster; the
     // sweep of a starting one must not take a running one of the same process for an orphan.
     let tmp = tempdir();
-    let s = pgdr::scratch::ScratchSettings {
+    let s = pgdr::config::ScratchSettings {
         temp_dir: Some(tmp.path().to_path_buf()),
         ..Default::default()
     };

@@ -3,7 +3,7 @@
 
 use crate::catalog::format::jobs::{StoredJobKind, StoredJobRun, StoredJobState, StoredRunOutcome};
 use crate::catalog::format::{mirror_enum, via_stored};
-use crate::schedule::settings::JobKind;
+use crate::config::ops::JobKind;
 
 use super::{JobRun, JobState, RunOutcome};
 

@@ -6,8 +6,7 @@ use crate::catalog::Manifest;
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
 use crate::restore::Target;
-
-use super::EphemeralCluster;
+use crate::scratch::EphemeralCluster;
 
 /// A scratch database to restore into, and the cluster it lives in when pgdr started one.
 pub struct Scratch {
@@ -93,7 +92,7 @@ pub async fn scratch_target(
                 ))
                 .hint("point [scratch] url at a server of the same major version or newer"));
             }
-            let tool = super::pg_restore(info.major().max(major), &settings.scratch)?;
+            let tool = crate::scratch::pg_restore(info.major().max(major), &settings.scratch)?;
             let dbname = format!(
                 "pgdr_{purpose}_{}",
                 m.id.as_str().to_lowercase().replace('.', "_")

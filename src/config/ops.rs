@@ -14,7 +14,6 @@ use chrono_tz::Tz;
 use serde::Deserialize;
 
 use super::cron::CronSchedule;
-use super::retention::RetentionPolicy;
 use crate::config::{FileConfig, Secret};
 use crate::error::{PgdrError, Result};
 
@@ -160,6 +159,37 @@ pub enum VerifyAfter {
     Off,
     Quick,
     Full,
+}
+
+/// How many backups to keep by age, and the gates that stop deletion (applied by
+/// `schedule::retention`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetentionPolicy {
+    pub keep_last: Option<u32>,
+    pub keep_hourly: Option<u32>,
+    pub keep_daily: Option<u32>,
+    pub keep_weekly: Option<u32>,
+    pub keep_monthly: Option<u32>,
+    pub keep_yearly: Option<u32>,
+    pub min_verified: u32,
+    pub max_backup_age: Duration,
+    pub timezone: Tz,
+}
+
+impl Default for RetentionPolicy {
+    fn default() -> Self {
+        RetentionPolicy {
+            keep_last: None,
+            keep_hourly: None,
+            keep_daily: None,
+            keep_weekly: None,
+            keep_monthly: None,
+            keep_yearly: None,
+            min_verified: DEFAULT_MIN_VERIFIED,
+            max_backup_age: DEFAULT_MAX_BACKUP_AGE,
+            timezone: Tz::UTC,
+        }
+    }
 }
 
 /// One scheduled job of one database.
