@@ -21,6 +21,4 @@ pub mod source;
 pub mod sql;
 pub mod store;
 pub mod telemetry;
-#[cfg(test)]
-pub(crate) mod testkit;
 pub mod verify;

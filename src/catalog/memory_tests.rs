@@ -8,8 +8,8 @@ use crate::catalog::records::Outcome;
 use crate::catalog::Pick;
 use crate::catalog::{BackupId, Listed, DUMP_FILE};
 use crate::error::Kind;
-use crate::testkit::object_key;
-use crate::testkit::{at, named, Repo};
+use crate::catalog::testkit::object_key;
+use crate::catalog::testkit::{at, named, Repo};
 
 #[tokio::test]
 async fn listing_shows_committed_backups_oldest_first_and_names_damaged_ones() {

@@ -33,6 +33,9 @@ mod select;
 
 #[cfg(test)]
 mod memory_tests;
+/// Test support shared by the catalog's and the commands' unit tests.
+#[cfg(test)]
+pub(crate) mod testkit;
 
 pub use id::BackupId;
 pub use keys::Key;

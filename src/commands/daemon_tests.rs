@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::catalog::BackupId;
-use crate::testkit::{at, settings, Repo};
+use crate::catalog::testkit::{at, settings, Repo};
 
 const CONFIG: &str =
     "[schedule]\nbackup = \"0 2 * * *\"\ndrill = \"0 4 1 * *\"\nprune = \"30 5 * * *\"\n\

@@ -10,8 +10,8 @@ use crate::catalog::inuse::InUseMark;
 use crate::catalog::keys::{IN_USE_DIR, MANIFEST_FILE};
 use crate::catalog::records::Outcome;
 use crate::catalog::{Key, DUMP_FILE};
-use crate::testkit::object_key;
-use crate::testkit::{at, named, settings, Repo};
+use crate::catalog::testkit::object_key;
+use crate::catalog::testkit::{at, named, settings, Repo};
 
 const NOW: &str = "2026-03-10T12:00:00Z";
 
@@ -241,7 +241,7 @@ async fn a_failed_commit_leaves_an_orphan_that_only_ages_out() {
     // The backup's second put (its manifest) fails: the dump stays, uncommitted.
     r.store.fail_put_at(2);
     let t = at(NOW) - Duration::hours(2);
-    let m = crate::testkit::manifest("app", t);
+    let m = crate::catalog::testkit::manifest("app", t);
     r.store.set_now(t);
     r.put(&object_key("app", &m.id, DUMP_FILE), b"dump").await;
     assert!(r.catalog.commit(&m).await.is_err());

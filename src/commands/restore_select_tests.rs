@@ -1,7 +1,7 @@
 //! Which backup `restore` picks (id, prefix, latest, before a time), on a memory store.
 
 use super::*;
-use crate::testkit::{at, settings, Repo};
+use crate::catalog::testkit::{at, settings, Repo};
 
 fn opts(database: Option<&str>, selection: Selection) -> RestoreOptions {
     RestoreOptions {

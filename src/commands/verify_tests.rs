@@ -1,7 +1,7 @@
 //! Which backups `verify` picks, on a memory store.
 
 use super::*;
-use crate::testkit::{at, settings, Repo};
+use crate::catalog::testkit::{at, settings, Repo};
 
 fn opts(database: Option<&str>, selection: Selection) -> VerifyOptions {
     VerifyOptions {
