@@ -5,5 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PGDR_ROOT"
 cargo fmt --all -- --check
+# No import cycle between top-level modules (ARCHITECTURE.md's rules).
+python3 scripts/check-cycles.py >/dev/null || python3 scripts/check-cycles.py
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets

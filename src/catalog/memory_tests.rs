@@ -5,11 +5,11 @@ use chrono::Duration;
 use crate::catalog::inuse::{InUseMark, FRESH_FOR};
 use crate::catalog::keys::{IN_USE_DIR, MANIFEST_FILE};
 use crate::catalog::records::Outcome;
+use crate::catalog::testkit::object_key;
+use crate::catalog::testkit::{at, named, Repo};
 use crate::catalog::Pick;
 use crate::catalog::{BackupId, Listed, DUMP_FILE};
 use crate::error::Kind;
-use crate::catalog::testkit::object_key;
-use crate::catalog::testkit::{at, named, Repo};
 
 #[tokio::test]
 async fn listing_shows_committed_backups_oldest_first_and_names_damaged_ones() {

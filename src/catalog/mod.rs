@@ -30,6 +30,7 @@ pub mod manifest;
 pub mod records;
 pub mod restoring;
 mod select;
+pub mod sensitive;
 
 #[cfg(test)]
 mod memory_tests;

@@ -7,12 +7,13 @@ use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::manifest::{CodecInfo, ObjectRecord, PhaseTimer, SnapshotInfo, ToolsInfo};
+use crate::catalog::sensitive;
 use crate::catalog::{self, BackupId, Catalog, Manifest};
 use crate::codec::{self, EncodeParams};
 use crate::config::ops::JobKind;
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
-use crate::fingerprint::{schema, sensitive, ArchiveParser, Fingerprint};
+use crate::fingerprint::{schema, ArchiveParser, Fingerprint};
 use crate::pipeline;
 use crate::progress::{Meter, Tee};
 use crate::source::dump::{self, GlobalsMode};
@@ -126,7 +127,7 @@ async fn backup_one(
         let schema = match schema::capture(&snapshot.client).await {
             Ok(mut s) => {
                 // Setting values and comments leave the plaintext manifest (see `sensitive`).
-                let secret = sensitive::split(&mut s);
+                let secret = crate::fingerprint::sensitive::split(&mut s);
                 (s, secret)
             }
             Err(e) => {

@@ -342,7 +342,7 @@ async fn drill_one(
     // 3. The restore: globals, create, then fetch, decrypt, decompress and pg_restore (data,
     //    then post-data: indexes, constraints, triggers) streamed together.
     //    Setting values and comments come out of their encrypted object first.
-    let mut restored = match crate::fingerprint::sensitive::reveal(catalog, &m, ids.clone()).await {
+    let mut restored = match crate::restore::sensitive::reveal(catalog, &m, ids.clone()).await {
         Ok(full) => {
             m = full;
             restore::restore_into(catalog, &m, ids, &sc.target, &mut timer).await

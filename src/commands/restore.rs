@@ -383,7 +383,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let parsed =
         restore::globals::parse(&globals_sql).map_err(|e| e.context(format!("backup {}", m.id)))?;
     // Setting values and comments, to replay and compare, from their encrypted object.
-    let m = crate::fingerprint::sensitive::reveal(&catalog, &m, ids.clone())
+    let m = crate::restore::sensitive::reveal(&catalog, &m, ids.clone())
         .await
         .map_err(|e| e.context(format!("backup {}", m.id)))?;
 

@@ -213,7 +213,7 @@ async fn verify_one(
         timer.done("scratch");
         let restored = async {
             // Setting values and comments, to compare, come out of their encrypted object.
-            let m = &crate::fingerprint::sensitive::reveal(catalog, m, ids.clone()).await?;
+            let m = &crate::restore::sensitive::reveal(catalog, m, ids.clone()).await?;
             // One pass over the dump: it is fingerprinted on its way into pg_restore.
             let opts = EngineOptions {
                 fingerprint_archive: true,

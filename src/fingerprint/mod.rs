@@ -22,7 +22,7 @@ pub struct Fingerprint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<schema::SchemaFingerprint>,
     /// Whether the sensitive values (see [`sensitive`]) are back in `schema`: never stored,
-    /// set by [`sensitive::reveal`] after decrypting them.
+    /// set by `restore::sensitive::reveal` after decrypting them.
     #[serde(skip)]
     pub revealed: bool,
 }

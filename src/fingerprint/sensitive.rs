@@ -8,7 +8,7 @@
 //! values go into an object of their own, encrypted like the dump to the same recipients. The
 //! manifest keeps the names, each value replaced by [`SEALED`], so `pgdr show` still says which
 //! settings and comments exist. Commands that hold the identity (verify, drill, restore)
-//! [`reveal`] the values before comparing or replaying them.
+//! reveal the values (`restore::sensitive`) before comparing or replaying them.
 //!
 //! Expressions (column defaults, checks, policies, trigger definitions) stay in the manifest:
 //! they are code, like the function signatures; function and view bodies are hashed there.
@@ -18,20 +18,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::schema::SchemaFingerprint;
-use crate::catalog::format::fingerprint::StoredSensitive;
-use crate::catalog::{self, Manifest};
-use crate::error::{PgdrError, Result};
-use crate::pipeline;
 
-/// Name of the object in the manifest's object list.
-pub const OBJECT: &str = "sensitive";
-/// File name of the object inside the backup folder.
-pub const FILE: &str = "sensitive.json.zst.age";
 /// What the manifest shows in place of a value kept in the encrypted object.
 pub const SEALED: &str = "(encrypted)";
-
-/// Format of the encrypted object's JSON ([`StoredSensitive`], owned by the catalog).
-const FORMAT_VERSION: u32 = crate::catalog::format::fingerprint::SENSITIVE_FORMAT;
 
 /// Whether property `prop` of an object in `section` can hold a secret.
 pub fn is_sensitive(section: &str, prop: &str) -> bool {
@@ -126,99 +115,6 @@ fn first_mismatch(a: &SchemaFingerprint, b: &SchemaFingerprint) -> String {
     String::new()
 }
 
-/// The object's plaintext (JSON) for `secret`.
-pub fn to_bytes(secret: &SchemaFingerprint) -> Result<Vec<u8>> {
-    let obj = StoredSensitive {
-        format_version: FORMAT_VERSION,
-        schema: secret.into(),
-    };
-    serde_json::to_vec(&obj).map_err(|e| PgdrError::internal(e.to_string()))
-}
-
-/// Parse the object's plaintext; errors name the file, never a value.
-pub fn from_bytes(bytes: &[u8]) -> Result<SchemaFingerprint> {
-    let obj: StoredSensitive = serde_json::from_slice(bytes).map_err(|e| {
-        PgdrError::corrupt(format!(
-            "object {FILE}: not readable (line {}, column {})",
-            e.line(),
-            e.column()
-        ))
-    })?;
-    if obj.format_version > FORMAT_VERSION {
-        return Err(PgdrError::corrupt(format!(
-            "object {FILE}: format {} is newer than this pgdr understands ({FORMAT_VERSION})",
-            obj.format_version
-        ))
-        .hint("upgrade pgdr to read this backup"));
-    }
-    Ok(obj.schema.into())
-}
-
-/// Check that decrypted `bytes` of the object belong to `m`'s fingerprint (quick verify).
-pub fn check(m: &Manifest, bytes: &[u8]) -> Result<()> {
-    reveal_with(m, bytes).map(|_| ())
-}
-
-fn reveal_with(m: &Manifest, bytes: &[u8]) -> Result<Manifest> {
-    let secret = from_bytes(bytes)?;
-    let mut out = m.clone();
-    let fp = out.fingerprint.as_mut().ok_or_else(|| {
-        PgdrError::corrupt(format!(
-            "backup {}: has {FILE} but no fingerprint in its manifest",
-            m.id
-        ))
-    })?;
-    let public = fp.schema.clone().unwrap_or_default();
-    let full = merge(&public, &secret).map_err(|e| {
-        PgdrError::corrupt(format!("object {FILE}: {e}"))
-            .hint("the backup was altered after it was written; use another backup")
-    })?;
-    if fp.schema.is_some() {
-        fp.schema = Some(full);
-    }
-    fp.revealed = true;
-    Ok(out)
-}
-
-/// `m` with the sensitive values decrypted back into its fingerprint. A manifest without the
-/// object (made before it existed) carries its values in clear and comes back as it is.
-pub async fn reveal(
-    repo: &catalog::Repository,
-    m: &Manifest,
-    ids: crate::codec::Identities,
-) -> Result<Manifest> {
-    let Some(rec) = m.object(OBJECT) else {
-        let mut out = m.clone();
-        if let Some(fp) = out.fingerprint.as_mut() {
-            fp.revealed = true;
-        }
-        return Ok(out);
-    };
-    let key = catalog::Key::object(&m.database, &m.id, &rec.file);
-    let (st, bytes) =
-        pipeline::download(repo, &key, Some(rec.sha256_stored.clone()), ids, Vec::new()).await?;
-    if st.plain_sha256 != rec.sha256_plain {
-        return Err(PgdrError::corrupt(format!(
-            "object {}: decrypted content does not match the manifest's sha256",
-            rec.file
-        )));
-    }
-    reveal_with(m, &bytes)
-}
-
-/// Refuse to use a fingerprint whose values are still sealed: replaying `(encrypted)` as a
-/// setting, or comparing it, would be silently wrong.
-pub fn require_revealed(m: &Manifest) -> Result<()> {
-    let sealed = m.object(OBJECT).is_some() && m.fingerprint.as_ref().is_some_and(|f| !f.revealed);
-    if sealed {
-        return Err(PgdrError::internal(format!(
-            "backup {}: the fingerprint's sensitive values were not decrypted before use",
-            m.id
-        )));
-    }
-    Ok(())
-}
-
 /// For display of manifests written before the split (values in clear): the same sealing in
 /// a JSON view, so `pgdr show` prints no value whatever the manifest's age.
 pub fn seal_json_view(schema: &mut Value) {
@@ -249,13 +145,6 @@ mod tests {
 
     fn fp(v: Value) -> SchemaFingerprint {
         serde_json::from_value(json!({ "sections": v })).unwrap()
-    }
-
-    fn empty_data() -> crate::fingerprint::ArchiveSummary {
-        serde_json::from_value(json!({"version": "1.14.0", "database": "app",
-            "server_version": "15", "pg_dump_version": "15", "encoding": null,
-            "toc_entries": 0, "tables": [], "large_objects": []}))
-        .unwrap()
     }
 
     fn sample() -> SchemaFingerprint {
@@ -334,17 +223,6 @@ mod tests {
     }
 
     #[test]
-    fn object_bytes_round_trip() {
-        let mut public = sample();
-        let secret = split(&mut public);
-        assert_eq!(from_bytes(&to_bytes(&secret).unwrap()).unwrap(), secret);
-        let e = from_bytes(br#"{"format_version": 9, "schema": {"sections": {}}}"#).unwrap_err();
-        assert!(e.message.contains("format 9 is newer"), "{}", e.message);
-        let e = from_bytes(b"{\"s3cret").unwrap_err();
-        assert!(!e.message.contains("s3cret"), "{}", e.message);
-    }
-
-    #[test]
     fn a_changed_value_is_named_never_shown() {
         let e = sample();
         let mut a = sample();
@@ -384,52 +262,6 @@ mod tests {
         for v in ["s3cret", "8s", "t0ken", "note", "other-"] {
             assert!(!text.contains(v), "{v} in {text}");
         }
-    }
-
-    #[test]
-    fn format_1_manifest_with_values_in_clear_still_reads_and_needs_no_object() {
-        let mut m = crate::catalog::manifest::tests::sample();
-        m.format_version = 1;
-        m.fingerprint = Some(crate::fingerprint::Fingerprint {
-            data: empty_data(),
-            schema: Some(sample()),
-            revealed: false,
-        });
-        let back = Manifest::from_json(&m.to_json().unwrap(), "m").unwrap();
-        assert_eq!(back.format_version, 1);
-        assert_eq!(back.fingerprint.as_ref().unwrap().schema, Some(sample()));
-        // No sensitive object: nothing to decrypt, usable as it is.
-        assert!(require_revealed(&back).is_ok());
-    }
-
-    #[test]
-    fn a_sealed_manifest_is_refused_until_revealed() {
-        let mut public = sample();
-        let secret = split(&mut public);
-        let mut m = crate::catalog::manifest::tests::sample();
-        m.fingerprint = Some(crate::fingerprint::Fingerprint {
-            data: empty_data(),
-            schema: Some(public),
-            revealed: false,
-        });
-        m.objects.push(crate::catalog::manifest::ObjectRecord {
-            name: OBJECT.into(),
-            file: FILE.into(),
-            raw_bytes: 1,
-            compressed_bytes: 1,
-            stored_bytes: 1,
-            sha256_plain: String::new(),
-            sha256_stored: String::new(),
-        });
-        let back = Manifest::from_json(&m.to_json().unwrap(), "m").unwrap();
-        assert!(require_revealed(&back).is_err());
-        let full = reveal_with(&back, &to_bytes(&secret).unwrap()).unwrap();
-        assert!(require_revealed(&full).is_ok());
-        assert_eq!(full.fingerprint.unwrap().schema, Some(sample()));
-        // Values that belong to another backup are refused.
-        let mut wrong = secret;
-        wrong.sections.remove("roles");
-        assert!(check(&back, &to_bytes(&wrong).unwrap()).is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ pub mod dumpall;
 pub mod globals;
 pub mod offsets;
 pub mod roles;
+pub mod sensitive;
 pub mod spool;
 
 pub use roles::RolesMode;
@@ -323,7 +324,7 @@ pub async fn restore_with(
     timer: &mut PhaseTimer,
     report: &mut EngineReport,
 ) -> Result<()> {
-    crate::fingerprint::sensitive::require_revealed(m)?;
+    crate::catalog::sensitive::require_revealed(m)?;
     let globals_sql = match globals_sql {
         Some(s) => s,
         None => fetch_globals(repo, m, ids.clone()).await?,

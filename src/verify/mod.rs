@@ -11,12 +11,13 @@ use std::sync::Arc;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::catalog::sensitive;
 use crate::catalog::{self, Manifest};
 use crate::codec::Identities;
 use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::archive::{large_object_digest, ArchiveParser, ArchiveSummary};
 use crate::fingerprint::rows::{CopyRowSplitter, RowDigest};
-use crate::fingerprint::{schema, sensitive};
+use crate::fingerprint::schema;
 use crate::pipeline;
 use crate::sql::quote_ident as qi;
 

@@ -14,7 +14,8 @@ use crate::catalog::inuse::InUseMark;
 use crate::catalog::manifest::Manifest;
 use crate::catalog::records::{DrillRecord, RestoreRecord, VerificationRecord};
 use crate::catalog::restoring::RestoringMark;
-use crate::fingerprint::sensitive;
+use crate::catalog::sensitive;
+use crate::fingerprint::sensitive::{merge, SEALED};
 
 fn golden(name: &str) -> Vec<u8> {
     let path = format!(
@@ -79,10 +80,10 @@ fn manifest_format_1_reads_with_values_in_clear() {
 fn manifest_format_2_reads_sealed_and_merges_with_its_sensitive_object() {
     let m = manifest("manifest-v2.json", 2);
     assert!(m.object(sensitive::OBJECT).is_some());
-    assert_eq!(database_props(&m)["comment"], sensitive::SEALED);
+    assert_eq!(database_props(&m)["comment"], SEALED);
     let secret = sensitive::from_bytes(&golden("sensitive-v1.json")).unwrap();
     let public = m.fingerprint.as_ref().unwrap().schema.clone().unwrap();
-    let full = sensitive::merge(&public, &secret).unwrap();
+    let full = merge(&public, &secret).unwrap();
     assert_eq!(
         full.sections["database"]["current"]["comment"],
         "pgdr sample database"
