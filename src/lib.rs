@@ -5,6 +5,7 @@
 //! `store` (fs, s3) → `catalog` (manifests, ids) → `fingerprint` → commands.
 //! `pipeline` is the one streaming path every command shares; `cli` only parses and renders.
 
+pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod codec;
