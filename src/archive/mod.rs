@@ -203,6 +203,33 @@ impl<'a> Reader<'a> {
         Ok(String::from_utf8_lossy(raw).into_owned())
     }
 
+    /// pgdr fingerprints rows, so the data must not be compressed by pg_dump.
+    fn uncompressed(&mut self) -> Result<(), Stop> {
+        if self.version >= K_VERS_1_15 {
+            // pg_compress_algorithm: 0 none, 1 gzip, 2 lz4, 3 zstd.
+            let method = match self.byte()? {
+                0 => None,
+                1 => Some("gzip".to_string()),
+                2 => Some("lz4".to_string()),
+                3 => Some("zstd".to_string()),
+                a => Some(format!("algorithm {a}")),
+            };
+            if let Some(method) = method {
+                return Err(ArchiveError::Compressed { method }.into());
+            }
+        } else {
+            // zlib level; -1 is Z_DEFAULT_COMPRESSION.
+            let level = self.int()?;
+            if level != 0 {
+                return Err(ArchiveError::Compressed {
+                    method: format!("gzip level {level}"),
+                }
+                .into());
+            }
+        }
+        Ok(())
+    }
+
     pub fn header(&mut self) -> Result<(Header, usize), Stop> {
         let have = &self.buf[..self.buf.len().min(MAGIC.len())];
         if have != &MAGIC[..have.len()] {
@@ -243,28 +270,7 @@ impl<'a> Reader<'a> {
             }
             .into());
         }
-        if self.version >= K_VERS_1_15 {
-            // pg_compress_algorithm: 0 none, 1 gzip, 2 lz4, 3 zstd.
-            let method = match self.byte()? {
-                0 => None,
-                1 => Some("gzip".to_string()),
-                2 => Some("lz4".to_string()),
-                3 => Some("zstd".to_string()),
-                a => Some(format!("algorithm {a}")),
-            };
-            if let Some(method) = method {
-                return Err(ArchiveError::Compressed { method }.into());
-            }
-        } else {
-            // zlib level; -1 is Z_DEFAULT_COMPRESSION.
-            let level = self.int()?;
-            if level != 0 {
-                return Err(ArchiveError::Compressed {
-                    method: format!("gzip level {level}"),
-                }
-                .into());
-            }
-        }
+        self.uncompressed()?;
         for _ in 0..7 {
             self.int()?; // creation time
         }

@@ -24,9 +24,9 @@
 mod copy;
 mod data;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 #[cfg(test)]
-mod tests_synth;
+pub(crate) mod tests_synth;
 
 use std::collections::HashMap;
 

@@ -273,7 +273,7 @@ fn truncation_message_names_the_missing_table() {
 
 /// Offset of the last data block header of type `kind` for `dump_id`; data blocks follow
 /// the TOC, so the last match of the 6-byte pattern is the block itself.
-pub(super) fn block_start(data: &[u8], kind: u8, dump_id: i32) -> usize {
+pub(crate) fn block_start(data: &[u8], kind: u8, dump_id: i32) -> usize {
     let mut pat = vec![kind, 0];
     pat.extend_from_slice(&dump_id.to_le_bytes());
     let hits: Vec<usize> = data

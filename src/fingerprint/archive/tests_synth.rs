@@ -146,7 +146,7 @@ impl Writer {
 
 const SYNTH_COPY: &str = "COPY s.\"T\" (a, \"B c\") FROM stdin;\n";
 
-fn synth_archive(minor: u8) -> Vec<u8> {
+pub(crate) fn synth_archive(minor: u8) -> Vec<u8> {
     let mut w = Writer {
         out: Vec::new(),
         minor,
