@@ -172,18 +172,6 @@ pub fn show_duration(d: Duration) -> String {
     }
 }
 
-/// "27h 0m", "3d 4h", "12m".
-pub fn human_age(d: chrono::Duration) -> String {
-    let secs = d.num_seconds().max(0);
-    if secs >= 2 * 86400 {
-        format!("{}d {}h", secs / 86400, (secs % 86400) / 3600)
-    } else if secs >= 3600 {
-        format!("{}h {}m", secs / 3600, (secs % 3600) / 60)
-    } else {
-        format!("{}m", secs / 60)
-    }
-}
-
 /// The facts of every listed backup: the newest verification or drill (by finish time) that
 /// says something about the backup decides its proof. A verification that could not run says
 /// nothing; nor does a failed drill without fingerprint differences (a missed RTO target

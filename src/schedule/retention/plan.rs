@@ -4,8 +4,9 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{human_age, show_duration, BackupFacts, Decision, Proof, RetentionPolicy, Rule};
+use super::{show_duration, BackupFacts, Decision, Proof, RetentionPolicy, Rule};
 use crate::catalog::BackupId;
+use crate::progress::human_age;
 
 /// Why age-based deletion is stopped, if it is: the newest backup failed or is too old.
 pub fn hold(

@@ -252,7 +252,7 @@ fn an_outage_stops_deletion() {
     let h = hold(&backups, &p, now).unwrap();
     assert_eq!(
         h,
-        "held: the newest backup 20260309T020000.000Z is 27h 0m old (max_backup_age 26h): backups have stopped, so nothing is deleted by age"
+        "held: the newest backup 20260309T020000.000Z is 27h 00m old (max_backup_age 26h): backups have stopped, so nothing is deleted by age"
     );
     assert_eq!(d[0].reasons, vec![h]);
 }

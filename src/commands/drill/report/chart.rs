@@ -5,7 +5,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 
 use super::html::esc;
-use crate::commands::drill::rpo::human_duration;
+use crate::progress::human_duration;
 
 pub(super) struct Point {
     pub(super) t: DateTime<Utc>,

@@ -10,7 +10,7 @@ use super::{
     summary_sentence, worst_now_sentence, Section,
 };
 use crate::catalog::records::{DrillRecord, Outcome};
-use crate::commands::drill::rpo::human_duration;
+use crate::progress::human_duration;
 
 pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")

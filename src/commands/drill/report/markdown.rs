@@ -8,7 +8,7 @@ use super::{
     all_phases, history_row, opt_dur, outcome_word, phase_meaning, rto_phases, summary_sentence,
     worst_now_sentence, Section,
 };
-use crate::commands::drill::rpo::human_duration;
+use crate::progress::human_duration;
 
 fn md_cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', " ")

@@ -9,8 +9,9 @@ mod text;
 
 use chrono::{DateTime, Utc};
 
-use super::rpo::{human_duration, ScheduleVerdict};
+use super::rpo::ScheduleVerdict;
 use crate::catalog::records::{CheckResult, DrillRecord, Outcome, WorstRpo};
+use crate::progress::human_duration;
 
 pub use text::{render_drill, render_history};
 

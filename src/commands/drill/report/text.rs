@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use super::{check_got, history_row, met, opt_dur, outcome_word};
 use crate::catalog::records::DrillRecord;
-use crate::commands::drill::rpo::human_duration;
+use crate::progress::human_duration;
 
 /// One drill, as `pgdr drill` prints it.
 pub fn render_drill(r: &DrillRecord, key: &str) -> String {
