@@ -4,7 +4,9 @@
 //! `config` → `source` (snapshot, pg_dump, globals) → `codec` (zstd, age, sha256) →
 //! `store` (fs, s3) → `catalog` (manifests, ids) → `fingerprint` → commands.
 //! `pipeline` is the one streaming path every command shares; `cli` only parses and renders.
+//! `archive` reads pg_dump's archive layout for both `fingerprint` and `restore`.
 
+pub mod archive;
 pub mod catalog;
 pub mod cli;
 pub mod codec;

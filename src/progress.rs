@@ -106,7 +106,48 @@ impl<A: Write, B: Write> Write for Tee<A, B> {
     }
 }
 
+/// "0.8s", "12.3s", "4m 05s", "26h 03m", "3d 04h": the one way pgdr prints a duration
+/// (RTO, RPO, ages, restore phases), so the same span reads the same in every message.
+pub fn human_duration(secs: f64) -> String {
+    let s = secs.max(0.0);
+    if s < 60.0 {
+        return format!("{s:.1}s");
+    }
+    let t = s.round() as u64;
+    if t < 3600 {
+        format!("{}m {:02}s", t / 60, t % 60)
+    } else if t < 48 * 3600 {
+        format!("{}h {:02}m", t / 3600, (t % 3600) / 60)
+    } else {
+        format!("{}d {:02}h", t / 86400, (t % 86400) / 3600)
+    }
+}
+
+/// [`human_duration`] of an age or a gap given as a chrono duration.
+pub fn human_age(d: chrono::Duration) -> String {
+    human_duration(d.num_milliseconds() as f64 / 1000.0)
+}
+
 /// "1.2 GiB" for reports.
 pub fn human_bytes(n: u64) -> String {
     indicatif::HumanBytes(n).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human_duration(0.84), "0.8s");
+        assert_eq!(human_duration(3.25), "3.2s");
+        assert_eq!(human_duration(59.94), "59.9s");
+        assert_eq!(human_duration(245.0), "4m 05s");
+        assert_eq!(human_duration(725.0), "12m 05s");
+        assert_eq!(human_duration(3.0 * 3600.0 + 720.0), "3h 12m");
+        assert_eq!(human_duration(26.0 * 3600.0 + 180.0), "26h 03m");
+        assert_eq!(human_duration(3.0 * 86400.0 + 4.0 * 3600.0), "3d 04h");
+        assert_eq!(human_age(chrono::Duration::hours(27)), "27h 00m");
+        assert_eq!(human_age(chrono::Duration::seconds(-5)), "0.0s");
+    }
 }

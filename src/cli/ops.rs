@@ -151,7 +151,7 @@ fn outcome_word<T: serde::Serialize>(o: &T) -> String {
 }
 
 fn secs_text(s: f64) -> String {
-    crate::schedule::retention::human_age(chrono::Duration::milliseconds((s * 1000.0) as i64))
+    crate::progress::human_duration(s)
 }
 
 pub fn render_status(r: &commands::status::StatusReport) -> String {

@@ -878,7 +878,7 @@ impl SourceLock {
             let secs: f64 = row.get(1);
             Some(format!(
                 "{who}, for {}",
-                crate::commands::restore::human_duration(secs)
+                crate::progress::human_duration(secs)
             ))
         }
         .await;

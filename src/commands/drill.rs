@@ -453,8 +453,8 @@ async fn drill_one(
     if rec.targets.rto_met == Some(false) {
         rec.failures.push(format!(
             "RTO {} exceeds the target {}",
-            rpo::human_duration(rec.rto_seconds.unwrap_or_default()),
-            rpo::human_duration(rto_target)
+            crate::progress::human_duration(rec.rto_seconds.unwrap_or_default()),
+            crate::progress::human_duration(rto_target)
         ));
     }
     let (rpo_basis, basis_text) = match (&selection, given) {
@@ -473,8 +473,8 @@ async fn drill_one(
     if rec.targets.rpo_met == Some(false) {
         rec.failures.push(format!(
             "{basis_text} {} exceeds the target {} (snapshot of backup {} taken {})",
-            rpo::human_duration(rpo_basis.unwrap_or_default()),
-            rpo::human_duration(rpo_target),
+            crate::progress::human_duration(rpo_basis.unwrap_or_default()),
+            crate::progress::human_duration(rpo_target),
             m.id,
             m.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC")
         ));
@@ -559,7 +559,7 @@ async fn run_check(db: &Database, c: &spec::Check) -> CheckResult {
         .map_err(|_| {
             format!(
                 "no answer within {}",
-                rpo::human_duration(c.timeout.as_secs_f64())
+                crate::progress::human_duration(c.timeout.as_secs_f64())
             )
         })?
         .map_err(|e| {
@@ -568,7 +568,7 @@ async fn run_check(db: &Database, c: &spec::Check) -> CheckResult {
             if e.code() == Some(&SqlState::QUERY_CANCELED) {
                 format!(
                     "{m} (timeout {})",
-                    rpo::human_duration(c.timeout.as_secs_f64())
+                    crate::progress::human_duration(c.timeout.as_secs_f64())
                 )
             } else {
                 m

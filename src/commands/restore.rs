@@ -23,7 +23,7 @@ use crate::catalog::{Catalog, Entry, Manifest, Pick};
 use crate::codec::{self, Identities};
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
-use crate::progress::human_bytes;
+use crate::progress::{human_bytes, human_duration};
 use crate::restore::{self, db_message, EngineOptions, EngineReport, RolesMode};
 use crate::sql::quote_ident as qi;
 
@@ -520,23 +520,6 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         ids,
         catalog,
     })
-}
-
-/// "45.2s", "12m 5s", "3h 12m", "2d 4h".
-pub fn human_duration(secs: f64) -> String {
-    let s = secs.max(0.0);
-    if s < 60.0 {
-        return format!("{s:.1}s");
-    }
-    let t = s as u64;
-    let (d, h, m, sec) = (t / 86400, t % 86400 / 3600, t % 3600 / 60, t % 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else {
-        format!("{m}m {sec}s")
-    }
 }
 
 fn mode_word(m: RestoreMode) -> &'static str {
@@ -1353,14 +1336,6 @@ mod tests {
         );
         let e = parse_time("yesterday").unwrap_err();
         assert_eq!(e.message, "--before 'yesterday' is not a time");
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(human_duration(3.25), "3.2s");
-        assert_eq!(human_duration(725.0), "12m 5s");
-        assert_eq!(human_duration(3.0 * 3600.0 + 720.0), "3h 12m");
-        assert_eq!(human_duration(2.0 * 86400.0 + 4.0 * 3600.0), "2d 4h");
     }
 
     #[test]

@@ -14,7 +14,8 @@ use crate::commands::drill::rpo;
 use crate::config::ops::JobKind;
 use crate::config::Settings;
 use crate::error::Result;
-use crate::schedule::retention::{self, human_age, show_duration};
+use crate::progress::human_age;
+use crate::schedule::retention::{self, show_duration};
 use crate::schedule::state::{self, JobState, RunOutcome};
 
 /// The worst RPO is looked for over this many days.
@@ -368,7 +369,7 @@ mod tests {
         let s = assess("app", &old, &[], DAY, None, None, vec![], now());
         assert_eq!(
             s.problems,
-            vec!["database 'app': the newest backup 20261125T020000.000Z is 34h 0m old (max_backup_age 26h)"]
+            vec!["database 'app': the newest backup 20261125T020000.000Z is 34h 00m old (max_backup_age 26h)"]
         );
 
         let bad = vec![backup("2026-11-26T02:00:00Z", Some(Outcome::Failed))];
@@ -382,7 +383,7 @@ mod tests {
         let s = assess("app", &ok, &[], DAY, Some(3600.0), None, vec![], now());
         assert_eq!(
             s.problems,
-            vec!["database 'app': the worst RPO over 30 days is 24h 0m (from 2026-11-25 02:00 to 2026-11-26 02:00), above the rpo_target of 1h"]
+            vec!["database 'app': the worst RPO over 30 days is 24h 00m (from 2026-11-25 02:00 to 2026-11-26 02:00), above the rpo_target of 1h"]
         );
     }
 }

@@ -7,38 +7,83 @@
 //! the same for the spool file: one sequential read of the block headers (the data is
 //! skipped), then the fixed-size offset fields of the TOC are overwritten in place.
 //!
-//! Layout: see `crate::fingerprint::archive`. Anything unexpected leaves the file as it is
-//! (it restores either way, only slower).
+//! The header and table of contents are read by [`crate::archive`] (the same reader as the
+//! fingerprint's, so both accept the same versions); the data section is only skipped here.
+//! Anything unexpected leaves the file as it is (it restores either way, only slower).
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-const BLK_DATA: u8 = 1;
-const BLK_BLOBS: u8 = 3;
-const K_OFFSET_POS_NOT_SET: u8 = 1;
-const K_OFFSET_POS_SET: u8 = 2;
+use crate::archive::{
+    decode_int, ArchiveError, Header, Reader, Stop, BLK_BLOBS, BLK_DATA, K_OFFSET_POS_NOT_SET,
+    K_OFFSET_POS_SET,
+};
 
+fn bad(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+fn invalid(e: ArchiveError) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, e)
+}
+
+/// The header and TOC, read item by item through the shared reader: the buffer holds at most
+/// one TOC entry plus what was read ahead.
+struct Preamble {
+    file: File,
+    buf: Vec<u8>,
+    /// File offset of `buf[0]`.
+    base: u64,
+}
+
+impl Preamble {
+    /// The next item, parsed from the start of the buffer, and its file offset; reads more of
+    /// the file while the reader says the item is incomplete.
+    fn next<T>(
+        &mut self,
+        header: Option<&Header>,
+        parse: impl for<'b> Fn(&mut Reader<'b>) -> Result<T, Stop>,
+    ) -> io::Result<(T, u64)> {
+        loop {
+            let mut r = Reader::new(&self.buf, header);
+            match parse(&mut r) {
+                Ok(v) => {
+                    let (start, used) = (self.base, r.pos());
+                    self.buf.drain(..used);
+                    self.base += used as u64;
+                    return Ok((v, start));
+                }
+                Err(Stop::Fail(e)) => return Err(invalid(e)),
+                Err(Stop::Need(n)) => self.read_more(n)?,
+            }
+        }
+    }
+
+    /// Grows the buffer towards `need` bytes; an error at the end of the file.
+    fn read_more(&mut self, need: usize) -> io::Result<()> {
+        let want = need.saturating_sub(self.buf.len()).clamp(1, 1 << 20);
+        let have = self.buf.len();
+        self.buf.resize(have + want.max(64 << 10), 0);
+        let got = self.file.read(&mut self.buf[have..])?;
+        self.buf.truncate(have + got);
+        if got == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        Ok(())
+    }
+}
+
+/// The data section, read sequentially; block payloads are skipped, not read.
 struct Scan {
     r: BufReader<File>,
     pos: u64,
     int_size: usize,
 }
 
-fn bad(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
-}
-
 impl Scan {
-    fn byte(&mut self) -> io::Result<u8> {
-        let mut b = [0u8; 1];
-        self.r.read_exact(&mut b)?;
-        self.pos += 1;
-        Ok(b[0])
-    }
-
     /// A byte, or None at the end of the file.
     fn byte_or_eof(&mut self) -> io::Result<Option<u8>> {
         let mut b = [0u8; 1];
@@ -57,28 +102,13 @@ impl Scan {
         Ok(())
     }
 
-    /// Sign byte + `int_size` bytes little-endian magnitude.
+    /// pg_dump's integer, decoded as the shared reader does.
     fn int(&mut self) -> io::Result<i64> {
-        let neg = self.byte()? != 0;
-        let mut v: u64 = 0;
-        for i in 0..self.int_size {
-            let b = self.byte()? as u64;
-            if i < 8 {
-                v |= b << (8 * i);
-            }
-        }
-        let v = i64::try_from(v).map_err(|_| bad("integer out of range"))?;
-        Ok(if neg { -v } else { v })
-    }
-
-    /// Skip a string; false for a NULL string.
-    fn skip_str(&mut self) -> io::Result<bool> {
-        let n = self.int()?;
-        if n < 0 {
-            return Ok(false);
-        }
-        self.skip(n as u64)?;
-        Ok(true)
+        let mut raw = [0u8; 9];
+        let raw = &mut raw[..1 + self.int_size];
+        self.r.read_exact(raw)?;
+        self.pos += raw.len() as u64;
+        decode_int(raw).map_err(invalid)
     }
 
     /// Skip `{ int len > 0, len bytes }*, int 0`.
@@ -94,96 +124,84 @@ impl Scan {
             self.skip(n as u64)?;
         }
     }
+
+    /// Where each data block starts, by dump id.
+    fn blocks(&mut self) -> io::Result<HashMap<i64, u64>> {
+        let mut blocks = HashMap::new();
+        loop {
+            let at = self.pos;
+            let Some(kind) = self.byte_or_eof()? else {
+                return Ok(blocks);
+            };
+            let id = self.int()?;
+            blocks.insert(id, at);
+            match kind {
+                BLK_DATA => self.skip_chunks()?,
+                BLK_BLOBS => loop {
+                    if self.int()? == 0 {
+                        break;
+                    }
+                    self.skip_chunks()?;
+                },
+                _ => return Err(bad("unknown data block type")),
+            }
+        }
+    }
+}
+
+/// What the TOC says about the data offsets.
+struct Toc {
+    header: Header,
+    /// Entries whose offset is not set: dump id → file offset of its offset flag.
+    unset: Vec<(i64, u64)>,
+    /// Where the data section starts.
+    data_at: u64,
+}
+
+fn read_toc(path: &Path) -> io::Result<Toc> {
+    let mut p = Preamble {
+        file: File::open(path)?,
+        buf: Vec::new(),
+        base: 0,
+    };
+    let ((header, count), _) = p.next(None, |r| r.header())?;
+    let mut unset = Vec::new();
+    for _ in 0..count {
+        let ((dump_id, flag, flag_at), start) = p.next(Some(&header), |r| {
+            r.toc_entry()
+                .map(|e| (e.dump_id, e.offset_flag, e.offset_at))
+        })?;
+        if flag == K_OFFSET_POS_NOT_SET {
+            unset.push((i64::from(dump_id), start + flag_at as u64));
+        }
+    }
+    Ok(Toc {
+        header,
+        unset,
+        data_at: p.base,
+    })
 }
 
 /// Fill in the data offsets of a custom-format archive in place; returns how many entries
 /// were given one. An archive that already has them, or has no data, is left as it is.
 pub fn fill(path: &Path) -> io::Result<usize> {
-    let file = File::open(path)?;
-    let mut s = Scan {
-        r: BufReader::with_capacity(1 << 20, file),
-        pos: 0,
-        int_size: 4,
-    };
-    let mut magic = [0u8; 5];
-    s.r.read_exact(&mut magic)?;
-    s.pos = 5;
-    if &magic != b"PGDMP" {
-        return Err(bad("not a pg_dump custom-format archive"));
-    }
-    let (vmaj, vmin) = (s.byte()?, s.byte()?);
-    let _vrev = s.byte()?;
-    if vmaj != 1 || !(12..=16).contains(&vmin) {
-        return Err(bad("archive version not supported"));
-    }
-    s.int_size = s.byte()? as usize;
-    let off_size = s.byte()? as usize;
-    if s.byte()? != 1 || !(1..=8).contains(&s.int_size) || !(1..=8).contains(&off_size) {
-        return Err(bad("not a custom-format archive"));
-    }
-    if vmin >= 15 {
-        s.byte()?; // compression algorithm
-    } else {
-        s.int()?; // compression level
-    }
-    for _ in 0..7 {
-        s.int()?; // creation time
-    }
-    for _ in 0..3 {
-        s.skip_str()?; // database, server version, pg_dump version
-    }
-    let count = s.int()?;
-    // dump id → position of its offset flag, for entries whose offset is not set.
-    let mut unset: Vec<(i64, u64)> = Vec::new();
-    for _ in 0..count {
-        let dump_id = s.int()?;
-        s.int()?; // hadDumper
-        for _ in 0..4 {
-            s.skip_str()?; // tableoid, oid, tag, desc
-        }
-        s.int()?; // section
-        for _ in 0..5 {
-            s.skip_str()?; // defn, dropStmt, copyStmt, namespace, tablespace
-        }
-        if vmin >= 14 {
-            s.skip_str()?; // tableam
-        }
-        if vmin >= 16 {
-            s.int()?; // relkind
-        }
-        s.skip_str()?; // owner
-        s.skip_str()?; // withOids
-        while s.skip_str()? {} // dependencies, NULL-terminated
-        let flag_pos = s.pos;
-        let flag = s.byte()?;
-        s.skip(off_size as u64)?;
-        if flag == K_OFFSET_POS_NOT_SET {
-            unset.push((dump_id, flag_pos));
-        }
-    }
+    let Toc {
+        header,
+        unset,
+        data_at,
+    } = read_toc(path)?;
     if unset.is_empty() {
         return Ok(0);
     }
-    // The data section: where each block starts.
-    let mut blocks: HashMap<i64, u64> = HashMap::new();
-    loop {
-        let at = s.pos;
-        let Some(kind) = s.byte_or_eof()? else {
-            break;
-        };
-        let id = s.int()?;
-        blocks.insert(id, at);
-        match kind {
-            BLK_DATA => s.skip_chunks()?,
-            BLK_BLOBS => loop {
-                if s.int()? == 0 {
-                    break;
-                }
-                s.skip_chunks()?;
-            },
-            _ => return Err(bad("unknown data block type")),
-        }
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(data_at))?;
+    let blocks = Scan {
+        r: BufReader::with_capacity(1 << 20, file),
+        pos: data_at,
+        int_size: header.int_size,
     }
+    .blocks()?;
+    let off_size = header.off_size;
     let out = std::fs::OpenOptions::new().write(true).open(path)?;
     let mut filled = 0;
     for (id, flag_pos) in unset {
@@ -193,8 +211,10 @@ pub fn fill(path: &Path) -> io::Result<usize> {
         if off_size < 8 && at >> (8 * off_size) != 0 {
             continue;
         }
+        // Little-endian, zero-padded to the archive's offset size (at most 16 bytes).
         let mut field = vec![K_OFFSET_POS_SET];
-        field.extend_from_slice(&at.to_le_bytes()[..off_size]);
+        field.extend_from_slice(&at.to_le_bytes()[..off_size.min(8)]);
+        field.resize(1 + off_size, 0);
         out.write_all_at(&field, flag_pos)?;
         filled += 1;
     }
@@ -250,5 +270,48 @@ mod tests {
         std::fs::write(&t, &full[..full.len() - 10]).unwrap();
         assert!(fill(&t).is_err());
         assert_eq!(std::fs::read(&t).unwrap(), &full[..full.len() - 10]);
+    }
+
+    /// Every archive version the fingerprint accepts (1.12 to 1.16, synthetic where no
+    /// pg_dump of that version is installed) gets its offsets, at the blocks' real positions,
+    /// and still parses to the same summary.
+    #[test]
+    fn every_supported_version_gets_its_offsets() {
+        use crate::fingerprint::archive::tests::block_start;
+        use crate::fingerprint::archive::tests_synth::synth_archive;
+        use crate::fingerprint::ArchiveParser;
+        let summary = |data: &[u8]| {
+            let mut p = ArchiveParser::new();
+            p.feed(data).unwrap();
+            p.finish().unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for minor in 12..=16u8 {
+            let data = synth_archive(minor);
+            let p = dir.path().join(format!("v{minor}.dump"));
+            std::fs::write(&p, &data).unwrap();
+            assert_eq!(fill(&p).unwrap(), 2, "1.{minor}");
+            let got = std::fs::read(&p).unwrap();
+            assert_eq!(got.len(), data.len());
+            let table_at = block_start(&data, BLK_DATA, 3) as u64;
+            let blobs_at = block_start(&data, BLK_BLOBS, 4) as u64;
+            for at in [table_at, blobs_at] {
+                let mut field = vec![K_OFFSET_POS_SET];
+                field.extend_from_slice(&at.to_le_bytes());
+                assert!(
+                    got.windows(9).any(|w| w == field.as_slice()),
+                    "1.{minor}: no offset {at}"
+                );
+            }
+            assert_eq!(summary(&got), summary(&data), "1.{minor}");
+            assert_eq!(fill(&p).unwrap(), 0);
+        }
+        // A version neither reader knows is refused, the file untouched.
+        let mut data = synth_archive(16);
+        data[6] = 17;
+        let p = dir.path().join("v17.dump");
+        std::fs::write(&p, &data).unwrap();
+        assert!(fill(&p).is_err());
+        assert_eq!(std::fs::read(&p).unwrap(), data);
     }
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use crate::catalog::records::{Outcome, WorstRpo};
 use crate::catalog::{BackupId, Listed};
+use crate::progress::human_duration;
 
 /// One backup as far as RPO is concerned.
 #[derive(Debug, Clone, PartialEq)]
@@ -211,22 +212,6 @@ fn every_minutes(target: f64) -> String {
     }
 }
 
-/// "0.8s", "12.3s", "4m 05s", "26h 03m", "3d 04h".
-pub fn human_duration(secs: f64) -> String {
-    let s = secs.max(0.0);
-    if s < 60.0 {
-        return format!("{s:.1}s");
-    }
-    let t = s.round() as u64;
-    if t < 3600 {
-        format!("{}m {:02}s", t / 60, t % 60)
-    } else if t < 48 * 3600 {
-        format!("{}h {:02}m", t / 3600, (t % 3600) / 60)
-    } else {
-        format!("{}d {:02}h", t / 86400, (t % 86400) / 3600)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,14 +371,5 @@ mod tests {
             v.sentence
         );
         assert_eq!(every_minutes(30.0), "every 30 seconds or more often");
-    }
-
-    #[test]
-    fn durations_read_well() {
-        assert_eq!(human_duration(0.84), "0.8s");
-        assert_eq!(human_duration(59.94), "59.9s");
-        assert_eq!(human_duration(245.0), "4m 05s");
-        assert_eq!(human_duration(26.0 * 3600.0 + 180.0), "26h 03m");
-        assert_eq!(human_duration(3.0 * 86400.0 + 4.0 * 3600.0), "3d 04h");
     }
 }
