@@ -13,11 +13,12 @@ use crate::codec::{self, EncodeParams};
 use crate::config::ops::JobKind;
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
-use crate::fingerprint::{schema, ArchiveParser, Fingerprint};
+use crate::fingerprint::schema::SchemaFingerprint;
+use crate::fingerprint::{schema, ArchiveParser, ArchiveSummary, Fingerprint};
 use crate::pipeline;
 use crate::progress::{Meter, Tee};
 use crate::source::dump::{self, GlobalsMode};
-use crate::source::snapshot::{ExportedSnapshot, SnapshotSource};
+use crate::source::snapshot::{ExportedSnapshot, Snapshot, SnapshotSource};
 use crate::source::{self, tools};
 
 pub struct BackupOptions {
@@ -113,103 +114,48 @@ async fn backup_one(
 ) -> Result<Manifest> {
     let started_at = Utc::now();
     let mut phases = PhaseTimer::default();
-    // Everything before the dump can wait on the server (a lock held by a migration, a slow
-    // network): a cancel must not wait with it. Nothing has been written yet.
-    let prepare = async {
-        let client = source::connect(db).await?;
-        let info = source::server_info(&client).await?;
-        let pg_dump = tools::find("pg_dump", info.major(), settings.pg_bin_dir.as_deref())?;
-        let pg_dumpall = tools::find("pg_dumpall", info.major(), settings.pg_bin_dir.as_deref())?;
-        phases.done("connect");
-        let snapshot = ExportedSnapshot.open(client).await?;
-        phases.done("snapshot");
-        // The catalog as the snapshot sees it: what a restore must bring back besides rows.
-        let schema = match schema::capture(&snapshot.client).await {
-            Ok(mut s) => {
-                // Setting values and comments leave the plaintext manifest (see `sensitive`).
-                let secret = crate::fingerprint::sensitive::split(&mut s);
-                (s, secret)
-            }
-            Err(e) => {
-                let _ = snapshot.release().await;
-                return Err(e.context(format!("database '{}': fingerprinting the schema", db.name)));
-            }
-        };
-        phases.done("schema");
-        Ok::<_, PgdrError>((info, pg_dump, pg_dumpall, snapshot, schema))
-    };
-    let (info, pg_dump, pg_dumpall, snapshot, schema) = tokio::select! {
-        r = prepare => r?,
-        _ = cancel.cancelled() => {
-            return Err(PgdrError::new(
-                Kind::Interrupted,
-                format!("database '{}': interrupted before the dump started; nothing was written", db.name),
-            ));
-        }
-    };
+    let prepared = prepare(settings, db, &mut phases, &cancel).await?;
 
-    let (schema, secret) = schema;
     let id = BackupId::from_time(started_at);
     let mut written: Vec<catalog::Key> = Vec::new();
-    let result = async {
-        // Globals first: small, and a permission problem shows before the long dump.
-        let mode = if info.is_superuser {
-            GlobalsMode::Full
-        } else {
-            GlobalsMode::RolesOnlyNoPasswords
-        };
-        let globals_args = dump::pg_dumpall_args(mode, db);
-        let key = catalog::Key::object(&db.name, &id, catalog::GLOBALS_FILE);
-        written.push(key.clone());
-        let child = dump::spawn(&pg_dumpall, "pg_dumpall", db, &globals_args, cancel.clone())?;
-        let up = pipeline::upload(catalog, &key, child, params.clone(), std::io::sink()).await?;
-        let globals = record("globals", catalog::GLOBALS_FILE, &up);
-        phases.done("globals");
-
-        let key = catalog::Key::object(&db.name, &id, sensitive::FILE);
-        written.push(key.clone());
-        let plain = std::io::Cursor::new(sensitive::to_bytes(&secret)?);
-        let up = pipeline::upload(catalog, &key, plain, params.clone(), std::io::sink()).await?;
-        let secret_rec = record(sensitive::OBJECT, sensitive::FILE, &up);
-
-        let dump_args = dump::pg_dump_args(&snapshot.id, db);
-        let key = catalog::Key::object(&db.name, &id, catalog::DUMP_FILE);
-        written.push(key.clone());
-        let child = dump::spawn(&pg_dump, "pg_dump", db, &dump_args, cancel.clone())?;
-        let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
-        let tap = Tee(meter, ArchiveParser::new());
-        let up = pipeline::upload(catalog, &key, child, params.clone(), tap).await?;
-        let dump_rec = record("dump", catalog::DUMP_FILE, &up);
-        let Tee(meter, parser) = up.tap;
-        meter.finish();
-        // An archive that ended early (pg_dump cut off, yet exiting 0) fails here.
-        let data = parser
-            .finish()
-            .map_err(|e| PgdrError::corrupt(format!("pg_dump output: {e}")))?;
-        phases.done("dump");
-
-        Ok::<_, PgdrError>((
-            mode,
-            globals_args,
-            dump_args,
-            vec![dump_rec, globals, secret_rec],
-            data,
-        ))
-    }
+    let result = upload_objects(
+        catalog,
+        db,
+        &id,
+        &prepared,
+        &params,
+        opts,
+        &cancel,
+        &mut phases,
+        &mut written,
+    )
     .await;
 
+    let Prepared {
+        info,
+        pg_dump,
+        pg_dumpall,
+        snapshot,
+        schema,
+        secret: _,
+    } = prepared;
     let snapshot_time = snapshot.time;
     let snapshot_method = snapshot.method;
     // The snapshot transaction ends either way; its failure matters only if all else worked.
     let released = snapshot.release().await;
-    let (mode, globals_args, dump_args, objects, data) =
-        match result.and_then(|r| released.map(|_| r)) {
-            Ok(r) => r,
-            Err(e) => {
-                catalog.discard(&written).await;
-                return Err(e.context(format!("database '{}'", db.name)));
-            }
-        };
+    let Objects {
+        mode,
+        globals_args,
+        dump_args,
+        objects,
+        data,
+    } = match result.and_then(|r| released.map(|_| r)) {
+        Ok(r) => r,
+        Err(e) => {
+            catalog.discard(&written).await;
+            return Err(e.context(format!("database '{}'", db.name)));
+        }
+    };
 
     let mut manifest = Manifest {
         format_version: catalog::manifest::FORMAT_VERSION,
@@ -247,18 +193,172 @@ async fn backup_one(
     };
     manifest.phases = phases.phases;
     manifest.finished_at = Utc::now();
+    commit(catalog, db, &manifest, &written, &cancel).await?;
+    Ok(manifest)
+}
+
+/// What the backup learns from the server before the dump: its version and privileges, the
+/// client tools that match it, the open snapshot and the schema fingerprint as that snapshot
+/// sees it (split into the plaintext part and the sensitive values).
+struct Prepared {
+    info: source::ServerInfo,
+    pg_dump: tools::Tool,
+    pg_dumpall: tools::Tool,
+    snapshot: Snapshot,
+    schema: SchemaFingerprint,
+    secret: SchemaFingerprint,
+}
+
+/// Connect, find the tools, open the snapshot and capture the schema. Everything here can
+/// wait on the server, so it races the cancel token; nothing is written yet.
+async fn prepare(
+    settings: &Settings,
+    db: &Database,
+    phases: &mut PhaseTimer,
+    cancel: &CancellationToken,
+) -> Result<Prepared> {
+    // Everything before the dump can wait on the server (a lock held by a migration, a slow
+    // network): a cancel must not wait with it. Nothing has been written yet.
+    let prepare = async {
+        let client = source::connect(db).await?;
+        let info = source::server_info(&client).await?;
+        let pg_dump = tools::find("pg_dump", info.major(), settings.pg_bin_dir.as_deref())?;
+        let pg_dumpall = tools::find("pg_dumpall", info.major(), settings.pg_bin_dir.as_deref())?;
+        phases.done("connect");
+        let snapshot = ExportedSnapshot.open(client).await?;
+        phases.done("snapshot");
+        // The catalog as the snapshot sees it: what a restore must bring back besides rows.
+        let schema = match schema::capture(&snapshot.client).await {
+            Ok(mut s) => {
+                // Setting values and comments leave the plaintext manifest (see `sensitive`).
+                let secret = crate::fingerprint::sensitive::split(&mut s);
+                (s, secret)
+            }
+            Err(e) => {
+                let _ = snapshot.release().await;
+                return Err(e.context(format!("database '{}': fingerprinting the schema", db.name)));
+            }
+        };
+        phases.done("schema");
+        Ok::<_, PgdrError>((info, pg_dump, pg_dumpall, snapshot, schema))
+    };
+    let (info, pg_dump, pg_dumpall, snapshot, schema) = tokio::select! {
+        r = prepare => r?,
+        _ = cancel.cancelled() => {
+            return Err(PgdrError::new(
+                Kind::Interrupted,
+                format!("database '{}': interrupted before the dump started; nothing was written", db.name),
+            ));
+        }
+    };
+
+    let (schema, secret) = schema;
+    Ok(Prepared {
+        info,
+        pg_dump,
+        pg_dumpall,
+        snapshot,
+        schema,
+        secret,
+    })
+}
+
+/// What the uploads produced, for the manifest.
+struct Objects {
+    mode: GlobalsMode,
+    globals_args: Vec<String>,
+    dump_args: Vec<String>,
+    objects: Vec<ObjectRecord>,
+    data: ArchiveSummary,
+}
+
+/// Upload the backup's objects: globals, the sensitive values, then the dump inside the
+/// snapshot. Each key is pushed to `written` before its upload starts, so a failure anywhere
+/// lets the caller discard exactly what may exist.
+#[allow(clippy::too_many_arguments)]
+async fn upload_objects(
+    catalog: &Catalog,
+    db: &Database,
+    id: &BackupId,
+    p: &Prepared,
+    params: &Arc<EncodeParams>,
+    opts: &BackupOptions,
+    cancel: &CancellationToken,
+    phases: &mut PhaseTimer,
+    written: &mut Vec<catalog::Key>,
+) -> Result<Objects> {
+    // Globals first: small, and a permission problem shows before the long dump.
+    let mode = if p.info.is_superuser {
+        GlobalsMode::Full
+    } else {
+        GlobalsMode::RolesOnlyNoPasswords
+    };
+    let globals_args = dump::pg_dumpall_args(mode, db);
+    let key = catalog::Key::object(&db.name, id, catalog::GLOBALS_FILE);
+    written.push(key.clone());
+    let child = dump::spawn(
+        &p.pg_dumpall,
+        "pg_dumpall",
+        db,
+        &globals_args,
+        cancel.clone(),
+    )?;
+    let up = pipeline::upload(catalog, &key, child, params.clone(), std::io::sink()).await?;
+    let globals = record("globals", catalog::GLOBALS_FILE, &up);
+    phases.done("globals");
+
+    let key = catalog::Key::object(&db.name, id, sensitive::FILE);
+    written.push(key.clone());
+    let plain = std::io::Cursor::new(sensitive::to_bytes(&p.secret)?);
+    let up = pipeline::upload(catalog, &key, plain, params.clone(), std::io::sink()).await?;
+    let secret_rec = record(sensitive::OBJECT, sensitive::FILE, &up);
+
+    let dump_args = dump::pg_dump_args(&p.snapshot.id, db);
+    let key = catalog::Key::object(&db.name, id, catalog::DUMP_FILE);
+    written.push(key.clone());
+    let child = dump::spawn(&p.pg_dump, "pg_dump", db, &dump_args, cancel.clone())?;
+    let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
+    let tap = Tee(meter, ArchiveParser::new());
+    let up = pipeline::upload(catalog, &key, child, params.clone(), tap).await?;
+    let dump_rec = record("dump", catalog::DUMP_FILE, &up);
+    let Tee(meter, parser) = up.tap;
+    meter.finish();
+    // An archive that ended early (pg_dump cut off, yet exiting 0) fails here.
+    let data = parser
+        .finish()
+        .map_err(|e| PgdrError::corrupt(format!("pg_dump output: {e}")))?;
+    phases.done("dump");
+
+    Ok(Objects {
+        mode,
+        globals_args,
+        dump_args,
+        objects: vec![dump_rec, globals, secret_rec],
+        data,
+    })
+}
+
+/// Write the manifest, the step that makes the backup exist; an interrupt before it, or a
+/// failed write, removes the objects so no half backup is left behind.
+async fn commit(
+    catalog: &Catalog,
+    db: &Database,
+    manifest: &Manifest,
+    written: &[catalog::Key],
+    cancel: &CancellationToken,
+) -> Result<()> {
     if cancel.is_cancelled() {
-        catalog.discard(&written).await;
+        catalog.discard(written).await;
         return Err(PgdrError::new(
             Kind::Interrupted,
             "interrupted before the manifest was written; nothing was kept",
         ));
     }
-    if let Err(e) = catalog.commit(&manifest).await {
-        catalog.discard(&written).await;
+    if let Err(e) = catalog.commit(manifest).await {
+        catalog.discard(written).await;
         return Err(e.context(format!("database '{}'", db.name)));
     }
-    Ok(manifest)
+    Ok(())
 }
 
 fn record<T>(name: &str, file: &str, up: &pipeline::Uploaded<T>) -> ObjectRecord {

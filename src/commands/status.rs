@@ -183,50 +183,9 @@ pub fn assess(
             duration_seconds: m.duration_seconds(),
         }
     });
-    match &newest_backup {
-        None => problems.push(p("no backup in the repository".into())),
-        Some(b) if b.age_seconds > max_backup_age.as_secs_f64() => problems.push(p(format!(
-            "the newest backup {} is {} old (max_backup_age {})",
-            b.id,
-            human_age(now - b.snapshot_time),
-            show_duration(max_backup_age)
-        ))),
-        _ => {}
-    }
-    if let Some(Listed::Damaged { id, error, .. }) = listed.last() {
-        problems.push(p(format!("the newest backup {id} cannot be read: {error}")));
-    }
-    let newest_verification = listed
-        .iter()
-        .filter_map(|l| match l {
-            Listed::Ok(e) => e.verification.as_ref(),
-            _ => None,
-        })
-        .max_by_key(|v| v.finished_at)
-        .map(|v| Verification {
-            backup_id: v.backup_id.clone(),
-            mode: v.mode,
-            outcome: v.outcome,
-            finished_at: v.finished_at,
-            differences: v.differences.len(),
-        });
-    if let Some(e) = newest {
-        if let Some(v) = e
-            .verification
-            .as_ref()
-            .filter(|v| v.outcome == Outcome::Failed)
-        {
-            problems.push(p(format!(
-                "the newest backup {} failed verification: {} difference(s){}",
-                v.backup_id,
-                v.differences.len(),
-                v.differences
-                    .first()
-                    .map(|d| format!(", first: {d}"))
-                    .unwrap_or_default()
-            )));
-        }
-    }
+    problems.extend(backup_problems(listed, &newest_backup, max_backup_age, now).map(p));
+    let newest_verification = newest_verification(listed);
+    problems.extend(newest.and_then(|e| failed_verification(e)).map(p));
     let newest_drill = drills.last().map(|d| Drill {
         outcome: d.outcome,
         finished_at: d.finished_at,
@@ -235,56 +194,15 @@ pub fn assess(
         rpo_seconds: d.rpo_seconds,
         failures: d.failures.clone(),
     });
-    if let Some(d) = &newest_drill {
-        match d.outcome {
-            Outcome::Passed => {}
-            Outcome::Failed => problems.push(p(format!(
-                "the last drill ({}) failed: {}",
-                d.finished_at.format("%Y-%m-%d %H:%M"),
-                if d.failures.is_empty() {
-                    "see `pgdr drill history`".to_string()
-                } else {
-                    d.failures.join("; ")
-                }
-            ))),
-            Outcome::Error => problems.push(p(format!(
-                "the last drill ({}) could not run: {}",
-                d.finished_at.format("%Y-%m-%d %H:%M"),
-                drills
-                    .last()
-                    .and_then(|r| r.error.clone())
-                    .unwrap_or_else(|| "see `pgdr drill history`".into())
-            ))),
-        }
-    }
+    problems.extend(
+        newest_drill
+            .as_ref()
+            .and_then(|d| drill_problem(d, drills))
+            .map(p),
+    );
     let worst = rpo::worst_rpo(&rpo::points(listed), now, RPO_WINDOW_DAYS);
-    if let (Some(w), Some(t)) = (&worst, rpo_target_seconds) {
-        if w.seconds > t {
-            problems.push(p(format!(
-                "the worst RPO over {RPO_WINDOW_DAYS} days is {} (from {} to {}), above the rpo_target of {}",
-                human_age(chrono::Duration::milliseconds((w.seconds * 1000.0) as i64)),
-                w.from.format("%Y-%m-%d %H:%M"),
-                w.to.format("%Y-%m-%d %H:%M"),
-                show_duration(std::time::Duration::from_secs_f64(t))
-            )));
-        }
-    }
-    for j in &jobs {
-        if let Some(run) = j.last.as_ref().and_then(|s| s.last_run.as_ref()) {
-            if run.outcome == RunOutcome::Failed {
-                problems.push(p(format!(
-                    "the last scheduled {} ({}) failed{}: {}",
-                    j.job,
-                    run.started_at.format("%Y-%m-%d %H:%M"),
-                    match j.last.as_ref().map_or(0, |s| s.consecutive_failures) {
-                        n if n > 1 => format!(" ({n} times in a row)"),
-                        _ => String::new(),
-                    },
-                    run.error.as_deref().unwrap_or("no error recorded")
-                )));
-            }
-        }
-    }
+    problems.extend(rpo_problem(&worst, rpo_target_seconds).map(p));
+    problems.extend(jobs.iter().filter_map(job_problem).map(p));
     DatabaseStatus {
         database: name.to_string(),
         backups: listed.len(),
@@ -298,6 +216,124 @@ pub fn assess(
         jobs,
         problems,
     }
+}
+
+/// No backup, one older than `max_backup_age`, or a newest backup that cannot be read: the
+/// first things an operator must know, in that order.
+fn backup_problems(
+    listed: &[Listed],
+    newest_backup: &Option<NewestBackup>,
+    max_backup_age: std::time::Duration,
+    now: DateTime<Utc>,
+) -> impl Iterator<Item = String> {
+    let mut problems = Vec::new();
+    match newest_backup {
+        None => problems.push("no backup in the repository".into()),
+        Some(b) if b.age_seconds > max_backup_age.as_secs_f64() => problems.push(format!(
+            "the newest backup {} is {} old (max_backup_age {})",
+            b.id,
+            human_age(now - b.snapshot_time),
+            show_duration(max_backup_age)
+        )),
+        _ => {}
+    }
+    if let Some(Listed::Damaged { id, error, .. }) = listed.last() {
+        problems.push(format!("the newest backup {id} cannot be read: {error}"));
+    }
+    problems.into_iter()
+}
+
+/// The most recent verification of any backup (by when it finished), for the report.
+fn newest_verification(listed: &[Listed]) -> Option<Verification> {
+    listed
+        .iter()
+        .filter_map(|l| match l {
+            Listed::Ok(e) => e.verification.as_ref(),
+            _ => None,
+        })
+        .max_by_key(|v| v.finished_at)
+        .map(|v| Verification {
+            backup_id: v.backup_id.clone(),
+            mode: v.mode,
+            outcome: v.outcome,
+            finished_at: v.finished_at,
+            differences: v.differences.len(),
+        })
+}
+
+/// A problem only when the newest backup itself failed verification: an older failure was
+/// superseded by newer backups.
+fn failed_verification(e: &crate::catalog::Entry) -> Option<String> {
+    let v = e
+        .verification
+        .as_ref()
+        .filter(|v| v.outcome == Outcome::Failed)?;
+    Some(format!(
+        "the newest backup {} failed verification: {} difference(s){}",
+        v.backup_id,
+        v.differences.len(),
+        v.differences
+            .first()
+            .map(|d| format!(", first: {d}"))
+            .unwrap_or_default()
+    ))
+}
+
+/// The last drill failed or could not run: why, or where to look.
+fn drill_problem(d: &Drill, drills: &[crate::catalog::DrillRecord]) -> Option<String> {
+    match d.outcome {
+        Outcome::Passed => None,
+        Outcome::Failed => Some(format!(
+            "the last drill ({}) failed: {}",
+            d.finished_at.format("%Y-%m-%d %H:%M"),
+            if d.failures.is_empty() {
+                "see `pgdr drill history`".to_string()
+            } else {
+                d.failures.join("; ")
+            }
+        )),
+        Outcome::Error => Some(format!(
+            "the last drill ({}) could not run: {}",
+            d.finished_at.format("%Y-%m-%d %H:%M"),
+            drills
+                .last()
+                .and_then(|r| r.error.clone())
+                .unwrap_or_else(|| "see `pgdr drill history`".into())
+        )),
+    }
+}
+
+/// The worst RPO of the window above the configured target (none when no target is set).
+fn rpo_problem(worst: &Option<WorstRpo>, rpo_target_seconds: Option<f64>) -> Option<String> {
+    let (Some(w), Some(t)) = (worst, rpo_target_seconds) else {
+        return None;
+    };
+    (w.seconds > t).then(|| {
+        format!(
+            "the worst RPO over {RPO_WINDOW_DAYS} days is {} (from {} to {}), above the rpo_target of {}",
+            human_age(chrono::Duration::milliseconds((w.seconds * 1000.0) as i64)),
+            w.from.format("%Y-%m-%d %H:%M"),
+            w.to.format("%Y-%m-%d %H:%M"),
+            show_duration(std::time::Duration::from_secs_f64(t))
+        )
+    })
+}
+
+/// The last scheduled run of a job failed: when, how many times in a row, and its error.
+fn job_problem(j: &JobStatus) -> Option<String> {
+    let run = j.last.as_ref().and_then(|s| s.last_run.as_ref())?;
+    (run.outcome == RunOutcome::Failed).then(|| {
+        format!(
+            "the last scheduled {} ({}) failed{}: {}",
+            j.job,
+            run.started_at.format("%Y-%m-%d %H:%M"),
+            match j.last.as_ref().map_or(0, |s| s.consecutive_failures) {
+                n if n > 1 => format!(" ({n} times in a row)"),
+                _ => String::new(),
+            },
+            run.error.as_deref().unwrap_or("no error recorded")
+        )
+    })
 }
 
 fn secs(d: chrono::Duration) -> f64 {
