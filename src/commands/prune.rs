@@ -9,7 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::catalog::{BackupId, Catalog, Key, Leftover, Listed};
+use crate::catalog::inuse::InUseMark;
+use crate::catalog::{BackupId, Catalog, Key, Leftover, Listed, Stored};
 use crate::config::ops::DatabaseOps;
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
@@ -170,7 +171,39 @@ async fn plan_database(
         .collect();
     // A backup being read (verify, drill, restore, cat) is never deleted under its reader.
     let in_use = catalog.in_use(name, now).await?;
-    let backups: Vec<PlannedBackup> = facts
+    let backups = plan_backups(&facts, &decisions, &in_use);
+    let deleted: BTreeSet<&BackupId> = backups.iter().filter(|b| !b.keep).map(|b| &b.id).collect();
+
+    let before = cutoff(now, ops);
+    let leftovers: Vec<Leftover> = leftovers
+        .iter()
+        .filter(|l| Catalog::leftover_of(l, name) && l.since.is_some_and(|s| s < before))
+        .cloned()
+        .collect();
+
+    let objects = catalog.objects(name).await?;
+    let committed: BTreeSet<&BackupId> = listed.iter().map(Listed::id).collect();
+    let sorted = sort_objects(&objects, &committed, before);
+    let records = old_records(ops, &deleted, &committed, sorted.records);
+    Ok(DatabasePlan {
+        database: name.to_string(),
+        policy: ops.policy.clone(),
+        hold,
+        backups,
+        leftovers,
+        orphans: sorted.orphans,
+        records,
+    })
+}
+
+/// Retention's decision per backup, overruled to keep a backup some reader has marked in use
+/// (the reasons then name the readers).
+fn plan_backups(
+    facts: &[retention::BackupFacts],
+    decisions: &BTreeMap<BackupId, Decision>,
+    in_use: &BTreeMap<BackupId, Vec<InUseMark>>,
+) -> Vec<PlannedBackup> {
+    facts
         .iter()
         .map(|f| {
             let d = &decisions[&f.id];
@@ -190,24 +223,38 @@ async fn plan_database(
             }
             b
         })
-        .collect();
-    let deleted: BTreeSet<&BackupId> = backups.iter().filter(|b| !b.keep).map(|b| &b.id).collect();
+        .collect()
+}
 
-    let before = cutoff(now, ops);
-    let leftovers: Vec<Leftover> = leftovers
-        .iter()
-        .filter(|l| Catalog::leftover_of(l, name) && l.since.is_some_and(|s| s < before))
-        .cloned()
-        .collect();
+/// A database's stored objects sorted by what they belong to.
+struct Sorted {
+    /// Folders named like a backup, with objects but no manifest, older than the cutoff.
+    orphans: Vec<Orphan>,
+    /// The record keys of each kind, still to be trimmed to their limits.
+    records: RecordKeys,
+}
 
-    let objects = catalog.objects(name).await?;
-    let committed: BTreeSet<&BackupId> = listed.iter().map(Listed::id).collect();
+/// Record keys by kind: drills, restores, and verifications per backup.
+struct RecordKeys {
+    verifications: BTreeMap<BackupId, Vec<Key>>,
+    drills: Vec<Key>,
+    restores: Vec<Key>,
+}
+
+/// One pass over the listing: records by kind, and the objects of uncommitted backups
+/// grouped into orphan folders (only those entirely older than `before`, so a backup being
+/// written is never taken for one).
+fn sort_objects(
+    objects: &[Stored],
+    committed: &BTreeSet<&BackupId>,
+    before: DateTime<Utc>,
+) -> Sorted {
     // Folders named like a backup that have objects but no manifest.
     let mut folders: BTreeMap<BackupId, Orphan> = BTreeMap::new();
     let mut verifications: BTreeMap<BackupId, Vec<Key>> = BTreeMap::new();
     let mut drill_keys = Vec::new();
     let mut restore_keys = Vec::new();
-    for o in &objects {
+    for o in objects {
         let id = match &o.key {
             Key::Drill { .. } => {
                 drill_keys.push(o.key.clone());
@@ -244,7 +291,29 @@ async fn plan_database(
         .into_values()
         .filter(|f| f.id.time() < before && f.last_written.is_none_or(|t| t < before))
         .collect();
+    Sorted {
+        orphans,
+        records: RecordKeys {
+            verifications,
+            drills: drill_keys,
+            restores: restore_keys,
+        },
+    }
+}
 
+/// The records beyond each kind's limit, oldest first; the verifications of a backup that
+/// goes (or has no manifest) are left to that backup's own deletion.
+fn old_records(
+    ops: &DatabaseOps,
+    deleted: &BTreeSet<&BackupId>,
+    committed: &BTreeSet<&BackupId>,
+    keys: RecordKeys,
+) -> Vec<OldRecord> {
+    let RecordKeys {
+        verifications,
+        drills: mut drill_keys,
+        restores: mut restore_keys,
+    } = keys;
     let mut records = Vec::new();
     let mut beyond = |keys: &mut Vec<Key>, kind: &'static str, limit: u32| {
         keys.sort();
@@ -266,15 +335,7 @@ async fn plan_database(
         }
         beyond(&mut keys, "verification", ops.keep_verifications);
     }
-    Ok(DatabasePlan {
-        database: name.to_string(),
-        policy: ops.policy.clone(),
-        hold,
-        backups,
-        leftovers,
-        orphans,
-        records,
-    })
+    records
 }
 
 /// Delete what the plan says. Failures are collected, not fatal: the rest still goes.
@@ -370,14 +431,13 @@ mod tests {
         Key::object("app", id, "dump.zst.age").to_string()
     }
 
-    #[tokio::test]
-    async fn plans_backups_orphans_records_and_applies_only_that() {
-        let dir = tempfile::tempdir().unwrap();
-        let fs = Arc::new(crate::store::fs::FsStore::new(dir.path().to_path_buf()));
-        let catalog = Catalog::new(fs.clone());
-        let now = Utc::now();
+    /// Ten committed backups a day apart, the newest an hour old; their ids, oldest first.
+    async fn ten_daily_backups(
+        fs: &crate::store::fs::FsStore,
+        catalog: &Catalog,
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
         let hours = |h: i64| now - chrono::Duration::hours(h);
-        // Ten backups a day apart, the newest an hour old.
         let mut ids = Vec::new();
         for d in (0..10).rev() {
             let mut m = sample();
@@ -386,23 +446,53 @@ mod tests {
             m.snapshot.time = t;
             m.started_at = t;
             m.finished_at = t;
-            put(fs.as_ref(), &dump_key(&m.id), b"x").await;
+            put(fs, &dump_key(&m.id), b"x").await;
             catalog.commit(&m).await.unwrap();
             ids.push(m.id.to_string());
         }
-        // Interrupted backups: objects, no manifest. One from a month ago, and one started ten
-        // minutes ago (it may still be running: left alone).
-        let old = BackupId::from_time(hours(30 * 24));
+        ids
+    }
+
+    /// Interrupted backups: objects, no manifest. One from a month ago (written three days
+    /// ago), and one started ten minutes ago (it may still be running). Returns (old, fresh).
+    async fn interrupted_backups(
+        fs: &crate::store::fs::FsStore,
+        root: &std::path::Path,
+        now: DateTime<Utc>,
+    ) -> (BackupId, BackupId) {
+        let old = BackupId::from_time(now - chrono::Duration::hours(30 * 24));
         let fresh = BackupId::from_time(now - chrono::Duration::minutes(10));
         let old_dump = dump_key(&old);
-        put(fs.as_ref(), &old_dump, b"old").await;
-        put(fs.as_ref(), &dump_key(&fresh), b"run").await;
+        put(fs, &old_dump, b"old").await;
+        put(fs, &dump_key(&fresh), b"run").await;
         std::fs::File::options()
             .write(true)
-            .open(dir.path().join(&old_dump))
+            .open(root.join(&old_dump))
             .unwrap()
             .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3 * 86400))
             .unwrap();
+        (old, fresh)
+    }
+
+    /// Database `app` with keep_last 3 and keep_drills 2.
+    fn app_ops() -> DatabaseOps {
+        let file = crate::config::parse_file(
+            "[retention]\nkeep_last = 3\nkeep_drills = 2\n[[database]]\nname = \"app\"\nurl = \"postgres://u@h/app\"\n",
+            "t.toml",
+        )
+        .unwrap();
+        let ops = crate::config::ops::OpsSettings::resolve(&file, &["app".to_string()]).unwrap();
+        ops.database("app")
+    }
+
+    #[tokio::test]
+    async fn plans_backups_orphans_records_and_applies_only_that() {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = Arc::new(crate::store::fs::FsStore::new(dir.path().to_path_buf()));
+        let catalog = Catalog::new(fs.clone());
+        let now = Utc::now();
+        let ids = ten_daily_backups(&fs, &catalog, now).await;
+        let (old, fresh) = interrupted_backups(&fs, dir.path(), now).await;
         // Three drill records; keep 2.
         for d in 1..=3 {
             put(
@@ -412,13 +502,7 @@ mod tests {
             )
             .await;
         }
-        let file = crate::config::parse_file(
-            "[retention]\nkeep_last = 3\nkeep_drills = 2\n[[database]]\nname = \"app\"\nurl = \"postgres://u@h/app\"\n",
-            "t.toml",
-        )
-        .unwrap();
-        let ops = crate::config::ops::OpsSettings::resolve(&file, &["app".to_string()]).unwrap();
-        let dbops = ops.database("app");
+        let dbops = app_ops();
         let plan_db = plan_database(&catalog, "app", &dbops, &[], now)
             .await
             .unwrap();
