@@ -80,6 +80,18 @@ pub fn split(url: &str, key: &str) -> Result<(String, Option<CertCheck>)> {
     let query_start = url.len() - after_scheme.len() + creds_end + q + 1;
     let (head, query) = url.split_at(query_start);
 
+    let (mode, root) = ssl_params(query, key)?;
+    let Some(mode) = verify_mode(mode.as_deref(), root.as_deref(), key)? else {
+        return Ok((url.to_string(), None));
+    };
+    let roots = roots(root.as_deref(), mode, key)?;
+    let out = format!("{}{}", head, rewrite(query, key)?);
+    Ok((out, Some(CertCheck { mode, roots })))
+}
+
+/// The decoded `sslmode` and `sslrootcert` of a URL's query (the last of each wins, as in
+/// libpq); every other parameter is tokio-postgres' to read.
+fn ssl_params(query: &str, key: &str) -> Result<(Option<String>, Option<String>)> {
     let mut mode: Option<String> = None;
     let mut root: Option<String> = None;
     for param in query.split('&') {
@@ -93,8 +105,14 @@ pub fn split(url: &str, key: &str) -> Result<(String, Option<CertCheck>)> {
             _ => {}
         }
     }
+    Ok((mode, root))
+}
 
-    let verify = match mode.as_deref() {
+/// The certificate check the sslmode and sslrootcert ask for, as libpq reads the pair;
+/// `None` encrypts without checking. The combinations libpq would read otherwise than a user
+/// expects are refused with the fix.
+fn verify_mode(mode: Option<&str>, root: Option<&str>, key: &str) -> Result<Option<VerifyMode>> {
+    let verify = match mode {
         Some("verify-ca") => Some(VerifyMode::Ca),
         Some("verify-full") => Some(VerifyMode::Full),
         Some("disable" | "prefer" | "require") | None => None,
@@ -105,7 +123,7 @@ pub fn split(url: &str, key: &str) -> Result<(String, Option<CertCheck>)> {
             )
         }
     };
-    let verify = match (verify, mode.as_deref(), root.as_deref()) {
+    let verify = match (verify, mode, root) {
         (v, _, None) => v,
         // libpq 16: the system store only makes sense with the host name checked.
         (Some(VerifyMode::Full), _, Some("system")) | (None, None, Some("system")) => {
@@ -129,11 +147,13 @@ pub fn split(url: &str, key: &str) -> Result<(String, Option<CertCheck>)> {
             .hint("add sslmode=verify-full to the URL to check the server's certificate and host name"))
         }
     };
-    let Some(mode) = verify else {
-        return Ok((url.to_string(), None));
-    };
+    Ok(verify)
+}
 
-    let roots = match root.as_deref() {
+/// Where the trusted roots come from: the system store, a file made absolute, or libpq's
+/// default under HOME.
+fn roots(root: Option<&str>, mode: VerifyMode, key: &str) -> Result<Roots> {
+    let roots = match root {
         Some("system") => Roots::System,
         Some("") => {
             return Err(PgdrError::config(format!("{key}: sslrootcert is empty"))
@@ -154,8 +174,12 @@ pub fn split(url: &str, key: &str) -> Result<(String, Option<CertCheck>)> {
             Roots::Default(PathBuf::from(home).join(".postgresql/root.crt"))
         }
     };
+    Ok(roots)
+}
 
-    // Rewrite for tokio-postgres: the verify modes become require, sslrootcert goes.
+/// The query rewritten for tokio-postgres: the verify modes become require, sslrootcert goes,
+/// every other parameter is kept byte for byte.
+fn rewrite(query: &str, key: &str) -> Result<String> {
     let mut kept: Vec<String> = Vec::new();
     let mut saw_mode = false;
     for param in query.split('&') {
@@ -175,8 +199,7 @@ pub fn split(url: &str, key: &str) -> Result<(String, Option<CertCheck>)> {
     if !saw_mode {
         kept.push("sslmode=require".into());
     }
-    let out = format!("{}{}", head, kept.join("&"));
-    Ok((out, Some(CertCheck { mode, roots })))
+    Ok(kept.join("&"))
 }
 
 /// The `host=... dbname=...` form: passed on as it is; the verify modes are taken in the URL

@@ -179,13 +179,6 @@ pub fn statements(
     let db = qi(dbname);
     let mut sql = Vec::new();
     let mut skipped = Vec::new();
-    let role_ok = |r: &str, what: &str, skipped: &mut Vec<String>| {
-        let ok = roles.contains(r);
-        if !ok {
-            skipped.push(format!("{what}: role '{r}' does not exist on the target"));
-        }
-        ok
-    };
 
     if let Some(c) = props.get("comment").and_then(Value::as_str) {
         sql.push(format!("COMMENT ON DATABASE {db} IS {}", lit(c)));
@@ -201,87 +194,134 @@ pub fn statements(
         }
     }
     if let Some(per_role) = props.get("role_settings").and_then(Value::as_object) {
-        for (role, settings) in per_role {
-            let Some(settings) = settings.as_object() else {
-                continue;
-            };
-            if !role_ok(role, "ALTER ROLE ... IN DATABASE", &mut skipped) {
-                continue;
-            }
-            for (k, v) in settings {
-                if let Some(v) = v.as_str() {
-                    sql.push(format!(
-                        "ALTER ROLE {} IN DATABASE {db} {}",
-                        qi(role),
-                        set_clause(k, v)
-                    ));
-                }
-            }
-        }
+        role_setting_statements(per_role, &db, roles, &mut sql, &mut skipped);
     }
     if let Some(acl) = props.get("acl").and_then(Value::as_array) {
-        let items: Vec<AclItem> = acl
-            .iter()
-            .filter_map(Value::as_str)
-            .filter_map(parse_aclitem)
-            .collect();
         let recorded_owner = props.get("owner").and_then(Value::as_str).unwrap_or(owner);
-        // The built-in default (`=Tc/owner`, `owner=CTc/owner`) needs nothing.
-        let default = vec![
-            AclItem {
-                grantee: None,
-                privs: vec![('T', false), ('c', false)],
-            },
-            AclItem {
-                grantee: Some(recorded_owner.to_string()),
-                privs: vec![('C', false), ('T', false), ('c', false)],
-            },
-        ];
-        let norm = |v: &[AclItem]| {
-            let mut s: Vec<(Option<String>, char, bool)> = v
-                .iter()
-                .flat_map(|i| i.privs.iter().map(|p| (i.grantee.clone(), p.0, p.1)))
-                .collect();
-            s.sort();
-            s
+        acl_statements(
+            acl,
+            &db,
+            recorded_owner,
+            owner,
+            roles,
+            &mut sql,
+            &mut skipped,
+        );
+    }
+    (sql, skipped)
+}
+
+/// Whether a statement naming role `r` can run on the target; if not, why it is skipped.
+fn role_ok(roles: &BTreeSet<String>, r: &str, what: &str, skipped: &mut Vec<String>) -> bool {
+    let ok = roles.contains(r);
+    if !ok {
+        skipped.push(format!("{what}: role '{r}' does not exist on the target"));
+    }
+    ok
+}
+
+/// `ALTER ROLE ... IN DATABASE ... SET`, for the roles the target has.
+fn role_setting_statements(
+    per_role: &serde_json::Map<String, Value>,
+    db: &str,
+    roles: &BTreeSet<String>,
+    sql: &mut Vec<String>,
+    skipped: &mut Vec<String>,
+) {
+    for (role, settings) in per_role {
+        let Some(settings) = settings.as_object() else {
+            continue;
         };
-        if norm(&items) != norm(&default) {
-            sql.push(format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"));
-            sql.push(format!("REVOKE ALL ON DATABASE {db} FROM {}", qi(owner)));
-            for item in &items {
-                let who = match &item.grantee {
-                    None => "PUBLIC".to_string(),
-                    Some(g) if g == recorded_owner => qi(owner),
-                    Some(g) => {
-                        if !role_ok(g, "GRANT ON DATABASE", &mut skipped) {
-                            continue;
-                        }
-                        qi(g)
-                    }
-                };
-                for grant_option in [false, true] {
-                    let names: Vec<&str> = item
-                        .privs
-                        .iter()
-                        .filter(|p| p.1 == grant_option)
-                        .filter_map(|p| priv_name(p.0))
-                        .collect();
-                    if !names.is_empty() {
-                        sql.push(format!(
-                            "GRANT {} ON DATABASE {db} TO {who}{}",
-                            names.join(", "),
-                            if grant_option {
-                                " WITH GRANT OPTION"
-                            } else {
-                                ""
-                            }
-                        ));
-                    }
-                }
+        if !role_ok(roles, role, "ALTER ROLE ... IN DATABASE", skipped) {
+            continue;
+        }
+        for (k, v) in settings {
+            if let Some(v) = v.as_str() {
+                sql.push(format!(
+                    "ALTER ROLE {} IN DATABASE {db} {}",
+                    qi(role),
+                    set_clause(k, v)
+                ));
             }
         }
     }
-    (sql, skipped)
+}
+
+/// The database's ACL: nothing when it is the built-in default, otherwise everything revoked
+/// and each recorded grant replayed, the recorded owner's grants given to the actual owner.
+fn acl_statements(
+    acl: &[Value],
+    db: &str,
+    recorded_owner: &str,
+    owner: &str,
+    roles: &BTreeSet<String>,
+    sql: &mut Vec<String>,
+    skipped: &mut Vec<String>,
+) {
+    let items: Vec<AclItem> = acl
+        .iter()
+        .filter_map(Value::as_str)
+        .filter_map(parse_aclitem)
+        .collect();
+    if is_default_acl(&items, recorded_owner) {
+        return;
+    }
+    sql.push(format!("REVOKE ALL ON DATABASE {db} FROM PUBLIC"));
+    sql.push(format!("REVOKE ALL ON DATABASE {db} FROM {}", qi(owner)));
+    for item in &items {
+        let who = match &item.grantee {
+            None => "PUBLIC".to_string(),
+            Some(g) if g == recorded_owner => qi(owner),
+            Some(g) => {
+                if !role_ok(roles, g, "GRANT ON DATABASE", skipped) {
+                    continue;
+                }
+                qi(g)
+            }
+        };
+        for grant_option in [false, true] {
+            let names: Vec<&str> = item
+                .privs
+                .iter()
+                .filter(|p| p.1 == grant_option)
+                .filter_map(|p| priv_name(p.0))
+                .collect();
+            if !names.is_empty() {
+                sql.push(format!(
+                    "GRANT {} ON DATABASE {db} TO {who}{}",
+                    names.join(", "),
+                    if grant_option {
+                        " WITH GRANT OPTION"
+                    } else {
+                        ""
+                    }
+                ));
+            }
+        }
+    }
+}
+
+/// The built-in default (`=Tc/owner`, `owner=CTc/owner`) needs nothing.
+fn is_default_acl(items: &[AclItem], recorded_owner: &str) -> bool {
+    let default = vec![
+        AclItem {
+            grantee: None,
+            privs: vec![('T', false), ('c', false)],
+        },
+        AclItem {
+            grantee: Some(recorded_owner.to_string()),
+            privs: vec![('C', false), ('T', false), ('c', false)],
+        },
+    ];
+    let norm = |v: &[AclItem]| {
+        let mut s: Vec<(Option<String>, char, bool)> = v
+            .iter()
+            .flat_map(|i| i.privs.iter().map(|p| (i.grantee.clone(), p.0, p.1)))
+            .collect();
+        s.sort();
+        s
+    };
+    norm(items) == norm(&default)
 }
 
 #[cfg(test)]

@@ -310,6 +310,28 @@ fn role_differences(
     passwords: bool,
     push: &mut impl FnMut(&str, Aspect, String),
 ) {
+    attribute_differences(name, want, have, push);
+    if passwords {
+        password_difference(name, want, have, push);
+    }
+    setting_differences(name, want, have, push);
+    if want.comment != have.comment {
+        push(
+            name,
+            Aspect::Comment,
+            "comment differs from the backup's".into(),
+        );
+    }
+}
+
+/// The role's flags, connection limit and expiry (compared as times: the text forms differ
+/// between servers).
+fn attribute_differences(
+    name: &str,
+    want: &BackupRole,
+    have: &TargetRole,
+    push: &mut impl FnMut(&str, Aspect, String),
+) {
     for (i, w) in desired_flags(&want.attrs).iter().enumerate() {
         if let Some(w) = w {
             if *w != have.flags[i] {
@@ -357,32 +379,50 @@ fn role_differences(
             ),
         );
     }
-    if passwords {
-        match (&want.attrs.password, &have.password) {
-            (_, Verifier::Unreadable) => push(
-                name,
-                Aspect::Password,
-                "password cannot be compared: pg_authid is not readable on the target".into(),
-            ),
-            (Some(w), Verifier::Some(h)) if w == h => {}
-            (None, Verifier::None) => {}
-            (Some(_), Verifier::Some(_)) => push(
-                name,
-                Aspect::Password,
-                "password differs from the backup's".into(),
-            ),
-            (Some(_), Verifier::None) => push(
-                name,
-                Aspect::Password,
-                "password in the backup, none on the target".into(),
-            ),
-            (None, Verifier::Some(_)) => push(
-                name,
-                Aspect::Password,
-                "no password in the backup, one on the target".into(),
-            ),
-        }
+}
+
+/// The password verifier, when the backup carries passwords; a target whose pg_authid cannot
+/// be read is said so rather than taken as equal.
+fn password_difference(
+    name: &str,
+    want: &BackupRole,
+    have: &TargetRole,
+    push: &mut impl FnMut(&str, Aspect, String),
+) {
+    match (&want.attrs.password, &have.password) {
+        (_, Verifier::Unreadable) => push(
+            name,
+            Aspect::Password,
+            "password cannot be compared: pg_authid is not readable on the target".into(),
+        ),
+        (Some(w), Verifier::Some(h)) if w == h => {}
+        (None, Verifier::None) => {}
+        (Some(_), Verifier::Some(_)) => push(
+            name,
+            Aspect::Password,
+            "password differs from the backup's".into(),
+        ),
+        (Some(_), Verifier::None) => push(
+            name,
+            Aspect::Password,
+            "password in the backup, none on the target".into(),
+        ),
+        (None, Verifier::Some(_)) => push(
+            name,
+            Aspect::Password,
+            "no password in the backup, one on the target".into(),
+        ),
     }
+}
+
+/// The role's settings both ways: set in the backup and missing or different on the target,
+/// and set on the target only.
+fn setting_differences(
+    name: &str,
+    want: &BackupRole,
+    have: &TargetRole,
+    push: &mut impl FnMut(&str, Aspect, String),
+) {
     // Setting values can be secrets (tokens, keys): differences name the setting only.
     for (k, v) in &want.settings {
         match have.settings.get(k) {
@@ -407,13 +447,6 @@ fn role_differences(
                 format!("setting {k} not set in the backup, set on the target"),
             );
         }
-    }
-    if want.comment != have.comment {
-        push(
-            name,
-            Aspect::Comment,
-            "comment differs from the backup's".into(),
-        );
     }
 }
 
