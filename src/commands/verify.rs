@@ -202,71 +202,15 @@ async fn verify_one(
     let started_at = Utc::now();
     let mut timer = PhaseTimer::default();
     let mut scratch = None;
-    let result: Result<Vec<String>> = async {
-        if quick {
-            let d = verify::quick(catalog, m, ids.clone()).await?;
+    let result: Result<Vec<String>> = if quick {
+        let r = verify::quick(catalog, m, ids.clone()).await;
+        if r.is_ok() {
             timer.done("quick");
-            return Ok(d);
         }
-        let sc = Scratch::open(settings, m, "verify").await?;
-        scratch = Some(sc.describe());
-        timer.done("scratch");
-        let restored = async {
-            // Setting values and comments, to compare, come out of their encrypted object.
-            let m = &crate::restore::sensitive::reveal(catalog, m, ids.clone()).await?;
-            // One pass over the dump: it is fingerprinted on its way into pg_restore.
-            let opts = EngineOptions {
-                fingerprint_archive: true,
-                single_transaction: sc.single_transaction(),
-                ..Default::default()
-            };
-            let mut report = EngineReport::default();
-            restore::restore_with(
-                catalog,
-                m,
-                ids.clone(),
-                &sc.target,
-                &opts,
-                None,
-                &mut timer,
-                &mut report,
-            )
-            .await?;
-            let mut d = match (&report.archive, &m.fingerprint) {
-                (Some(Ok(summary)), Some(fp)) => verify::compare_data(
-                    &fp.data,
-                    &verify::summary_digests(summary),
-                    "in the stored archive",
-                ),
-                (Some(Err(e)), _) => vec![format!("object {}: {e}", catalog::DUMP_FILE)],
-                _ => Vec::new(),
-            };
-            // The backup's roles on the scratch cluster: all created there but the bootstrap
-            // superuser, which is handled as any existing role (--roles=merge) and said so;
-            // the roles proof judges it, after its settings were applied (last).
-            d.extend(verify::compare_scratch(&sc.target, m, &mut report).await?);
-            timer.done("compare");
-            Ok::<_, PgdrError>(d)
-        }
-        .await;
-        // Teardown, whatever happened.
-        sc.teardown().await;
-        timer.done("teardown");
-        match restored {
-            Ok(d) => Ok(d),
-            // A restore that failed on damage in the repository: name the damage as quick
-            // does; anything else (a scratch server problem) stays an error.
-            Err(e) => {
-                let d = verify::quick(catalog, m, ids).await.unwrap_or_default();
-                if d.is_empty() {
-                    Err(e)
-                } else {
-                    Ok(d)
-                }
-            }
-        }
-    }
-    .await;
+        r
+    } else {
+        full_proof(catalog, settings, m, ids, &mut timer, &mut scratch).await
+    };
     let (outcome, differences, error) = match result {
         Ok(d) if d.is_empty() => (Outcome::Passed, d, None),
         Ok(d) => (Outcome::Failed, d, None),
@@ -291,6 +235,85 @@ async fn verify_one(
         scratch,
         host: records::hostname(),
     })
+}
+
+/// Full proof on a scratch cluster, torn down whatever happened. A restore that failed on
+/// damage in the repository is reported as quick proof names that damage; anything else (a
+/// scratch server problem) stays an error.
+async fn full_proof(
+    catalog: &Catalog,
+    settings: &Settings,
+    m: &Manifest,
+    ids: Identities,
+    timer: &mut PhaseTimer,
+    scratch: &mut Option<String>,
+) -> Result<Vec<String>> {
+    let sc = Scratch::open(settings, m, "verify").await?;
+    *scratch = Some(sc.describe());
+    timer.done("scratch");
+    let restored = restore_and_compare(catalog, m, ids.clone(), &sc, timer).await;
+    // Teardown, whatever happened.
+    sc.teardown().await;
+    timer.done("teardown");
+    match restored {
+        Ok(d) => Ok(d),
+        // A restore that failed on damage in the repository: name the damage as quick
+        // does; anything else (a scratch server problem) stays an error.
+        Err(e) => {
+            let d = verify::quick(catalog, m, ids).await.unwrap_or_default();
+            if d.is_empty() {
+                Err(e)
+            } else {
+                Ok(d)
+            }
+        }
+    }
+}
+
+/// Restore into the scratch cluster with the archive fingerprinted on its way in, then
+/// compare data, schema and roles with the manifest: the differences found.
+async fn restore_and_compare(
+    catalog: &Catalog,
+    m: &Manifest,
+    ids: Identities,
+    sc: &Scratch,
+    timer: &mut PhaseTimer,
+) -> Result<Vec<String>> {
+    // Setting values and comments, to compare, come out of their encrypted object.
+    let m = &crate::restore::sensitive::reveal(catalog, m, ids.clone()).await?;
+    // One pass over the dump: it is fingerprinted on its way into pg_restore.
+    let opts = EngineOptions {
+        fingerprint_archive: true,
+        single_transaction: sc.single_transaction(),
+        ..Default::default()
+    };
+    let mut report = EngineReport::default();
+    restore::restore_with(
+        catalog,
+        m,
+        ids.clone(),
+        &sc.target,
+        &opts,
+        None,
+        timer,
+        &mut report,
+    )
+    .await?;
+    let mut d = match (&report.archive, &m.fingerprint) {
+        (Some(Ok(summary)), Some(fp)) => verify::compare_data(
+            &fp.data,
+            &verify::summary_digests(summary),
+            "in the stored archive",
+        ),
+        (Some(Err(e)), _) => vec![format!("object {}: {e}", catalog::DUMP_FILE)],
+        _ => Vec::new(),
+    };
+    // The backup's roles on the scratch cluster: all created there but the bootstrap
+    // superuser, which is handled as any existing role (--roles=merge) and said so;
+    // the roles proof judges it, after its settings were applied (last).
+    d.extend(verify::compare_scratch(&sc.target, m, &mut report).await?);
+    timer.done("compare");
+    Ok(d)
 }
 
 #[cfg(test)]

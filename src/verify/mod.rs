@@ -11,6 +11,7 @@ use std::sync::Arc;
 use futures::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::catalog::manifest::ObjectRecord;
 use crate::catalog::sensitive;
 use crate::catalog::{self, Manifest};
 use crate::codec::Identities;
@@ -43,7 +44,6 @@ pub async fn quick(
 ) -> Result<Vec<String>> {
     let mut diffs = Vec::new();
     for rec in &m.objects {
-        let key = catalog::Key::object(&m.database, &m.id, &rec.file);
         let sink = if rec.name == "dump" {
             Sink::Parser(Box::default())
         } else if rec.name == sensitive::OBJECT || rec.name == "globals" {
@@ -52,29 +52,41 @@ pub async fn quick(
         } else {
             Sink::Discard
         };
-        let sink = match pipeline::download(
-            repo,
-            &key,
-            Some(rec.sha256_stored.clone()),
-            ids.clone(),
-            sink,
-        )
-        .await
-        {
+        if let Some(sink) = fetch_object(repo, m, rec, ids.clone(), sink, &mut diffs).await? {
+            check_decrypted(m, rec, sink, &mut diffs);
+        }
+    }
+    Ok(diffs)
+}
+
+/// Fetch, decrypt and decompress one object into `sink`, checked against the manifest's
+/// sha256. A missing or damaged object is a difference (and `None`: nothing to look into);
+/// any other failure means the proof could not run.
+async fn fetch_object(
+    repo: &catalog::Repository,
+    m: &Manifest,
+    rec: &ObjectRecord,
+    ids: Identities,
+    sink: Sink,
+    diffs: &mut Vec<String>,
+) -> Result<Option<Sink>> {
+    let key = catalog::Key::object(&m.database, &m.id, &rec.file);
+    let sink =
+        match pipeline::download(repo, &key, Some(rec.sha256_stored.clone()), ids, sink).await {
             Ok((stats, sink)) => {
                 if stats.plain_sha256 != rec.sha256_plain {
                     diffs.push(format!(
-                        "object {}: decrypted content sha256 {}... differs from the manifest's {}...",
-                        rec.file,
-                        &stats.plain_sha256[..12],
-                        &rec.sha256_plain[..12.min(rec.sha256_plain.len())]
-                    ));
+                    "object {}: decrypted content sha256 {}... differs from the manifest's {}...",
+                    rec.file,
+                    &stats.plain_sha256[..12],
+                    &rec.sha256_plain[..12.min(rec.sha256_plain.len())]
+                ));
                 }
                 sink
             }
             Err(e) if e.kind == Kind::NotFound => {
                 diffs.push(format!("object {}: missing from the repository", rec.file));
-                continue;
+                return Ok(None);
             }
             Err(e) if e.kind == Kind::Corrupt => {
                 // Name a checksum mismatch when there is one: the clearest account of damage.
@@ -87,38 +99,43 @@ pub async fn quick(
                     )),
                     _ => diffs.push(format!("object {}: {}", rec.file, e.message)),
                 }
-                continue;
+                return Ok(None);
             }
             Err(e) => return Err(e),
         };
-        if let Sink::Collect(bytes) = &sink {
-            if rec.name == "globals" {
-                // Statements pg_dumpall does not emit would run as superuser on a restore.
-                let text = String::from_utf8_lossy(bytes);
-                if let Err(e) = crate::restore::globals::parse(&text) {
-                    diffs.push(format!("object {}: {}", rec.file, e.message));
-                }
-            // The values must belong to the names the manifest lists.
-            } else if let Err(e) = sensitive::check(m, bytes) {
-                diffs.push(e.message);
+    Ok(Some(sink))
+}
+
+/// What the decrypted content must hold beyond its checksum: globals only in pg_dumpall's
+/// shapes, sensitive values for the names the manifest lists, the archive complete with the
+/// data digests the manifest recorded.
+fn check_decrypted(m: &Manifest, rec: &ObjectRecord, sink: Sink, diffs: &mut Vec<String>) {
+    if let Sink::Collect(bytes) = &sink {
+        if rec.name == "globals" {
+            // Statements pg_dumpall does not emit would run as superuser on a restore.
+            let text = String::from_utf8_lossy(bytes);
+            if let Err(e) = crate::restore::globals::parse(&text) {
+                diffs.push(format!("object {}: {}", rec.file, e.message));
             }
-        }
-        if let Sink::Parser(parser) = sink {
-            match parser.finish() {
-                Ok(summary) => {
-                    if let Some(fp) = &m.fingerprint {
-                        diffs.extend(compare_data(
-                            &fp.data,
-                            &summary_digests(&summary),
-                            "in the stored archive",
-                        ));
-                    }
-                }
-                Err(e) => diffs.push(format!("object {}: {e}", rec.file)),
-            }
+        // The values must belong to the names the manifest lists.
+        } else if let Err(e) = sensitive::check(m, bytes) {
+            diffs.push(e.message);
         }
     }
-    Ok(diffs)
+    if let Sink::Parser(parser) = sink {
+        match parser.finish() {
+            Ok(summary) => {
+                if let Some(fp) = &m.fingerprint {
+                    diffs.extend(compare_data(
+                        &fp.data,
+                        &summary_digests(&summary),
+                        "in the stored archive",
+                    ));
+                }
+            }
+            Err(e) => diffs.push(format!("object {}: {e}", rec.file)),
+        }
+    }
 }
 
 /// Where decrypted bytes go in a quick proof: the dump into the archive parser.
@@ -192,6 +209,34 @@ pub async fn recompute_data(
     let db = target.database();
     // For catalog look-ups and large objects (binary results: no session settings needed).
     let client = crate::source::connect(&db).await?;
+    let units = plan_units(&client, expected, parallel).await;
+    tracing::debug!(
+        units = units.len(),
+        tables = expected.tables.len(),
+        parallel,
+        "recomputing row digests"
+    );
+    let results = run_workers(db, expected, units, parallel).await?;
+    let mut out = DataDigests::default();
+    for (t, d) in expected.tables.iter().zip(results) {
+        // A table that could not be read is missing: compare_data names it.
+        if let Some(d) = d {
+            out.tables
+                .insert((t.schema.clone(), t.name.clone()), (d.rows, d.hex()));
+        }
+    }
+    large_object_digests(&client, expected, &mut out).await?;
+    Ok(out)
+}
+
+/// The units of work: a table whole, or (on PostgreSQL 14+, for a table larger than
+/// [`SPLIT_BYTES`]) several block ranges of it, so one big table does not leave the other
+/// connections idle.
+async fn plan_units(
+    client: &tokio_postgres::Client,
+    expected: &ArchiveSummary,
+    parallel: usize,
+) -> Vec<Unit> {
     // TID range scans (PostgreSQL 14+) make a ctid range cheap; before that each part would
     // scan the whole table.
     let tid_ranges = client
@@ -241,12 +286,17 @@ pub async fn recompute_data(
             }),
         }
     }
-    tracing::debug!(
-        units = units.len(),
-        tables = expected.tables.len(),
-        parallel,
-        "recomputing row digests"
-    );
+    units
+}
+
+/// `parallel` workers over one queue of units; the digests merged per table (`None` for a
+/// table that could not be read).
+async fn run_workers(
+    db: crate::config::Database,
+    expected: &ArchiveSummary,
+    units: Vec<Unit>,
+    parallel: usize,
+) -> Result<Vec<Option<RowDigest>>> {
     let tables = Arc::new(expected.tables.clone());
     let queue = Arc::new(std::sync::Mutex::new(std::collections::VecDeque::from(
         units,
@@ -266,15 +316,16 @@ pub async fn recompute_data(
         r.map_err(|e| PgdrError::internal(format!("digest worker: {e}")))??;
     }
     let results = results.lock().expect("results").clone();
-    let mut out = DataDigests::default();
-    for (t, d) in expected.tables.iter().zip(results) {
-        // A table that could not be read is missing: compare_data names it.
-        if let Some(d) = d {
-            out.tables
-                .insert((t.schema.clone(), t.name.clone()), (d.rows, d.hex()));
-        }
-    }
-    let client = &client;
+    Ok(results)
+}
+
+/// The large objects' digests, read whole with `lo_get`; one that is missing is left out for
+/// compare_data to report.
+async fn large_object_digests(
+    client: &tokio_postgres::Client,
+    expected: &ArchiveSummary,
+    out: &mut DataDigests,
+) -> Result<()> {
     for lo in &expected.large_objects {
         // The oid is a number from the archive; a missing object is a database error, which
         // compare_data reports as missing.
@@ -291,7 +342,7 @@ pub async fn recompute_data(
             Err(e) => return Err(PgdrError::database(format!("large object {}: {e}", lo.oid))),
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 type Queue = std::sync::Mutex<std::collections::VecDeque<Unit>>;

@@ -241,50 +241,8 @@ impl DrillSpec {
 
     /// Parse a definition; `origin` names it in errors, `stem` is the default name.
     pub fn parse(text: &str, origin: &str, stem: &str) -> Result<DrillSpec> {
-        let f: DrillFile = toml::from_str(text).map_err(|e| {
-            let at = e
-                .span()
-                .map(|s| {
-                    let before = &text.as_bytes()[..s.start.min(text.len())];
-                    format!(
-                        " line {}",
-                        before.iter().filter(|&&b| b == b'\n').count() + 1
-                    )
-                })
-                .unwrap_or_default();
-            PgdrError::config(format!(
-                "{origin}{at}: {}",
-                e.message().split_whitespace().collect::<Vec<_>>().join(" ")
-            ))
-            .hint("see drills/README.md for the drill file format")
-        })?;
-        let selection =
-            match &f.selection {
-                None => Selection::Newest,
-                Some(toml::Value::String(s)) if s == "newest" => Selection::Newest,
-                Some(toml::Value::Table(t))
-                    if t.len() == 1 && t.contains_key("random_within_days") =>
-                {
-                    match t["random_within_days"].as_integer() {
-                    Some(n) if n >= 1 && n <= u32::MAX as i64 => {
-                        Selection::RandomWithinDays(n as u32)
-                    }
-                    _ => {
-                        return Err(PgdrError::config(format!(
-                            "{origin}: selection.random_within_days must be a whole number of days, at least 1"
-                        )))
-                    }
-                }
-                }
-                Some(other) => {
-                    return Err(PgdrError::config(format!(
-                        "{origin}: selection = {other} is not a backup selection"
-                    ))
-                    .hint(
-                        "write selection = \"newest\" or selection = { random_within_days = 30 }",
-                    ))
-                }
-            };
+        let f = read_toml(text, origin)?;
+        let selection = selection(f.selection.as_ref(), origin)?;
         let rto_target = f
             .rto_target
             .as_deref()
@@ -295,41 +253,7 @@ impl DrillSpec {
             .as_deref()
             .map(|t| parse_duration(t, &format!("{origin}: rpo_target")))
             .transpose()?;
-        let mut checks = Vec::new();
-        let mut names = std::collections::BTreeSet::new();
-        for (i, c) in f.checks.iter().enumerate() {
-            let what = format!("{origin}: check[{i}] '{}'", c.name);
-            if c.name.trim().is_empty() {
-                return Err(PgdrError::config(format!(
-                    "{origin}: check[{i}] has an empty name"
-                )));
-            }
-            if !names.insert(c.name.clone()) {
-                return Err(PgdrError::config(format!("{what}: the name is used twice"))
-                    .hint("give every [[check]] its own name: records and reports refer to it"));
-            }
-            if c.sql.trim().is_empty() {
-                return Err(PgdrError::config(format!("{what}: sql is empty")));
-            }
-            let expect: Expectation = c.expect.parse().map_err(|e: String| {
-                PgdrError::config(format!("{what}: expect = {e}")).hint(
-                    "expectations: rows > N, rows >= N, rows = N, rows < N, no rows, equals 'text'",
-                )
-            })?;
-            let timeout = c
-                .timeout
-                .as_deref()
-                .map(|t| parse_duration(t, &format!("{what}: timeout")))
-                .transpose()?
-                .unwrap_or(DEFAULT_CHECK_TIMEOUT);
-            checks.push(Check {
-                name: c.name.clone(),
-                sql: c.sql.trim().to_string(),
-                expect,
-                expect_text: c.expect.trim().to_string(),
-                timeout,
-            });
-        }
+        let checks = checks(&f.checks, origin)?;
         Ok(DrillSpec {
             name: f.name.unwrap_or_else(|| stem.to_string()),
             database: f.database,
@@ -339,6 +263,100 @@ impl DrillSpec {
             checks,
         })
     }
+}
+
+/// The TOML, with a syntax or shape error named by its line and said on one line.
+fn read_toml(text: &str, origin: &str) -> Result<DrillFile> {
+    toml::from_str(text).map_err(|e| {
+        let at = e
+            .span()
+            .map(|s| {
+                let before = &text.as_bytes()[..s.start.min(text.len())];
+                format!(
+                    " line {}",
+                    before.iter().filter(|&&b| b == b'\n').count() + 1
+                )
+            })
+            .unwrap_or_default();
+        PgdrError::config(format!(
+            "{origin}{at}: {}",
+            e.message().split_whitespace().collect::<Vec<_>>().join(" ")
+        ))
+        .hint("see drills/README.md for the drill file format")
+    })
+}
+
+/// `selection`: "newest" (the default) or `{ random_within_days = N }`.
+fn selection(value: Option<&toml::Value>, origin: &str) -> Result<Selection> {
+    let selection =
+        match value {
+            None => Selection::Newest,
+            Some(toml::Value::String(s)) if s == "newest" => Selection::Newest,
+            Some(toml::Value::Table(t))
+                if t.len() == 1 && t.contains_key("random_within_days") =>
+            {
+                match t["random_within_days"].as_integer() {
+                Some(n) if n >= 1 && n <= u32::MAX as i64 => {
+                    Selection::RandomWithinDays(n as u32)
+                }
+                _ => {
+                    return Err(PgdrError::config(format!(
+                        "{origin}: selection.random_within_days must be a whole number of days, at least 1"
+                    )))
+                }
+            }
+            }
+            Some(other) => {
+                return Err(PgdrError::config(format!(
+                    "{origin}: selection = {other} is not a backup selection"
+                ))
+                .hint(
+                    "write selection = \"newest\" or selection = { random_within_days = 30 }",
+                ))
+            }
+        };
+    Ok(selection)
+}
+
+/// The `[[check]]` tables: each named once, with SQL, an expectation that parses and a
+/// timeout (default [`DEFAULT_CHECK_TIMEOUT`]); the first bad one is the error.
+fn checks(files: &[CheckFile], origin: &str) -> Result<Vec<Check>> {
+    let mut checks = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, c) in files.iter().enumerate() {
+        let what = format!("{origin}: check[{i}] '{}'", c.name);
+        if c.name.trim().is_empty() {
+            return Err(PgdrError::config(format!(
+                "{origin}: check[{i}] has an empty name"
+            )));
+        }
+        if !names.insert(c.name.clone()) {
+            return Err(PgdrError::config(format!("{what}: the name is used twice"))
+                .hint("give every [[check]] its own name: records and reports refer to it"));
+        }
+        if c.sql.trim().is_empty() {
+            return Err(PgdrError::config(format!("{what}: sql is empty")));
+        }
+        let expect: Expectation = c.expect.parse().map_err(|e: String| {
+            PgdrError::config(format!("{what}: expect = {e}")).hint(
+                "expectations: rows > N, rows >= N, rows = N, rows < N, no rows, equals 'text'",
+            )
+        })?;
+        let timeout = c
+            .timeout
+            .as_deref()
+            .map(|t| parse_duration(t, &format!("{what}: timeout")))
+            .transpose()?
+            .unwrap_or(DEFAULT_CHECK_TIMEOUT);
+        checks.push(Check {
+            name: c.name.clone(),
+            sql: c.sql.trim().to_string(),
+            expect,
+            expect_text: c.expect.trim().to_string(),
+            timeout,
+        });
+    }
+    Ok(checks)
 }
 
 #[cfg(test)]
