@@ -156,77 +156,17 @@ fn secs_text(s: f64) -> String {
 
 pub fn render_status(r: &commands::status::StatusReport) -> String {
     let mut s = String::new();
-    let t = |d: &chrono::DateTime<Utc>| d.format("%Y-%m-%d %H:%M UTC").to_string();
+    let t = utc_minute;
     for d in &r.databases {
         s.push_str(&format!(
             "database '{}' ({} backups)\n",
             d.database, d.backups
         ));
         let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
-        line(
-            "newest backup",
-            match &d.newest_backup {
-                None => "none".into(),
-                Some(b) => format!(
-                    "{}, {} old (max {}), {} stored, took {:.1}s",
-                    b.id,
-                    secs_text(b.age_seconds),
-                    secs_text(d.max_backup_age_seconds),
-                    human_bytes(b.stored_bytes),
-                    b.duration_seconds
-                ),
-            },
-        );
-        line(
-            "verification",
-            match &d.newest_verification {
-                None => "none".into(),
-                Some(v) => format!(
-                    "{} ({}) of {}, {}{}",
-                    outcome_word(&v.outcome),
-                    outcome_word(&v.mode),
-                    v.backup_id,
-                    t(&v.finished_at),
-                    if v.differences > 0 {
-                        format!(", {} difference(s)", v.differences)
-                    } else {
-                        String::new()
-                    }
-                ),
-            },
-        );
-        line(
-            "drill",
-            match &d.newest_drill {
-                None => "none".into(),
-                Some(x) => format!(
-                    "{} {}{}{}",
-                    outcome_word(&x.outcome),
-                    t(&x.finished_at),
-                    x.rto_seconds
-                        .map(|v| format!(", RTO {}", secs_text(v)))
-                        .unwrap_or_default(),
-                    x.rpo_seconds
-                        .map(|v| format!(", RPO {}", secs_text(v)))
-                        .unwrap_or_default()
-                ),
-            },
-        );
-        line(
-            "worst RPO (30d)",
-            match &d.worst_rpo {
-                None => "no restorable backup".into(),
-                Some(w) => format!(
-                    "{} ({} to {}){}",
-                    secs_text(w.seconds),
-                    w.from.format("%Y-%m-%d %H:%M"),
-                    w.to.format("%Y-%m-%d %H:%M"),
-                    d.rpo_target_seconds
-                        .map(|x| format!(", target {}", secs_text(x)))
-                        .unwrap_or_default()
-                ),
-            },
-        );
+        line("newest backup", newest_backup_text(d));
+        line("verification", verification_text(d));
+        line("drill", drill_text(d));
+        line("worst RPO (30d)", worst_rpo_text(d));
         if let Some(h) = &d.retention_hold {
             line("retention", h.clone());
         }
@@ -247,6 +187,81 @@ pub fn render_status(r: &commands::status::StatusReport) -> String {
         }
     }
     s
+}
+
+/// A time in the status report: to the minute, in UTC, said so.
+fn utc_minute(d: &chrono::DateTime<Utc>) -> String {
+    d.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// The status line of the newest backup: id, age against its limit, size, duration.
+fn newest_backup_text(d: &commands::status::DatabaseStatus) -> String {
+    match &d.newest_backup {
+        None => "none".into(),
+        Some(b) => format!(
+            "{}, {} old (max {}), {} stored, took {:.1}s",
+            b.id,
+            secs_text(b.age_seconds),
+            secs_text(d.max_backup_age_seconds),
+            human_bytes(b.stored_bytes),
+            b.duration_seconds
+        ),
+    }
+}
+
+/// The status line of the newest verification: outcome, mode, backup, when, differences.
+fn verification_text(d: &commands::status::DatabaseStatus) -> String {
+    let t = utc_minute;
+    match &d.newest_verification {
+        None => "none".into(),
+        Some(v) => format!(
+            "{} ({}) of {}, {}{}",
+            outcome_word(&v.outcome),
+            outcome_word(&v.mode),
+            v.backup_id,
+            t(&v.finished_at),
+            if v.differences > 0 {
+                format!(", {} difference(s)", v.differences)
+            } else {
+                String::new()
+            }
+        ),
+    }
+}
+
+/// The status line of the last drill: outcome, when, and the RTO and RPO it measured.
+fn drill_text(d: &commands::status::DatabaseStatus) -> String {
+    let t = utc_minute;
+    match &d.newest_drill {
+        None => "none".into(),
+        Some(x) => format!(
+            "{} {}{}{}",
+            outcome_word(&x.outcome),
+            t(&x.finished_at),
+            x.rto_seconds
+                .map(|v| format!(", RTO {}", secs_text(v)))
+                .unwrap_or_default(),
+            x.rpo_seconds
+                .map(|v| format!(", RPO {}", secs_text(v)))
+                .unwrap_or_default()
+        ),
+    }
+}
+
+/// The status line of the worst RPO of the window, with the target when one is configured.
+fn worst_rpo_text(d: &commands::status::DatabaseStatus) -> String {
+    match &d.worst_rpo {
+        None => "no restorable backup".into(),
+        Some(w) => format!(
+            "{} ({} to {}){}",
+            secs_text(w.seconds),
+            w.from.format("%Y-%m-%d %H:%M"),
+            w.to.format("%Y-%m-%d %H:%M"),
+            d.rpo_target_seconds
+                .map(|x| format!(", target {}", secs_text(x)))
+                .unwrap_or_default()
+        ),
+    }
 }
 
 #[derive(Args, Debug)]

@@ -139,17 +139,13 @@ async fn backup_one(
         schema,
         secret: _,
     } = prepared;
-    let snapshot_time = snapshot.time;
-    let snapshot_method = snapshot.method;
+    let snapshot_info = SnapshotInfo {
+        time: snapshot.time,
+        method: snapshot.method.to_string(),
+    };
     // The snapshot transaction ends either way; its failure matters only if all else worked.
     let released = snapshot.release().await;
-    let Objects {
-        mode,
-        globals_args,
-        dump_args,
-        objects,
-        data,
-    } = match result.and_then(|r| released.map(|_| r)) {
+    let o = match result.and_then(|r| released.map(|_| r)) {
         Ok(r) => r,
         Err(e) => {
             catalog.discard(&written).await;
@@ -163,29 +159,21 @@ async fn backup_one(
         id,
         database: db.name.clone(),
         source: info,
-        snapshot: SnapshotInfo {
-            time: snapshot_time,
-            method: snapshot_method.to_string(),
-        },
+        snapshot: snapshot_info,
         started_at,
         finished_at: Utc::now(),
         phases: Vec::new(),
         tools: ToolsInfo {
             pg_dump_version: pg_dump.version.clone(),
-            pg_dump_args: dump_args,
+            pg_dump_args: o.dump_args,
             pg_dumpall_version: pg_dumpall.version.clone(),
-            pg_dumpall_args: globals_args,
+            pg_dumpall_args: o.globals_args,
         },
-        codec: CodecInfo {
-            compression: "zstd".into(),
-            zstd: params.compression,
-            encryption: "age-x25519".into(),
-            recipients: params.recipients.iter().map(|r| r.to_string()).collect(),
-        },
-        globals_mode: mode,
-        objects,
+        codec: codec_info(&params),
+        globals_mode: o.mode,
+        objects: o.objects,
         fingerprint: Some(Fingerprint {
-            data,
+            data: o.data,
             schema: Some(schema),
             revealed: false,
         }),
@@ -195,6 +183,16 @@ async fn backup_one(
     manifest.finished_at = Utc::now();
     commit(catalog, db, &manifest, &written, &cancel).await?;
     Ok(manifest)
+}
+
+/// How the objects were encoded, as the manifest records it for a restore to decode them.
+fn codec_info(params: &EncodeParams) -> CodecInfo {
+    CodecInfo {
+        compression: "zstd".into(),
+        zstd: params.compression,
+        encryption: "age-x25519".into(),
+        recipients: params.recipients.iter().map(|r| r.to_string()).collect(),
+    }
 }
 
 /// What the backup learns from the server before the dump: its version and privileges, the

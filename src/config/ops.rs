@@ -412,6 +412,39 @@ fn resolve_db(
     cron_seconds: bool,
     path: &str,
 ) -> Result<DatabaseOps> {
+    let retention = retention_policy(r, path)?;
+    let leftover_age = match &r.leftover_age {
+        Some(v) => duration(v, &format!("{path}.retention.leftover_age"))?,
+        None => DEFAULT_LEFTOVER_AGE,
+    };
+    let jobs = job_schedules(name, s, cron_seconds, path)?;
+    let verify_after = match s.verify.as_deref().unwrap_or("quick") {
+        "quick" => VerifyAfter::Quick,
+        "full" => VerifyAfter::Full,
+        "off" => VerifyAfter::Off,
+        other => {
+            return Err(PgdrError::config(format!(
+                "{path}.schedule.verify = '{other}': unknown mode"
+            ))
+            .hint("use \"quick\", \"full\" or \"off\""))
+        }
+    };
+    Ok(DatabaseOps {
+        retention,
+        leftover_age,
+        keep_drills: r.keep_drills.unwrap_or(DEFAULT_KEEP_RECORDS),
+        keep_restores: r.keep_restores.unwrap_or(DEFAULT_KEEP_RECORDS),
+        keep_verifications: r.keep_verifications.unwrap_or(DEFAULT_KEEP_VERIFICATIONS),
+        jobs,
+        verify_after,
+        drill_file: s.drill_file.clone(),
+        catch_up: s.catch_up.unwrap_or(true),
+        policy: String::new(),
+    })
+}
+
+/// The retention policy from its file form, the defaults filled in.
+fn retention_policy(r: &RetentionFile, path: &str) -> Result<RetentionPolicy> {
     let ret_tz = timezone(r.timezone.as_deref(), &format!("{path}.retention.timezone"))?;
     let retention = RetentionPolicy {
         keep_last: r.keep_last,
@@ -427,10 +460,17 @@ fn resolve_db(
         },
         timezone: ret_tz,
     };
-    let leftover_age = match &r.leftover_age {
-        Some(v) => duration(v, &format!("{path}.retention.leftover_age"))?,
-        None => DEFAULT_LEFTOVER_AGE,
-    };
+    Ok(retention)
+}
+
+/// The scheduled jobs (backup, drill, prune) of one database: each from its own cron (or
+/// the default), time zone and jitter over the schedule's; "off" leaves the job out.
+fn job_schedules(
+    name: &str,
+    s: &ScheduleFile,
+    cron_seconds: bool,
+    path: &str,
+) -> Result<Vec<JobSchedule>> {
     let tz = timezone(s.timezone.as_deref(), &format!("{path}.schedule.timezone"))?;
     let jitter = match &s.jitter {
         Some(j) => duration(j, &format!("{path}.schedule.jitter"))?,
@@ -475,29 +515,7 @@ fn resolve_db(
             jitter: job_jitter,
         });
     }
-    let verify_after = match s.verify.as_deref().unwrap_or("quick") {
-        "quick" => VerifyAfter::Quick,
-        "full" => VerifyAfter::Full,
-        "off" => VerifyAfter::Off,
-        other => {
-            return Err(PgdrError::config(format!(
-                "{path}.schedule.verify = '{other}': unknown mode"
-            ))
-            .hint("use \"quick\", \"full\" or \"off\""))
-        }
-    };
-    Ok(DatabaseOps {
-        retention,
-        leftover_age,
-        keep_drills: r.keep_drills.unwrap_or(DEFAULT_KEEP_RECORDS),
-        keep_restores: r.keep_restores.unwrap_or(DEFAULT_KEEP_RECORDS),
-        keep_verifications: r.keep_verifications.unwrap_or(DEFAULT_KEEP_VERIFICATIONS),
-        jobs,
-        verify_after,
-        drill_file: s.drill_file.clone(),
-        catch_up: s.catch_up.unwrap_or(true),
-        policy: String::new(),
-    })
+    Ok(jobs)
 }
 
 fn timezone(s: Option<&str>, key: &str) -> Result<Tz> {
