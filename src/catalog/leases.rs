@@ -4,8 +4,7 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 
 use super::{Key, Repository};
 use crate::error::Result;
@@ -17,13 +16,8 @@ const LEASE_RENEW: Duration = Duration::from_secs(5 * 60);
 /// the same moment then both see the one write that won.
 const LEASE_SETTLE: Duration = Duration::from_millis(500);
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct LeaseBody {
-    owner: String,
-    host: String,
-    acquired_at: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
-}
+/// The lease's JSON is a stored format like every other (`catalog::format::jobs`).
+type LeaseBody = super::format::jobs::StoredLease;
 
 /// A lease object in the repository (`<database>/jobs/<job>.lease`), for the jobs that do not
 /// touch the source (drill, prune), so a source outage does not stop them. Object stores offer
