@@ -2,8 +2,8 @@
 //! (Its leases are the repository's: `catalog::leases` tests them.)
 
 use super::*;
-use crate::catalog::BackupId;
 use crate::catalog::testkit::{at, settings, Repo};
+use crate::catalog::BackupId;
 
 const CONFIG: &str =
     "[schedule]\nbackup = \"0 2 * * *\"\ndrill = \"0 4 1 * *\"\nprune = \"30 5 * * *\"\n\

@@ -9,9 +9,9 @@ use super::*;
 use crate::catalog::inuse::InUseMark;
 use crate::catalog::keys::{IN_USE_DIR, MANIFEST_FILE};
 use crate::catalog::records::Outcome;
-use crate::catalog::{Key, DUMP_FILE};
 use crate::catalog::testkit::object_key;
 use crate::catalog::testkit::{at, named, settings, Repo};
+use crate::catalog::{Key, DUMP_FILE};
 
 const NOW: &str = "2026-03-10T12:00:00Z";
 
