@@ -4,6 +4,7 @@
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
+use crate::catalog::inuse::InUse;
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{self, RestoreMode, RestoreOutcome, RestoreRecord};
 use crate::catalog::Manifest;
@@ -97,30 +98,10 @@ impl RestoreReport {
             }
             _ => {}
         }
-        let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
         if let Some(e) = &self.engine {
-            if !e.roles_created.is_empty() {
-                line("roles created", e.roles_created.join(", "));
-            }
-            for k in &e.roles_kept {
-                line("roles", k.clone());
-            }
-            if !e.memberships_added.is_empty() {
-                line("memberships", e.memberships_added.join(", "));
-            }
-            for g in &e.globals_errors {
-                line("roles warning", g.clone());
-            }
-            if !e.properties.is_empty() {
-                line(
-                    "db properties",
-                    format!("{} statement(s) replayed", e.properties.len()),
-                );
-            }
-            for p in &e.properties_skipped {
-                line("db properties", p.clone());
-            }
+            render_engine(e, &mut s);
         }
+        let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
         if let Some(prev) = &r.previous_kept_as {
             line(
                 "previous data",
@@ -138,6 +119,33 @@ impl RestoreReport {
     }
 }
 
+/// What the engine did besides the data: roles, memberships, database properties.
+fn render_engine(e: &EngineReport, s: &mut String) {
+    let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
+    if !e.roles_created.is_empty() {
+        line("roles created", e.roles_created.join(", "));
+    }
+    for k in &e.roles_kept {
+        line("roles", k.clone());
+    }
+    if !e.memberships_added.is_empty() {
+        line("memberships", e.memberships_added.join(", "));
+    }
+    for g in &e.globals_errors {
+        line("roles warning", g.clone());
+    }
+    if !e.properties.is_empty() {
+        line(
+            "db properties",
+            format!("{} statement(s) replayed", e.properties.len()),
+        );
+    }
+    for p in &e.properties_skipped {
+        line("db properties", p.clone());
+    }
+}
+
+#[derive(Default)]
 struct Progress {
     /// `--clean` (or an empty target) was dropped.
     dropped_original: bool,
@@ -146,23 +154,25 @@ struct Progress {
     notes: Vec<String>,
 }
 
-async fn restore_and_prove(
+/// Before the engine runs: drop an empty target (or a leftover `<name>_restoring` pgdr
+/// marked) and mark this run's `<name>_restoring` in the repository.
+async fn clear_target(
     plan: &Plan,
+    client: &tokio_postgres::Client,
     timer: &mut PhaseTimer,
     progress: &mut Progress,
-) -> Result<Vec<String>> {
-    let client = crate::source::connect(&plan.maintenance).await?;
+) -> Result<()> {
     match plan.mode {
         RestoreMode::Create => {}
         RestoreMode::ReplaceEmpty => {
             clear_sessions(
-                &client,
+                client,
                 &[&plan.name],
                 plan.terminate,
                 &format!("DROP DATABASE {}", plan.name),
             )
             .await?;
-            drop_database(&client, &plan.name, plan.terminate).await?;
+            drop_database(client, &plan.name, plan.terminate).await?;
             progress.dropped_original = true;
             timer.done("drop");
         }
@@ -170,13 +180,13 @@ async fn restore_and_prove(
             if plan.mode == RestoreMode::Clean && !plan.terminate {
                 // Fail before the restore, not after it, when the original cannot be replaced.
                 let what = format!("replacing {} (--clean)", plan.name);
-                clear_sessions(&client, &[&plan.name], false, &what).await?;
+                clear_sessions(client, &[&plan.name], false, &what).await?;
             }
             // Checked again: the plan may be minutes old. Only a leftover pgdr marked is
             // dropped, never the live database and never a database pgdr did not make.
             let repo_db = &plan.manifest.database;
             if let Some(l) = target::leftover(
-                &client,
+                client,
                 &plan.catalog,
                 repo_db,
                 &plan.server,
@@ -185,8 +195,8 @@ async fn restore_and_prove(
             .await?
             {
                 let what = format!("dropping the leftover {}", l.name);
-                clear_sessions(&client, &[&l.name], plan.terminate, &what).await?;
-                drop_database(&client, &l.name, plan.terminate).await?;
+                clear_sessions(client, &[&l.name], plan.terminate, &what).await?;
+                drop_database(client, &l.name, plan.terminate).await?;
                 timer.done("drop");
             }
             plan.catalog
@@ -195,6 +205,16 @@ async fn restore_and_prove(
                 .map_err(|e| e.context("marking the restore in progress in the repository"))?;
         }
     }
+    Ok(())
+}
+
+async fn restore_and_prove(
+    plan: &Plan,
+    timer: &mut PhaseTimer,
+    progress: &mut Progress,
+) -> Result<Vec<String>> {
+    let client = crate::source::connect(&plan.maintenance).await?;
+    clear_target(plan, &client, timer, progress).await?;
     let target = restore::Target {
         maintenance: plan.maintenance.clone(),
         dbname: plan.restore_name.clone(),
@@ -321,20 +341,8 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
     let started_at = Utc::now();
     let clock = std::time::Instant::now();
     let mut timer = PhaseTimer::default();
-    let mut progress = Progress {
-        dropped_original: false,
-        restored: false,
-        engine: EngineReport::default(),
-        notes: Vec::new(),
-    };
-    // Prune keeps the backup while it is restored (a failure to mark is only logged: an
-    // emergency restore does not wait on a repository write).
-    let in_use = plan
-        .catalog
-        .mark_in_use(&plan.manifest.database, &plan.manifest.id, "restore")
-        .await
-        .map_err(|e| tracing::warn!(error = %e, "could not mark the backup in use"))
-        .ok();
+    let mut progress = Progress::default();
+    let in_use = mark_in_use(&plan).await;
     let result = {
         let work = restore_and_prove(&plan, &mut timer, &mut progress);
         tokio::select! {
@@ -343,86 +351,16 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
         }
     };
     let mut notes = std::mem::take(&mut progress.notes);
-    let failed = !matches!(result, Some(Ok(_)));
-    // Only an empty target is dropped before the restore; after a failure nothing is in its
-    // place unless the restored copy is kept (its proof could not run).
-    if failed
-        && progress.dropped_original
-        && (!progress.engine.created_database || discard(&plan, &progress))
-    {
-        notes.push(format!(
-            "the previous '{}' (without any user object) was dropped before the failure; nothing is in its place",
-            plan.name
-        ));
-    }
     let mut previous_kept_as = None;
-    let (outcome, differences, error) = match result {
-        Some(Ok(diffs)) if !diffs.is_empty() => {
-            if matches!(plan.mode, RestoreMode::Swap | RestoreMode::Clean) {
-                notes.push(format!(
-                    "not swapped: the copy differs from the backup; '{}' is untouched, the copy is kept as '{}' for inspection (drop it when done)",
-                    plan.name, plan.restore_name
-                ));
-            }
-            (RestoreOutcome::Differences, diffs, None)
-        }
-        Some(Ok(_)) => {
-            let swapped = match (plan.mode, &plan.previous_name) {
-                (RestoreMode::Swap | RestoreMode::Clean, Some(prev)) => {
-                    match swap(&plan, prev).await {
-                        Ok(()) => {
-                            timer.done("swap");
-                            plan.catalog
-                                .delete_restoring_mark(
-                                    &plan.manifest.database,
-                                    &plan.server,
-                                    &plan.restore_name,
-                                )
-                                .await;
-                            previous_kept_as = Some(prev.clone());
-                            if plan.mode == RestoreMode::Clean {
-                                previous_kept_as =
-                                    drop_previous(&plan, prev, &mut timer, &mut notes).await;
-                            }
-                            Ok(())
-                        }
-                        Err(e) => Err(e),
-                    }
-                }
-                _ => Ok(()),
-            };
-            match swapped {
-                Ok(()) if plan.verify => (RestoreOutcome::Restored, Vec::new(), None),
-                Ok(()) => (RestoreOutcome::RestoredUnverified, Vec::new(), None),
-                Err(e) => {
-                    notes.push(format!(
-                        "'{}' is untouched and in place; the proven copy is kept as '{}': run the restore again with --terminate, or rename by hand once the sessions are gone",
-                        plan.name, plan.restore_name
-                    ));
-                    (RestoreOutcome::Failed, Vec::new(), Some(e))
-                }
-            }
-        }
-        Some(Err(e)) => {
-            if discard(&plan, &progress) {
-                cleanup(&plan, &mut notes).await;
-            }
-            (RestoreOutcome::Failed, Vec::new(), Some(e))
-        }
-        None => {
-            if discard(&plan, &progress) {
-                cleanup(&plan, &mut notes).await;
-            }
-            (
-                RestoreOutcome::Interrupted,
-                Vec::new(),
-                Some(PgdrError::new(
-                    Kind::Interrupted,
-                    "restore interrupted by a signal",
-                )),
-            )
-        }
-    };
+    let (outcome, differences, error) = settle(
+        &plan,
+        result,
+        &progress,
+        &mut timer,
+        &mut notes,
+        &mut previous_kept_as,
+    )
+    .await;
     if let Some(u) = in_use {
         u.release().await;
     }
@@ -471,6 +409,113 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
         notes,
         tables,
         rows,
+    }
+}
+
+/// Prune keeps the backup while it is restored (a failure to mark is only logged: an
+/// emergency restore does not wait on a repository write).
+async fn mark_in_use(plan: &Plan) -> Option<InUse> {
+    plan.catalog
+        .mark_in_use(&plan.manifest.database, &plan.manifest.id, "restore")
+        .await
+        .map_err(|e| tracing::warn!(error = %e, "could not mark the backup in use"))
+        .ok()
+}
+
+/// What a run's result means for the databases: swap a proven copy into place, keep a
+/// differing one for inspection, clean up after a failure or an interrupt.
+async fn settle(
+    plan: &Plan,
+    result: Option<Result<Vec<String>>>,
+    progress: &Progress,
+    timer: &mut PhaseTimer,
+    notes: &mut Vec<String>,
+    previous_kept_as: &mut Option<String>,
+) -> (RestoreOutcome, Vec<String>, Option<PgdrError>) {
+    let failed = !matches!(result, Some(Ok(_)));
+    // Only an empty target is dropped before the restore; after a failure nothing is in its
+    // place unless the restored copy is kept (its proof could not run).
+    if failed
+        && progress.dropped_original
+        && (!progress.engine.created_database || discard(plan, progress))
+    {
+        notes.push(format!(
+            "the previous '{}' (without any user object) was dropped before the failure; nothing is in its place",
+            plan.name
+        ));
+    }
+    match result {
+        Some(Ok(diffs)) if !diffs.is_empty() => {
+            if matches!(plan.mode, RestoreMode::Swap | RestoreMode::Clean) {
+                notes.push(format!(
+                    "not swapped: the copy differs from the backup; '{}' is untouched, the copy is kept as '{}' for inspection (drop it when done)",
+                    plan.name, plan.restore_name
+                ));
+            }
+            (RestoreOutcome::Differences, diffs, None)
+        }
+        Some(Ok(_)) => put_in_place(plan, timer, notes, previous_kept_as).await,
+        Some(Err(e)) => {
+            if discard(plan, progress) {
+                cleanup(plan, notes).await;
+            }
+            (RestoreOutcome::Failed, Vec::new(), Some(e))
+        }
+        None => {
+            if discard(plan, progress) {
+                cleanup(plan, notes).await;
+            }
+            (
+                RestoreOutcome::Interrupted,
+                Vec::new(),
+                Some(PgdrError::new(
+                    Kind::Interrupted,
+                    "restore interrupted by a signal",
+                )),
+            )
+        }
+    }
+}
+
+/// The copy is proven (or not to be proven): for `--swap`/`--clean`, rename it into place
+/// (and for `--clean` drop the original).
+async fn put_in_place(
+    plan: &Plan,
+    timer: &mut PhaseTimer,
+    notes: &mut Vec<String>,
+    previous_kept_as: &mut Option<String>,
+) -> (RestoreOutcome, Vec<String>, Option<PgdrError>) {
+    let swapped = match (plan.mode, &plan.previous_name) {
+        (RestoreMode::Swap | RestoreMode::Clean, Some(prev)) => match swap(plan, prev).await {
+            Ok(()) => {
+                timer.done("swap");
+                plan.catalog
+                    .delete_restoring_mark(
+                        &plan.manifest.database,
+                        &plan.server,
+                        &plan.restore_name,
+                    )
+                    .await;
+                *previous_kept_as = Some(prev.clone());
+                if plan.mode == RestoreMode::Clean {
+                    *previous_kept_as = drop_previous(plan, prev, timer, notes).await;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        _ => Ok(()),
+    };
+    match swapped {
+        Ok(()) if plan.verify => (RestoreOutcome::Restored, Vec::new(), None),
+        Ok(()) => (RestoreOutcome::RestoredUnverified, Vec::new(), None),
+        Err(e) => {
+            notes.push(format!(
+                "'{}' is untouched and in place; the proven copy is kept as '{}': run the restore again with --terminate, or rename by hand once the sessions are gone",
+                plan.name, plan.restore_name
+            ));
+            (RestoreOutcome::Failed, Vec::new(), Some(e))
+        }
     }
 }
 

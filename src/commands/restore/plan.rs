@@ -13,6 +13,7 @@ use crate::config::{Database, Settings};
 use crate::error::{PgdrError, Result};
 use crate::progress::human_bytes;
 use crate::restore::{self, db_message, RolesMode};
+use tokio_postgres::Client;
 
 use super::select::select_backup;
 use super::target::{self, address, connect_maintenance, describe_sessions, inspect, sessions};
@@ -82,13 +83,94 @@ pub(super) fn target_database(url: &str) -> Result<Database> {
     })?;
     Ok(s.databases.remove(0))
 }
+
 /// Find the backup, inspect the target, decide. Changes nothing anywhere.
 pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan> {
     let target = target_database(&opts.target_url)?;
     let name = target.conn.get_dbname().unwrap_or_default().to_string();
-    let swap = opts.mode != ModeFlag::None;
     let planned_at = Utc::now();
     let previous = format!("{name}_pre_restore_{}", planned_at.format("%Y%m%d%H%M%S"));
+    check_name_length(&name, &previous, opts.mode != ModeFlag::None)?;
+    let backup = open_backup(settings, opts, &name).await?;
+    let m = backup.manifest;
+
+    let (maintenance, client) = connect_maintenance(&target).await?;
+    let server_facts = read_server(&client, &maintenance, &m).await?;
+    let tool =
+        crate::scratch::pg_restore(server_facts.major.max(m.source.major()), &settings.scratch)?;
+    let bin_dir = tool.path.parent().expect("a file").to_path_buf();
+
+    let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
+    let state = inspect(&client, &target, &name).await?;
+    let mut notes = Vec::new();
+    let mode = decide_mode(&state, opts.mode, &name, &maintenance, &mut notes)?;
+    let beside = matches!(mode, RestoreMode::Swap | RestoreMode::Clean);
+    let restore_name = if beside {
+        format!("{name}_restoring")
+    } else {
+        name.clone()
+    };
+    let (host, port, _) = address(&target);
+    let server = format!("{host}:{port}");
+    let leftover = if beside {
+        target::leftover(
+            &client,
+            &backup.catalog,
+            &m.database,
+            &server,
+            &restore_name,
+        )
+        .await?
+    } else {
+        None
+    };
+    let is_source = settings
+        .databases
+        .iter()
+        .any(|d| address(d) == address(&target));
+    let sessions = if state == TargetState::Missing {
+        Vec::new()
+    } else {
+        sessions(&client, &[&name]).await?
+    };
+    let jobs = opts.jobs.unwrap_or(1).max(1);
+    let spool = plan_spool(opts, &m, jobs, &mut notes)?;
+    closing_notes(&target, server_facts.superuser, opts, mode, &mut notes);
+    Ok(Plan {
+        manifest: m,
+        verification: backup.verification,
+        target,
+        maintenance,
+        server_version: server_facts.version,
+        superuser: server_facts.superuser,
+        name,
+        state,
+        mode,
+        restore_name,
+        previous_name: beside.then_some(previous),
+        leftover,
+        server,
+        is_source,
+        sessions,
+        bin_dir,
+        jobs,
+        spool,
+        roles: opts.roles,
+        roles_preview,
+        verify: opts.verify,
+        terminate: opts.terminate,
+        show_progress: opts.show_progress,
+        notes,
+        planned_at,
+        globals_sql: backup.globals_sql,
+        ids: backup.ids,
+        catalog: backup.catalog,
+    })
+}
+
+/// The target's name, and for `--swap`/`--clean` the name the original is renamed to, must
+/// fit PostgreSQL's identifier limit.
+fn check_name_length(name: &str, previous: &str, swap: bool) -> Result<()> {
     if name.len() > MAX_NAME || (swap && previous.len() > MAX_NAME) {
         return Err(PgdrError::usage(format!(
             "target database name '{name}' is too long{}",
@@ -100,9 +182,24 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         ))
         .hint("restore under a shorter name: end --target with /NEWNAME"));
     }
+    Ok(())
+}
+
+/// The selected backup, opened: its globals decrypted and parsed, its sensitive parts
+/// revealed. Proves the identity (and the repository) before the target is touched.
+struct Backup {
+    manifest: Manifest,
+    verification: Option<crate::catalog::VerificationRecord>,
+    globals_sql: String,
+    parsed: Vec<restore::globals::Statement>,
+    ids: Identities,
+    catalog: Catalog,
+}
+
+async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> Result<Backup> {
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::open(settings).await?;
-    let entry = select_backup(&catalog, settings, opts, &name).await?;
+    let entry = select_backup(&catalog, settings, opts, name).await?;
     let m = entry.manifest.clone();
     // Proves the identity (and the repository) before anything is touched.
     let globals_sql = restore::fetch_globals(&catalog, &m, ids.clone())
@@ -115,8 +212,27 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let m = crate::fingerprint::sensitive::reveal(&catalog, &m, ids.clone())
         .await
         .map_err(|e| e.context(format!("backup {}", m.id)))?;
+    Ok(Backup {
+        manifest: m,
+        verification: entry.verification,
+        globals_sql,
+        parsed,
+        ids,
+        catalog,
+    })
+}
 
-    let (maintenance, client) = connect_maintenance(&target).await?;
+/// What the plan needs to know of the target server.
+struct ServerFacts {
+    /// "15.18"
+    version: String,
+    major: u32,
+    superuser: bool,
+}
+
+/// Read the target server's version and the connecting role; refuse a server older than the
+/// backup's.
+async fn read_server(client: &Client, maintenance: &Database, m: &Manifest) -> Result<ServerFacts> {
     let info = client
         .query_one(
             "SELECT current_setting('server_version'), current_setting('server_version_num')::int,
@@ -145,13 +261,23 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         ))
         .hint("restore into a server of the same major version or newer"));
     }
-    let tool = crate::scratch::pg_restore(server_major.max(backup_major), &settings.scratch)?;
-    let bin_dir = tool.path.parent().expect("a file").to_path_buf();
+    Ok(ServerFacts {
+        version: server_version,
+        major: server_major,
+        superuser,
+    })
+}
 
-    let roles_preview = restore::roles::preview(&client, &parsed, &m, opts.roles).await?;
-    let state = inspect(&client, &target, &name).await?;
-    let mut notes = Vec::new();
-    let mode = match (&state, opts.mode) {
+/// The restore mode from the target's state and `--clean`/`--swap`: a non-empty database is
+/// never written into without one of them.
+fn decide_mode(
+    state: &TargetState,
+    flag: ModeFlag,
+    name: &str,
+    maintenance: &Database,
+    notes: &mut Vec<String>,
+) -> Result<RestoreMode> {
+    Ok(match (state, flag) {
         (TargetState::Missing, flag) => {
             if flag != ModeFlag::None {
                 notes.push(format!(
@@ -173,31 +299,18 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
             .hint("or add --clean to do the same and then drop the original")
             .hint("or restore under another name: end --target with /NEWNAME"));
         }
-    };
-    let beside = matches!(mode, RestoreMode::Swap | RestoreMode::Clean);
-    let restore_name = if beside {
-        format!("{name}_restoring")
-    } else {
-        name.clone()
-    };
-    let (host, port, _) = address(&target);
-    let server = format!("{host}:{port}");
-    let leftover = if beside {
-        target::leftover(&client, &catalog, &m.database, &server, &restore_name).await?
-    } else {
-        None
-    };
-    let is_source = settings
-        .databases
-        .iter()
-        .any(|d| address(d) == address(&target));
-    let sessions = if state == TargetState::Missing {
-        Vec::new()
-    } else {
-        sessions(&client, &[&name]).await?
-    };
-    let jobs = opts.jobs.unwrap_or(1).max(1);
-    let spool = if jobs > 1 {
+    })
+}
+
+/// With `--jobs N` (N > 1) the dump goes through a spool file: where, how much it needs and
+/// how much is free (refused when it does not fit).
+fn plan_spool(
+    opts: &RestoreOptions,
+    m: &Manifest,
+    jobs: u32,
+    notes: &mut Vec<String>,
+) -> Result<Option<(PathBuf, u64, u64)>> {
+    Ok(if jobs > 1 {
         let dir = restore::spool::dir(opts.spool_dir.as_deref());
         let need = restore::spool::needed_bytes(m.object("dump").map_or(0, |d| d.raw_bytes));
         let free = restore::spool::check_space(&dir, need)?;
@@ -209,7 +322,17 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
             );
         }
         None
-    };
+    })
+}
+
+/// Weaker guarantees and flags with nothing to do, for the operator.
+fn closing_notes(
+    target: &Database,
+    superuser: bool,
+    opts: &RestoreOptions,
+    mode: RestoreMode,
+    notes: &mut Vec<String>,
+) {
     if !superuser {
         notes.push(format!(
             "the target role {} is not a superuser: roles, owners and some privileges may not restore",
@@ -219,36 +342,6 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     if opts.terminate && matches!(mode, RestoreMode::Create) {
         notes.push("--terminate has nothing to do: no database is dropped or renamed".into());
     }
-    Ok(Plan {
-        manifest: m,
-        verification: entry.verification,
-        target,
-        maintenance,
-        server_version,
-        superuser,
-        name,
-        state,
-        mode,
-        restore_name,
-        previous_name: beside.then_some(previous),
-        leftover,
-        server,
-        is_source,
-        sessions,
-        bin_dir,
-        jobs,
-        spool,
-        roles: opts.roles,
-        roles_preview,
-        verify: opts.verify,
-        terminate: opts.terminate,
-        show_progress: opts.show_progress,
-        notes,
-        planned_at,
-        globals_sql,
-        ids,
-        catalog,
-    })
 }
 
 fn mode_word(m: RestoreMode) -> &'static str {
@@ -288,8 +381,31 @@ impl Plan {
 
     /// The plan in operator words (never the password).
     pub fn render(&self) -> String {
-        let m = &self.manifest;
         let mut s = String::from("restore plan (nothing has been changed yet)\n");
+        self.render_facts(&mut s);
+        s.push_str("  steps\n");
+        let steps = self.steps();
+        for (i, st) in steps.iter().enumerate() {
+            s.push_str(&format!("    {}. {st}\n", i + 1));
+        }
+        for r in &self.roles_preview {
+            s.push_str(&format!("  roles: {r}\n"));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("  note: {n}\n"));
+        }
+        if self.is_source {
+            s.push_str(&format!(
+                "  CAUTION: '{}' is a configured source database: confirm by typing its name (or --confirm {})\n",
+                self.name, self.name
+            ));
+        }
+        s
+    }
+
+    /// The backup, the target and the mode, one line each.
+    fn render_facts(&self, s: &mut String) {
+        let m = &self.manifest;
         let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<12} {v}\n"));
         let verified = match &self.verification {
             None => "never verified".to_string(),
@@ -362,7 +478,11 @@ impl Plan {
             line("sessions", describe_sessions(&self.sessions));
         }
         line("mode", mode_word(self.mode).to_string());
-        s.push_str("  steps\n");
+    }
+
+    /// What the restore will do, in order.
+    fn steps(&self) -> Vec<String> {
+        let m = &self.manifest;
         let mut steps: Vec<String> = Vec::new();
         steps.push(match self.roles {
             RolesMode::Merge => "roles: create missing roles and memberships from the backup; existing roles get the backup's settings, comments and memberships, keep their attributes and passwords (--roles=merge)".into(),
@@ -435,22 +555,7 @@ impl Plan {
                 ));
             }
         }
-        for (i, st) in steps.iter().enumerate() {
-            s.push_str(&format!("    {}. {st}\n", i + 1));
-        }
-        for r in &self.roles_preview {
-            s.push_str(&format!("  roles: {r}\n"));
-        }
-        for n in &self.notes {
-            s.push_str(&format!("  note: {n}\n"));
-        }
-        if self.is_source {
-            s.push_str(&format!(
-                "  CAUTION: '{}' is a configured source database: confirm by typing its name (or --confirm {})\n",
-                self.name, self.name
-            ));
-        }
-        s
+        steps
     }
 
     pub fn to_json(&self) -> serde_json::Value {
