@@ -124,10 +124,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     } else {
         None
     };
-    let is_source = settings
-        .databases
-        .iter()
-        .any(|d| address(d) == address(&target));
+    let is_source = is_source(settings, &target);
     let sessions = if state == TargetState::Missing {
         Vec::new()
     } else {
@@ -166,6 +163,14 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         ids: backup.ids,
         catalog: backup.catalog,
     })
+}
+
+/// Whether the target is a configured source database (same host, port and name).
+fn is_source(settings: &Settings, target: &Database) -> bool {
+    settings
+        .databases
+        .iter()
+        .any(|d| address(d) == address(target))
 }
 
 /// The target's name, and for `--swap`/`--clean` the name the original is renamed to, must
