@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
 use crate::catalog::records::{self, Outcome};
@@ -40,59 +40,10 @@ pub(super) async fn run_job(
     };
     let finished_at = Utc::now();
     let seconds = t0.elapsed().as_secs_f64();
-    let (outcome, error, summary, label) = match result {
-        JobResult::Skipped(reason) => {
-            JobSkipped {
-                database,
-                job: job.as_str(),
-                reason: &reason,
-            }
-            .emit(&ctx.metrics);
-            ctx.metrics
-                .job_running
-                .with_label_values(&[database, job.as_str()])
-                .set(0);
-            return;
-        }
-        JobResult::Done(summary) => {
-            JobSucceeded {
-                database,
-                job: job.as_str(),
-                finished_at,
-                duration_seconds: seconds,
-                summary: &summary,
-            }
-            .emit(&ctx.metrics);
-            (RunOutcome::Succeeded, None, Some(summary), job.as_str())
-        }
-        JobResult::Failed(label, error) => {
-            JobFailed {
-                database,
-                job: label,
-                error: &error,
-                duration_seconds: seconds,
-                cancelled: false,
-            }
-            .emit(&ctx.metrics);
-            if label != job.as_str() {
-                ctx.metrics
-                    .job_running
-                    .with_label_values(&[database, job.as_str()])
-                    .set(0);
-            }
-            (RunOutcome::Failed, Some(error), None, label)
-        }
-        JobResult::Cancelled => {
-            JobFailed {
-                database,
-                job: job.as_str(),
-                error: "cancelled",
-                duration_seconds: seconds,
-                cancelled: true,
-            }
-            .emit(&ctx.metrics);
-            (RunOutcome::Cancelled, None, None, job.as_str())
-        }
+    let Some((outcome, error, summary, label)) =
+        account(ctx, database, job, result, finished_at, seconds)
+    else {
+        return;
     };
     // Remember the run in the repository (the only state), then tell the webhooks.
     let mut st = match state::load(&ctx.catalog, database, job).await {
@@ -129,6 +80,72 @@ pub(super) async fn run_job(
                 host: records::hostname(),
             })
             .await;
+    }
+}
+
+/// What a finished run was, as events and metrics say it; `None` for a skipped run (nothing
+/// to record): (outcome, error, summary, the job label it counts under).
+fn account(
+    ctx: &Ctx,
+    database: &str,
+    job: JobKind,
+    result: JobResult,
+    finished_at: DateTime<Utc>,
+    seconds: f64,
+) -> Option<(RunOutcome, Option<String>, Option<String>, &'static str)> {
+    match result {
+        JobResult::Skipped(reason) => {
+            JobSkipped {
+                database,
+                job: job.as_str(),
+                reason: &reason,
+            }
+            .emit(&ctx.metrics);
+            ctx.metrics
+                .job_running
+                .with_label_values(&[database, job.as_str()])
+                .set(0);
+            None
+        }
+        JobResult::Done(summary) => {
+            JobSucceeded {
+                database,
+                job: job.as_str(),
+                finished_at,
+                duration_seconds: seconds,
+                summary: &summary,
+            }
+            .emit(&ctx.metrics);
+            Some((RunOutcome::Succeeded, None, Some(summary), job.as_str()))
+        }
+        JobResult::Failed(label, error) => {
+            JobFailed {
+                database,
+                job: label,
+                error: &error,
+                duration_seconds: seconds,
+                cancelled: false,
+            }
+            .emit(&ctx.metrics);
+            if label != job.as_str() {
+                ctx.metrics
+                    .job_running
+                    .with_label_values(&[database, job.as_str()])
+                    .set(0);
+            }
+            Some((RunOutcome::Failed, Some(error), None, label))
+        }
+        JobResult::Cancelled => {
+            JobFailed {
+                database,
+                job: job.as_str(),
+                error: "cancelled",
+                duration_seconds: seconds,
+                cancelled: true,
+            }
+            .emit(&ctx.metrics);
+            Some((RunOutcome::Cancelled, None, None, job.as_str()))
+        }
     }
 }
 
@@ -208,10 +225,22 @@ async fn backup_job(
         stored_bytes: stored,
     }
     .emit(&ctx.metrics);
-    let mut summary = format!("backup {}, {} stored", manifest.id, human_bytes(stored));
+    let summary = format!("backup {}, {} stored", manifest.id, human_bytes(stored));
     if ops.verify_after == VerifyAfter::Off || cancel.is_cancelled() {
         return JobResult::Done(summary);
     }
+    verify_backup(ctx, name, ops, &manifest, summary, &cancel).await
+}
+
+/// The verification after a committed backup (`verify_after`): its outcome decides the job's.
+async fn verify_backup(
+    ctx: &Ctx,
+    name: &str,
+    ops: &DatabaseOps,
+    manifest: &Manifest,
+    mut summary: String,
+    cancel: &CancellationToken,
+) -> JobResult {
     let quick = ops.verify_after == VerifyAfter::Quick;
     let vopts = verify::VerifyOptions {
         database: Some(name.to_string()),

@@ -23,6 +23,7 @@ use super::jobs::run_job;
 use super::planning::{missed, seed_metrics, Slot};
 use super::{Ctx, DaemonOptions, Trigger};
 
+/// Run the schedule until `shutdown`, then let running jobs finish (or cancel them).
 pub async fn run(
     settings: Settings,
     opts: &DaemonOptions,
@@ -35,33 +36,7 @@ pub async fn run(
         .iter()
         .map(|d| d.name.clone())
         .collect();
-    let mut slots = Vec::new();
-    for name in &databases {
-        let ops = settings.ops.database(name);
-        let needs_identity = ops.verify_after != VerifyAfter::Off
-            || ops.jobs.iter().any(|j| j.kind == JobKind::Drill);
-        if needs_identity && settings.identity.is_none() {
-            return Err(PgdrError::config(format!(
-                "database '{name}': scheduled verifications and drills need the age identity"
-            ))
-            .hint("set [encryption] identity (or PGDR_IDENTITY), or set verify = \"off\" and drill = \"off\" in [schedule] on a host that must not hold the key"));
-        }
-        for job in &ops.jobs {
-            slots.push(Slot {
-                job: job.clone(),
-                ops: ops.clone(),
-                due: Utc::now(),
-                start_at: Utc::now(),
-                running: Arc::new(AtomicBool::new(false)),
-            });
-        }
-    }
-    if slots.is_empty() {
-        return Err(
-            PgdrError::config("nothing to schedule: every job is \"off\"")
-                .hint("set backup = \"0 2 * * *\" (or another cron expression) in [schedule]"),
-        );
-    }
+    let mut slots = plan_slots(&settings, &databases)?;
     crate::codec::parse_recipients(&settings.recipients)?;
     let catalog = Catalog::open(&settings).await?;
     catalog.check_writable().await?;
@@ -90,21 +65,7 @@ pub async fn run(
 
     let jobs_cancel = CancellationToken::new();
     let mut tasks: JoinSet<()> = JoinSet::new();
-    let now = Utc::now();
-    for slot in slots.iter_mut() {
-        slot.plan_next(now, &metrics);
-        if slot.ops.catch_up {
-            if let Some(not_before) = missed(&ctx, slot, now).await {
-                start(
-                    &ctx,
-                    slot,
-                    Trigger::CatchUp { not_before },
-                    &mut tasks,
-                    &jobs_cancel,
-                );
-            }
-        }
-    }
+    plan_first_runs(&ctx, &mut slots, &mut tasks, &jobs_cancel).await;
     // Served once seeded and planned: a scrape never sees a daemon without its next runs.
     let server_stop = CancellationToken::new();
     let server = match settings.ops.metrics_listen {
@@ -119,20 +80,102 @@ pub async fn run(
         "daemon started"
     );
 
+    run_slots(
+        &ctx,
+        &mut slots,
+        &mut tasks,
+        &jobs_cancel,
+        &health,
+        &shutdown,
+    )
+    .await;
+
+    drain(&mut tasks, settings.ops.grace_period, &jobs_cancel).await;
+    server_stop.cancel();
+    if let Some((_, t)) = server {
+        let _ = t.await;
+    }
+    tracing::info!("daemon stopped");
+    Ok(())
+}
+
+/// One slot per scheduled job of each database; refused when nothing is scheduled, or when
+/// verifications or drills are scheduled without the identity they need.
+fn plan_slots(settings: &Settings, databases: &[String]) -> Result<Vec<Slot>> {
+    let mut slots = Vec::new();
+    for name in databases {
+        let ops = settings.ops.database(name);
+        let needs_identity = ops.verify_after != VerifyAfter::Off
+            || ops.jobs.iter().any(|j| j.kind == JobKind::Drill);
+        if needs_identity && settings.identity.is_none() {
+            return Err(PgdrError::config(format!(
+                "database '{name}': scheduled verifications and drills need the age identity"
+            ))
+            .hint("set [encryption] identity (or PGDR_IDENTITY), or set verify = \"off\" and drill = \"off\" in [schedule] on a host that must not hold the key"));
+        }
+        for job in &ops.jobs {
+            slots.push(Slot {
+                job: job.clone(),
+                ops: ops.clone(),
+                due: Utc::now(),
+                start_at: Utc::now(),
+                running: Arc::new(AtomicBool::new(false)),
+            });
+        }
+    }
+    if slots.is_empty() {
+        return Err(
+            PgdrError::config("nothing to schedule: every job is \"off\"")
+                .hint("set backup = \"0 2 * * *\" (or another cron expression) in [schedule]"),
+        );
+    }
+    Ok(slots)
+}
+
+/// Plan every slot's next run, and start at once a job missed while no daemon ran (unless
+/// `catch_up = false`).
+async fn plan_first_runs(
+    ctx: &Arc<Ctx>,
+    slots: &mut [Slot],
+    tasks: &mut JoinSet<()>,
+    jobs_cancel: &CancellationToken,
+) {
+    let metrics = &ctx.metrics;
+    let now = Utc::now();
+    for slot in slots.iter_mut() {
+        slot.plan_next(now, metrics);
+        if slot.ops.catch_up {
+            if let Some(not_before) = missed(ctx, slot, now).await {
+                start(
+                    ctx,
+                    slot,
+                    Trigger::CatchUp { not_before },
+                    tasks,
+                    jobs_cancel,
+                );
+            }
+        }
+    }
+}
+
+/// Start each slot when its time comes, until the shutdown.
+async fn run_slots(
+    ctx: &Arc<Ctx>,
+    slots: &mut [Slot],
+    tasks: &mut JoinSet<()>,
+    jobs_cancel: &CancellationToken,
+    health: &Health,
+    shutdown: &CancellationToken,
+) {
+    let metrics = &ctx.metrics;
     loop {
         health.tick();
         let now = Utc::now();
         for slot in slots.iter_mut() {
             if slot.start_at <= now {
                 let due = slot.due;
-                start(
-                    &ctx,
-                    slot,
-                    Trigger::Scheduled { due },
-                    &mut tasks,
-                    &jobs_cancel,
-                );
-                slot.plan_next(due.max(now), &metrics);
+                start(ctx, slot, Trigger::Scheduled { due }, tasks, jobs_cancel);
+                slot.plan_next(due.max(now), metrics);
             }
         }
         while let Some(r) = tasks.try_join_next() {
@@ -150,8 +193,11 @@ pub async fn run(
             _ = shutdown.cancelled() => break,
         }
     }
+}
 
-    let grace = settings.ops.grace_period;
+/// On shutdown: running jobs get the grace period, then are cancelled (and get 120 s more to
+/// clean up before they are aborted).
+async fn drain(tasks: &mut JoinSet<()>, grace: Duration, jobs_cancel: &CancellationToken) {
     if !tasks.is_empty() {
         tracing::warn!(
             running = tasks.len(),
@@ -176,12 +222,6 @@ pub async fn run(
             tasks.abort_all();
         }
     }
-    server_stop.cancel();
-    if let Some((_, t)) = server {
-        let _ = t.await;
-    }
-    tracing::info!("daemon stopped");
-    Ok(())
 }
 
 /// Start a run unless the previous one is still going.
