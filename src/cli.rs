@@ -126,33 +126,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             println!("{public}");
             Ok(exit::OK)
         }
-        Cmd::Backup => {
-            let settings = Settings::load(&overrides(g))?;
-            let opts = commands::backup::BackupOptions {
-                database: g.database.clone(),
-                show_progress: progress::enabled(g.quiet),
-                lock_source: true,
-            };
-            let report = commands::backup::run(&settings, &opts, cancel.clone()).await?;
-            for (_, r) in &report.results {
-                if let Ok(m) = r {
-                    if !g.quiet {
-                        println!("{}", backup_line(m));
-                    }
-                }
-            }
-            let failed: Vec<_> = report.failed().collect();
-            if let Some((_, first)) = failed.first() {
-                for (_, e) in &failed {
-                    report_error(e);
-                }
-                return Ok(first.exit_code());
-            }
-            if cancel.is_cancelled() {
-                return Ok(exit::INTERRUPTED);
-            }
-            Ok(exit::OK)
-        }
+        Cmd::Backup => run_backup(g, cancel).await,
         Cmd::List { json } => {
             let settings = Settings::load(&overrides(g))?;
             let listed = commands::list::list(&settings, g.database.as_deref()).await?;
@@ -165,37 +139,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             }
             Ok(exit::OK)
         }
-        Cmd::Show { id, json } => {
-            let settings = Settings::load(&overrides(g))?;
-            let e = commands::list::show(&settings, g.database.as_deref(), id).await?;
-            if *json {
-                // The manifest as stored, plus the newest verification beside it.
-                let mut v = serde_json::to_value(&e.manifest).expect("json");
-                // A manifest written before format 2 holds setting values and comments in
-                // clear: shown sealed, as newer manifests store them.
-                if let Some(s) = v.pointer_mut("/fingerprint/schema") {
-                    crate::fingerprint::sensitive::seal_json_view(s);
-                }
-                v["last_verification"] = serde_json::to_value(&e.verification).expect("json");
-                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
-            } else {
-                print!("{}", render_manifest(&e.manifest));
-                println!(
-                    "{:<18} {}",
-                    "verified",
-                    verification_text(e.verification.as_ref())
-                );
-                if let Some(v) = &e.verification {
-                    for d in &v.differences {
-                        println!("{:<18} {d}", "  difference");
-                    }
-                    if let Some(err) = &v.error {
-                        println!("{:<18} {err}", "  error");
-                    }
-                }
-            }
-            Ok(exit::OK)
-        }
+        Cmd::Show { id, json } => run_show(g, id, *json).await,
         Cmd::Cat { id, object, out } => {
             let settings = Settings::load(&overrides(g))?;
             let (m, st) =
@@ -210,34 +154,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             unverified,
             quick,
             json,
-        } => {
-            let settings = Settings::load(&overrides(g))?;
-            let selection = match (id, unverified) {
-                (Some(id), _) => commands::verify::Selection::Id(id.clone()),
-                (None, true) => commands::verify::Selection::Unverified,
-                (None, false) => commands::verify::Selection::Latest,
-            };
-            let opts = commands::verify::VerifyOptions {
-                database: g.database.clone(),
-                selection,
-                quick: *quick,
-            };
-            let records = tokio::select! {
-                r = commands::verify::run(&settings, &opts) => r?,
-                _ = cancel.cancelled() => {
-                    return Err(PgdrError::new(crate::error::Kind::Interrupted, "verification interrupted; the scratch database was removed"));
-                }
-            };
-            render_verifications(&records, *json);
-            use crate::catalog::records::Outcome;
-            Ok(if records.iter().any(|r| r.outcome == Outcome::Failed) {
-                exit::CHECK_FAILED
-            } else if records.iter().any(|r| r.outcome == Outcome::Error) {
-                exit::COULD_NOT_RUN
-            } else {
-                exit::OK
-            })
-        }
+        } => run_verify(g, id.as_deref(), *unverified, *quick, *json, cancel).await,
         Cmd::Restore(a) => run_restore(g, a, cancel).await,
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
         Cmd::Prune(a) => ops::prune(g, a).await,
@@ -264,6 +181,105 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             })
         }
     }
+}
+
+/// `pgdr backup`: one line per committed backup; the first failure decides the exit code.
+async fn run_backup(g: &Global, cancel: CancellationToken) -> Result<i32, PgdrError> {
+    let settings = Settings::load(&overrides(g))?;
+    let opts = commands::backup::BackupOptions {
+        database: g.database.clone(),
+        show_progress: progress::enabled(g.quiet),
+        lock_source: true,
+    };
+    let report = commands::backup::run(&settings, &opts, cancel.clone()).await?;
+    for (_, r) in &report.results {
+        if let Ok(m) = r {
+            if !g.quiet {
+                println!("{}", backup_line(m));
+            }
+        }
+    }
+    let failed: Vec<_> = report.failed().collect();
+    if let Some((_, first)) = failed.first() {
+        for (_, e) in &failed {
+            report_error(e);
+        }
+        return Ok(first.exit_code());
+    }
+    if cancel.is_cancelled() {
+        return Ok(exit::INTERRUPTED);
+    }
+    Ok(exit::OK)
+}
+
+/// `pgdr show`: a manifest with its newest verification, as text or JSON.
+async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
+    let settings = Settings::load(&overrides(g))?;
+    let e = commands::list::show(&settings, g.database.as_deref(), id).await?;
+    if json {
+        // The manifest as stored, plus the newest verification beside it.
+        let mut v = serde_json::to_value(&e.manifest).expect("json");
+        // A manifest written before format 2 holds setting values and comments in
+        // clear: shown sealed, as newer manifests store them.
+        if let Some(s) = v.pointer_mut("/fingerprint/schema") {
+            crate::fingerprint::sensitive::seal_json_view(s);
+        }
+        v["last_verification"] = serde_json::to_value(&e.verification).expect("json");
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    } else {
+        print!("{}", render_manifest(&e.manifest));
+        println!(
+            "{:<18} {}",
+            "verified",
+            verification_text(e.verification.as_ref())
+        );
+        if let Some(v) = &e.verification {
+            for d in &v.differences {
+                println!("{:<18} {d}", "  difference");
+            }
+            if let Some(err) = &v.error {
+                println!("{:<18} {err}", "  error");
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+/// `pgdr verify`: the records rendered; a failed check exits 1, one that could not run 2.
+async fn run_verify(
+    g: &Global,
+    id: Option<&str>,
+    unverified: bool,
+    quick: bool,
+    json: bool,
+    cancel: CancellationToken,
+) -> Result<i32, PgdrError> {
+    let settings = Settings::load(&overrides(g))?;
+    let selection = match (id, unverified) {
+        (Some(id), _) => commands::verify::Selection::Id(id.to_string()),
+        (None, true) => commands::verify::Selection::Unverified,
+        (None, false) => commands::verify::Selection::Latest,
+    };
+    let opts = commands::verify::VerifyOptions {
+        database: g.database.clone(),
+        selection,
+        quick,
+    };
+    let records = tokio::select! {
+        r = commands::verify::run(&settings, &opts) => r?,
+        _ = cancel.cancelled() => {
+            return Err(PgdrError::new(crate::error::Kind::Interrupted, "verification interrupted; the scratch database was removed"));
+        }
+    };
+    render_verifications(&records, json);
+    use crate::catalog::records::Outcome;
+    Ok(if records.iter().any(|r| r.outcome == Outcome::Failed) {
+        exit::CHECK_FAILED
+    } else if records.iter().any(|r| r.outcome == Outcome::Error) {
+        exit::COULD_NOT_RUN
+    } else {
+        exit::OK
+    })
 }
 
 async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Result<i32, PgdrError> {
