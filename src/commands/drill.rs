@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::error::SqlState;
-use tokio_postgres::SimpleQueryMessage;
 
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{
@@ -23,15 +21,18 @@ use crate::catalog::records::{
 };
 use crate::catalog::{Catalog, Listed, Manifest};
 use crate::codec::{self, Identities};
-use crate::config::{Database, Settings, DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET};
+use crate::config::{Settings, DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET};
 use crate::error::{Kind, PgdrError, Result};
-use crate::restore::{self, db_message};
+use crate::restore;
 use crate::verify;
 use crate::verify::Scratch;
 
+mod checks;
 pub mod report;
 pub mod rpo;
 pub mod spec;
+
+use checks::{run_check, server_version};
 
 pub use spec::{DrillSpec, Selection};
 
@@ -530,102 +531,6 @@ async fn damaged_objects(catalog: &Catalog, m: &Manifest) -> Vec<String> {
     out
 }
 
-async fn server_version(db: &Database) -> Option<String> {
-    let c = crate::source::connect(db).await.ok()?;
-    c.query_one("SELECT current_setting('server_version')", &[])
-        .await
-        .ok()
-        .map(|r| r.get(0))
-}
-
-/// Run one smoke check on its own connection, inside a transaction that is rolled back (so
-/// `SET ROLE` and anything the SQL changes end with it), under a statement timeout.
-async fn run_check(db: &Database, c: &spec::Check) -> CheckResult {
-    let t = Instant::now();
-    let result: std::result::Result<spec::Outcome, String> = async {
-        let client = crate::source::connect(db).await.map_err(|e| e.message)?;
-        client
-            .batch_execute(&format!(
-                "BEGIN; SET LOCAL statement_timeout = {}",
-                c.timeout.as_millis().max(1)
-            ))
-            .await
-            .map_err(|e| db_message(&e))?;
-        let msgs = tokio::time::timeout(
-            c.timeout + Duration::from_secs(5),
-            client.simple_query(&c.sql),
-        )
-        .await
-        .map_err(|_| {
-            format!(
-                "no answer within {}",
-                rpo::human_duration(c.timeout.as_secs_f64())
-            )
-        })?
-        .map_err(|e| {
-            let m = db_message(&e);
-            // 57014: the statement_timeout set above cancelled it (only this session cancels).
-            if e.code() == Some(&SqlState::QUERY_CANCELED) {
-                format!(
-                    "{m} (timeout {})",
-                    rpo::human_duration(c.timeout.as_secs_f64())
-                )
-            } else {
-                m
-            }
-        })?;
-        let _ = client.batch_execute("ROLLBACK").await;
-        Ok(outcome_of(&msgs))
-    }
-    .await;
-    let (passed, rows, value, message) = match result {
-        Ok(o) => match c.expect.check(&o) {
-            Ok(()) => (true, o.rows, o.first, None),
-            Err(why) => (false, o.rows, o.first, Some(why)),
-        },
-        Err(e) => (false, None, None, Some(format!("error: {e}"))),
-    };
-    CheckResult {
-        name: c.name.clone(),
-        sql: c.sql.clone(),
-        expect: c.expect_text.clone(),
-        passed,
-        rows,
-        value: value.map(|v| v.chars().take(200).collect()),
-        message,
-        seconds: t.elapsed().as_secs_f64(),
-    }
-}
-
-/// The rows of the last statement that returned a result set.
-fn outcome_of(msgs: &[SimpleQueryMessage]) -> spec::Outcome {
-    let mut last = None;
-    let mut cur: Option<(u64, Option<String>)> = None;
-    for m in msgs {
-        match m {
-            SimpleQueryMessage::RowDescription(_) => cur = Some((0, None)),
-            SimpleQueryMessage::Row(r) => {
-                let c = cur.get_or_insert((0, None));
-                c.0 += 1;
-                if c.0 == 1 {
-                    c.1 = r.try_get(0).ok().flatten().map(str::to_string);
-                }
-            }
-            SimpleQueryMessage::CommandComplete(_) => {
-                if let Some(c) = cur.take() {
-                    last = Some(c);
-                }
-            }
-            _ => {}
-        }
-    }
-    let last = cur.or(last);
-    spec::Outcome {
-        rows: last.as_ref().map(|l| l.0),
-        first: last.and_then(|l| l.1),
-    }
-}
-
 /// The report on past drills, in the format asked for.
 pub async fn report(
     settings: &Settings,
@@ -684,6 +589,7 @@ pub async fn report(
 
 #[cfg(test)]
 mod tests {
+    use super::checks::outcome_of;
     use super::*;
     use tokio_postgres::SimpleQueryMessage as M;
 
