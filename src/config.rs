@@ -127,76 +127,11 @@ impl Settings {
         };
         let identity = ov.identity.clone().or(file.encryption.identity.clone());
 
-        let compression = Compression {
-            level: file.compression.level.unwrap_or(DEFAULT_COMPRESSION.level),
-            threads: file
-                .compression
-                .threads
-                .unwrap_or(DEFAULT_COMPRESSION.threads),
-        };
-        if !(-7..=22).contains(&compression.level) || compression.level == 0 {
-            return Err(PgdrError::config(format!(
-                "compression.level = {} is out of range",
-                compression.level
-            ))
-            .hint("zstd levels are 1 (fastest) to 19 (smallest); 1-3 suit nightly backups"));
-        }
+        let compression = compression(&file)?;
 
-        let mut databases = Vec::new();
-        for (i, d) in file.databases.iter().enumerate() {
-            let path = format!("database[{i}]");
-            let url = d.url.as_deref().ok_or_else(|| {
-                PgdrError::config(format!("{path}.url is missing"))
-                    .hint("give each [[database]] a url = \"postgres://user@host:5432/dbname\"")
-            })?;
-            let mut db = parse_database(
-                d.name.as_deref(),
-                url,
-                d.password.clone(),
-                d.exclude_tables.clone(),
-                &format!("{path}.url"),
-            )?;
-            if let Some(t) = &d.rto_target {
-                db.rto_target = Some(parse_duration(t, &format!("{path}.rto_target"))?);
-            }
-            if let Some(t) = &d.rpo_target {
-                db.rpo_target = Some(parse_duration(t, &format!("{path}.rpo_target"))?);
-            }
-            databases.push(db);
-        }
-        let mut seen = std::collections::BTreeSet::new();
-        for d in &databases {
-            if !seen.insert(d.name.clone()) {
-                return Err(PgdrError::config(format!(
-                    "database name '{}' appears twice in the config",
-                    d.name
-                ))
-                .hint("give each [[database]] a distinct name = \"...\""));
-            }
-        }
+        let mut databases = file_databases(&file)?;
 
-        if let Some(src) = &ov.source {
-            // A one-off source replaces the selected (or only) configured database, or stands alone.
-            let replaced = match &ov.database {
-                Some(n) => databases.iter().position(|d| &d.name == n),
-                None if databases.len() == 1 => Some(0),
-                None => None,
-            };
-            let name = ov.database.clone();
-            let db = parse_database(name.as_deref(), src, None, Vec::new(), "--source")?;
-            match replaced {
-                Some(i) => {
-                    let keep_name = databases[i].name.clone();
-                    databases[i] = Database {
-                        name: keep_name,
-                        rto_target: databases[i].rto_target,
-                        rpo_target: databases[i].rpo_target,
-                        ..db
-                    };
-                }
-                None => databases.push(db),
-            }
-        }
+        apply_source(ov, &mut databases)?;
 
         let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
         let ops = ops::OpsSettings::resolve(&file, &names)?;
@@ -243,6 +178,90 @@ impl Settings {
             None => Ok(self.databases.iter().collect()),
         }
     }
+}
+
+/// `[compression]`, defaults filled in; a level zstd does not have is refused.
+fn compression(file: &FileConfig) -> Result<Compression> {
+    let compression = Compression {
+        level: file.compression.level.unwrap_or(DEFAULT_COMPRESSION.level),
+        threads: file
+            .compression
+            .threads
+            .unwrap_or(DEFAULT_COMPRESSION.threads),
+    };
+    if !(-7..=22).contains(&compression.level) || compression.level == 0 {
+        return Err(PgdrError::config(format!(
+            "compression.level = {} is out of range",
+            compression.level
+        ))
+        .hint("zstd levels are 1 (fastest) to 19 (smallest); 1-3 suit nightly backups"));
+    }
+    Ok(compression)
+}
+
+/// The `[[database]]` entries, each parsed and named; a name given twice is refused.
+fn file_databases(file: &FileConfig) -> Result<Vec<Database>> {
+    let mut databases = Vec::new();
+    for (i, d) in file.databases.iter().enumerate() {
+        let path = format!("database[{i}]");
+        let url = d.url.as_deref().ok_or_else(|| {
+            PgdrError::config(format!("{path}.url is missing"))
+                .hint("give each [[database]] a url = \"postgres://user@host:5432/dbname\"")
+        })?;
+        let mut db = parse_database(
+            d.name.as_deref(),
+            url,
+            d.password.clone(),
+            d.exclude_tables.clone(),
+            &format!("{path}.url"),
+        )?;
+        if let Some(t) = &d.rto_target {
+            db.rto_target = Some(parse_duration(t, &format!("{path}.rto_target"))?);
+        }
+        if let Some(t) = &d.rpo_target {
+            db.rpo_target = Some(parse_duration(t, &format!("{path}.rpo_target"))?);
+        }
+        databases.push(db);
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for d in &databases {
+        if !seen.insert(d.name.clone()) {
+            return Err(PgdrError::config(format!(
+                "database name '{}' appears twice in the config",
+                d.name
+            ))
+            .hint("give each [[database]] a distinct name = \"...\""));
+        }
+    }
+    Ok(databases)
+}
+
+/// `--source`: replaces the selected (or only) configured database, keeping its name and
+/// targets, or stands alone.
+fn apply_source(ov: &Overrides, databases: &mut Vec<Database>) -> Result<()> {
+    if let Some(src) = &ov.source {
+        // A one-off source replaces the selected (or only) configured database, or stands alone.
+        let replaced = match &ov.database {
+            Some(n) => databases.iter().position(|d| &d.name == n),
+            None if databases.len() == 1 => Some(0),
+            None => None,
+        };
+        let name = ov.database.clone();
+        let db = parse_database(name.as_deref(), src, None, Vec::new(), "--source")?;
+        match replaced {
+            Some(i) => {
+                let keep_name = databases[i].name.clone();
+                databases[i] = Database {
+                    name: keep_name,
+                    rto_target: databases[i].rto_target,
+                    rpo_target: databases[i].rpo_target,
+                    ..db
+                };
+            }
+            None => databases.push(db),
+        }
+    }
+    Ok(())
 }
 
 /// "15m", "1h 30m", "90s", "24h" (humantime); errors name the key.
