@@ -13,8 +13,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use tokio_postgres::error::SqlState;
-use tokio_postgres::SimpleQueryMessage;
 
 use crate::catalog::manifest::PhaseTimer;
 use crate::catalog::records::{
@@ -23,15 +21,18 @@ use crate::catalog::records::{
 };
 use crate::catalog::{Catalog, Listed, Manifest};
 use crate::codec::{self, Identities};
-use crate::config::{Database, Settings, DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET};
+use crate::config::{Settings, DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET};
 use crate::error::{Kind, PgdrError, Result};
-use crate::restore::{self, db_message};
+use crate::restore;
 use crate::verify;
 use crate::verify::Scratch;
 
+mod checks;
 pub mod report;
 pub mod rpo;
 pub mod spec;
+
+use checks::{run_check, server_version};
 
 pub use spec::{DrillSpec, Selection};
 
@@ -251,62 +252,20 @@ async fn drill_one(
     )?;
     timer.done("select");
 
-    let mut rec = DrillRecord {
-        format_version: records::RECORD_FORMAT_VERSION,
-        pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
-        database: db.to_string(),
-        drill: spec.map(|s| s.name.clone()),
-        outcome: Outcome::Failed,
-        started_at,
-        finished_at: started_at,
-        selection: if given.is_some() {
-            "given".into()
-        } else {
-            selection.to_string()
-        },
-        backup: None,
-        phases: Vec::new(),
-        rto_seconds: None,
-        elapsed_seconds: 0.0,
-        rpo_seconds: None,
-        worst_rpo: worst,
-        targets: DrillTargets {
-            rto_seconds: rto_target,
-            rpo_seconds: rpo_target,
-            rto_from: rto_from.into(),
-            rpo_from: rpo_from.into(),
-            rto_met: None,
-            rpo_met: None,
-        },
-        checks: Vec::new(),
-        differences: Vec::new(),
-        failures: Vec::new(),
-        error: None,
-        scratch: None,
-        scratch_server_version: None,
-        host: records::hostname(),
+    let targets = DrillTargets {
+        rto_seconds: rto_target,
+        rpo_seconds: rpo_target,
+        rto_from: rto_from.into(),
+        rpo_from: rpo_from.into(),
+        rto_met: None,
+        rpo_met: None,
     };
-    let not_run = |why: &str| -> Vec<CheckResult> {
-        checks
-            .iter()
-            .map(|c| CheckResult {
-                name: c.name.clone(),
-                sql: c.sql.clone(),
-                expect: c.expect_text.clone(),
-                passed: false,
-                rows: None,
-                value: None,
-                message: Some(format!("not run: {why}")),
-                seconds: 0.0,
-            })
-            .collect()
-    };
-
+    let mut rec = new_record(db, spec, given, &selection, started_at, worst, targets);
     let mut m = match chosen {
         Ok(m) => m,
         Err(why) => {
             rec.failures.push(why);
-            rec.checks = not_run("there was no backup to restore");
+            rec.checks = not_run(checks, "there was no backup to restore");
             rec.elapsed_seconds = t0.elapsed().as_secs_f64();
             return Ok(finish(rec, timer));
         }
@@ -331,7 +290,7 @@ async fn drill_one(
             rec.failures
                 .push(format!("could not run: no scratch database: {}", e.message));
             rec.error = Some(e.to_string());
-            rec.checks = not_run("no scratch database");
+            rec.checks = not_run(checks, "no scratch database");
             rec.elapsed_seconds = t0.elapsed().as_secs_f64();
             return Ok(finish(rec, timer));
         }
@@ -358,42 +317,10 @@ async fn drill_one(
                 // Name the damage precisely when a stored object no longer matches.
                 rec.failures.extend(damaged_objects(catalog, &m).await);
             }
-            rec.checks = not_run("the restore failed");
+            rec.checks = not_run(checks, "the restore failed");
         }
         Ok(report) => {
-            // 4. Fingerprint and roles: the restored copy is what the backup says it holds.
-            let restored_db = sc.target.database();
-            match verify::compare_scratch(&sc.target, &m, report).await {
-                Ok(d) => {
-                    if !d.is_empty() {
-                        rec.failures.push(format!(
-                            "fingerprint: {} difference(s) between the backup and the restored copy",
-                            d.len()
-                        ));
-                    }
-                    proven = d.is_empty();
-                    rec.differences = d;
-                }
-                Err(e) => rec.failures.push(format!(
-                    "fingerprint comparison could not run: {}",
-                    e.message
-                )),
-            }
-            timer.done("compare");
-            // 5. The drill's smoke checks.
-            rec.scratch_server_version = server_version(&restored_db).await;
-            for c in checks {
-                let r = run_check(&restored_db, c).await;
-                if !r.passed {
-                    rec.failures.push(format!(
-                        "smoke check '{}': {}",
-                        r.name,
-                        r.message.as_deref().unwrap_or("failed")
-                    ));
-                }
-                rec.checks.push(r);
-            }
-            timer.done("checks");
+            proven = prove_and_check(&sc, &m, report, checks, &mut rec, &mut timer).await;
         }
     }
     rec.elapsed_seconds = t0.elapsed().as_secs_f64();
@@ -406,21 +333,146 @@ async fn drill_one(
     sc.teardown().await;
     timer.done("teardown");
 
-    // What the restore proved about the backup is kept beside it, as a verification would.
-    let verdict = match &restored {
-        Ok(_)
-            if rec
-                .failures
-                .iter()
-                .any(|f| f.starts_with("fingerprint comparison")) =>
+    store_verdict(
+        catalog,
+        &rec,
+        &m,
+        restored.as_ref().err(),
+        started_at,
+        &timer,
+    )
+    .await;
+
+    check_targets(&mut rec, &selection, given, &points, started_at, &m);
+    Ok(finish(rec, timer))
+}
+
+/// The record of a drill that has chosen its backup (or failed to): filled in as it runs.
+fn new_record(
+    db: &str,
+    spec: Option<&DrillSpec>,
+    given: Option<&str>,
+    selection: &Selection,
+    started_at: DateTime<Utc>,
+    worst: Option<records::WorstRpo>,
+    targets: DrillTargets,
+) -> DrillRecord {
+    DrillRecord {
+        format_version: records::RECORD_FORMAT_VERSION,
+        pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
+        database: db.to_string(),
+        drill: spec.map(|s| s.name.clone()),
+        outcome: Outcome::Failed,
+        started_at,
+        finished_at: started_at,
+        selection: if given.is_some() {
+            "given".into()
+        } else {
+            selection.to_string()
+        },
+        backup: None,
+        phases: Vec::new(),
+        rto_seconds: None,
+        elapsed_seconds: 0.0,
+        rpo_seconds: None,
+        worst_rpo: worst,
+        targets,
+        checks: Vec::new(),
+        differences: Vec::new(),
+        failures: Vec::new(),
+        error: None,
+        scratch: None,
+        scratch_server_version: None,
+        host: records::hostname(),
+    }
+}
+
+/// The smoke checks' results when they could not run, each saying why.
+fn not_run(checks: &[spec::Check], why: &str) -> Vec<CheckResult> {
+    checks
+        .iter()
+        .map(|c| CheckResult {
+            name: c.name.clone(),
+            sql: c.sql.clone(),
+            expect: c.expect_text.clone(),
+            passed: false,
+            rows: None,
+            value: None,
+            message: Some(format!("not run: {why}")),
+            seconds: 0.0,
+        })
+        .collect()
+}
+
+/// Steps 4 and 5 on the restored copy: the fingerprint and roles compared with the backup's,
+/// then the drill's smoke checks. Whether the copy is proven equal.
+async fn prove_and_check(
+    sc: &Scratch,
+    m: &Manifest,
+    report: &mut restore::EngineReport,
+    checks: &[spec::Check],
+    rec: &mut DrillRecord,
+    timer: &mut PhaseTimer,
+) -> bool {
+    let mut proven = false;
+    // 4. Fingerprint and roles: the restored copy is what the backup says it holds.
+    let restored_db = sc.target.database();
+    match verify::compare_scratch(&sc.target, m, report).await {
+        Ok(d) => {
+            if !d.is_empty() {
+                rec.failures.push(format!(
+                    "fingerprint: {} difference(s) between the backup and the restored copy",
+                    d.len()
+                ));
+            }
+            proven = d.is_empty();
+            rec.differences = d;
+        }
+        Err(e) => rec.failures.push(format!(
+            "fingerprint comparison could not run: {}",
+            e.message
+        )),
+    }
+    timer.done("compare");
+    // 5. The drill's smoke checks.
+    rec.scratch_server_version = server_version(&restored_db).await;
+    for c in checks {
+        let r = run_check(&restored_db, c).await;
+        if !r.passed {
+            rec.failures.push(format!(
+                "smoke check '{}': {}",
+                r.name,
+                r.message.as_deref().unwrap_or("failed")
+            ));
+        }
+        rec.checks.push(r);
+    }
+    timer.done("checks");
+    proven
+}
+
+/// What the restore proved about the backup is kept beside it, as a verification would.
+async fn store_verdict(
+    catalog: &Catalog,
+    rec: &DrillRecord,
+    m: &Manifest,
+    restored_error: Option<&PgdrError>,
+    started_at: DateTime<Utc>,
+    timer: &PhaseTimer,
+) {
+    let verdict = match restored_error {
+        None if rec
+            .failures
+            .iter()
+            .any(|f| f.starts_with("fingerprint comparison")) =>
         {
             None
         }
-        Ok(_) => Some(rec.differences.clone()),
-        Err(e) if matches!(e.kind, Kind::Corrupt | Kind::NotFound) => {
+        None => Some(rec.differences.clone()),
+        Some(e) if matches!(e.kind, Kind::Corrupt | Kind::NotFound) => {
             Some(vec![format!("restore failed: {}", e.message)])
         }
-        Err(_) => None,
+        Some(_) => None,
     };
     if let Some(differences) = verdict {
         let v = VerificationRecord {
@@ -446,15 +498,25 @@ async fn drill_one(
             tracing::warn!(error = %e, "could not store the drill's verification of the backup");
         }
     }
+}
 
+/// Step 7: the RTO and RPO against their targets.
+fn check_targets(
+    rec: &mut DrillRecord,
+    selection: &Selection,
+    given: Option<&str>,
+    points: &[rpo::BackupPoint],
+    started_at: DateTime<Utc>,
+    m: &Manifest,
+) {
     // 7. Targets. With a random old backup the drill's own RPO says nothing of today's: the
     //    RPO target is then checked against the newest restorable backup.
-    rec.targets.rto_met = rec.rto_seconds.map(|r| r <= rto_target);
+    rec.targets.rto_met = rec.rto_seconds.map(|r| r <= rec.targets.rto_seconds);
     if rec.targets.rto_met == Some(false) {
         rec.failures.push(format!(
             "RTO {} exceeds the target {}",
             crate::progress::human_duration(rec.rto_seconds.unwrap_or_default()),
-            crate::progress::human_duration(rto_target)
+            crate::progress::human_duration(rec.targets.rto_seconds)
         ));
     }
     let (rpo_basis, basis_text) = match (&selection, given) {
@@ -469,17 +531,16 @@ async fn drill_one(
         ),
         _ => (rec.rpo_seconds, "RPO"),
     };
-    rec.targets.rpo_met = rpo_basis.map(|r| r <= rpo_target);
+    rec.targets.rpo_met = rpo_basis.map(|r| r <= rec.targets.rpo_seconds);
     if rec.targets.rpo_met == Some(false) {
         rec.failures.push(format!(
             "{basis_text} {} exceeds the target {} (snapshot of backup {} taken {})",
             crate::progress::human_duration(rpo_basis.unwrap_or_default()),
-            crate::progress::human_duration(rpo_target),
+            crate::progress::human_duration(rec.targets.rpo_seconds),
             m.id,
             m.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC")
         ));
     }
-    Ok(finish(rec, timer))
 }
 
 fn finish(mut rec: DrillRecord, timer: PhaseTimer) -> DrillRecord {
@@ -528,102 +589,6 @@ async fn damaged_objects(catalog: &Catalog, m: &Manifest) -> Vec<String> {
         }
     }
     out
-}
-
-async fn server_version(db: &Database) -> Option<String> {
-    let c = crate::source::connect(db).await.ok()?;
-    c.query_one("SELECT current_setting('server_version')", &[])
-        .await
-        .ok()
-        .map(|r| r.get(0))
-}
-
-/// Run one smoke check on its own connection, inside a transaction that is rolled back (so
-/// `SET ROLE` and anything the SQL changes end with it), under a statement timeout.
-async fn run_check(db: &Database, c: &spec::Check) -> CheckResult {
-    let t = Instant::now();
-    let result: std::result::Result<spec::Outcome, String> = async {
-        let client = crate::source::connect(db).await.map_err(|e| e.message)?;
-        client
-            .batch_execute(&format!(
-                "BEGIN; SET LOCAL statement_timeout = {}",
-                c.timeout.as_millis().max(1)
-            ))
-            .await
-            .map_err(|e| db_message(&e))?;
-        let msgs = tokio::time::timeout(
-            c.timeout + Duration::from_secs(5),
-            client.simple_query(&c.sql),
-        )
-        .await
-        .map_err(|_| {
-            format!(
-                "no answer within {}",
-                crate::progress::human_duration(c.timeout.as_secs_f64())
-            )
-        })?
-        .map_err(|e| {
-            let m = db_message(&e);
-            // 57014: the statement_timeout set above cancelled it (only this session cancels).
-            if e.code() == Some(&SqlState::QUERY_CANCELED) {
-                format!(
-                    "{m} (timeout {})",
-                    crate::progress::human_duration(c.timeout.as_secs_f64())
-                )
-            } else {
-                m
-            }
-        })?;
-        let _ = client.batch_execute("ROLLBACK").await;
-        Ok(outcome_of(&msgs))
-    }
-    .await;
-    let (passed, rows, value, message) = match result {
-        Ok(o) => match c.expect.check(&o) {
-            Ok(()) => (true, o.rows, o.first, None),
-            Err(why) => (false, o.rows, o.first, Some(why)),
-        },
-        Err(e) => (false, None, None, Some(format!("error: {e}"))),
-    };
-    CheckResult {
-        name: c.name.clone(),
-        sql: c.sql.clone(),
-        expect: c.expect_text.clone(),
-        passed,
-        rows,
-        value: value.map(|v| v.chars().take(200).collect()),
-        message,
-        seconds: t.elapsed().as_secs_f64(),
-    }
-}
-
-/// The rows of the last statement that returned a result set.
-fn outcome_of(msgs: &[SimpleQueryMessage]) -> spec::Outcome {
-    let mut last = None;
-    let mut cur: Option<(u64, Option<String>)> = None;
-    for m in msgs {
-        match m {
-            SimpleQueryMessage::RowDescription(_) => cur = Some((0, None)),
-            SimpleQueryMessage::Row(r) => {
-                let c = cur.get_or_insert((0, None));
-                c.0 += 1;
-                if c.0 == 1 {
-                    c.1 = r.try_get(0).ok().flatten().map(str::to_string);
-                }
-            }
-            SimpleQueryMessage::CommandComplete(_) => {
-                if let Some(c) = cur.take() {
-                    last = Some(c);
-                }
-            }
-            _ => {}
-        }
-    }
-    let last = cur.or(last);
-    spec::Outcome {
-        rows: last.as_ref().map(|l| l.0),
-        first: last.and_then(|l| l.1),
-    }
 }
 
 /// The report on past drills, in the format asked for.
@@ -684,6 +649,7 @@ pub async fn report(
 
 #[cfg(test)]
 mod tests {
+    use super::checks::outcome_of;
     use super::*;
     use tokio_postgres::SimpleQueryMessage as M;
 

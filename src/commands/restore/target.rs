@@ -1,6 +1,9 @@
 //! What is at the target before a restore: whether the database holds anything at all, and
 //! whether a `<name>_restoring` left there is one pgdr made (and may drop).
 
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Client;
 
 use crate::catalog::restoring::RestoringMark;
@@ -9,6 +12,8 @@ use crate::config::Database;
 use crate::error::{PgdrError, Result};
 use crate::restore::db_message;
 use crate::sql::quote_ident as qi;
+
+use super::plan::Plan;
 
 /// What is at the target name now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -195,4 +200,208 @@ pub async fn oid(client: &Client, name: &str) -> Result<Option<u32>> {
         .await
         .map_err(|e| PgdrError::database(format!("inspecting the target: {}", db_message(&e))))?
         .map(|r| r.get::<_, i64>(0) as u32))
+}
+
+/// Sessions connected to a database, grouped.
+#[derive(Debug, Clone)]
+pub struct Sessions {
+    pub database: String,
+    pub application: String,
+    pub user: String,
+    pub client: String,
+    pub count: i64,
+}
+
+pub(super) fn describe_sessions(s: &[Sessions]) -> String {
+    s.iter()
+        .map(|x| {
+            let n = if x.count > 1 {
+                format!(" x{}", x.count)
+            } else {
+                String::new()
+            };
+            format!(
+                "{} ({}@{}, on {}){n}",
+                x.application, x.user, x.client, x.database
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+pub(super) fn with_dbname(d: &Database, name: &str) -> Database {
+    let mut x = d.clone();
+    x.conn.dbname(name);
+    x.name = name.to_string();
+    x
+}
+
+/// host, port, dbname of a connection, for "is this the source database?".
+pub(super) fn address(d: &Database) -> (String, u16, String) {
+    let host = d
+        .conn
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(s) => s.to_lowercase(),
+            tokio_postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let host = match host.as_str() {
+        "127.0.0.1" | "::1" | "[::1]" => "localhost".to_string(),
+        _ => host,
+    };
+    let port = d.conn.get_ports().first().copied().unwrap_or(5432);
+    (host, port, d.conn.get_dbname().unwrap_or("").to_string())
+}
+
+/// Connect to the server's maintenance database: `postgres`, or `template1` if it is missing.
+pub(super) async fn connect_maintenance(target: &Database) -> Result<(Database, Client)> {
+    let m = with_dbname(target, "postgres");
+    match crate::source::connect(&m).await {
+        Ok(c) => Ok((m, c)),
+        Err(e) if e.sqlstate() == Some(&SqlState::INVALID_CATALOG_NAME) => {
+            let t = with_dbname(target, "template1");
+            let c = crate::source::connect(&t).await?;
+            Ok((t, c))
+        }
+        Err(e) => Err(e.context("target server")),
+    }
+}
+
+pub(super) async fn sessions(client: &Client, names: &[&str]) -> Result<Vec<Sessions>> {
+    let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    let rows = client
+        .query(
+            "SELECT datname::text, COALESCE(NULLIF(application_name, ''), '(no name)'),
+                    COALESCE(usename::text, '?'), COALESCE(host(client_addr), 'local'), count(*)
+               FROM pg_stat_activity
+              WHERE datname = ANY($1) AND pid <> pg_backend_pid()
+              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2, 3, 4",
+            &[&names],
+        )
+        .await
+        .map_err(|e| PgdrError::database(format!("listing sessions: {}", db_message(&e))))?;
+    Ok(rows
+        .iter()
+        .map(|r| Sessions {
+            database: r.get(0),
+            application: r.get(1),
+            user: r.get(2),
+            client: r.get(3),
+            count: r.get(4),
+        })
+        .collect())
+}
+
+/// Wait until no other session is connected to `names` (a few seconds: pgdr's own sessions
+/// take a moment to end); with `terminate`, end them with pg_terminate_backend.
+pub(super) async fn clear_sessions(
+    client: &Client,
+    names: &[&str],
+    terminate: bool,
+    what: &str,
+) -> Result<()> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(if terminate { 15 } else { 3 });
+    loop {
+        let s = sessions(client, names).await?;
+        if s.is_empty() {
+            return Ok(());
+        }
+        if terminate {
+            let names: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+            client
+                .query(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                      WHERE datname = ANY($1) AND pid <> pg_backend_pid()",
+                    &[&names],
+                )
+                .await
+                .map_err(|e| {
+                    PgdrError::database(format!("terminating sessions: {}", db_message(&e)))
+                })?;
+        }
+        if std::time::Instant::now() > deadline {
+            let list = describe_sessions(&s);
+            return Err(if terminate {
+                PgdrError::database(format!(
+                    "{what}: sessions did not end after pg_terminate_backend: {list}"
+                ))
+                .hint("something reconnects at once; stop those applications and run again")
+            } else {
+                PgdrError::usage(format!(
+                    "{what} needs {} free of other sessions; connected: {list}",
+                    names.join(" and ")
+                ))
+                .hint("stop those applications, or add --terminate to end their sessions (pg_terminate_backend)")
+            });
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+pub(super) async fn drop_database(client: &Client, name: &str, force: bool) -> Result<()> {
+    let sql = if force {
+        format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", qi(name))
+    } else {
+        format!("DROP DATABASE IF EXISTS {}", qi(name))
+    };
+    client.batch_execute(&sql).await.map_err(|e| {
+        let err = PgdrError::database(format!("dropping database '{name}': {}", db_message(&e)));
+        if e.code().map(|c| c.code()) == Some("55006") {
+            err.hint("other sessions are connected; stop them, or add --terminate")
+        } else {
+            err
+        }
+    })
+}
+/// Rename the old database away and the proven copy into place, in one transaction.
+pub(super) async fn swap(plan: &Plan, previous: &str) -> Result<()> {
+    let mut client = crate::source::connect(&plan.maintenance).await?;
+    let sql1 = format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        qi(&plan.name),
+        qi(previous)
+    );
+    let sql2 = format!(
+        "ALTER DATABASE {} RENAME TO {}",
+        qi(&plan.restore_name),
+        qi(&plan.name)
+    );
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        clear_sessions(
+            &client,
+            &[&plan.name, &plan.restore_name],
+            plan.terminate,
+            "the swap (ALTER DATABASE ... RENAME)",
+        )
+        .await?;
+        let tx = client
+            .transaction()
+            .await
+            .map_err(|e| PgdrError::database(format!("swap: {}", db_message(&e))))?;
+        let r = match tx.batch_execute(&sql1).await {
+            Ok(()) => match tx.batch_execute(&sql2).await {
+                Ok(()) => tx.commit().await,
+                Err(e) => Err(e),
+            },
+            Err(e) => Err(e),
+        };
+        match r {
+            Ok(()) => return Ok(()),
+            // A session slipped in between the check and the rename.
+            Err(e) if e.code().map(|c| c.code()) == Some("55006") && attempt < 10 => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => {
+                return Err(PgdrError::database(format!(
+                    "swap: renaming the databases: {}",
+                    db_message(&e)
+                ))
+                .hint("nothing was renamed: the original database is in place"))
+            }
+        }
+    }
 }

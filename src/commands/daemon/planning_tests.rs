@@ -1,9 +1,14 @@
 //! The daemon's planning on a memory store: no PostgreSQL, no clock but the one passed in.
 //! (Its leases are the repository's: `catalog::leases` tests them.)
 
+use std::time::Duration;
+
 use super::*;
 use crate::catalog::testkit::{at, settings, Repo};
 use crate::catalog::BackupId;
+use crate::catalog::Catalog;
+use crate::schedule::state::{JobRun, JobState, RunOutcome};
+use crate::telemetry::webhook::Notifier;
 
 const CONFIG: &str =
     "[schedule]\nbackup = \"0 2 * * *\"\ndrill = \"0 4 1 * *\"\nprune = \"30 5 * * *\"\n\

@@ -1,7 +1,10 @@
 //! Which backup `restore` picks (id, prefix, latest, before a time), on a memory store.
 
+use super::select::select_backup;
 use super::*;
 use crate::catalog::testkit::{at, settings, Repo};
+use crate::config::Settings;
+use crate::error::Kind;
 
 fn opts(database: Option<&str>, selection: Selection) -> RestoreOptions {
     RestoreOptions {

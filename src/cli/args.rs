@@ -1,0 +1,248 @@
+//! The command line's argument types (clap derive): what the user can type, and its help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use super::ops;
+use crate::commands;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "pgdr",
+    version,
+    about = "Backup and disaster recovery for PostgreSQL: streamed, encrypted, verified."
+)]
+pub(super) struct Cli {
+    #[command(flatten)]
+    pub(super) global: Global,
+    #[command(subcommand)]
+    pub(super) cmd: Cmd,
+}
+
+#[derive(Args, Debug)]
+pub(super) struct Global {
+    /// Config file (TOML); see config/pgdr.example.toml.
+    #[arg(long, env = "PGDR_CONFIG", global = true)]
+    pub(super) config: Option<PathBuf>,
+    /// Source database URL, postgres://USER@HOST:PORT/DBNAME (password via PGPASSWORD, ~/.pgpass or the config).
+    #[arg(long, env = "PGDR_SOURCE", global = true, hide_env_values = true)]
+    pub(super) source: Option<String>,
+    /// Repository: a local directory or s3://BUCKET/PREFIX.
+    #[arg(long, env = "PGDR_REPO", global = true)]
+    pub(super) repo: Option<String>,
+    /// age public key backups are encrypted to (repeatable; env: comma-separated).
+    #[arg(
+        long = "recipient",
+        env = "PGDR_RECIPIENT",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub(super) recipients: Vec<String>,
+    /// age identity file, for commands that decrypt.
+    #[arg(long, env = "PGDR_IDENTITY", global = true)]
+    pub(super) identity: Option<PathBuf>,
+    /// Database name (as configured, or the dbname of --source).
+    #[arg(long, env = "PGDR_DATABASE", global = true, value_parser = database_name)]
+    pub(super) database: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value = "human", global = true)]
+    pub(super) log_format: LogFormat,
+    /// Only errors; no progress.
+    #[arg(long, short, global = true)]
+    pub(super) quiet: bool,
+    /// More detail (repeat for more).
+    #[arg(long, short, action = clap::ArgAction::Count, global = true)]
+    pub(super) verbose: u8,
+}
+
+/// `--database` becomes a folder of the repository: checked before anything runs (exit 2).
+pub(super) fn database_name(s: &str) -> Result<String, String> {
+    crate::config::names::database_name(s, "database name")
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum Cmd {
+    /// Create an age identity (private key, mode 0600) and print its public recipient.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Back up the selected (or every configured) database into the repository.
+    Backup,
+    /// List committed backups.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one backup's manifest.
+    Show {
+        /// Backup id or a unique prefix of it.
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Decrypt one object of a backup (checked against its manifest) to a file or stdout.
+    Cat {
+        id: String,
+        /// Which object: dump (a pg_restore archive) or globals (SQL).
+        #[arg(long, default_value = "dump")]
+        object: String,
+        /// Output file; stdout if absent.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Prove backups: check every object and (unless --quick) restore into a scratch
+    /// database and compare the fingerprint. Exit 0 verified, 1 differences, 2 could not run.
+    Verify {
+        /// Backup id or unique prefix; default: the newest backup of each database.
+        id: Option<String>,
+        /// The newest backup of each selected database (the default).
+        #[arg(long, conflicts_with_all = ["id", "unverified"])]
+        latest: bool,
+        /// Every backup without a passed verification.
+        #[arg(long, conflicts_with = "id")]
+        unverified: bool,
+        /// No restore: checksums, decryption, archive parse and data digests only.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Emergency restore: find a backup in the repository, show the plan, restore it into
+    /// --target with guard rails, prove it and record it. Exit 0 restored and proven,
+    /// 1 restored but differences found, 2 could not run / refused / failed, 130 interrupted.
+    Restore(RestoreArgs),
+    /// Recovery drill: restore a backup into a scratch database as an emergency restore would,
+    /// time every phase, prove it against the fingerprint, run the drill's smoke checks, and
+    /// record RTO and RPO in the repository. Exit 0 passed, 1 failed, 2 could not run.
+    Drill(DrillArgs),
+    /// Apply the retention policy, remove leftovers of interrupted runs and old records.
+    /// --dry-run prints every backup with keep/delete and the rule that decided it.
+    Prune(ops::PruneArgs),
+    /// Health at a glance: newest backup and its age, newest verification and drill, worst RPO
+    /// of 30 days, next scheduled runs. Exit 0 all within limits, 1 a problem (one line each),
+    /// 2 could not look.
+    Status(ops::StatusArgs),
+    /// Every scheduled job with its next runs and its last result.
+    Schedule(ops::ScheduleArgs),
+    /// Run the scheduled backups, verifications, drills and prunes, with metrics and webhooks.
+    /// SIGTERM/SIGINT: start nothing new, let running jobs finish within the grace period.
+    Daemon(ops::DaemonArgs),
+    /// Configuration commands.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(Args, Debug)]
+pub(super) struct RestoreArgs {
+    /// Target database, postgres://USER@HOST:PORT/DBNAME, connecting as a superuser (password
+    /// via PGPASSWORD, ~/.pgpass or the URL; never shown).
+    #[arg(long, env = "PGDR_TARGET", hide_env_values = true)]
+    pub(super) target: String,
+    /// Backup id or unique prefix.
+    #[arg(long, conflicts_with_all = ["latest", "before"])]
+    pub(super) backup: Option<String>,
+    /// The newest backup (the default).
+    #[arg(long, conflicts_with = "before")]
+    pub(super) latest: bool,
+    /// The newest backup whose snapshot is at or before TIME (RFC 3339, or 'YYYY-MM-DD HH:MM[:SS]' UTC).
+    #[arg(long, value_name = "TIME")]
+    pub(super) before: Option<String>,
+    /// If the target database has tables: drop it and restore in its place.
+    #[arg(long, conflicts_with = "swap")]
+    pub(super) clean: bool,
+    /// If the target database exists: restore into <name>_restoring, prove it, then rename
+    /// the old one to <name>_pre_restore_<time> and the copy to <name> in one step.
+    #[arg(long)]
+    pub(super) swap: bool,
+    /// End other sessions (pg_terminate_backend) where a drop or the swap needs it.
+    #[arg(long)]
+    pub(super) terminate: bool,
+    /// The target's database name, required when it is a configured source database.
+    #[arg(long, value_name = "NAME")]
+    pub(super) confirm: Option<String>,
+    /// Do not ask for confirmation (required when stdin is not a terminal).
+    #[arg(long)]
+    pub(super) yes: bool,
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    pub(super) dry_run: bool,
+    /// Parallel pg_restore jobs; more than 1 spools the decrypted dump to a temp file first.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub(super) jobs: Option<u32>,
+    /// Directory of the spool file for --jobs (default: the system temp dir).
+    #[arg(long, value_name = "DIR")]
+    pub(super) spool_dir: Option<PathBuf>,
+    /// Roles the target already has: merge (settings, comments, memberships made the
+    /// backup's; attributes and passwords kept), keep (unchanged; alias skip-existing), or
+    /// overwrite (every role made equal to the backup's).
+    #[arg(long, value_enum, default_value = "merge")]
+    pub(super) roles: RolesArg,
+    /// Skip the fingerprint comparison after the restore.
+    #[arg(long)]
+    pub(super) no_verify: bool,
+    /// The plan (--dry-run) or the restore record as JSON on stdout.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum RolesArg {
+    Merge,
+    #[value(alias = "skip-existing")]
+    Keep,
+    Overwrite,
+}
+
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true)]
+pub(super) struct DrillArgs {
+    #[command(subcommand)]
+    pub(super) cmd: Option<DrillCmd>,
+    /// Backup id or unique prefix; default: per the drill file's selection (the newest).
+    #[arg(long)]
+    pub(super) backup: Option<String>,
+    /// Drill definition: database, backup selection, targets, smoke checks (drills/README.md).
+    #[arg(long, value_name = "FILE")]
+    pub(super) drill: Option<PathBuf>,
+    /// The drill record(s) as JSON on stdout.
+    #[arg(long)]
+    pub(super) json: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum DrillCmd {
+    /// Past drills, newest first: RTO, RPO, worst RPO, result.
+    History {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One self-contained file: the latest drill's phases, the history, RTO and RPO charts
+    /// against their targets, and whether the backup schedule can meet the RPO target.
+    Report {
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value = "html")]
+        format: commands::drill::report::Format,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub(super) enum ConfigCmd {
+    /// Validate the configuration and reach every database and the repository.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+}

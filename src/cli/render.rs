@@ -1,0 +1,222 @@
+//! Rendering of the repository's contents: the backup list, a manifest, verification records.
+
+use crate::catalog::{Listed, Manifest};
+use crate::progress::human_bytes;
+
+pub(super) fn render_verifications(records: &[crate::catalog::VerificationRecord], json: bool) {
+    use crate::catalog::records::{Outcome, VerifyMode};
+    if json {
+        println!("{}", serde_json::to_string_pretty(records).expect("json"));
+    } else if records.is_empty() {
+        println!("nothing to verify");
+    }
+    for r in records {
+        let secs = (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0;
+        let mode = if r.mode == VerifyMode::Quick {
+            "quick"
+        } else {
+            "full"
+        };
+        match r.outcome {
+            Outcome::Passed if !json => println!(
+                "backup {} of '{}': verified ({mode}) in {secs:.1}s",
+                r.backup_id, r.database
+            ),
+            Outcome::Failed if !json => {
+                println!(
+                    "backup {} of '{}': FAILED verification ({mode}), {} difference(s):",
+                    r.backup_id,
+                    r.database,
+                    r.differences.len()
+                );
+                for d in &r.differences {
+                    println!("  {d}");
+                }
+            }
+            Outcome::Error => eprintln!(
+                "pgdr: error: backup {} of '{}': could not verify: {}",
+                r.backup_id,
+                r.database,
+                r.error.as_deref().unwrap_or("")
+            ),
+            _ => {}
+        }
+    }
+}
+
+pub(super) fn backup_line(m: &Manifest) -> String {
+    let dump = m.object("dump");
+    format!(
+        "backup {} of '{}' committed: snapshot {}, dump {} → stored {} in {:.1}s",
+        m.id,
+        m.database,
+        m.snapshot.time.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
+        human_bytes(dump.map_or(0, |d| d.raw_bytes)),
+        human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
+        m.duration_seconds()
+    )
+}
+
+/// "passed (full, 2026-11-26 03:10)" / "unverified"
+pub(super) fn verification_text(v: Option<&crate::catalog::VerificationRecord>) -> String {
+    match v {
+        None => "unverified".into(),
+        Some(r) => format!(
+            "{} ({}, {})",
+            serde_json::to_value(r.outcome)
+                .expect("enum")
+                .as_str()
+                .unwrap_or("?"),
+            serde_json::to_value(r.mode)
+                .expect("enum")
+                .as_str()
+                .unwrap_or("?"),
+            r.finished_at.format("%Y-%m-%d %H:%M")
+        ),
+    }
+}
+
+pub(super) fn listed_json(l: &Listed) -> serde_json::Value {
+    match l {
+        Listed::Ok(e) => {
+            let m = &e.manifest;
+            serde_json::json!({
+                "id": m.id,
+                "database": m.database,
+                "snapshot_time": m.snapshot.time,
+                "started_at": m.started_at,
+                "duration_seconds": m.duration_seconds(),
+                "raw_bytes": m.object("dump").map_or(0, |d| d.raw_bytes),
+                "stored_bytes": m.objects.iter().map(|o| o.stored_bytes).sum::<u64>(),
+                "verification": e.verification.as_ref().map(|v| serde_json::json!({
+                    "outcome": v.outcome, "mode": v.mode, "finished_at": v.finished_at,
+                    "differences": v.differences.len(),
+                })),
+                "status": "ok",
+            })
+        }
+        Listed::Damaged {
+            database,
+            id,
+            error,
+        } => serde_json::json!({
+            "id": id, "database": database, "status": "damaged", "error": error,
+        }),
+    }
+}
+
+pub(super) fn render_list(listed: &[Listed]) -> String {
+    if listed.is_empty() {
+        return "no backups\n".into();
+    }
+    let mut s = format!(
+        "{:<22} {:<16} {:<20} {:>12} {:>12} {:>8}  {}\n",
+        "ID", "DATABASE", "SNAPSHOT (UTC)", "DUMP", "STORED", "SECONDS", "VERIFIED"
+    );
+    for l in listed {
+        match l {
+            Listed::Ok(e) => {
+                let m = &e.manifest;
+                s.push_str(&format!(
+                    "{:<22} {:<16} {:<20} {:>12} {:>12} {:>8.1}  {}\n",
+                    m.id.as_str(),
+                    m.database,
+                    m.snapshot.time.format("%Y-%m-%d %H:%M:%S"),
+                    human_bytes(m.object("dump").map_or(0, |d| d.raw_bytes)),
+                    human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
+                    m.duration_seconds(),
+                    verification_text(e.verification.as_ref())
+                ))
+            }
+            Listed::Damaged {
+                database,
+                id,
+                error,
+            } => s.push_str(&format!(
+                "{:<22} {:<16} DAMAGED: {error}\n",
+                id.as_str(),
+                database
+            )),
+        }
+    }
+    s
+}
+
+pub(super) fn render_manifest(m: &Manifest) -> String {
+    let mut s = String::new();
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<18} {v}\n"));
+    line("id", m.id.to_string());
+    line("database", m.database.clone());
+    line(
+        "snapshot",
+        format!("{} ({})", m.snapshot.time.to_rfc3339(), m.snapshot.method),
+    );
+    line("started", m.started_at.to_rfc3339());
+    line(
+        "finished",
+        format!(
+            "{} ({:.1}s)",
+            m.finished_at.to_rfc3339(),
+            m.duration_seconds()
+        ),
+    );
+    line(
+        "server",
+        format!(
+            "PostgreSQL {} (system id {}), owner {}, encoding {}",
+            m.source.server_version,
+            m.source.system_identifier.as_deref().unwrap_or("unknown"),
+            m.source.database_owner,
+            m.source.encoding
+        ),
+    );
+    line(
+        "pg_dump",
+        format!(
+            "{} {}",
+            m.tools.pg_dump_version,
+            m.tools.pg_dump_args.join(" ")
+        ),
+    );
+    line(
+        "globals",
+        format!(
+            "{:?} ({})",
+            m.globals_mode,
+            m.tools.pg_dumpall_args.join(" ")
+        ),
+    );
+    line(
+        "codec",
+        format!(
+            "zstd level {} threads {}, {}",
+            m.codec.zstd.level, m.codec.zstd.threads, m.codec.encryption
+        ),
+    );
+    line("recipients", m.codec.recipients.join(", "));
+    for p in &m.phases {
+        line(&format!("phase {}", p.name), format!("{:.2}s", p.seconds));
+    }
+    for o in &m.objects {
+        line(
+            &format!("object {}", o.name),
+            format!(
+                "{}: {} raw, {} compressed, {} stored; sha256 {}",
+                o.file,
+                human_bytes(o.raw_bytes),
+                human_bytes(o.compressed_bytes),
+                human_bytes(o.stored_bytes),
+                o.sha256_stored
+            ),
+        );
+    }
+    line(
+        "fingerprint",
+        if m.fingerprint.is_some() {
+            "recorded".into()
+        } else {
+            "none".into()
+        },
+    );
+    s
+}

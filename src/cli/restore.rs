@@ -1,0 +1,154 @@
+//! `pgdr restore` on the command line: options from the arguments, the plan shown, the
+//! operator's confirmation, the report rendered.
+
+use std::io::Write;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::commands;
+use crate::config::Settings;
+use crate::error::{exit, PgdrError};
+use crate::progress;
+
+use super::args::{Global, RestoreArgs, RolesArg};
+use super::{overrides, report_error};
+
+pub(super) async fn run_restore(
+    g: &Global,
+    a: &RestoreArgs,
+    cancel: CancellationToken,
+) -> Result<i32, PgdrError> {
+    use commands::restore::{self as r, ModeFlag, Selection};
+    let settings = Settings::load(&overrides(g))?;
+    let selection = match (&a.backup, &a.before) {
+        (Some(id), _) => Selection::Id(id.clone()),
+        (None, Some(t)) => Selection::Before(r::parse_time(t)?),
+        (None, None) => Selection::Latest,
+    };
+    let opts = r::RestoreOptions {
+        target_url: a.target.clone(),
+        database: g.database.clone(),
+        selection,
+        mode: match (a.clean, a.swap) {
+            (true, _) => ModeFlag::Clean,
+            (_, true) => ModeFlag::Swap,
+            _ => ModeFlag::None,
+        },
+        terminate: a.terminate,
+        jobs: a.jobs,
+        spool_dir: a.spool_dir.clone(),
+        roles: match a.roles {
+            RolesArg::Merge => crate::restore::RolesMode::Merge,
+            RolesArg::Keep => crate::restore::RolesMode::Keep,
+            RolesArg::Overwrite => crate::restore::RolesMode::Overwrite,
+        },
+        verify: !a.no_verify,
+        show_progress: progress::enabled(g.quiet),
+    };
+    let plan = tokio::select! {
+        p = r::prepare(&settings, &opts) => p?,
+        _ = cancel.cancelled() => {
+            return Err(PgdrError::new(crate::error::Kind::Interrupted, "interrupted before anything was changed"));
+        }
+    };
+    if a.dry_run {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan.to_json()).expect("json")
+            );
+        } else {
+            print!("{}", plan.render());
+            println!("dry run: nothing was changed");
+        }
+        return Ok(exit::OK);
+    }
+    if a.json {
+        eprint!("{}", plan.render());
+    } else {
+        print!("{}", plan.render());
+        let _ = std::io::stdout().flush();
+    }
+    confirm_restore(&plan, a.yes, a.confirm.as_deref())?;
+    if cancel.is_cancelled() {
+        // Ctrl-C at the prompt: the signal handler caught it while the prompt waited.
+        return Err(PgdrError::new(
+            crate::error::Kind::Interrupted,
+            "interrupted before anything was changed",
+        ));
+    }
+    let report = r::execute(plan, cancel).await;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.record).expect("json")
+        );
+    } else {
+        print!("{}", report.render());
+    }
+    if let Some(e) = &report.error {
+        report_error(e);
+    }
+    Ok(report.exit_code())
+}
+
+/// The one interactive step: a typed confirmation on a terminal, flags otherwise.
+pub(super) fn confirm_restore(
+    plan: &commands::restore::Plan,
+    yes: bool,
+    confirm: Option<&str>,
+) -> Result<(), PgdrError> {
+    use std::io::IsTerminal;
+    let tty = std::io::stdin().is_terminal();
+    let ask = |prompt: &str| -> String {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        line.trim().to_string()
+    };
+    let aborted = || PgdrError::usage("restore aborted: nothing was changed");
+    let mut typed_name = false;
+    if plan.is_source {
+        match confirm {
+            Some(n) if n == plan.name => {}
+            Some(n) => {
+                return Err(PgdrError::usage(format!(
+                    "--confirm {n} does not match the target database '{}'",
+                    plan.name
+                ))
+                .hint(format!("pass --confirm {} to restore over the source database", plan.name)))
+            }
+            None if tty => {
+                let typed = ask(&format!(
+                    "'{}' is a configured source database. Type its name to restore over it: ",
+                    plan.name
+                ));
+                if typed != plan.name {
+                    return Err(aborted());
+                }
+                typed_name = true;
+            }
+            None => {
+                return Err(PgdrError::usage(format!(
+                    "the target '{}' is a configured source database; restoring over it needs its name confirmed",
+                    plan.name
+                ))
+                .hint(format!("pass --confirm {} (and --yes) after checking the plan", plan.name)))
+            }
+        }
+    }
+    if yes || typed_name {
+        return Ok(());
+    }
+    if !tty {
+        return Err(PgdrError::usage(
+            "refusing to restore without confirmation: stdin is not a terminal",
+        )
+        .hint("check the plan above and add --yes (or use --dry-run to only print the plan)"));
+    }
+    if ask("Type 'yes' to restore: ") != "yes" {
+        return Err(aborted());
+    }
+    Ok(())
+}

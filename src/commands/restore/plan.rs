@@ -1,0 +1,599 @@
+//! The plan: everything decided before anything is changed (the backup, the target's state,
+//! the mode, the spool, the roles), and its rendering for the operator and as JSON.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::records::{self, RestoreMode};
+use crate::catalog::{Catalog, Manifest};
+use crate::codec::{self, Identities};
+use crate::config::{Database, Settings};
+use crate::error::{PgdrError, Result};
+use crate::progress::human_bytes;
+use crate::restore::{self, db_message, RolesMode};
+use tokio_postgres::Client;
+
+use super::select::select_backup;
+use super::target::{self, address, connect_maintenance, describe_sessions, inspect, sessions};
+use super::target::{Leftover, Sessions, TargetState};
+use super::{ModeFlag, RestoreOptions};
+use crate::progress::human_duration;
+
+/// PostgreSQL's identifier limit (NAMEDATALEN - 1).
+const MAX_NAME: usize = 63;
+
+/// Everything decided before anything is changed.
+pub struct Plan {
+    pub manifest: Manifest,
+    pub verification: Option<crate::catalog::VerificationRecord>,
+    /// The target database (its name is `name`).
+    pub target: Database,
+    /// The same server's maintenance database.
+    pub maintenance: Database,
+    pub server_version: String,
+    pub superuser: bool,
+    pub name: String,
+    pub state: TargetState,
+    pub mode: RestoreMode,
+    /// The database the engine restores into: `name`, or `<name>_restoring` for a swap.
+    pub restore_name: String,
+    /// For a swap: what the previous database will be called (for `--clean`, until it is
+    /// dropped once the copy is in place).
+    pub previous_name: Option<String>,
+    /// A `<name>_restoring` a previous pgdr restore left (marked in the repository): dropped
+    /// first.
+    pub leftover: Option<Leftover>,
+    /// `host:port` of the target server, as restore marks name it.
+    pub server: String,
+    /// The target is a configured source database: its name must be typed (or --confirm).
+    pub is_source: bool,
+    /// Sessions on the target now.
+    pub sessions: Vec<Sessions>,
+    pub bin_dir: PathBuf,
+    pub jobs: u32,
+    /// (directory, bytes needed, bytes free) for `--jobs`.
+    pub spool: Option<(PathBuf, u64, u64)>,
+    pub roles: RolesMode,
+    /// Per role of the backup that exists on the target: each difference and what is done.
+    pub roles_preview: Vec<String>,
+    pub verify: bool,
+    pub terminate: bool,
+    pub show_progress: bool,
+    /// Notes for the operator (flags that have nothing to do, weaker guarantees).
+    pub notes: Vec<String>,
+    pub planned_at: DateTime<Utc>,
+    pub(super) globals_sql: String,
+    pub(super) ids: Identities,
+    pub(super) catalog: Catalog,
+}
+
+/// Parse `--target` like a source URL: password out of the URL into a secret, .pgpass and
+/// PGPASSWORD honoured.
+pub(super) fn target_database(url: &str) -> Result<Database> {
+    let o = crate::config::Overrides {
+        source: Some(url.to_string()),
+        repo: Some("/".into()),
+        ..Default::default()
+    };
+    let mut s = Settings::load(&o).map_err(|e| {
+        let mut e = e;
+        e.message = e.message.replace("--source", "--target");
+        e
+    })?;
+    Ok(s.databases.remove(0))
+}
+
+/// Find the backup, inspect the target, decide. Changes nothing anywhere.
+pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan> {
+    let target = target_database(&opts.target_url)?;
+    let name = target.conn.get_dbname().unwrap_or_default().to_string();
+    let planned_at = Utc::now();
+    let previous = format!("{name}_pre_restore_{}", planned_at.format("%Y%m%d%H%M%S"));
+    check_name_length(&name, &previous, opts.mode != ModeFlag::None)?;
+    let backup = open_backup(settings, opts, &name).await?;
+    let m = backup.manifest;
+
+    let (maintenance, client) = connect_maintenance(&target).await?;
+    let server_facts = read_server(&client, &maintenance, &m).await?;
+    let tool =
+        crate::scratch::pg_restore(server_facts.major.max(m.source.major()), &settings.scratch)?;
+    let bin_dir = tool.path.parent().expect("a file").to_path_buf();
+
+    let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
+    let state = inspect(&client, &target, &name).await?;
+    let mut notes = Vec::new();
+    let mode = decide_mode(&state, opts.mode, &name, &maintenance, &mut notes)?;
+    let beside = matches!(mode, RestoreMode::Swap | RestoreMode::Clean);
+    let restore_name = if beside {
+        format!("{name}_restoring")
+    } else {
+        name.clone()
+    };
+    let (host, port, _) = address(&target);
+    let server = format!("{host}:{port}");
+    let leftover = if beside {
+        target::leftover(
+            &client,
+            &backup.catalog,
+            &m.database,
+            &server,
+            &restore_name,
+        )
+        .await?
+    } else {
+        None
+    };
+    let is_source = is_source(settings, &target);
+    let sessions = if state == TargetState::Missing {
+        Vec::new()
+    } else {
+        sessions(&client, &[&name]).await?
+    };
+    let jobs = opts.jobs.unwrap_or(1).max(1);
+    let spool = plan_spool(opts, &m, jobs, &mut notes)?;
+    closing_notes(&target, server_facts.superuser, opts, mode, &mut notes);
+    Ok(Plan {
+        manifest: m,
+        verification: backup.verification,
+        target,
+        maintenance,
+        server_version: server_facts.version,
+        superuser: server_facts.superuser,
+        name,
+        state,
+        mode,
+        restore_name,
+        previous_name: beside.then_some(previous),
+        leftover,
+        server,
+        is_source,
+        sessions,
+        bin_dir,
+        jobs,
+        spool,
+        roles: opts.roles,
+        roles_preview,
+        verify: opts.verify,
+        terminate: opts.terminate,
+        show_progress: opts.show_progress,
+        notes,
+        planned_at,
+        globals_sql: backup.globals_sql,
+        ids: backup.ids,
+        catalog: backup.catalog,
+    })
+}
+
+/// Whether the target is a configured source database (same host, port and name).
+fn is_source(settings: &Settings, target: &Database) -> bool {
+    settings
+        .databases
+        .iter()
+        .any(|d| address(d) == address(target))
+}
+
+/// The target's name, and for `--swap`/`--clean` the name the original is renamed to, must
+/// fit PostgreSQL's identifier limit.
+fn check_name_length(name: &str, previous: &str, swap: bool) -> Result<()> {
+    if name.len() > MAX_NAME || (swap && previous.len() > MAX_NAME) {
+        return Err(PgdrError::usage(format!(
+            "target database name '{name}' is too long{}",
+            if swap {
+                format!(" for --swap/--clean ('{previous}' exceeds PostgreSQL's {MAX_NAME} bytes)")
+            } else {
+                String::new()
+            }
+        ))
+        .hint("restore under a shorter name: end --target with /NEWNAME"));
+    }
+    Ok(())
+}
+
+/// The selected backup, opened: its globals decrypted and parsed, its sensitive parts
+/// revealed. Proves the identity (and the repository) before the target is touched.
+struct Backup {
+    manifest: Manifest,
+    verification: Option<crate::catalog::VerificationRecord>,
+    globals_sql: String,
+    parsed: Vec<restore::globals::Statement>,
+    ids: Identities,
+    catalog: Catalog,
+}
+
+async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> Result<Backup> {
+    let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
+    let catalog = Catalog::open(settings).await?;
+    let entry = select_backup(&catalog, settings, opts, name).await?;
+    let m = entry.manifest.clone();
+    // Proves the identity (and the repository) before anything is touched.
+    let globals_sql = restore::fetch_globals(&catalog, &m, ids.clone())
+        .await
+        .map_err(|e| e.context(format!("backup {}", m.id)))?;
+    // Statements pg_dumpall does not emit refuse the backup before the target is touched.
+    let parsed =
+        restore::globals::parse(&globals_sql).map_err(|e| e.context(format!("backup {}", m.id)))?;
+    // Setting values and comments, to replay and compare, from their encrypted object.
+    let m = crate::restore::sensitive::reveal(&catalog, &m, ids.clone())
+        .await
+        .map_err(|e| e.context(format!("backup {}", m.id)))?;
+    Ok(Backup {
+        manifest: m,
+        verification: entry.verification,
+        globals_sql,
+        parsed,
+        ids,
+        catalog,
+    })
+}
+
+/// What the plan needs to know of the target server.
+struct ServerFacts {
+    /// "15.18"
+    version: String,
+    major: u32,
+    superuser: bool,
+}
+
+/// Read the target server's version and the connecting role; refuse a server older than the
+/// backup's.
+async fn read_server(client: &Client, maintenance: &Database, m: &Manifest) -> Result<ServerFacts> {
+    let info = client
+        .query_one(
+            "SELECT current_setting('server_version'), current_setting('server_version_num')::int,
+                    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)",
+            &[],
+        )
+        .await
+        .map_err(|e| {
+            PgdrError::database(format!("reading the target server: {}", db_message(&e)))
+        })?;
+    let server_version: String = info.get::<_, String>(0);
+    // "15.18 (Debian 15.18-0+deb12u1)" → "15.18"
+    let server_version = server_version
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let server_major = (info.get::<_, i32>(1) / 10000) as u32;
+    let superuser: bool = info.get(2);
+    let backup_major = m.source.major();
+    if server_major < backup_major {
+        return Err(PgdrError::usage(format!(
+            "target server {} runs PostgreSQL {server_version}, older than the backup's {}",
+            maintenance.describe(),
+            m.source.server_version
+        ))
+        .hint("restore into a server of the same major version or newer"));
+    }
+    Ok(ServerFacts {
+        version: server_version,
+        major: server_major,
+        superuser,
+    })
+}
+
+/// The restore mode from the target's state and `--clean`/`--swap`: a non-empty database is
+/// never written into without one of them.
+fn decide_mode(
+    state: &TargetState,
+    flag: ModeFlag,
+    name: &str,
+    maintenance: &Database,
+    notes: &mut Vec<String>,
+) -> Result<RestoreMode> {
+    Ok(match (state, flag) {
+        (TargetState::Missing, flag) => {
+            if flag != ModeFlag::None {
+                notes.push(format!(
+                    "database '{name}' does not exist: it is created; --clean/--swap have nothing to do"
+                ));
+            }
+            RestoreMode::Create
+        }
+        (_, ModeFlag::Swap) => RestoreMode::Swap,
+        (_, ModeFlag::Clean) => RestoreMode::Clean,
+        (TargetState::Empty, ModeFlag::None) => RestoreMode::ReplaceEmpty,
+        (TargetState::NonEmpty(n), ModeFlag::None) => {
+            return Err(PgdrError::usage(format!(
+                "target database '{name}' on {} is not empty ({}); pgdr restore replaces only a database without user objects unless told to",
+                maintenance.describe().rsplit_once('/').map(|x| x.0).unwrap_or("the server"),
+                TargetState::describe(n)
+            ))
+            .hint(format!("add --swap to restore beside it, prove the copy, then rename it to {name}_pre_restore_<time> and the copy into its place (the original stays untouched until then)"))
+            .hint("or add --clean to do the same and then drop the original")
+            .hint("or restore under another name: end --target with /NEWNAME"));
+        }
+    })
+}
+
+/// With `--jobs N` (N > 1) the dump goes through a spool file: where, how much it needs and
+/// how much is free (refused when it does not fit).
+fn plan_spool(
+    opts: &RestoreOptions,
+    m: &Manifest,
+    jobs: u32,
+    notes: &mut Vec<String>,
+) -> Result<Option<(PathBuf, u64, u64)>> {
+    Ok(if jobs > 1 {
+        let dir = restore::spool::dir(opts.spool_dir.as_deref());
+        let need = restore::spool::needed_bytes(m.object("dump").map_or(0, |d| d.raw_bytes));
+        let free = restore::spool::check_space(&dir, need)?;
+        Some((dir, need, free))
+    } else {
+        if opts.spool_dir.is_some() {
+            notes.push(
+                "--spool-dir has no effect without --jobs N (N > 1): the dump is streamed".into(),
+            );
+        }
+        None
+    })
+}
+
+/// Weaker guarantees and flags with nothing to do, for the operator.
+fn closing_notes(
+    target: &Database,
+    superuser: bool,
+    opts: &RestoreOptions,
+    mode: RestoreMode,
+    notes: &mut Vec<String>,
+) {
+    if !superuser {
+        notes.push(format!(
+            "the target role {} is not a superuser: roles, owners and some privileges may not restore",
+            target.conn.get_user().unwrap_or("?")
+        ));
+    }
+    if opts.terminate && matches!(mode, RestoreMode::Create) {
+        notes.push("--terminate has nothing to do: no database is dropped or renamed".into());
+    }
+}
+
+fn mode_word(m: RestoreMode) -> &'static str {
+    match m {
+        RestoreMode::Create => "create (the database does not exist)",
+        RestoreMode::ReplaceEmpty => {
+            "replace (the database exists without any user object: dropped and created again)"
+        }
+        RestoreMode::Clean => {
+            "clean (restore beside it, prove, rename into place, then drop the original)"
+        }
+        RestoreMode::Swap => "swap (restore beside it, prove, then rename into place)",
+    }
+}
+
+impl Plan {
+    /// The mark of this run's `<name>_restoring` in the repository.
+    pub(super) fn mark(&self, oid: Option<u32>) -> crate::catalog::restoring::RestoringMark {
+        crate::catalog::restoring::RestoringMark {
+            server: self.server.clone(),
+            database: self.restore_name.clone(),
+            oid,
+            started_at: Utc::now(),
+            host: records::hostname(),
+            pid: std::process::id(),
+        }
+    }
+
+    pub(super) fn table_count(&self) -> (usize, u64) {
+        self.manifest.fingerprint.as_ref().map_or((0, 0), |f| {
+            (
+                f.data.tables.len(),
+                f.data.tables.iter().map(|t| t.rows).sum(),
+            )
+        })
+    }
+
+    /// The plan in operator words (never the password).
+    pub fn render(&self) -> String {
+        let mut s = String::from("restore plan (nothing has been changed yet)\n");
+        self.render_facts(&mut s);
+        s.push_str("  steps\n");
+        let steps = self.steps();
+        for (i, st) in steps.iter().enumerate() {
+            s.push_str(&format!("    {}. {st}\n", i + 1));
+        }
+        for r in &self.roles_preview {
+            s.push_str(&format!("  roles: {r}\n"));
+        }
+        for n in &self.notes {
+            s.push_str(&format!("  note: {n}\n"));
+        }
+        if self.is_source {
+            s.push_str(&format!(
+                "  CAUTION: '{}' is a configured source database: confirm by typing its name (or --confirm {})\n",
+                self.name, self.name
+            ));
+        }
+        s
+    }
+
+    /// The backup, the target and the mode, one line each.
+    fn render_facts(&self, s: &mut String) {
+        let m = &self.manifest;
+        let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<12} {v}\n"));
+        let verified = match &self.verification {
+            None => "never verified".to_string(),
+            Some(v) => format!(
+                "last verification {} ({}, {})",
+                serde_json::to_value(v.outcome)
+                    .ok()
+                    .and_then(|x| x.as_str().map(String::from))
+                    .unwrap_or_default(),
+                serde_json::to_value(v.mode)
+                    .ok()
+                    .and_then(|x| x.as_str().map(String::from))
+                    .unwrap_or_default(),
+                v.finished_at.format("%Y-%m-%d %H:%M")
+            ),
+        };
+        line(
+            "backup",
+            format!("{} of '{}' ({verified})", m.id, m.database),
+        );
+        let age = (self.planned_at - m.snapshot.time).num_milliseconds() as f64 / 1000.0;
+        line(
+            "snapshot",
+            format!(
+                "{} ({} ago): the data-loss point; changes made after it are not in this backup",
+                m.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
+                human_duration(age)
+            ),
+        );
+        let dump = m.object("dump");
+        line(
+            "dump",
+            format!(
+                "{} (stored {}), from PostgreSQL {}, database owner {}",
+                human_bytes(dump.map_or(0, |d| d.raw_bytes)),
+                human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
+                m.source
+                    .server_version
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or_default(),
+                m.source.database_owner
+            ),
+        );
+        line(
+            "target",
+            format!(
+                "{} (PostgreSQL {})",
+                self.target.describe(),
+                self.server_version
+            ),
+        );
+        line(
+            "target now",
+            match &self.state {
+                TargetState::Missing => format!("database '{}' does not exist", self.name),
+                TargetState::Empty => {
+                    format!("database '{}' exists, without any user object", self.name)
+                }
+                TargetState::NonEmpty(n) => {
+                    format!(
+                        "database '{}' exists with {}",
+                        self.name,
+                        TargetState::describe(n)
+                    )
+                }
+            },
+        );
+        if !self.sessions.is_empty() {
+            line("sessions", describe_sessions(&self.sessions));
+        }
+        line("mode", mode_word(self.mode).to_string());
+    }
+
+    /// What the restore will do, in order.
+    fn steps(&self) -> Vec<String> {
+        let m = &self.manifest;
+        let mut steps: Vec<String> = Vec::new();
+        steps.push(match self.roles {
+            RolesMode::Merge => "roles: create missing roles and memberships from the backup; existing roles get the backup's settings, comments and memberships, keep their attributes and passwords (--roles=merge)".into(),
+            RolesMode::Keep => "roles: create missing roles and memberships from the backup; existing roles are kept as they are (--roles=keep)".into(),
+            RolesMode::Overwrite => "roles: create missing roles; make every existing role equal to the backup's: attributes, password, settings, comments, memberships (--roles=overwrite)".into(),
+        });
+        let force = if self.terminate {
+            "terminating other sessions (--terminate)"
+        } else {
+            "fails if other sessions are connected (add --terminate to end them)"
+        };
+        match self.mode {
+            RestoreMode::Create => {}
+            RestoreMode::ReplaceEmpty => {
+                steps.push(format!("DROP DATABASE {}: {force}", self.name))
+            }
+            RestoreMode::Swap | RestoreMode::Clean => {
+                if let Some(l) = &self.leftover {
+                    steps.push(format!(
+                        "DROP DATABASE {}: left by an interrupted pgdr restore (started {} on {}, pid {}); {force}",
+                        l.name,
+                        l.mark.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+                        l.mark.host,
+                        l.mark.pid
+                    ))
+                }
+            }
+        }
+        steps.push(format!(
+            "create database {} owned by {}",
+            self.restore_name, m.source.database_owner
+        ));
+        steps.push(match &self.spool {
+            None => "pg_restore, streamed from the repository (no local copy)".into(),
+            Some((dir, need, free)) => format!(
+                "fetch the dump into a spool file in {} (needs {}, {} free; removed afterwards), then pg_restore -j {}",
+                dir.display(),
+                human_bytes(*need),
+                human_bytes(*free),
+                self.jobs
+            ),
+        });
+        steps.push(match crate::restore::dbprops::recorded(m) {
+            Some(_) => "replay the database's settings, comment and ACL recorded in the backup".into(),
+            None => "database-level properties (ALTER DATABASE ... SET, comment, ACL): the backup records none, so none are replayed".into(),
+        });
+        let (tables, rows) = self.table_count();
+        if self.verify {
+            steps.push(format!(
+                "prove: recompute row counts and digests of {tables} tables ({rows} rows) and compare with the backup's fingerprint"
+            ));
+        } else {
+            steps.push("no proof (--no-verify)".into());
+        }
+        if let (RestoreMode::Swap | RestoreMode::Clean, Some(prev)) =
+            (self.mode, &self.previous_name)
+        {
+            let how = if self.terminate {
+                "terminating other sessions first (--terminate)"
+            } else {
+                "needs both databases free of other sessions (add --terminate to end them)"
+            };
+            steps.push(format!(
+                "only if proven: in one transaction rename {} → {prev} and {} → {}; {how}",
+                self.name, self.restore_name, self.name
+            ));
+            if self.mode == RestoreMode::Clean {
+                steps.push(format!(
+                    "then DROP DATABASE {prev} (the original, once the copy is in its place)"
+                ));
+            }
+        }
+        steps
+    }
+
+    pub fn to_json(&self) -> serde_json::Value {
+        let m = &self.manifest;
+        serde_json::json!({
+            "backup_id": m.id,
+            "database": m.database,
+            "snapshot_time": m.snapshot.time,
+            "snapshot_age_seconds": (self.planned_at - m.snapshot.time).num_milliseconds() as f64 / 1000.0,
+            "dump_bytes": m.object("dump").map_or(0, |d| d.raw_bytes),
+            "target": self.target.describe(),
+            "target_server_version": self.server_version,
+            "target_state": match &self.state {
+                TargetState::Missing => "missing".to_string(),
+                TargetState::Empty => "empty".to_string(),
+                TargetState::NonEmpty(n) => TargetState::describe(n),
+            },
+            "target_contents": match &self.state {
+                TargetState::NonEmpty(n) => n.iter().map(|(k, c)| (k.clone(), *c)).collect(),
+                _ => std::collections::BTreeMap::<String, i64>::new(),
+            },
+            "drops_leftover": self.leftover.as_ref().map(|l| l.name.clone()),
+            "mode": self.mode,
+            "restore_into": self.restore_name,
+            "previous_kept_as": self.previous_name,
+            "jobs": self.jobs,
+            "roles": self.roles,
+            "roles_plan": self.roles_preview,
+            "verify": self.verify,
+            "terminate": self.terminate,
+            "requires_confirm_name": self.is_source,
+            "notes": self.notes,
+        })
+    }
+}

@@ -1,0 +1,56 @@
+//! Which backup to restore: the repository database (--database, configured, the only one,
+//! or the one named like the target), then the catalog's `select()`.
+
+use crate::catalog::{Catalog, Entry, Pick};
+use crate::config::Settings;
+use crate::error::{PgdrError, Result};
+
+use super::{RestoreOptions, Selection};
+
+/// The repository database to restore from: --database, the one configured, the only one in
+/// the repository, or the one named like the target.
+async fn repo_database(
+    catalog: &Catalog,
+    settings: &Settings,
+    opts: &RestoreOptions,
+    target_name: &str,
+) -> Result<Option<String>> {
+    if let Some(d) = &opts.database {
+        return Ok(Some(d.clone()));
+    }
+    if settings.databases.len() == 1 {
+        return Ok(Some(settings.databases[0].name.clone()));
+    }
+    let mut names = catalog.databases().await?;
+    let by_id = matches!(opts.selection, Selection::Id(_));
+    match names.len() {
+        1 => Ok(Some(names.remove(0))),
+        _ if names.iter().any(|n| n == target_name) => Ok(Some(target_name.to_string())),
+        _ if by_id => Ok(None),
+        0 => Err(PgdrError::not_found(format!(
+            "no backups in {}",
+            catalog.describe()
+        ))
+        .hint("check --repo (and the S3 credentials): `pgdr list` shows what the repository holds")),
+        _ => Err(PgdrError::usage(format!(
+            "the repository holds backups of several databases ({}); which one should be restored?",
+            names.join(", ")
+        ))
+        .hint("add --database NAME")),
+    }
+}
+
+pub(super) async fn select_backup(
+    catalog: &Catalog,
+    settings: &Settings,
+    opts: &RestoreOptions,
+    target_name: &str,
+) -> Result<Entry> {
+    let db = repo_database(catalog, settings, opts, target_name).await?;
+    let pick = match &opts.selection {
+        Selection::Id(id) => Pick::Id(id),
+        Selection::Latest => Pick::Latest,
+        Selection::Before(t) => Pick::Before(*t),
+    };
+    catalog.select(db.as_deref(), pick).await
+}
