@@ -7,5 +7,7 @@ cd "$PGDR_ROOT"
 cargo fmt --all -- --check
 # No import cycle between top-level modules (ARCHITECTURE.md's rules).
 python3 scripts/check-cycles.py >/dev/null || python3 scripts/check-cycles.py
+# No file over 700 lines, no function over 80 (ARCHITECTURE.md's rules).
+python3 scripts/check-sizes.py
 cargo clippy --locked --all-targets -- -D warnings
 cargo test --locked --all-targets

@@ -28,11 +28,13 @@ use crate::verify;
 use crate::verify::Scratch;
 
 mod checks;
+mod prove;
 pub mod report;
 pub mod rpo;
 pub mod spec;
 
 use checks::{run_check, server_version};
+use prove::restore_and_prove;
 
 pub use spec::{DrillSpec, Selection};
 
@@ -224,17 +226,6 @@ async fn drill_one(
     let started_at = Utc::now();
     let t0 = Instant::now();
     let mut timer = PhaseTimer::default();
-    let configured = settings.databases.iter().find(|d| d.name == db);
-    let (rto_target, rto_from) = target(
-        spec.and_then(|s| s.rto_target),
-        configured.and_then(|d| d.rto_target),
-        DEFAULT_RTO_TARGET,
-    );
-    let (rpo_target, rpo_from) = target(
-        spec.and_then(|s| s.rpo_target),
-        configured.and_then(|d| d.rpo_target),
-        DEFAULT_RPO_TARGET,
-    );
     let selection = spec.map_or(Selection::Newest, |s| s.selection.clone());
     let checks: &[spec::Check] = spec.map_or(&[], |s| &s.checks);
 
@@ -252,14 +243,7 @@ async fn drill_one(
     )?;
     timer.done("select");
 
-    let targets = DrillTargets {
-        rto_seconds: rto_target,
-        rpo_seconds: rpo_target,
-        rto_from: rto_from.into(),
-        rpo_from: rpo_from.into(),
-        rto_met: None,
-        rpo_met: None,
-    };
+    let targets = drill_targets(settings, db, spec);
     let mut rec = new_record(db, spec, given, &selection, started_at, worst, targets);
     let mut m = match chosen {
         Ok(m) => m,
@@ -272,13 +256,7 @@ async fn drill_one(
     };
     // Prune keeps it while the drill reads it; the mark goes when this function returns.
     let _in_use = catalog.mark_in_use(&m.database, &m.id, "drill").await?;
-    rec.backup = Some(DrillBackup {
-        id: m.id.clone(),
-        snapshot_time: m.snapshot.time,
-        server_version: m.source.server_version.clone(),
-        dump_bytes: m.object("dump").map_or(0, |d| d.raw_bytes),
-        stored_bytes: m.objects.iter().map(|o| o.stored_bytes).sum(),
-    });
+    rec.backup = Some(backup_facts(&m));
     rec.rpo_seconds = Some(secs(started_at - m.snapshot.time));
 
     // 2. Somewhere to restore into.
@@ -286,11 +264,7 @@ async fn drill_one(
         Ok(sc) => sc,
         Err(e) => {
             timer.done("scratch");
-            rec.outcome = Outcome::Error;
-            rec.failures
-                .push(format!("could not run: no scratch database: {}", e.message));
-            rec.error = Some(e.to_string());
-            rec.checks = not_run(checks, "no scratch database");
+            no_scratch(&mut rec, &e, checks);
             rec.elapsed_seconds = t0.elapsed().as_secs_f64();
             return Ok(finish(rec, timer));
         }
@@ -298,31 +272,9 @@ async fn drill_one(
     rec.scratch = Some(sc.describe());
     timer.done("scratch");
 
-    // 3. The restore: globals, create, then fetch, decrypt, decompress and pg_restore (data,
-    //    then post-data: indexes, constraints, triggers) streamed together.
-    //    Setting values and comments come out of their encrypted object first.
-    let mut restored = match crate::restore::sensitive::reveal(catalog, &m, ids.clone()).await {
-        Ok(full) => {
-            m = full;
-            restore::restore_into(catalog, &m, ids, &sc.target, &mut timer).await
-        }
-        Err(e) => Err(e),
-    };
-    let mut proven = false;
-    match &mut restored {
-        Err(e) => {
-            timer.done("failed");
-            rec.failures.push(format!("restore failed: {}", e.message));
-            if e.kind == Kind::Corrupt {
-                // Name the damage precisely when a stored object no longer matches.
-                rec.failures.extend(damaged_objects(catalog, &m).await);
-            }
-            rec.checks = not_run(checks, "the restore failed");
-        }
-        Ok(report) => {
-            proven = prove_and_check(&sc, &m, report, checks, &mut rec, &mut timer).await;
-        }
-    }
+    // 3-5. Restore, prove, smoke checks.
+    let (restored, proven) =
+        restore_and_prove(catalog, &mut m, ids, &sc, checks, &mut rec, &mut timer).await;
     rec.elapsed_seconds = t0.elapsed().as_secs_f64();
     if restored.is_ok() && proven && rec.checks.iter().all(|c| c.passed) {
         // Exactly the phases so far: back to back from the start.
@@ -333,18 +285,55 @@ async fn drill_one(
     sc.teardown().await;
     timer.done("teardown");
 
-    store_verdict(
-        catalog,
-        &rec,
-        &m,
-        restored.as_ref().err(),
-        started_at,
-        &timer,
-    )
-    .await;
+    let failure = restored.as_ref().err();
+    store_verdict(catalog, &rec, &m, failure, started_at, &timer).await;
 
     check_targets(&mut rec, &selection, given, &points, started_at, &m);
     Ok(finish(rec, timer))
+}
+
+/// What the record says of the backup a drill restores.
+fn backup_facts(m: &Manifest) -> DrillBackup {
+    DrillBackup {
+        id: m.id.clone(),
+        snapshot_time: m.snapshot.time,
+        server_version: m.source.server_version.clone(),
+        dump_bytes: m.object("dump").map_or(0, |d| d.raw_bytes),
+        stored_bytes: m.objects.iter().map(|o| o.stored_bytes).sum(),
+    }
+}
+
+/// A drill that found nowhere to restore could not run: an error, not a failed backup.
+fn no_scratch(rec: &mut DrillRecord, e: &PgdrError, checks: &[spec::Check]) {
+    rec.outcome = Outcome::Error;
+    rec.failures
+        .push(format!("could not run: no scratch database: {}", e.message));
+    rec.error = Some(e.to_string());
+    rec.checks = not_run(checks, "no scratch database");
+}
+
+/// RTO and RPO targets of this drill: the drill file's, else the database's, else the
+/// defaults; each with where it came from.
+fn drill_targets(settings: &Settings, db: &str, spec: Option<&DrillSpec>) -> DrillTargets {
+    let configured = settings.databases.iter().find(|d| d.name == db);
+    let (rto_target, rto_from) = target(
+        spec.and_then(|s| s.rto_target),
+        configured.and_then(|d| d.rto_target),
+        DEFAULT_RTO_TARGET,
+    );
+    let (rpo_target, rpo_from) = target(
+        spec.and_then(|s| s.rpo_target),
+        configured.and_then(|d| d.rpo_target),
+        DEFAULT_RPO_TARGET,
+    );
+    DrillTargets {
+        rto_seconds: rto_target,
+        rpo_seconds: rpo_target,
+        rto_from: rto_from.into(),
+        rpo_from: rpo_from.into(),
+        rto_met: None,
+        rpo_met: None,
+    }
 }
 
 /// The record of a drill that has chosen its backup (or failed to): filled in as it runs.
@@ -402,53 +391,6 @@ fn not_run(checks: &[spec::Check], why: &str) -> Vec<CheckResult> {
             seconds: 0.0,
         })
         .collect()
-}
-
-/// Steps 4 and 5 on the restored copy: the fingerprint and roles compared with the backup's,
-/// then the drill's smoke checks. Whether the copy is proven equal.
-async fn prove_and_check(
-    sc: &Scratch,
-    m: &Manifest,
-    report: &mut restore::EngineReport,
-    checks: &[spec::Check],
-    rec: &mut DrillRecord,
-    timer: &mut PhaseTimer,
-) -> bool {
-    let mut proven = false;
-    // 4. Fingerprint and roles: the restored copy is what the backup says it holds.
-    let restored_db = sc.target.database();
-    match verify::compare_scratch(&sc.target, m, report).await {
-        Ok(d) => {
-            if !d.is_empty() {
-                rec.failures.push(format!(
-                    "fingerprint: {} difference(s) between the backup and the restored copy",
-                    d.len()
-                ));
-            }
-            proven = d.is_empty();
-            rec.differences = d;
-        }
-        Err(e) => rec.failures.push(format!(
-            "fingerprint comparison could not run: {}",
-            e.message
-        )),
-    }
-    timer.done("compare");
-    // 5. The drill's smoke checks.
-    rec.scratch_server_version = server_version(&restored_db).await;
-    for c in checks {
-        let r = run_check(&restored_db, c).await;
-        if !r.passed {
-            rec.failures.push(format!(
-                "smoke check '{}': {}",
-                r.name,
-                r.message.as_deref().unwrap_or("failed")
-            ));
-        }
-        rec.checks.push(r);
-    }
-    timer.done("checks");
-    proven
 }
 
 /// What the restore proved about the backup is kept beside it, as a verification would.
@@ -554,41 +496,6 @@ fn finish(mut rec: DrillRecord, timer: PhaseTimer) -> DrillRecord {
         };
     }
     rec
-}
-
-/// Objects of the backup whose stored bytes no longer match the manifest's sha256.
-async fn damaged_objects(catalog: &Catalog, m: &Manifest) -> Vec<String> {
-    use futures::StreamExt;
-    use sha2::{Digest, Sha256};
-    let mut out = Vec::new();
-    for o in &m.objects {
-        let key = crate::catalog::Key::object(&m.database, &m.id, &o.file);
-        let Ok(mut st) = catalog.get_object(&key).await else {
-            out.push(format!("object {}: missing from the repository", o.file));
-            continue;
-        };
-        let mut h = Sha256::new();
-        let mut ok = true;
-        while let Some(c) = st.next().await {
-            match c {
-                Ok(c) => h.update(&c),
-                Err(_) => {
-                    ok = false;
-                    break;
-                }
-            }
-        }
-        let got = hex::encode(h.finalize());
-        if ok && got != o.sha256_stored {
-            out.push(format!(
-                "object {}: sha256 mismatch (manifest {}..., stored {}...): the stored object is damaged",
-                o.file,
-                &o.sha256_stored[..12.min(o.sha256_stored.len())],
-                &got[..12]
-            ));
-        }
-    }
-    out
 }
 
 /// The report on past drills, in the format asked for.
