@@ -88,27 +88,14 @@ pub fn require_revealed(m: &Manifest) -> Result<()> {
 mod tests {
     use super::*;
     use crate::fingerprint::sensitive::split;
-    use serde_json::{json, Value};
+    use crate::fingerprint::sensitive::tests::sample;
+    use serde_json::json;
 
-    fn fp(v: Value) -> SchemaFingerprint {
-        serde_json::from_value(json!({ "sections": v })).unwrap()
-    }
     fn empty_data() -> crate::fingerprint::ArchiveSummary {
         serde_json::from_value(json!({"version": "1.14.0", "database": "app",
             "server_version": "15", "pg_dump_version": "15", "encoding": null,
             "toc_entries": 0, "tables": [], "large_objects": []}))
         .unwrap()
-    }
-    fn sample() -> SchemaFingerprint {
-        fp(json!({
-            "database": {"current": {"owner": "postgres", "comment": "db note",
-                "settings": {"app.settings.jwt_secret": "s3cret"},
-                "role_settings": {"authenticator": {"statement_timeout": "8s"}}}},
-            "roles": {"anon": {"login": false, "config": {"app.token": "t0ken"}}},
-            "functions": {"public.f()": {"config": {"search_path": "public"}, "body_sha256": "ab"}},
-            "tables": {"public.t": {"owner": "postgres", "comment": "note"}},
-            "columns": {"public.t.a": {"type": "text", "default": "'x'::text"}}
-        }))
     }
     #[test]
     fn object_bytes_round_trip() {

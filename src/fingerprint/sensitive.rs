@@ -139,15 +139,16 @@ pub fn seal_json_view(schema: &mut Value) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use serde_json::json;
 
-    fn fp(v: Value) -> SchemaFingerprint {
+    pub(crate) fn fp(v: Value) -> SchemaFingerprint {
         serde_json::from_value(json!({ "sections": v })).unwrap()
     }
 
-    fn sample() -> SchemaFingerprint {
+    /// A fingerprint with a secret in every kind of sensitive place.
+    pub(crate) fn sample() -> SchemaFingerprint {
         fp(json!({
             "database": {"current": {"owner": "postgres", "comment": "db note",
                 "settings": {"app.settings.jwt_secret": "s3cret"},
