@@ -112,21 +112,13 @@ fn verify_of_an_empty_repository_could_not_run() {
     }
 }
 
-/// `pgdr restore --target <url of db>` with the repository and identity only.
+/// `pgdr restore --target <url of db>` on the test's own cluster.
 fn restore(w: &World, db: &str, args: &[&str]) -> Command {
-    let mut c = pgdr_cmd();
-    c.arg("restore").arg("--target").arg(w.pg.url(db));
-    c.args(args);
-    w.repo.apply(&mut c);
-    c.arg("--identity").arg(&w.identity);
-    c
+    w.restore_cmd(&w.pg, db, args)
 }
 
 fn exists(pg: &Pg, db: &str) -> bool {
-    pg.psql(
-        "postgres",
-        &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
-    ) == "1"
+    pg.exists(db)
 }
 
 fn orders(pg: &Pg, db: &str) -> String {

@@ -6,15 +6,9 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-/// `pgdr restore --target <url of db>` with the repository and identity, no --source and no
-/// config (the repository database is inferred): what an operator types on a fresh host.
+/// `pgdr restore --target <url of db>` on the test's own cluster.
 fn restore(w: &World, db: &str, args: &[&str]) -> Command {
-    let mut c = pgdr_cmd();
-    c.arg("restore").arg("--target").arg(w.pg.url(db));
-    c.args(args);
-    w.repo.apply(&mut c);
-    c.arg("--identity").arg(&w.identity);
-    c
+    w.restore_cmd(&w.pg, db, args)
 }
 
 /// Row counts of the sample's main tables, "users,profiles,orders,events".
@@ -37,10 +31,7 @@ fn databases(pg: &Pg) -> Vec<String> {
 }
 
 fn exists(pg: &Pg, db: &str) -> bool {
-    pg.psql(
-        "postgres",
-        &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
-    ) == "1"
+    pg.exists(db)
 }
 
 fn restore_records(w: &World) -> Vec<serde_json::Value> {

@@ -7,11 +7,8 @@ use std::process::Command;
 use crate::common::*;
 
 fn restore_to(w: &World, target: &Pg, db: &str, args: &[&str]) -> Command {
-    let mut c = pgdr_cmd();
-    c.arg("restore").arg("--target").arg(target.url(db));
-    c.args(["--yes"]).args(args);
-    w.repo.apply(&mut c);
-    c.arg("--identity").arg(&w.identity);
+    let mut c = w.restore_cmd(target, db, &["--yes"]);
+    c.args(args);
     c
 }
 

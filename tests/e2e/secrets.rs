@@ -151,15 +151,8 @@ fn restore_replays_secret_values_and_names_a_difference_without_them() {
         "postgres",
         &format!("ALTER ROLE pgdr_marker_role SET app.token = '{changed}'"),
     );
-    let mut c = pgdr_cmd();
-    c.arg("restore")
-        .arg("--target")
-        .arg(w.pg.url("app_copy"))
-        // keep: the role's changed setting stays and must be named, without either value.
-        .args(["--roles=keep", "--yes"]);
-    w.repo.apply(&mut c);
-    c.arg("--identity").arg(&w.identity);
-    let r = run(c).ok();
+    // keep: the role's changed setting stays and must be named, without either value.
+    let r = run(w.restore_cmd(&w.pg, "app_copy", &["--roles=keep", "--yes"])).ok();
     let out = format!("{}\n{}", r.stdout, r.stderr);
     assert!(
         out.contains("pgdr_marker_role: setting app.token differs"),

@@ -9,14 +9,7 @@ fn restore_to_a_server_without_a_postgres_database_uses_template1() {
     let w = World::local();
     w.backup();
     w.pg.psql("template1", "DROP DATABASE postgres");
-    let mut c = pgdr_cmd();
-    c.arg("restore")
-        .arg("--target")
-        .arg(w.pg.url("app_copy"))
-        .arg("--yes");
-    w.repo.apply(&mut c);
-    c.arg("--identity").arg(&w.identity);
-    let r = run(c);
+    let r = run(w.restore_cmd(&w.pg, "app_copy", &["--yes"]));
     // Put it back before asserting, for the harness's own queries.
     w.pg.psql("template1", "CREATE DATABASE postgres");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);

@@ -205,6 +205,14 @@ impl Pg {
         String::from_utf8(out.stdout).unwrap().trim().to_string()
     }
 
+    /// Whether database `db` exists on this cluster.
+    pub fn exists(&self, db: &str) -> bool {
+        self.psql(
+            "postgres",
+            &format!("SELECT count(*) FROM pg_database WHERE datname = '{db}'"),
+        ) == "1"
+    }
+
     pub fn psql_file(&self, db: &str, file: &Path) {
         check(
             self.psql_cmd(db).arg("-f").arg(file).output().unwrap(),
@@ -521,6 +529,17 @@ impl World {
     }
 
     /// pgdr as [`World::pgdr`], plus `--config FILE`.
+    /// `pgdr restore --target <url of db on target>` with the repository and identity only,
+    /// no --source and no config: what an operator types on a fresh host.
+    pub fn restore_cmd(&self, target: &Pg, db: &str, args: &[&str]) -> Command {
+        let mut c = pgdr_cmd();
+        c.arg("restore").arg("--target").arg(target.url(db));
+        c.args(args);
+        self.repo.apply(&mut c);
+        c.arg("--identity").arg(&self.identity);
+        c
+    }
+
     pub fn pgdr_config(&self, config: &Path, args: &[&str]) -> Command {
         let mut c = self.pgdr(args);
         c.arg("--config").arg(config);
