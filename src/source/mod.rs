@@ -8,11 +8,16 @@ use tokio_postgres::{Client, NoTls};
 use crate::config::Database;
 use crate::error::{Cause, PgdrError, Result};
 
+pub mod changes;
 pub mod dump;
+pub mod lsn;
 pub mod process;
 pub mod snapshot;
 pub mod tls;
 pub mod tools;
+
+pub use changes::{Change, ChangeSource};
+pub use lsn::Lsn;
 
 /// Facts about the server recorded in the manifest.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
