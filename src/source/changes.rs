@@ -1,6 +1,6 @@
 //! The transport of the change stream (logical decoding), behind pgdr's own trait: the capture
-//! tests see raw pgoutput messages with their WAL positions, whatever crate speaks the
-//! replication protocol underneath (swappable without touching the stored format).
+//! runner and the tests see raw pgoutput messages with their WAL positions, whatever crate speaks
+//! the replication protocol underneath (swappable without touching the stored format).
 
 use std::future::Future;
 
