@@ -133,6 +133,16 @@ pub struct Pg {
 
 impl Pg {
     pub fn start() -> Pg {
+        Pg::start_with("")
+    }
+
+    /// A cluster with `wal_level = logical` (change capture tests), room for slots and senders.
+    pub fn start_logical() -> Pg {
+        Pg::start_with("-c wal_level=logical -c max_replication_slots=10 -c max_wal_senders=10")
+    }
+
+    /// A cluster started with extra `postgres` options (`-c name=value ...`).
+    pub fn start_with(extra: &str) -> Pg {
         let dir = tempdir();
         let data = dir.path().join("data");
         let st = Command::new("cp")
@@ -152,7 +162,7 @@ impl Pg {
                 .arg(dir.path().join("log"))
                 .arg("-o")
                 .arg(format!(
-                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c shared_buffers=32MB -c max_connections=40",
+                    "-p {port} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off -c shared_buffers=32MB -c max_connections=40 {extra}",
                     dir.path().display()
                 ))
                 .args(["-w", "-t", "60", "start"])
