@@ -7,11 +7,13 @@
 //! `archive` reads pg_dump's archive layout for both `fingerprint` and `restore`.
 
 pub mod archive;
+pub mod backup;
 pub mod catalog;
 pub mod cli;
 pub mod codec;
 pub mod commands;
 pub mod config;
+pub mod drill;
 pub mod error;
 pub mod fingerprint;
 pub mod pipeline;

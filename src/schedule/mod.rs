@@ -5,5 +5,6 @@
 //! `retention` is pure (the clock is an argument); the daemon and the commands that act on
 //! its answers live in `commands/`.
 
+pub mod prune;
 pub mod retention;
 pub mod state;

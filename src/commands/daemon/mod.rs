@@ -3,7 +3,7 @@
 //! the metrics and notifies the webhooks.
 //!
 //! - The same job of the same database never runs twice at once: within a daemon a job whose
-//!   previous run is still going is skipped; across daemons, see [`SourceLock`] (backups) and
+//!   previous run is still going is skipped; across daemons, see [`SourceLock`](crate::backup::SourceLock) (backups) and
 //!   [`Lease`] (drills and prune, in `catalog::leases`). A daemon that finds the run of a slot already done by
 //!   another daemon skips it too.
 //! - A job missed while the daemon was down (its last success older than its period) runs
@@ -22,11 +22,9 @@ use crate::telemetry::metrics::Metrics;
 use crate::telemetry::webhook::Notifier;
 
 mod jobs;
-mod lock;
 mod planning;
 mod run_loop;
 
-pub use lock::SourceLock;
 pub use run_loop::run;
 
 pub struct DaemonOptions {
