@@ -8,7 +8,7 @@
 pub use crate::backup;
 pub mod cat;
 pub mod config_check;
-pub mod daemon;
+pub use crate::schedule::daemon;
 pub mod drill;
 pub mod keygen;
 pub mod list;
