@@ -4,6 +4,7 @@ mod args;
 mod ops;
 mod render;
 mod restore;
+mod restore_render;
 
 use std::io::Write;
 

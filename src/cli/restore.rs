@@ -11,7 +11,7 @@ use crate::error::{exit, PgdrError};
 use crate::progress;
 
 use super::args::{Global, RestoreArgs, RolesArg};
-use super::{overrides, report_error};
+use super::{overrides, report_error, restore_render};
 
 pub(super) async fn run_restore(
     g: &Global,
@@ -55,18 +55,18 @@ pub(super) async fn run_restore(
         if a.json {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&plan.to_json()).expect("json")
+                serde_json::to_string_pretty(&restore_render::plan_json(&plan)).expect("json")
             );
         } else {
-            print!("{}", plan.render());
+            print!("{}", restore_render::plan_text(&plan));
             println!("dry run: nothing was changed");
         }
         return Ok(exit::OK);
     }
     if a.json {
-        eprint!("{}", plan.render());
+        eprint!("{}", restore_render::plan_text(&plan));
     } else {
-        print!("{}", plan.render());
+        print!("{}", restore_render::plan_text(&plan));
         let _ = std::io::stdout().flush();
     }
     confirm_restore(&plan, a.yes, a.confirm.as_deref())?;
@@ -84,7 +84,7 @@ pub(super) async fn run_restore(
             serde_json::to_string_pretty(&report.record).expect("json")
         );
     } else {
-        print!("{}", report.render());
+        print!("{}", restore_render::report_text(&report));
     }
     if let Some(e) = &report.error {
         report_error(e);

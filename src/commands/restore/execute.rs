@@ -13,7 +13,6 @@ use crate::restore::{self, EngineOptions, EngineReport};
 
 use super::plan::Plan;
 use super::target::{self, clear_sessions, drop_database, swap};
-use crate::progress::human_duration;
 
 /// What happened, for the summary, the record and the exit status.
 pub struct RestoreReport {
@@ -37,111 +36,6 @@ impl RestoreReport {
             RestoreOutcome::Failed => exit::COULD_NOT_RUN,
             RestoreOutcome::Interrupted => exit::INTERRUPTED,
         }
-    }
-
-    pub fn render(&self) -> String {
-        let r = &self.record;
-        let mut s = String::new();
-        let head = match r.outcome {
-            RestoreOutcome::Restored => "restored and proven",
-            RestoreOutcome::RestoredUnverified => "restored (not proven: --no-verify)",
-            RestoreOutcome::Differences => "restored, but the copy DIFFERS from the backup",
-            RestoreOutcome::Failed => "restore FAILED",
-            RestoreOutcome::Interrupted => "restore INTERRUPTED",
-        };
-        s.push_str(&format!(
-            "{head}: backup {} of '{}' into {}\n",
-            r.backup_id, r.database, r.target
-        ));
-        let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
-        let phases: Vec<String> = r
-            .phases
-            .iter()
-            .map(|p| format!("{} {}", p.name, human_duration(p.seconds)))
-            .collect();
-        line("phases", phases.join(", "));
-        line(
-            "total (RTO)",
-            if r.total_seconds < 60.0 {
-                human_duration(r.total_seconds)
-            } else {
-                format!(
-                    "{} ({:.0}s)",
-                    human_duration(r.total_seconds),
-                    r.total_seconds
-                )
-            },
-        );
-        line(
-            "snapshot (RPO)",
-            format!(
-                "{}: changes of the last {} (before this restore finished) are not in it",
-                r.snapshot_time.format("%Y-%m-%d %H:%M:%S UTC"),
-                human_duration(r.rpo_seconds)
-            ),
-        );
-        match r.outcome {
-            RestoreOutcome::Restored => line(
-                "proof",
-                format!(
-                    "fingerprint equal: {} tables, {} rows{}",
-                    self.tables,
-                    self.rows,
-                    crate::restore::roles::kept_suffix(&r.roles_kept)
-                ),
-            ),
-            RestoreOutcome::Differences => {
-                line("proof", format!("{} difference(s):", r.differences.len()));
-                for d in &r.differences {
-                    s.push_str(&format!("    {d}\n"));
-                }
-            }
-            _ => {}
-        }
-        if let Some(e) = &self.engine {
-            render_engine(e, &mut s);
-        }
-        let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
-        if let Some(prev) = &r.previous_kept_as {
-            line(
-                "previous data",
-                format!("kept as database {prev} (drop it when no longer needed)"),
-            );
-        }
-        for n in &self.notes {
-            line("note", n.clone());
-        }
-        match &self.record_key {
-            Ok(k) => line("record", k.clone()),
-            Err(e) => line("record", format!("NOT stored: {e}")),
-        }
-        s
-    }
-}
-
-/// What the engine did besides the data: roles, memberships, database properties.
-fn render_engine(e: &EngineReport, s: &mut String) {
-    let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
-    if !e.roles_created.is_empty() {
-        line("roles created", e.roles_created.join(", "));
-    }
-    for k in &e.roles_kept {
-        line("roles", k.clone());
-    }
-    if !e.memberships_added.is_empty() {
-        line("memberships", e.memberships_added.join(", "));
-    }
-    for g in &e.globals_errors {
-        line("roles warning", g.clone());
-    }
-    if !e.properties.is_empty() {
-        line(
-            "db properties",
-            format!("{} statement(s) replayed", e.properties.len()),
-        );
-    }
-    for p in &e.properties_skipped {
-        line("db properties", p.clone());
     }
 }
 

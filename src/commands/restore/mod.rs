@@ -22,7 +22,7 @@ mod target;
 
 pub use execute::{execute, RestoreReport};
 pub use plan::{prepare, Plan};
-pub use target::Sessions;
+pub use target::{describe_sessions, Sessions, TargetState};
 
 #[derive(Debug, Clone)]
 pub enum Selection {

@@ -1,5 +1,5 @@
 //! The plan: everything decided before anything is changed (the backup, the target's state,
-//! the mode, the spool, the roles), and its rendering for the operator and as JSON.
+//! the mode, the spool, the roles). `cli::restore_render` renders it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -11,15 +11,13 @@ use crate::catalog::{Catalog, Manifest};
 use crate::codec::{self, Identities};
 use crate::config::{Database, Settings};
 use crate::error::{PgdrError, Result};
-use crate::progress::human_bytes;
 use crate::restore::{self, db_message, RolesMode};
 use tokio_postgres::Client;
 
 use super::select::select_backup;
-use super::target::{self, address, connect_maintenance, describe_sessions, inspect, sessions};
+use super::target::{self, address, connect_maintenance, inspect, sessions};
 use super::target::{Leftover, Sessions, TargetState};
 use super::{ModeFlag, RestoreOptions};
-use crate::progress::human_duration;
 
 /// PostgreSQL's identifier limit (NAMEDATALEN - 1).
 const MAX_NAME: usize = 63;
@@ -350,19 +348,6 @@ fn closing_notes(
     }
 }
 
-fn mode_word(m: RestoreMode) -> &'static str {
-    match m {
-        RestoreMode::Create => "create (the database does not exist)",
-        RestoreMode::ReplaceEmpty => {
-            "replace (the database exists without any user object: dropped and created again)"
-        }
-        RestoreMode::Clean => {
-            "clean (restore beside it, prove, rename into place, then drop the original)"
-        }
-        RestoreMode::Swap => "swap (restore beside it, prove, then rename into place)",
-    }
-}
-
 impl Plan {
     /// The mark of this run's `<name>_restoring` in the repository.
     pub(super) fn mark(&self, oid: Option<u32>) -> crate::catalog::restoring::RestoringMark {
@@ -376,224 +361,13 @@ impl Plan {
         }
     }
 
-    pub(super) fn table_count(&self) -> (usize, u64) {
+    /// (tables, rows) the backup's fingerprint holds.
+    pub fn table_count(&self) -> (usize, u64) {
         self.manifest.fingerprint.as_ref().map_or((0, 0), |f| {
             (
                 f.data.tables.len(),
                 f.data.tables.iter().map(|t| t.rows).sum(),
             )
-        })
-    }
-
-    /// The plan in operator words (never the password).
-    pub fn render(&self) -> String {
-        let mut s = String::from("restore plan (nothing has been changed yet)\n");
-        self.render_facts(&mut s);
-        s.push_str("  steps\n");
-        let steps = self.steps();
-        for (i, st) in steps.iter().enumerate() {
-            s.push_str(&format!("    {}. {st}\n", i + 1));
-        }
-        for r in &self.roles_preview {
-            s.push_str(&format!("  roles: {r}\n"));
-        }
-        for n in &self.notes {
-            s.push_str(&format!("  note: {n}\n"));
-        }
-        if self.is_source {
-            s.push_str(&format!(
-                "  CAUTION: '{}' is a configured source database: confirm by typing its name (or --confirm {})\n",
-                self.name, self.name
-            ));
-        }
-        s
-    }
-
-    /// The backup, the target and the mode, one line each.
-    fn render_facts(&self, s: &mut String) {
-        let m = &self.manifest;
-        let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<12} {v}\n"));
-        let verified = match &self.verification {
-            None => "never verified".to_string(),
-            Some(v) => format!(
-                "last verification {} ({}, {})",
-                serde_json::to_value(v.outcome)
-                    .ok()
-                    .and_then(|x| x.as_str().map(String::from))
-                    .unwrap_or_default(),
-                serde_json::to_value(v.mode)
-                    .ok()
-                    .and_then(|x| x.as_str().map(String::from))
-                    .unwrap_or_default(),
-                v.finished_at.format("%Y-%m-%d %H:%M")
-            ),
-        };
-        line(
-            "backup",
-            format!("{} of '{}' ({verified})", m.id, m.database),
-        );
-        let age = (self.planned_at - m.snapshot.time).num_milliseconds() as f64 / 1000.0;
-        line(
-            "snapshot",
-            format!(
-                "{} ({} ago): the data-loss point; changes made after it are not in this backup",
-                m.snapshot.time.format("%Y-%m-%d %H:%M:%S UTC"),
-                human_duration(age)
-            ),
-        );
-        let dump = m.object("dump");
-        line(
-            "dump",
-            format!(
-                "{} (stored {}), from PostgreSQL {}, database owner {}",
-                human_bytes(dump.map_or(0, |d| d.raw_bytes)),
-                human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
-                m.source
-                    .server_version
-                    .split_whitespace()
-                    .next()
-                    .unwrap_or_default(),
-                m.source.database_owner
-            ),
-        );
-        line(
-            "target",
-            format!(
-                "{} (PostgreSQL {})",
-                self.target.describe(),
-                self.server_version
-            ),
-        );
-        line(
-            "target now",
-            match &self.state {
-                TargetState::Missing => format!("database '{}' does not exist", self.name),
-                TargetState::Empty => {
-                    format!("database '{}' exists, without any user object", self.name)
-                }
-                TargetState::NonEmpty(n) => {
-                    format!(
-                        "database '{}' exists with {}",
-                        self.name,
-                        TargetState::describe(n)
-                    )
-                }
-            },
-        );
-        if !self.sessions.is_empty() {
-            line("sessions", describe_sessions(&self.sessions));
-        }
-        line("mode", mode_word(self.mode).to_string());
-    }
-
-    /// What the restore will do, in order.
-    fn steps(&self) -> Vec<String> {
-        let m = &self.manifest;
-        let mut steps: Vec<String> = Vec::new();
-        steps.push(match self.roles {
-            RolesMode::Merge => "roles: create missing roles and memberships from the backup; existing roles get the backup's settings, comments and memberships, keep their attributes and passwords (--roles=merge)".into(),
-            RolesMode::Keep => "roles: create missing roles and memberships from the backup; existing roles are kept as they are (--roles=keep)".into(),
-            RolesMode::Overwrite => "roles: create missing roles; make every existing role equal to the backup's: attributes, password, settings, comments, memberships (--roles=overwrite)".into(),
-        });
-        let force = if self.terminate {
-            "terminating other sessions (--terminate)"
-        } else {
-            "fails if other sessions are connected (add --terminate to end them)"
-        };
-        match self.mode {
-            RestoreMode::Create => {}
-            RestoreMode::ReplaceEmpty => {
-                steps.push(format!("DROP DATABASE {}: {force}", self.name))
-            }
-            RestoreMode::Swap | RestoreMode::Clean => {
-                if let Some(l) = &self.leftover {
-                    steps.push(format!(
-                        "DROP DATABASE {}: left by an interrupted pgdr restore (started {} on {}, pid {}); {force}",
-                        l.name,
-                        l.mark.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
-                        l.mark.host,
-                        l.mark.pid
-                    ))
-                }
-            }
-        }
-        steps.push(format!(
-            "create database {} owned by {}",
-            self.restore_name, m.source.database_owner
-        ));
-        steps.push(match &self.spool {
-            None => "pg_restore, streamed from the repository (no local copy)".into(),
-            Some((dir, need, free)) => format!(
-                "fetch the dump into a spool file in {} (needs {}, {} free; removed afterwards), then pg_restore -j {}",
-                dir.display(),
-                human_bytes(*need),
-                human_bytes(*free),
-                self.jobs
-            ),
-        });
-        steps.push(match crate::restore::dbprops::recorded(m) {
-            Some(_) => "replay the database's settings, comment and ACL recorded in the backup".into(),
-            None => "database-level properties (ALTER DATABASE ... SET, comment, ACL): the backup records none, so none are replayed".into(),
-        });
-        let (tables, rows) = self.table_count();
-        if self.verify {
-            steps.push(format!(
-                "prove: recompute row counts and digests of {tables} tables ({rows} rows) and compare with the backup's fingerprint"
-            ));
-        } else {
-            steps.push("no proof (--no-verify)".into());
-        }
-        if let (RestoreMode::Swap | RestoreMode::Clean, Some(prev)) =
-            (self.mode, &self.previous_name)
-        {
-            let how = if self.terminate {
-                "terminating other sessions first (--terminate)"
-            } else {
-                "needs both databases free of other sessions (add --terminate to end them)"
-            };
-            steps.push(format!(
-                "only if proven: in one transaction rename {} → {prev} and {} → {}; {how}",
-                self.name, self.restore_name, self.name
-            ));
-            if self.mode == RestoreMode::Clean {
-                steps.push(format!(
-                    "then DROP DATABASE {prev} (the original, once the copy is in its place)"
-                ));
-            }
-        }
-        steps
-    }
-
-    pub fn to_json(&self) -> serde_json::Value {
-        let m = &self.manifest;
-        serde_json::json!({
-            "backup_id": m.id,
-            "database": m.database,
-            "snapshot_time": m.snapshot.time,
-            "snapshot_age_seconds": (self.planned_at - m.snapshot.time).num_milliseconds() as f64 / 1000.0,
-            "dump_bytes": m.object("dump").map_or(0, |d| d.raw_bytes),
-            "target": self.target.describe(),
-            "target_server_version": self.server_version,
-            "target_state": match &self.state {
-                TargetState::Missing => "missing".to_string(),
-                TargetState::Empty => "empty".to_string(),
-                TargetState::NonEmpty(n) => TargetState::describe(n),
-            },
-            "target_contents": match &self.state {
-                TargetState::NonEmpty(n) => n.iter().map(|(k, c)| (k.clone(), *c)).collect(),
-                _ => std::collections::BTreeMap::<String, i64>::new(),
-            },
-            "drops_leftover": self.leftover.as_ref().map(|l| l.name.clone()),
-            "mode": self.mode,
-            "restore_into": self.restore_name,
-            "previous_kept_as": self.previous_name,
-            "jobs": self.jobs,
-            "roles": self.roles,
-            "roles_plan": self.roles_preview,
-            "verify": self.verify,
-            "terminate": self.terminate,
-            "requires_confirm_name": self.is_source,
-            "notes": self.notes,
         })
     }
 }

@@ -212,7 +212,7 @@ pub struct Sessions {
     pub count: i64,
 }
 
-pub(super) fn describe_sessions(s: &[Sessions]) -> String {
+pub fn describe_sessions(s: &[Sessions]) -> String {
     s.iter()
         .map(|x| {
             let n = if x.count > 1 {
