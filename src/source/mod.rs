@@ -12,6 +12,7 @@ pub mod changes;
 pub mod dump;
 pub mod lsn;
 pub mod process;
+pub mod replication;
 pub mod snapshot;
 pub mod tls;
 pub mod tools;
