@@ -16,6 +16,7 @@ pub mod replication;
 pub mod snapshot;
 pub mod tls;
 pub mod tools;
+pub mod walsender;
 
 pub use changes::{Change, ChangeSource};
 pub use lsn::Lsn;

@@ -101,7 +101,7 @@ fn tls(db: &Database) -> Result<TlsConfig> {
 
 /// Slot and publication names go into replication commands unquoted: only what PostgreSQL
 /// allows for a slot name (lower-case letters, digits, '_', at most 63).
-fn check_name(what: &str, name: &str) -> Result<()> {
+pub(crate) fn check_name(what: &str, name: &str) -> Result<()> {
     let ok = !name.is_empty()
         && name.len() <= 63
         && name

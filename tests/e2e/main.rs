@@ -3,6 +3,7 @@
 //! dependencies link once.
 
 mod backup;
+mod capture;
 mod common;
 mod drill;
 mod globals;
