@@ -35,6 +35,10 @@ pub struct EnableArgs {
     /// Print the setup statements for an operator to run as the owner; change nothing.
     #[arg(long, conflicts_with = "admin_url")]
     print_sql: bool,
+    /// How long each backup waits for its anchor slot (in-progress transactions delay it)
+    /// before it goes on unanchored and says who blocked: "60s" (the default), "5m".
+    #[arg(long, value_name = "DURATION")]
+    anchor_timeout: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -103,6 +107,11 @@ async fn enable(settings: &Settings, db: Option<&str>, a: &EnableArgs) -> Result
         database: db.map(str::to_string),
         admin_url: a.admin_url.clone(),
         print_sql: a.print_sql,
+        anchor_timeout: a
+            .anchor_timeout
+            .as_deref()
+            .map(|t| crate::config::parse_duration(t, "--anchor-timeout"))
+            .transpose()?,
     };
     let reports = setup::enable(settings, &opts).await?;
     if a.json {

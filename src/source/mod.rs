@@ -8,6 +8,7 @@ use tokio_postgres::{Client, NoTls};
 use crate::config::Database;
 use crate::error::{Cause, PgdrError, Result};
 
+pub mod anchor;
 pub mod changes;
 pub mod dump;
 pub mod lsn;

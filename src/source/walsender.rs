@@ -35,13 +35,25 @@ impl Walsender {
     /// Connect and authenticate; errors (no REPLICATION, pg_hba, a pooler) come from the
     /// first command, as the crate connects in the background.
     pub async fn open(db: &Database) -> Result<Walsender> {
+        Walsender::open_as(db, "pgdr").await
+    }
+
+    /// As [`Walsender::open`], with `application_name` set so the session can be found in
+    /// pg_stat_activity (and cancelled).
+    pub async fn open_as(db: &Database, application_name: &str) -> Result<Walsender> {
         let what = format!(
             "replication connection to database '{}' ({})",
             db.name,
             db.describe()
         );
         // Slot and publication are never used: the session never starts streaming.
-        let cfg = connection(db, "unused", "unused")?;
+        let cfg = connection(db, "unused", "unused")?
+            .with_application_name(application_name)
+            // The exported snapshot lives while this session idles, however long the dump.
+            .with_options(format!(
+                "{} -c idle_in_transaction_session_timeout=0",
+                super::replication::SESSION_OPTIONS
+            ));
         let client = ReplicationClient::connect_gated(cfg)
             .await
             .map_err(|e| wire_error(&what, e))?;

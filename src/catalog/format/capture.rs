@@ -49,6 +49,8 @@ pub struct CaptureState {
     pub enabled_at: DateTime<Utc>,
     /// The slot's consistent point: the stream starts here.
     pub start_lsn: Lsn,
+    /// How long a backup waits for its anchor slot before it goes on unanchored.
+    pub anchor_timeout_seconds: u64,
     pub disabled_at: Option<DateTime<Utc>>,
 }
 

@@ -168,3 +168,15 @@ fn capture_state_reads_and_writes_back_byte_for_byte() {
     assert_eq!(s.format_version, super::capture::CAPTURE_STATE_FORMAT);
     assert!(s.enabled() && s.left_out.len() == 2 && s.start_lsn.0 > 0);
 }
+
+#[test]
+fn an_anchored_manifest_reads_with_its_cut_and_older_ones_without() {
+    let m = manifest("manifest-v2-anchored.json", 2);
+    assert_eq!(m.snapshot.method, "replication_slot");
+    assert!(m.snapshot.cut_lsn.is_some_and(|l| l.0 > 0));
+    assert!(m.snapshot.not_anchored.is_none());
+    for (name, v) in [("manifest-v1.json", 1), ("manifest-v2.json", 2)] {
+        let m = manifest(name, v);
+        assert!(m.snapshot.cut_lsn.is_none() && m.snapshot.not_anchored.is_none());
+    }
+}

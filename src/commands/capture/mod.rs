@@ -2,6 +2,7 @@
 //! sets up a `FOR TABLE` publication and a persistent pgoutput slot and records them in the
 //! repository; `disable` drops them; `doctor` lists pgdr's slots and the orphans' DROP.
 
+pub mod anchor;
 pub mod doctor;
 pub mod preflight;
 pub mod setup;

@@ -20,6 +20,8 @@ pub struct EnableOptions {
     pub admin_url: Option<String>,
     /// Print the setup statements, change nothing.
     pub print_sql: bool,
+    /// How long backups wait for their anchor slot (kept from before, else 60 s).
+    pub anchor_timeout: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -99,6 +101,11 @@ async fn enable_one(
             .filter(|p| p.enabled() && slot_lsn.is_some())
             .map_or_else(Utc::now, |p| p.enabled_at),
         start_lsn,
+        anchor_timeout_seconds: opts
+            .anchor_timeout
+            .map(|d| d.as_secs().max(1))
+            .or(previous.as_ref().map(|p| p.anchor_timeout_seconds))
+            .unwrap_or(crate::source::anchor::DEFAULT_TIMEOUT.as_secs()),
         disabled_at: None,
     };
     repo.save_capture_state(&state).await?;
