@@ -58,3 +58,37 @@ fn check_names(state: &CaptureState, k: &Key) -> Result<()> {
         .hint("remove the object and run `pgdr capture enable` again"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_would_reach_a_replication_command_are_checked() {
+        let golden = format!(
+            "{}/tests/fixtures/format/capture-state-v1.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let good: CaptureState = serde_json::from_slice(&std::fs::read(golden).unwrap()).unwrap();
+        let k = key("app");
+        assert!(check_names(&good, &k).is_ok());
+        for (slot, publication) in [
+            ("x LOGICAL 0/0 (proto_version '2')", "pgdr_app"),
+            ("pgdr_app", "p', publication_names 'q"),
+            ("", "pgdr_app"),
+        ] {
+            let bad = CaptureState {
+                slot: slot.into(),
+                publication: publication.into(),
+                ..good.clone()
+            };
+            let e = check_names(&bad, &k).unwrap_err();
+            assert_eq!(e.kind, Kind::Corrupt, "{slot} / {publication}");
+        }
+        let other = CaptureState {
+            database: "other".into(),
+            ..good
+        };
+        assert!(check_names(&other, &k).is_err());
+    }
+}
