@@ -11,6 +11,7 @@
 //! <db>/in-use/<id>/<holder>.json             InUse (a reader's heartbeat)
 //! <db>/jobs/<job>.json                       JobState (the daemon's last run)
 //! <db>/jobs/<job>.lease                      Lease (which daemon runs a drill or prune)
+//! <db>/capture/state.json                    CaptureState (slot, publication, tables)
 //! ```
 
 use std::fmt;
@@ -30,6 +31,10 @@ pub const IN_PROGRESS_DIR: &str = "in-progress";
 pub const IN_USE_DIR: &str = "in-use";
 /// Folder (inside a database's folder) of the job records and leases.
 pub const JOBS_DIR: &str = "jobs";
+/// Folder (inside a database's folder) of the change capture's objects.
+pub const CAPTURE_DIR: &str = "capture";
+/// The capture's state object in [`CAPTURE_DIR`].
+pub const CAPTURE_STATE_FILE: &str = "state.json";
 
 /// One object of the repository, by what it is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -75,6 +80,9 @@ pub enum Key {
         database: String,
         job: String,
     },
+    CaptureState {
+        database: String,
+    },
 }
 
 impl Key {
@@ -105,7 +113,8 @@ impl Key {
             | Key::Restoring { database, .. }
             | Key::InUse { database, .. }
             | Key::JobState { database, .. }
-            | Key::Lease { database, .. } => database,
+            | Key::Lease { database, .. }
+            | Key::CaptureState { database } => database,
         }
     }
 
@@ -139,6 +148,9 @@ impl Key {
             } => format!("{database}/{IN_USE_DIR}/{id}/{holder}.json"),
             Key::JobState { database, job } => format!("{database}/{JOBS_DIR}/{job}.json"),
             Key::Lease { database, job } => format!("{database}/{JOBS_DIR}/{job}.lease"),
+            Key::CaptureState { database } => {
+                format!("{database}/{CAPTURE_DIR}/{CAPTURE_STATE_FILE}")
+            }
         }
     }
 
@@ -197,6 +209,7 @@ impl Key {
                     })
                 }
             }
+            (CAPTURE_DIR, [CAPTURE_STATE_FILE]) => Some(Key::CaptureState { database }),
             _ => None,
         }
     }
@@ -257,6 +270,9 @@ mod tests {
             Key::Lease {
                 database: db.clone(),
                 job: "prune".into(),
+            },
+            Key::CaptureState {
+                database: db.clone(),
             },
         ];
         for k in all {

@@ -6,6 +6,7 @@
 //! (`crate::backup`, `crate::schedule::prune`, `crate::verify`), below both.
 
 pub use crate::backup;
+pub mod capture;
 pub mod cat;
 pub mod config_check;
 pub use crate::schedule::daemon;
