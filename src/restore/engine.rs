@@ -47,14 +47,25 @@ pub async fn restore_with(
     apply_globals(&client, m, &parsed, opts, report).await?;
     timer.done("globals");
 
-    create_database(&client, m, target, opts, report).await?;
-    report.created_database = true;
-    timer.done("create");
+    let exists = opts.managed.as_ref().is_some_and(|p| p.database_exists);
+    if !exists {
+        create_database(&client, m, target, opts, report).await?;
+        report.created_database = true;
+        timer.done("create");
+    }
+    if let Some(p) = &opts.managed {
+        let db = crate::source::connect(&target.database()).await?;
+        report.no_owner = super::managed_run::prepare(&db, p, report).await?;
+    }
 
     run_pg_restore(repo, m, ids, target, opts, timer, report).await?;
+    if let Some(p) = &opts.managed {
+        let db = crate::source::connect(&target.database()).await?;
+        super::managed_run::finish(&db, p).await?;
+    }
 
     if opts.database_properties {
-        replay_properties(&client, m, target, report).await?;
+        replay_properties(&client, m, target, opts.managed.is_some(), report).await?;
         timer.done("properties");
     }
     Ok(())
@@ -128,7 +139,9 @@ async fn create_database(
         "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'",
         qi(&target.dbname)
     );
-    if owner_exists {
+    // On a managed target the database is the connecting role's (it may not be able to give
+    // it away).
+    if owner_exists && opts.managed.is_none() {
         create.push_str(&format!(" OWNER {}", qi(&m.source.database_owner)));
     }
     // The recorded locale, when asked to restore the database's properties; a server that
@@ -197,7 +210,10 @@ async fn run_pg_restore(
     let parser: Option<SharedParser> = opts
         .fingerprint_archive
         .then(|| Arc::new(std::sync::Mutex::new(ArchiveParser::new())));
-    match opts.jobs.filter(|j| *j > 1) {
+    if report.no_owner {
+        args.push("--no-owner".into());
+    }
+    match spool_jobs(opts) {
         None => {
             if opts.single_transaction {
                 args.push("--single-transaction".into());
@@ -316,13 +332,16 @@ async fn restore_from_spool(
         Err(e) => tracing::warn!(error = %e, "spool: data offsets not filled in"),
     }
     timer.done("fetch");
+    let list = file.path().with_extension("list");
+    let _list_guard = RemoveOnDrop(list.clone());
+    let db = managed_list(target, opts, file.path(), &list, &mut args, report).await?;
     args.push(format!("--jobs={jobs}"));
     args.push(file.path().display().to_string());
     let child = crate::scratch::ClientChild::spawn(
         "pg_restore",
         pg_restore,
         &args,
-        &target.database(),
+        &db,
         toc_observer(steps),
     )?;
     child.wait().await?;
@@ -337,6 +356,7 @@ async fn replay_properties(
     client: &tokio_postgres::Client,
     m: &Manifest,
     target: &Target,
+    opts_managed: bool,
     report: &mut EngineReport,
 ) -> Result<()> {
     match dbprops::recorded(m) {
@@ -356,6 +376,19 @@ async fn replay_properties(
             let (sql, skipped) = dbprops::statements(&props, &target.dbname, &owner, &roles);
             report.properties_skipped.extend(skipped);
             for s in sql {
+                if opts_managed {
+                    // A managed target's admin may not own the database: named, not fatal.
+                    if let Err(e) = client.batch_execute(&s).await {
+                        report.properties_skipped.push(format!(
+                            "{}: {}",
+                            dbprops::without_value(&s),
+                            db_message(&e)
+                        ));
+                    } else {
+                        report.properties.push(s);
+                    }
+                    continue;
+                }
                 client.batch_execute(&s).await.map_err(|e| {
                     PgdrError::database(format!(
                         "replaying a database property ({}): {}",
@@ -368,4 +401,45 @@ async fn replay_properties(
         }
     }
     Ok(())
+}
+
+/// Removes a file when dropped (the TOC list beside the spool file), whatever happens.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// With `jobs` > 1, or on a managed target (a filtered TOC list needs the archive as a file),
+/// the restore goes through a spool file.
+fn spool_jobs(opts: &EngineOptions) -> Option<u32> {
+    match &opts.managed {
+        Some(_) => Some(opts.jobs.unwrap_or(1).max(1)),
+        None => opts.jobs.filter(|j| *j > 1),
+    }
+}
+
+/// On a managed target: the filtered TOC list for pg_restore, and its connection with
+/// `session_replication_role = replica` where allowed. Elsewhere: the target as it is.
+async fn managed_list(
+    target: &Target,
+    opts: &EngineOptions,
+    archive: &std::path::Path,
+    list: &std::path::Path,
+    args: &mut Vec<String>,
+    report: &mut EngineReport,
+) -> Result<crate::config::Database> {
+    let mut db = target.database();
+    if let Some(p) = &opts.managed {
+        let c = crate::source::connect(&db).await?;
+        let skipped = super::managed_run::write_list(&c, p, archive, list).await?;
+        report.managed.extend(skipped);
+        args.push(format!("--use-list={}", list.display()));
+        if p.replica {
+            db.conn.options("-c session_replication_role=replica");
+        }
+    }
+    Ok(db)
 }

@@ -7,6 +7,7 @@ mod common;
 mod drill;
 mod globals;
 mod guards;
+mod managed;
 mod names;
 mod restore;
 mod roles;
