@@ -1,15 +1,19 @@
-//! One file per command: options in, a report out. The CLI parses and renders; nothing here
+//! One module per command: options in, a report out. The CLI parses and renders; nothing here
 //! prints.
+//!
+//! A command whose engine is all there is to it is that engine, re-exported (`backup`,
+//! `prune`, `verify`): the daemon runs the same engines, so they live in their stages
+//! (`crate::backup`, `crate::schedule::prune`, `crate::verify`), below both.
 
-pub mod backup;
+pub use crate::backup;
 pub mod cat;
 pub mod config_check;
-pub mod daemon;
+pub use crate::schedule::daemon;
 pub mod drill;
 pub mod keygen;
 pub mod list;
-pub mod prune;
+pub use crate::schedule::prune;
 pub mod restore;
 pub mod schedule;
 pub mod status;
-pub mod verify;
+pub use crate::verify;

@@ -42,7 +42,7 @@ pub async fn run(
     upcoming: usize,
 ) -> Result<Vec<ScheduledJob>> {
     let catalog = Catalog::open(settings).await?;
-    let names = crate::commands::prune::database_names(settings, &catalog, database).await?;
+    let names = crate::schedule::prune::database_names(settings, &catalog, database).await?;
     let mut out = Vec::new();
     for name in names {
         let ops = settings.ops.database(&name);

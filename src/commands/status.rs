@@ -10,9 +10,9 @@ use serde::Serialize;
 
 use crate::catalog::records::{Outcome, VerifyMode, WorstRpo};
 use crate::catalog::{BackupId, Catalog, Listed};
-use crate::commands::drill::rpo;
 use crate::config::ops::JobKind;
 use crate::config::Settings;
+use crate::drill::rpo;
 use crate::error::Result;
 use crate::progress::human_age;
 use crate::schedule::retention::{self, show_duration};
@@ -104,7 +104,7 @@ pub async fn run(
     crate::scratch::sweep_orphans(&settings.scratch).await;
     let catalog = Catalog::open(settings).await?;
     let names =
-        crate::commands::prune::database_names(settings, &catalog, opts.database.as_deref())
+        crate::schedule::prune::database_names(settings, &catalog, opts.database.as_deref())
             .await?;
     let mut databases = Vec::new();
     for name in names {

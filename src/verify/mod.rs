@@ -4,6 +4,9 @@
 //! decrypted (age's MAC catches tampering), decompressed, and the archive parsed to its end
 //! with the data digests recomputed. Full proof restores into a database and recomputes the
 //! fingerprint there (data through `COPY ... TO STDOUT`, schema through the catalog).
+//!
+//! `job`: the verify job itself (which backups, prove each, store the record), the engine of
+//! `pgdr verify` and of the daemon's verification after a backup.
 
 use std::io;
 use std::sync::Arc;
@@ -22,7 +25,9 @@ use crate::fingerprint::schema;
 use crate::pipeline;
 use crate::sql::quote_ident as qi;
 
+mod job;
 pub mod scratch;
+pub use job::{run, Selection, VerifyOptions};
 pub use scratch::Scratch;
 
 /// sha256 of an object as stored, for naming a mismatch precisely.

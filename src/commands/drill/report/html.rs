@@ -44,7 +44,7 @@ pub(super) fn html(sections: &[Section], now: DateTime<Utc>) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>pgdr recovery drills</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>Recovery drills</h1>\n<p class=\"meta\">Generated {} by pgdr {}. RTO: drill start to restored, fingerprint equal and smoke checks passed. RPO: drill start minus the snapshot time of the backup restored. Worst RPO: the largest gap between restorable backups over the last {} days, or since the newest one.</p>\n",
         now.format("%Y-%m-%d %H:%M:%S UTC"),
         env!("CARGO_PKG_VERSION"),
-        crate::commands::drill::WORST_RPO_WINDOW_DAYS
+        crate::drill::WORST_RPO_WINDOW_DAYS
     );
     for sec in sections {
         let _ = writeln!(

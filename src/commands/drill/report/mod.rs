@@ -9,8 +9,8 @@ mod text;
 
 use chrono::{DateTime, Utc};
 
-use super::rpo::ScheduleVerdict;
 use crate::catalog::records::{CheckResult, DrillRecord, Outcome, WorstRpo};
+use crate::drill::rpo::ScheduleVerdict;
 use crate::progress::human_duration;
 
 pub use text::{render_drill, render_history};
@@ -175,7 +175,7 @@ fn worst_now_sentence(sec: &Section) -> String {
     match &sec.worst_rpo_now {
         None => format!(
             "Worst RPO over the last {} days, as of this report: unknown, no backup of the {} in the repository is restorable (all failed verification, or there are none): a failure now would lose everything.",
-            crate::commands::drill::WORST_RPO_WINDOW_DAYS,
+            crate::drill::WORST_RPO_WINDOW_DAYS,
             sec.backups
         ),
         Some(w) => format!(
@@ -205,7 +205,7 @@ fn summary_sentence(l: &DrillRecord) -> String {
         opt_dur(l.rpo_seconds),
         human_duration(l.targets.rpo_seconds),
         met(l.targets.rpo_met),
-        crate::commands::drill::WORST_RPO_WINDOW_DAYS,
+        crate::drill::WORST_RPO_WINDOW_DAYS,
         opt_dur(l.worst_rpo.as_ref().map(|w| w.seconds)),
     )
 }
@@ -285,7 +285,7 @@ mod tests {
         ];
         let sec = Section {
             database: "app".into(),
-            schedule: super::super::rpo::schedule_verdict(Some((86400.0, 1)), None, 300.0),
+            schedule: crate::drill::rpo::schedule_verdict(Some((86400.0, 1)), None, 300.0),
             worst_rpo_now: None,
             backups: 2,
             drills,

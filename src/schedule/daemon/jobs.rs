@@ -6,20 +6,21 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use tokio_util::sync::CancellationToken;
 
+use crate::backup::SourceLock;
 use crate::catalog::records::{self, Outcome};
 use crate::catalog::{Lease, Manifest};
-use crate::commands::{backup, drill, prune, verify};
 use crate::config::ops::{DatabaseOps, JobKind, VerifyAfter};
 use crate::error::{Kind, PgdrError};
 use crate::progress::human_bytes;
+use crate::schedule::prune;
 use crate::schedule::state::{self, JobRun, JobState, RunOutcome};
 use crate::telemetry::events::{
     BackupCommitted, DrillFinished, JobFailed, JobSkipped, JobStarted, JobSucceeded,
     VerificationFinished,
 };
 use crate::telemetry::webhook::Notification;
+use crate::{backup, drill, verify};
 
-use super::lock::SourceLock;
 use super::planning::last_success;
 use super::{Ctx, JobResult, Trigger};
 

@@ -1,4 +1,5 @@
-//! Exclusion across daemons on the source database.
+//! Exclusion on the source database: one backup of a database at a time, whether the CLI or
+//! a daemon (on any host) takes it.
 
 use crate::catalog::records::{self};
 use crate::config::ops::JobKind;

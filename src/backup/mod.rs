@@ -1,4 +1,5 @@
-//! `pgdr backup`: snapshot, globals, dump, manifest, for each selected database.
+//! Taking a backup: snapshot, globals, dump, manifest, for each selected database. The engine
+//! of `pgdr backup` (which is this, re-exported by `commands`) and of the daemon's backup job.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -20,6 +21,10 @@ use crate::progress::{Meter, Tee};
 use crate::source::dump::{self, GlobalsMode};
 use crate::source::snapshot::{ExportedSnapshot, Snapshot, SnapshotSource};
 use crate::source::{self, tools};
+
+mod lock;
+
+pub use lock::SourceLock;
 
 pub struct BackupOptions {
     pub database: Option<String>,
@@ -64,11 +69,10 @@ pub async fn run(
         }
         let started = Instant::now();
         let lock = if opts.lock_source {
-            match crate::commands::daemon::SourceLock::try_acquire(db, JobKind::Backup).await {
+            match SourceLock::try_acquire(db, JobKind::Backup).await {
                 Ok(Some(l)) => Some(l),
                 Ok(None) => {
-                    let who =
-                        crate::commands::daemon::SourceLock::holder(db, JobKind::Backup).await;
+                    let who = SourceLock::holder(db, JobKind::Backup).await;
                     let e = PgdrError::usage(format!(
                         "database '{}': another backup of it is running ({who}); not starting a second one",
                         db.name

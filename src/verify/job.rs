@@ -1,5 +1,6 @@
-//! `pgdr verify`: prove backups by checking every object and, by default, restoring into a
-//! scratch database and comparing the fingerprint. Each outcome is stored beside the backup.
+//! The verify job (`pgdr verify`, and the daemon's verification after a backup): prove backups
+//! by checking every object and, by default, restoring into a scratch database and comparing
+//! the fingerprint. Each outcome is stored beside the backup.
 
 use std::sync::Arc;
 
@@ -317,5 +318,5 @@ async fn restore_and_compare(
 }
 
 #[cfg(test)]
-#[path = "verify_tests.rs"]
+#[path = "job_tests.rs"]
 mod tests;

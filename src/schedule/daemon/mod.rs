@@ -1,11 +1,13 @@
 //! `pgdr daemon`: runs the scheduled jobs of every configured database (backup with a
 //! verification after it, drill, prune), records each run in the repository, counts it in
-//! the metrics and notifies the webhooks.
+//! the metrics and notifies the webhooks. Each job calls a stage's engine (`crate::backup`,
+//! `crate::verify`, `crate::drill`, `schedule::prune`), never a command.
 //!
 //! - The same job of the same database never runs twice at once: within a daemon a job whose
-//!   previous run is still going is skipped; across daemons, see [`SourceLock`] (backups) and
-//!   [`Lease`] (drills and prune, in `catalog::leases`). A daemon that finds the run of a slot already done by
-//!   another daemon skips it too.
+//!   previous run is still going is skipped; across daemons, see
+//!   [`SourceLock`](crate::backup::SourceLock) (backups) and [`Lease`](crate::catalog::Lease)
+//!   (drills and prune, in `catalog::leases`). A daemon that finds the run of a slot already
+//!   done by another daemon skips it too.
 //! - A job missed while the daemon was down (its last success older than its period) runs
 //!   once at start-up, unless `catch_up = false`.
 //! - On SIGTERM/SIGINT nothing new starts; running jobs get `grace_period` to finish, then
@@ -22,11 +24,9 @@ use crate::telemetry::metrics::Metrics;
 use crate::telemetry::webhook::Notifier;
 
 mod jobs;
-mod lock;
 mod planning;
 mod run_loop;
 
-pub use lock::SourceLock;
 pub use run_loop::run;
 
 pub struct DaemonOptions {

@@ -1,5 +1,6 @@
-//! `pgdr prune`: apply the retention plan, remove what interrupted runs left behind, and trim
-//! the records of drills, restores and verifications to their own limits.
+//! Pruning, the engine of `pgdr prune` and of the daemon's prune job: apply the retention
+//! plan, remove what interrupted runs left behind, and trim the records of drills, restores
+//! and verifications to their own limits.
 //!
 //! Plan and act are split: [`plan`] reads the repository and decides everything (that is all
 //! `--dry-run` does), [`apply`] deletes what the plan says, and nothing else.

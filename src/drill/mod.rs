@@ -1,8 +1,10 @@
-//! `pgdr drill`: a timed rehearsal of an emergency restore. Picks a backup, restores it into a
-//! scratch database exactly as `restore` would (roles, database, pg_restore), proves it against
-//! the fingerprint, runs the drill's smoke checks, tears the scratch database down, and
-//! records RTO, RPO and the worst RPO of the last 30 days in the repository
-//! (`<database>/drills/<start>.json`), so the history survives the host that ran it.
+//! Drilling: a timed rehearsal of an emergency restore, the engine of `pgdr drill` and of the
+//! daemon's drill job (the history and report of past drills are `commands::drill`'s). Picks
+//! a backup, restores it into a scratch database exactly as `restore` would (roles, database,
+//! pg_restore), proves it against the fingerprint, runs the drill's smoke checks, tears the
+//! scratch database down, and records RTO, RPO and the worst RPO of the last 30 days in the
+//! repository (`<database>/drills/<start>.json`), so the history survives the host that ran
+//! it.
 //!
 //! RTO is the wall time from the drill's start to "restored, fingerprint equal, smoke checks
 //! passed": the sum of the phases before `teardown`. RPO is the drill's start minus the
@@ -29,7 +31,6 @@ use crate::verify::Scratch;
 
 mod checks;
 mod prove;
-pub mod report;
 pub mod rpo;
 pub mod spec;
 
@@ -77,14 +78,6 @@ pub async fn run(settings: &Settings, opts: &DrillOptions) -> Result<Vec<DrillRu
     Ok(out)
 }
 
-/// Past drills, newest first.
-pub async fn history(settings: &Settings, database: Option<&str>) -> Result<Vec<DrillRecord>> {
-    let catalog = Catalog::open(settings).await?;
-    let mut v = catalog.drills(database).await?;
-    v.reverse();
-    Ok(v)
-}
-
 /// Which databases to drill: --database, the drill file's, every configured one, or every
 /// one in the repository.
 async fn databases(
@@ -130,7 +123,7 @@ fn secs(d: chrono::Duration) -> f64 {
 }
 
 /// The drill file's value, else the config's, else the default; with where it came from.
-fn target(
+pub fn target(
     file: Option<Duration>,
     config: Option<Duration>,
     default: Duration,
@@ -496,62 +489,6 @@ fn finish(mut rec: DrillRecord, timer: PhaseTimer) -> DrillRecord {
         };
     }
     rec
-}
-
-/// The report on past drills, in the format asked for.
-pub async fn report(
-    settings: &Settings,
-    database: Option<&str>,
-    format: report::Format,
-) -> Result<String> {
-    let catalog = Catalog::open(settings).await?;
-    let drills = catalog.drills(database).await?;
-    let mut names: Vec<String> = drills.iter().map(|d| d.database.clone()).collect();
-    if let Some(d) = database {
-        names.push(d.to_string());
-    }
-    names.sort();
-    names.dedup();
-    if names.is_empty() {
-        return Err(
-            PgdrError::not_found(format!("no drill records in {}", catalog.describe()))
-                .hint("run `pgdr drill` first"),
-        );
-    }
-    let now = Utc::now();
-    let mut sections = Vec::new();
-    for name in names {
-        let listed = catalog.list(Some(&name)).await?;
-        let points = rpo::points(&listed);
-        let history: Vec<DrillRecord> = drills
-            .iter()
-            .filter(|d| d.database == name)
-            .cloned()
-            .collect();
-        let configured = settings.databases.iter().find(|d| d.name == name);
-        // The newest drill's targets (they record where they came from); else the config's.
-        let rpo_target = history.last().map_or_else(
-            || {
-                target(
-                    None,
-                    configured.and_then(|d| d.rpo_target),
-                    DEFAULT_RPO_TARGET,
-                )
-                .0
-            },
-            |d| d.targets.rpo_seconds,
-        );
-        let worst = rpo::worst_rpo(&points, now, WORST_RPO_WINDOW_DAYS);
-        let typical = rpo::typical_interval(&points, 31);
-        sections.push(report::Section {
-            database: name,
-            schedule: rpo::schedule_verdict(typical, worst.as_ref(), rpo_target),
-            worst_rpo_now: worst,
-            backups: points.len(),
-            drills: history,
-        });
-    }
-    Ok(report::render(&sections, format, now))
 }
 
 #[cfg(test)]
