@@ -81,11 +81,14 @@ async fn apply_globals(
     opts: &EngineOptions,
     report: &mut EngineReport,
 ) -> Result<()> {
-    let existing = existing_globals(client).await?;
+    let actual = roles::read(client).await?;
+    let mut existing = existing_globals(client).await?;
+    existing.limits = roles::Limits::of(&actual);
     let plan = globals::plan(parsed, &existing, opts.roles);
     // Existing roles, planned against what the target has before anything runs.
     let desired = roles::desired(parsed, roles::passwords_in(m));
-    let role_plan = roles::plan(&desired, &roles::read(client).await?, opts.roles);
+    let mut role_plan = roles::plan(&desired, &actual, opts.roles);
+    role_plan.refused.extend(plan.refused.iter().cloned());
     for s in &plan.run {
         // The extended protocol runs exactly one statement: a second guard after the parser.
         if let Err(e) = client.execute(s.sql.as_str(), &[]).await {
@@ -106,6 +109,7 @@ async fn apply_globals(
         .extend(roles::apply(client, &role_plan.now).await);
     report.roles_created = plan.created_roles;
     report.roles_kept = plan.kept;
+    report.roles_kept.extend(plan.limited);
     report.roles_kept.extend(role_plan.lines.iter().cloned());
     report.roles = Some(roles::Pending {
         desired,

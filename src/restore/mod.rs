@@ -290,6 +290,7 @@ async fn existing_globals(client: &tokio_postgres::Client) -> Result<globals::Ex
         memberships,
         tablespaces,
         current_user,
+        limits: None,
     })
 }
 

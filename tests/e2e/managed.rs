@@ -13,6 +13,7 @@ const U2: &str = "22222222-2222-2222-2222-222222222222";
 /// a trigger on auth.users inserting profile rows, grants to `authenticated`.
 const SOURCE: &str = r#"
 CREATE ROLE app_reader NOLOGIN;
+CREATE ROLE app_worker LOGIN BYPASSRLS CONNECTION LIMIT 5;
 CREATE SCHEMA auth;
 CREATE TABLE auth.users (id uuid PRIMARY KEY, email text NOT NULL);
 CREATE FUNCTION auth.uid() RETURNS uuid LANGUAGE sql STABLE
@@ -157,10 +158,28 @@ fn restore_onto_a_managed_target_keeps_the_platform_schema_and_proves_the_app() 
     assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
     assert!(r.stdout.contains("restored and proven"), "{}", r.stdout);
     assert!(r.stdout.contains("managed"), "{}", r.stdout);
+    // What a non-superuser could not do as the backup says is named, not counted as equal.
+    for named in [
+        "membership authenticated → anon: granted by admin, not by postgres",
+        "passwords not compared (pg_authid is not readable on the target",
+        "role 'app_worker': BYPASSRLS not granted (admin is not a superuser",
+        "kept on the target, differs from the backup: role app_worker: BYPASSRLS in the backup, NOBYPASSRLS on the target",
+    ] {
+        assert!(r.stdout.contains(named), "{named}: {}", r.stdout);
+    }
+    assert!(!r.stdout.contains("roles warning"), "{}", r.stdout);
 
     for q in APP_QUERIES {
-        assert_eq!(w.pg.psql("app", q), t.psql("app", q), "differs: {q}");
+        let source = w.pg.psql("app", q);
+        assert!(!source.is_empty(), "nothing to compare: {q}");
+        assert_eq!(source, t.psql("app", q), "differs: {q}");
     }
+    // The roles the restore created or joined, as on the source.
+    let roles = "SELECT r.rolname, r.rolcanlogin, r.rolinherit, r.rolconnlimit,
+                        (SELECT string_agg(g.rolname, ',' ORDER BY g.rolname) FROM pg_auth_members m
+                           JOIN pg_roles g ON g.oid = m.roleid WHERE m.member = r.oid)
+                   FROM pg_roles r WHERE r.rolname IN ('app_reader', 'app_worker', 'authenticated') ORDER BY 1";
+    assert_eq!(w.pg.psql("postgres", roles), t.psql("postgres", roles));
     let users = "SELECT id, email FROM auth.users ORDER BY id";
     assert_eq!(w.pg.psql("app", users), t.psql("app", users));
     // The platform's column at its default; its trigger did not fire (replica), and the

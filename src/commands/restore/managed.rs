@@ -92,9 +92,13 @@ pub(super) async fn prove(
         let mut expected = expected.clone();
         crate::restore::managed_run::narrow(&mut expected, p, None);
         crate::restore::managed_run::narrow(&mut actual, p, Some(&expected));
+        // Roles and memberships are judged by the roles proof that follows (the same
+        // attributes, settings and memberships, and more): it knows which attributes and
+        // grantors a non-superuser could not give and named, which this diff cannot.
         let opts = crate::fingerprint::schema::DiffOptions {
             database_properties: false,
             owners: !no_owner,
+            roles: false,
             ..Default::default()
         };
         diffs.extend(crate::fingerprint::schema::diff(&expected, &actual, &opts));
