@@ -53,15 +53,9 @@ pub async fn restore_with(
         report.created_database = true;
         timer.done("create");
     }
-    if let Some(p) = &opts.managed {
-        let db = crate::source::connect(&target.database()).await?;
-        report.no_owner = super::managed_run::prepare(&db, p, report).await?;
-    }
-
-    run_pg_restore(repo, m, ids, target, opts, timer, report).await?;
-    if let Some(p) = &opts.managed {
-        let db = crate::source::connect(&target.database()).await?;
-        super::managed_run::finish(&db, p).await?;
+    match &opts.managed {
+        Some(p) => managed_restore(repo, m, ids, target, opts, p, timer, report).await?,
+        None => run_pg_restore(repo, m, ids, target, opts, timer, report).await?,
     }
 
     if opts.database_properties {
@@ -69,6 +63,44 @@ pub async fn restore_with(
         timer.done("properties");
     }
     Ok(())
+}
+
+/// pg_restore on a managed target, between the preparation (owners, `--clean`, CREATE
+/// grants, disabled triggers) and its undoing, which runs also when the preparation or the
+/// restore failed; the restore's own error comes first.
+#[allow(clippy::too_many_arguments)]
+async fn managed_restore(
+    repo: &catalog::Repository,
+    m: &Manifest,
+    ids: Identities,
+    target: &Target,
+    opts: &EngineOptions,
+    p: &super::managed::ManagedPlan,
+    timer: &mut PhaseTimer,
+    report: &mut EngineReport,
+) -> Result<()> {
+    let db = crate::source::connect(&target.database()).await?;
+    let mut undo = super::managed_run::Undo::default();
+    let restored = match super::managed_run::prepare(&db, p, report, &mut undo).await {
+        Ok(no_owner) => {
+            report.no_owner = no_owner;
+            run_pg_restore(repo, m, ids, target, opts, timer, report).await
+        }
+        Err(e) => Err(e),
+    };
+    // pg_restore may have run long: a fresh session for the undoing.
+    let fresh = crate::source::connect(&target.database()).await.ok();
+    let undone = super::managed_run::finish(fresh.as_ref().unwrap_or(&db), &undo, report).await;
+    match (restored, undone) {
+        (Err(e), Err(u)) => {
+            // The restore's error is the one returned; what could not be undone is named.
+            tracing::warn!("{u}");
+            report.managed.push(format!("NOT undone: {}", u.message));
+            Err(e)
+        }
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    }
 }
 
 /// The globals step: roles, memberships and tablespaces planned against what the target has

@@ -80,6 +80,9 @@ pub struct ManagedPlan {
     /// `session_replication_role = replica` is allowed: the platform's triggers do not fire
     /// while its tables' rows are restored.
     pub replica: bool,
+    /// Without `replica`: platform tables (`schema.table`) whose user triggers are disabled
+    /// as their owner while their rows are restored, and put back as they were after.
+    pub disable_triggers: Vec<(String, String)>,
     /// Extensions of the backup the target does not offer: not created.
     pub missing_extensions: Vec<String>,
     /// Event triggers of the backup: superuser-only, not created.
@@ -197,7 +200,7 @@ pub async fn plan(
     plan_owners(maint, &f, &mut p).await?;
     p.replica = replica_allowed(maint).await?;
     if !p.replica && !p.platform_tables.is_empty() {
-        refuse_firing_triggers(c, &mut p).await?;
+        plan_trigger_disabling(c, &mut p).await?;
     }
     plan_extensions(maint, &f, &mut p).await?;
     p.event_triggers = f.event_triggers.clone();
@@ -443,6 +446,17 @@ fn describe(p: &mut ManagedPlan, f: &BackupFacts) {
         if p.replica {
             d.push("triggers on platform tables do not fire while their rows are restored (session_replication_role = replica)".into());
         }
+        if !p.disable_triggers.is_empty() {
+            d.push(format!(
+                "triggers on platform tables disabled as their owner while their rows are restored, then put back as they were ({} may not SET session_replication_role): {}",
+                p.role,
+                p.disable_triggers
+                    .iter()
+                    .map(|(s, t)| format!("{s}.{t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
     }
     d.push(format!(
         "application schemas, restored whole: {}",
@@ -482,25 +496,40 @@ fn describe(p: &mut ManagedPlan, f: &BackupFacts) {
 }
 
 /// Without `session_replication_role = replica`, the platform's own triggers on its tables
-/// would fire for every restored row: a named refusal (per-table disabling is not done).
-async fn refuse_firing_triggers(c: &Client, p: &mut ManagedPlan) -> Result<()> {
+/// would fire for every restored row: they are disabled per table as its owner
+/// (`ALTER TABLE ... DISABLE TRIGGER USER`) where the connecting role has the owner's
+/// privileges; a table whose owner it cannot act as is a named refusal.
+async fn plan_trigger_disabling(c: &Client, p: &mut ManagedPlan) -> Result<()> {
     let rows = c
         .query(
-            "SELECT n.nspname || '.' || r.relname || ' (' || t.tgname || ')'
+            "SELECT n.nspname::text, r.relname::text,
+                    pg_has_role(current_user, r.relowner, 'USAGE'),
+                    pg_get_userbyid(r.relowner)::text,
+                    string_agg(t.tgname, ', ' ORDER BY t.tgname)
                FROM pg_trigger t JOIN pg_class r ON r.oid = t.tgrelid
                JOIN pg_namespace n ON n.oid = r.relnamespace
               WHERE NOT t.tgisinternal AND t.tgenabled <> 'D'
-                AND n.nspname || '.' || r.relname = ANY($1)",
+                AND n.nspname || '.' || r.relname = ANY($1)
+              GROUP BY 1, 2, 3, 4 ORDER BY 1, 2",
             &[&p.platform_tables],
         )
         .await
         .map_err(q("platform triggers"))?;
-    let names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-    if !names.is_empty() {
+    let mut refused = Vec::new();
+    for r in &rows {
+        let (schema, table): (String, String) = (r.get(0), r.get(1));
+        let (owner_ok, owner, names): (bool, String, String) = (r.get(2), r.get(3), r.get(4));
+        if owner_ok {
+            p.disable_triggers.push((schema, table));
+        } else {
+            refused.push(format!("{schema}.{table} ({names}; owner {owner})"));
+        }
+    }
+    if !refused.is_empty() {
         p.problems.push(format!(
-            "{} may not SET session_replication_role, so the platform's triggers would fire for the restored rows: {} (grant it: GRANT SET ON PARAMETER session_replication_role TO {})",
+            "{} may not SET session_replication_role nor act as the owner of the platform tables whose triggers would fire for the restored rows: {} (grant it: GRANT SET ON PARAMETER session_replication_role TO {})",
             p.role,
-            names.join(", "),
+            refused.join(", "),
             p.role
         ));
     }

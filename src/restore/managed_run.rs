@@ -15,10 +15,28 @@ use super::managed::ManagedPlan;
 use super::offsets::ListEntry;
 use super::{db_message, EngineReport};
 
-/// Before pg_restore: the connecting role joins the owners it may join, and with `--clean`
-/// the application schemas holding objects are dropped and re-created. Returns whether the
-/// restore must run with `--no-owner` (an owner it cannot act as).
-pub async fn prepare(db: &Client, p: &ManagedPlan, report: &mut EngineReport) -> Result<bool> {
+/// What [`prepare`] changed for the restore only, taken back by [`finish`] whatever the
+/// restore's outcome.
+#[derive(Debug, Default)]
+pub struct Undo {
+    /// (schema, role): `GRANT CREATE` the backup does not have.
+    create_grants: Vec<(String, String)>,
+    /// (schema, table, trigger, `tgenabled` before): triggers disabled while rows load.
+    triggers: Vec<(String, String, String, String)>,
+}
+
+/// Before pg_restore: the connecting role joins the owners it may join, with `--clean` the
+/// application schemas holding objects are dropped and re-created, owners get CREATE where
+/// pg_restore gives them objects, and without `session_replication_role` the platform
+/// tables' triggers are disabled. What must be taken back is noted in `undo` as it is done
+/// (so a failure half-way is undone too). Returns whether the restore must run with
+/// `--no-owner` (an owner it cannot act as).
+pub async fn prepare(
+    db: &Client,
+    p: &ManagedPlan,
+    report: &mut EngineReport,
+    undo: &mut Undo,
+) -> Result<bool> {
     let mut no_owner = !p.foreign_owners.is_empty();
     for o in &p.grant_owners {
         let sql = format!("GRANT {} TO {}", qi(o), qi(&p.role));
@@ -38,13 +56,62 @@ pub async fn prepare(db: &Client, p: &ManagedPlan, report: &mut EngineReport) ->
     if p.clean {
         clean_app_schemas(db, p, report).await?;
     }
-    for (s, o, _) in &p.create_grants {
+    for (s, o, kept) in &p.create_grants {
         let sql = format!("GRANT CREATE ON SCHEMA {} TO {}", qi(s), qi(o));
         db.batch_execute(&sql)
             .await
             .map_err(|e| PgdrError::database(format!("{sql}: {}", db_message(&e))))?;
+        if !kept {
+            undo.create_grants.push((s.clone(), o.clone()));
+        }
     }
+    disable_triggers(db, p, report, undo).await?;
     Ok(no_owner)
+}
+
+/// `ALTER TABLE ... DISABLE TRIGGER USER` on each planned platform table, as its owner (the
+/// plan checked the connecting role has its privileges), each trigger's state noted first.
+async fn disable_triggers(
+    db: &Client,
+    p: &ManagedPlan,
+    report: &mut EngineReport,
+    undo: &mut Undo,
+) -> Result<()> {
+    let err = |what: &str, e: tokio_postgres::Error| {
+        PgdrError::database(format!("{what}: {}", db_message(&e)))
+    };
+    for (schema, table) in &p.disable_triggers {
+        let name = format!("{schema}.{table}");
+        let rows = db
+            .query(
+                "SELECT t.tgname::text, t.tgenabled::text FROM pg_trigger t
+                   JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = $1 AND c.relname = $2 AND NOT t.tgisinternal ORDER BY 1",
+                &[schema, table],
+            )
+            .await
+            .map_err(|e| err(&format!("reading the triggers of {name}"), e))?;
+        let before: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let sql = format!(
+            "ALTER TABLE {}.{} DISABLE TRIGGER USER",
+            qi(schema),
+            qi(table)
+        );
+        db.batch_execute(&sql)
+            .await
+            .map_err(|e| err(&format!("disabling the triggers of {name}"), e))?;
+        let names: Vec<&str> = before.iter().map(|(t, _)| t.as_str()).collect();
+        report.managed.push(format!(
+            "triggers of {name} disabled while its rows are restored: {}",
+            names.join(", ")
+        ));
+        undo.triggers.extend(
+            before
+                .into_iter()
+                .map(|(t, st)| (schema.clone(), table.clone(), t, st)),
+        );
+    }
+    Ok(())
 }
 
 /// `--clean` on a managed target: drop and re-create each application schema that holds
@@ -187,16 +254,52 @@ pub fn narrow(fp: &mut SchemaFingerprint, p: &ManagedPlan, expected: Option<&Sch
     }
 }
 
-/// After pg_restore: take back the temporary CREATE grants the backup does not have.
-pub async fn finish(db: &Client, p: &ManagedPlan) -> Result<()> {
-    for (s, o, kept) in &p.create_grants {
-        if *kept {
-            continue;
+/// After pg_restore, whether it succeeded or not: the platform tables' triggers back to the
+/// state they had, the temporary CREATE grants taken back. Every step is tried; the first
+/// failure is returned (named), after all were tried.
+pub async fn finish(db: &Client, undo: &Undo, report: &mut EngineReport) -> Result<()> {
+    let mut first: Option<PgdrError> = None;
+    let mut restored: Vec<String> = Vec::new();
+    for (schema, table, trigger, state) in &undo.triggers {
+        let how = match state.as_str() {
+            "O" => "ENABLE",
+            "R" => "ENABLE REPLICA",
+            "A" => "ENABLE ALWAYS",
+            _ => continue,
+        };
+        let sql = format!(
+            "ALTER TABLE {}.{} {how} TRIGGER {}",
+            qi(schema),
+            qi(table),
+            qi(trigger)
+        );
+        match db.batch_execute(&sql).await {
+            Ok(()) => restored.push(format!("{schema}.{table} ({trigger})")),
+            Err(e) => {
+                let e = PgdrError::database(format!(
+                    "putting back trigger {trigger} of {schema}.{table} ({how}): {}",
+                    db_message(&e)
+                ))
+                .hint(format!("run it by hand: {sql}"));
+                first.get_or_insert(e);
+            }
         }
-        let sql = format!("REVOKE CREATE ON SCHEMA {} FROM {}", qi(s), qi(o));
-        db.batch_execute(&sql)
-            .await
-            .map_err(|e| PgdrError::database(format!("{sql}: {}", db_message(&e))))?;
     }
-    Ok(())
+    if !restored.is_empty() {
+        report.managed.push(format!(
+            "triggers put back as they were: {}",
+            restored.join(", ")
+        ));
+    }
+    for (s, o) in &undo.create_grants {
+        let sql = format!("REVOKE CREATE ON SCHEMA {} FROM {}", qi(s), qi(o));
+        if let Err(e) = db.batch_execute(&sql).await {
+            let e = PgdrError::database(format!("{sql}: {}", db_message(&e)));
+            first.get_or_insert(e);
+        }
+    }
+    match first {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
 }

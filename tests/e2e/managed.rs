@@ -52,6 +52,11 @@ INSERT INTO public.todos (user_id, title) VALUES
 /// and database `app` whose `auth` schema a platform role owns, with a column the backup lacks
 /// and a platform trigger of its own on auth.users.
 fn managed_target() -> Pg {
+    managed_target_with("GRANT SET ON PARAMETER session_replication_role TO admin;")
+}
+
+/// The managed-like server with `admin_sql` run last in `postgres` (what the admin may do).
+fn managed_target_with(admin_sql: &str) -> Pg {
     let t = Pg::start();
     t.psql(
         "postgres",
@@ -61,7 +66,7 @@ fn managed_target() -> Pg {
              CREATE ROLE service_role NOLOGIN BYPASSRLS; CREATE ROLE app_owner LOGIN;
              GRANT anon, authenticated, service_role, app_owner TO admin;
              CREATE ROLE platform_auth NOLOGIN;
-             GRANT SET ON PARAMETER session_replication_role TO admin;"
+             {admin_sql}"
         ),
     );
     t.psql("postgres", "CREATE DATABASE app OWNER admin");
@@ -86,11 +91,16 @@ fn managed_target() -> Pg {
 }
 
 fn source_world() -> World {
+    source_world_with("")
+}
+
+/// The Supabase-style source with `extra` SQL run after [`SOURCE`], backed up.
+fn source_world_with(extra: &str) -> World {
     let w = World::local();
     w.pg.psql("postgres", "DROP DATABASE app");
     w.pg.create_db("app");
     let f = w.dir.path().join("supabase.sql");
-    std::fs::write(&f, SOURCE).unwrap();
+    std::fs::write(&f, format!("{SOURCE}\n{extra}")).unwrap();
     w.pg.psql_file("app", &f);
     w.backup();
     w
@@ -257,5 +267,119 @@ fn a_managed_target_with_app_data_is_refused_without_clean_and_clean_spares_the_
             "SELECT count(*) FROM pg_trigger WHERE tgname = 'users_audit'"
         ),
         "1"
+    );
+}
+
+/// State of a trigger on auth.users (`O` enabled, `D` disabled).
+fn trigger_state(t: &Pg, name: &str) -> String {
+    t.psql(
+        "app",
+        &format!("SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'auth.users'::regclass AND tgname = '{name}'"),
+    )
+}
+
+/// Without `GRANT SET ON PARAMETER session_replication_role`, an admin that has the platform
+/// table owner's privileges disables its triggers per table and puts each back as it was.
+#[test]
+fn without_replica_the_platform_triggers_are_disabled_as_owner_and_put_back() {
+    let w = source_world();
+    let t = managed_target_with("GRANT platform_auth TO admin;");
+    t.psql(
+        "app",
+        "SET ROLE platform_auth;
+         CREATE FUNCTION auth.noop() RETURNS trigger LANGUAGE plpgsql
+           AS $$ BEGIN INSERT INTO auth.audit_log (user_id) VALUES (NULL); RETURN new; END $$;
+         CREATE TRIGGER users_noop AFTER INSERT ON auth.users FOR EACH ROW EXECUTE FUNCTION auth.noop();
+         ALTER TABLE auth.users DISABLE TRIGGER users_noop; RESET ROLE;",
+    );
+    let r = restore_as_admin(&w, &t, &["--dry-run"]).ok();
+    assert!(
+        r.stdout.contains("triggers on platform tables disabled as their owner while their rows are restored, then put back as they were (admin may not SET session_replication_role): auth.users"),
+        "{}",
+        r.stdout
+    );
+    let r = restore_as_admin(&w, &t, &["--yes"]);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("restored and proven"), "{}", r.stdout);
+    assert!(
+        r.stdout
+            .contains("triggers put back as they were: auth.users (users_audit)"),
+        "{}",
+        r.stdout
+    );
+    // Neither platform trigger fired for the restored rows, nor did the application's twice.
+    assert_eq!(t.psql("app", "SELECT count(*) FROM auth.audit_log"), "0");
+    assert_eq!(
+        t.psql(
+            "app",
+            "SELECT count(*), count(DISTINCT id) FROM public.profiles"
+        ),
+        "2|2"
+    );
+    let users = "SELECT id, email FROM auth.users ORDER BY id";
+    assert_eq!(w.pg.psql("app", users), t.psql("app", users));
+    // Each trigger as it was before: the enabled one fires again, the disabled one stays so.
+    assert_eq!(trigger_state(&t, "users_audit"), "O");
+    assert_eq!(trigger_state(&t, "users_noop"), "D");
+    assert_eq!(trigger_state(&t, "on_auth_user_created"), "O");
+    t.psql(
+        "app",
+        "INSERT INTO auth.users (id, email) VALUES ('33333333-3333-3333-3333-333333333333', 'c@example.com')",
+    );
+    assert_eq!(t.psql("app", "SELECT count(*) FROM auth.audit_log"), "1");
+    assert_eq!(t.psql("app", "SELECT count(*) FROM public.profiles"), "3");
+}
+
+/// Neither replica nor the owner's privileges: refused before anything is written, naming the
+/// table, its triggers and the grant that would allow it.
+#[test]
+fn without_replica_or_the_owner_the_restore_is_refused_by_name() {
+    let w = source_world();
+    let t = managed_target_with("");
+    let r = restore_as_admin(&w, &t, &["--yes"]);
+    assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("admin may not SET session_replication_role nor act as the owner of the platform tables whose triggers would fire for the restored rows: auth.users (users_audit; owner platform_auth)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr
+            .contains("GRANT SET ON PARAMETER session_replication_role TO admin"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        t.psql(
+            "app",
+            "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace"
+        ),
+        "0"
+    );
+}
+
+/// A restore that fails half-way still puts the platform's triggers back and takes back the
+/// CREATE on public it gave the owner for the restore only.
+#[test]
+fn a_failed_managed_restore_puts_triggers_and_grants_back() {
+    // The backup's public schema does not grant CREATE to app_owner: the grant is temporary.
+    let w = source_world_with("REVOKE CREATE ON SCHEMA public FROM app_owner;");
+    let t = managed_target_with("GRANT platform_auth TO admin;");
+    // The platform refuses one of the backup's users: the rows' COPY fails.
+    t.psql(
+        "app",
+        "SET ROLE platform_auth;
+         ALTER TABLE auth.users ADD CONSTRAINT no_b CHECK (email <> 'b@example.com'); RESET ROLE;",
+    );
+    let r = restore_as_admin(&w, &t, &["--yes"]);
+    assert_ne!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("no_b"), "{}", r.stderr);
+    assert_eq!(trigger_state(&t, "users_audit"), "O");
+    assert_eq!(
+        t.psql(
+            "app",
+            "SELECT has_schema_privilege('app_owner', 'public', 'CREATE')"
+        ),
+        "f"
     );
 }
