@@ -246,7 +246,6 @@ impl One<'_> {
                 );
             }
         }
-        let _ = have;
     }
 
     fn settings_and_comment(&mut self, refused: &mut Vec<String>) {
