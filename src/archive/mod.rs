@@ -132,6 +132,8 @@ pub struct TocEntry<'a> {
     pub defn: Option<&'a [u8]>,
     pub copy_statement: String,
     pub namespace: String,
+    /// The role that owns the object (empty for entries without one).
+    pub owner: String,
     /// The offset flag promises a data block (flag 1 or 2; 3 is "no data").
     pub has_data: bool,
     /// The offset flag itself, and where it sits from the start of the reader's buffer
@@ -321,7 +323,7 @@ impl<'a> Reader<'a> {
         if self.version >= K_VERS_1_16 {
             self.int()?; // relkind
         }
-        self.str("owner")?;
+        let owner = self.text("owner")?;
         self.str("with oids")?; // always "false" since 1.9
         while self.str("dependency")?.is_some() {}
         let offset_at = self.pos;
@@ -344,6 +346,7 @@ impl<'a> Reader<'a> {
             defn,
             copy_statement,
             namespace,
+            owner,
             has_data,
             offset_flag: flag,
             offset_at,

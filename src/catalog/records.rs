@@ -69,6 +69,9 @@ pub enum RestoreMode {
     Clean,
     /// `--swap`: restored beside it, verified, then renamed into place.
     Swap,
+    /// A managed target (no SUPERUSER): restored into the existing database, which is never
+    /// dropped or renamed (platform schemas kept, application schemas created).
+    IntoExisting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,6 +118,8 @@ pub struct RestoreRecord {
     pub previous_kept_as: Option<String>,
     pub roles_created: Vec<String>,
     pub roles_kept: Vec<String>,
+    /// On a managed target: every decision, skip and change.
+    pub managed: Vec<String>,
     pub host: String,
 }
 

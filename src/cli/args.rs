@@ -194,6 +194,16 @@ pub(super) struct RestoreArgs {
     /// Skip the fingerprint comparison after the restore.
     #[arg(long)]
     pub(super) no_verify: bool,
+    /// Plan for a managed server (Supabase, RDS, Cloud SQL) even when connecting as a
+    /// superuser; automatic for a role without SUPERUSER.
+    #[arg(long)]
+    pub(super) managed: bool,
+    /// On a managed target: a schema the platform owns (only its tables' rows are restored).
+    #[arg(long, value_name = "NAME")]
+    pub(super) platform_schema: Vec<String>,
+    /// On a managed target: a schema that is the application's (restored whole).
+    #[arg(long, value_name = "NAME")]
+    pub(super) app_schema: Vec<String>,
     /// The plan (--dry-run) or the restore record as JSON on stdout.
     #[arg(long)]
     pub(super) json: bool,

@@ -44,6 +44,8 @@ pub(super) async fn run_restore(
         },
         verify: !a.no_verify,
         show_progress: progress::enabled(g.quiet),
+        managed: a.managed,
+        schemas: schema_choice(a),
     };
     let plan = tokio::select! {
         p = r::prepare(&settings, &opts) => p?,
@@ -151,4 +153,12 @@ pub(super) fn confirm_restore(
         return Err(aborted());
     }
     Ok(())
+}
+
+/// `--platform-schema` / `--app-schema`.
+fn schema_choice(a: &RestoreArgs) -> crate::restore::managed::SchemaChoice {
+    crate::restore::managed::SchemaChoice {
+        platform: a.platform_schema.clone(),
+        app: a.app_schema.clone(),
+    }
 }

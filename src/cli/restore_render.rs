@@ -16,6 +16,9 @@ fn mode_word(m: RestoreMode) -> &'static str {
             "clean (restore beside it, prove, rename into place, then drop the original)"
         }
         RestoreMode::Swap => "swap (restore beside it, prove, then rename into place)",
+        RestoreMode::IntoExisting => {
+            "into the existing database (a managed target: it is never dropped or renamed)"
+        }
     }
 }
 
@@ -27,6 +30,11 @@ pub(super) fn plan_text(p: &Plan) -> String {
     let steps = plan_steps(p);
     for (i, st) in steps.iter().enumerate() {
         s.push_str(&format!("    {}. {st}\n", i + 1));
+    }
+    if let Some(mp) = &p.managed {
+        for d in &mp.decisions {
+            s.push_str(&format!("  managed: {d}\n"));
+        }
     }
     for r in &p.roles_preview {
         s.push_str(&format!("  roles: {r}\n"));
@@ -131,7 +139,7 @@ fn plan_steps(p: &Plan) -> Vec<String> {
         "fails if other sessions are connected (add --terminate to end them)"
     };
     match p.mode {
-        RestoreMode::Create => {}
+        RestoreMode::Create | RestoreMode::IntoExisting => {}
         RestoreMode::ReplaceEmpty => steps.push(format!("DROP DATABASE {}: {force}", p.name)),
         RestoreMode::Swap | RestoreMode::Clean => {
             if let Some(l) = &p.leftover {
@@ -145,10 +153,17 @@ fn plan_steps(p: &Plan) -> Vec<String> {
             }
         }
     }
-    steps.push(format!(
-        "create database {} owned by {}",
-        p.restore_name, m.source.database_owner
-    ));
+    match &p.managed {
+        Some(mp) if mp.database_exists => {}
+        Some(mp) => steps.push(format!(
+            "create database {} owned by {}",
+            p.restore_name, mp.role
+        )),
+        None => steps.push(format!(
+            "create database {} owned by {}",
+            p.restore_name, m.source.database_owner
+        )),
+    }
     steps.push(match &p.spool {
         None => "pg_restore, streamed from the repository (no local copy)".into(),
         Some((dir, need, free)) => format!(
@@ -220,6 +235,7 @@ pub(super) fn plan_json(p: &Plan) -> serde_json::Value {
         "terminate": p.terminate,
         "requires_confirm_name": p.is_source,
         "notes": p.notes,
+        "managed": p.managed.as_deref(),
     })
 }
 
@@ -285,16 +301,14 @@ pub(super) fn report_text(report: &RestoreReport) -> String {
     if let Some(e) = &report.engine {
         render_engine(e, &mut s);
     }
-    let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
     if let Some(prev) = &r.previous_kept_as {
-        line(
-            "previous data",
-            format!("kept as database {prev} (drop it when no longer needed)"),
-        );
+        s.push_str(&format!(
+            "  {:<16} kept as database {prev} (drop it when no longer needed)\n",
+            "previous data"
+        ));
     }
-    for n in &report.notes {
-        line("note", n.clone());
-    }
+    managed_and_notes(report, &mut s);
+    let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
     match &report.record_key {
         Ok(k) => line("record", k.clone()),
         Err(e) => line("record", format!("NOT stored: {e}")),
@@ -325,5 +339,16 @@ fn render_engine(e: &EngineReport, s: &mut String) {
     }
     for p in &e.properties_skipped {
         line("db properties", p.clone());
+    }
+}
+
+/// The managed target's decisions and skips, then the notes.
+fn managed_and_notes(report: &RestoreReport, s: &mut String) {
+    let mut line = |k: &str, v: &String| s.push_str(&format!("  {k:<16} {v}\n"));
+    for n in &report.record.managed {
+        line("managed", n);
+    }
+    for n in &report.notes {
+        line("note", n);
     }
 }

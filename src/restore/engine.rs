@@ -47,17 +47,60 @@ pub async fn restore_with(
     apply_globals(&client, m, &parsed, opts, report).await?;
     timer.done("globals");
 
-    create_database(&client, m, target, opts, report).await?;
-    report.created_database = true;
-    timer.done("create");
-
-    run_pg_restore(repo, m, ids, target, opts, timer, report).await?;
+    let exists = opts.managed.as_ref().is_some_and(|p| p.database_exists);
+    if !exists {
+        create_database(&client, m, target, opts, report).await?;
+        report.created_database = true;
+        timer.done("create");
+    }
+    match &opts.managed {
+        Some(p) => managed_restore(repo, m, ids, target, opts, p, timer, report).await?,
+        None => run_pg_restore(repo, m, ids, target, opts, timer, report).await?,
+    }
 
     if opts.database_properties {
-        replay_properties(&client, m, target, report).await?;
+        replay_properties(&client, m, target, opts.managed.is_some(), report).await?;
         timer.done("properties");
     }
     Ok(())
+}
+
+/// pg_restore on a managed target, between the preparation (owners, `--clean`, CREATE
+/// grants, disabled triggers) and its undoing, which runs also when the preparation or the
+/// restore failed; the restore's own error comes first.
+#[allow(clippy::too_many_arguments)]
+async fn managed_restore(
+    repo: &catalog::Repository,
+    m: &Manifest,
+    ids: Identities,
+    target: &Target,
+    opts: &EngineOptions,
+    p: &super::managed::ManagedPlan,
+    timer: &mut PhaseTimer,
+    report: &mut EngineReport,
+) -> Result<()> {
+    let db = crate::source::connect(&target.database()).await?;
+    let mut undo = super::managed_run::Undo::default();
+    let restored = match super::managed_run::prepare(&db, p, report, &mut undo).await {
+        Ok(no_owner) => {
+            report.no_owner = no_owner;
+            run_pg_restore(repo, m, ids, target, opts, timer, report).await
+        }
+        Err(e) => Err(e),
+    };
+    // pg_restore may have run long: a fresh session for the undoing.
+    let fresh = crate::source::connect(&target.database()).await.ok();
+    let undone = super::managed_run::finish(fresh.as_ref().unwrap_or(&db), &undo, report).await;
+    match (restored, undone) {
+        (Err(e), Err(u)) => {
+            // The restore's error is the one returned; what could not be undone is named.
+            tracing::warn!("{u}");
+            report.managed.push(format!("NOT undone: {}", u.message));
+            Err(e)
+        }
+        (Err(e), Ok(())) | (Ok(()), Err(e)) => Err(e),
+        (Ok(()), Ok(())) => Ok(()),
+    }
 }
 
 /// The globals step: roles, memberships and tablespaces planned against what the target has
@@ -70,11 +113,14 @@ async fn apply_globals(
     opts: &EngineOptions,
     report: &mut EngineReport,
 ) -> Result<()> {
-    let existing = existing_globals(client).await?;
+    let actual = roles::read(client).await?;
+    let mut existing = existing_globals(client).await?;
+    existing.limits = roles::Limits::of(&actual);
     let plan = globals::plan(parsed, &existing, opts.roles);
     // Existing roles, planned against what the target has before anything runs.
     let desired = roles::desired(parsed, roles::passwords_in(m));
-    let role_plan = roles::plan(&desired, &roles::read(client).await?, opts.roles);
+    let mut role_plan = roles::plan(&desired, &actual, opts.roles);
+    role_plan.refused.extend(plan.refused.iter().cloned());
     for s in &plan.run {
         // The extended protocol runs exactly one statement: a second guard after the parser.
         if let Err(e) = client.execute(s.sql.as_str(), &[]).await {
@@ -95,6 +141,7 @@ async fn apply_globals(
         .extend(roles::apply(client, &role_plan.now).await);
     report.roles_created = plan.created_roles;
     report.roles_kept = plan.kept;
+    report.roles_kept.extend(plan.limited);
     report.roles_kept.extend(role_plan.lines.iter().cloned());
     report.roles = Some(roles::Pending {
         desired,
@@ -128,7 +175,9 @@ async fn create_database(
         "CREATE DATABASE {} TEMPLATE template0 ENCODING 'UTF8'",
         qi(&target.dbname)
     );
-    if owner_exists {
+    // On a managed target the database is the connecting role's (it may not be able to give
+    // it away).
+    if owner_exists && opts.managed.is_none() {
         create.push_str(&format!(" OWNER {}", qi(&m.source.database_owner)));
     }
     // The recorded locale, when asked to restore the database's properties; a server that
@@ -197,7 +246,10 @@ async fn run_pg_restore(
     let parser: Option<SharedParser> = opts
         .fingerprint_archive
         .then(|| Arc::new(std::sync::Mutex::new(ArchiveParser::new())));
-    match opts.jobs.filter(|j| *j > 1) {
+    if report.no_owner {
+        args.push("--no-owner".into());
+    }
+    match spool_jobs(opts) {
         None => {
             if opts.single_transaction {
                 args.push("--single-transaction".into());
@@ -316,13 +368,16 @@ async fn restore_from_spool(
         Err(e) => tracing::warn!(error = %e, "spool: data offsets not filled in"),
     }
     timer.done("fetch");
+    let list = file.path().with_extension("list");
+    let _list_guard = RemoveOnDrop(list.clone());
+    let db = managed_list(target, opts, file.path(), &list, &mut args, report).await?;
     args.push(format!("--jobs={jobs}"));
     args.push(file.path().display().to_string());
     let child = crate::scratch::ClientChild::spawn(
         "pg_restore",
         pg_restore,
         &args,
-        &target.database(),
+        &db,
         toc_observer(steps),
     )?;
     child.wait().await?;
@@ -337,6 +392,7 @@ async fn replay_properties(
     client: &tokio_postgres::Client,
     m: &Manifest,
     target: &Target,
+    opts_managed: bool,
     report: &mut EngineReport,
 ) -> Result<()> {
     match dbprops::recorded(m) {
@@ -356,6 +412,19 @@ async fn replay_properties(
             let (sql, skipped) = dbprops::statements(&props, &target.dbname, &owner, &roles);
             report.properties_skipped.extend(skipped);
             for s in sql {
+                if opts_managed {
+                    // A managed target's admin may not own the database: named, not fatal.
+                    if let Err(e) = client.batch_execute(&s).await {
+                        report.properties_skipped.push(format!(
+                            "{}: {}",
+                            dbprops::without_value(&s),
+                            db_message(&e)
+                        ));
+                    } else {
+                        report.properties.push(s);
+                    }
+                    continue;
+                }
                 client.batch_execute(&s).await.map_err(|e| {
                     PgdrError::database(format!(
                         "replaying a database property ({}): {}",
@@ -368,4 +437,45 @@ async fn replay_properties(
         }
     }
     Ok(())
+}
+
+/// Removes a file when dropped (the TOC list beside the spool file), whatever happens.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// With `jobs` > 1, or on a managed target (a filtered TOC list needs the archive as a file),
+/// the restore goes through a spool file.
+fn spool_jobs(opts: &EngineOptions) -> Option<u32> {
+    match &opts.managed {
+        Some(_) => Some(opts.jobs.unwrap_or(1).max(1)),
+        None => opts.jobs.filter(|j| *j > 1),
+    }
+}
+
+/// On a managed target: the filtered TOC list for pg_restore, and its connection with
+/// `session_replication_role = replica` where allowed. Elsewhere: the target as it is.
+async fn managed_list(
+    target: &Target,
+    opts: &EngineOptions,
+    archive: &std::path::Path,
+    list: &std::path::Path,
+    args: &mut Vec<String>,
+    report: &mut EngineReport,
+) -> Result<crate::config::Database> {
+    let mut db = target.database();
+    if let Some(p) = &opts.managed {
+        let c = crate::source::connect(&db).await?;
+        let skipped = super::managed_run::write_list(&c, p, archive, list).await?;
+        report.managed.extend(skipped);
+        args.push(format!("--use-list={}", list.display()));
+        if p.replica {
+            db.conn.options("-c session_replication_role=replica");
+        }
+    }
+    Ok(db)
 }

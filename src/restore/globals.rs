@@ -72,6 +72,9 @@ pub struct Existing {
     pub tablespaces: BTreeSet<String>,
     /// The role pgdr connects as: never altered.
     pub current_user: String,
+    /// It is not a superuser (a managed service's admin): what it may grant. `None`: every
+    /// statement is replayed as written.
+    pub limits: Option<super::roles::Limits>,
 }
 
 /// The statements to run, and what was decided, in operator words.
@@ -86,6 +89,11 @@ pub struct GlobalsPlan {
     pub memberships: Vec<String>,
     /// Existing roles whose attributes, settings and comments were not replayed.
     pub kept_role_names: Vec<String>,
+    /// On a target without SUPERUSER: what the backup's statements said that pgdr could not
+    /// replay as written (attributes not granted, grantors), one line each.
+    pub limited: Vec<String>,
+    /// The roles proof's difference texts of those attributes: named here, not findings.
+    pub refused: Vec<String>,
 }
 
 pub fn plan(stmts: &[Statement], existing: &Existing, mode: RolesMode) -> GlobalsPlan {
@@ -153,11 +161,62 @@ pub fn plan(stmts: &[Statement], existing: &Existing, mode: RolesMode) -> Global
             }
             StmtKind::TablespaceProperty(t) => !existing.tablespaces.contains(t),
         };
-        if keep {
-            p.run.push(s.clone());
+        if !keep {
+            continue;
+        }
+        match existing.limits {
+            Some(l) => {
+                if let Some(s) = limited(s, &l, &existing.current_user, &mut p) {
+                    p.run.push(s);
+                }
+            }
+            None => p.run.push(s.clone()),
         }
     }
     p
+}
+
+/// A statement as a connecting role without SUPERUSER may run it: `ALTER ROLE ... WITH`
+/// without the attributes it may not set, `GRANT` without another grantor; what is lost is
+/// named in `p.limited` (and its proof text in `p.refused`).
+fn limited(
+    s: &Statement,
+    l: &super::roles::Limits,
+    me: &str,
+    p: &mut GlobalsPlan,
+) -> Option<Statement> {
+    use super::roles::{grant_sql_without_grantor, limited_attrs_sql, lost_flag_text, FLAGS};
+    match &s.stmt {
+        StmtKind::RoleAttrs { role, attrs } => {
+            let (sql, lost) = limited_attrs_sql(role, attrs, l);
+            if !lost.is_empty() {
+                let names: Vec<&str> = lost.iter().map(|i| FLAGS[*i]).collect();
+                p.limited.push(format!(
+                    "role '{role}': {} not granted ({me} is not a superuser and may not grant it); grant it by hand where the platform allows",
+                    names.join(", ")
+                ));
+                p.refused
+                    .extend(lost.iter().map(|i| lost_flag_text(role, *i)));
+            }
+            sql.map(|sql| Statement {
+                sql,
+                stmt: s.stmt.clone(),
+            })
+        }
+        StmtKind::Membership(g) if g.grantor.as_deref().is_some_and(|x| x != me) => {
+            p.limited.push(format!(
+                "membership {} → {}: granted by {me}, not by {} as in the backup (only a superuser may name another grantor)",
+                g.member,
+                g.role,
+                g.grantor.as_deref().unwrap_or_default()
+            ));
+            Some(Statement {
+                sql: grant_sql_without_grantor(g),
+                stmt: s.stmt.clone(),
+            })
+        }
+        _ => Some(s.clone()),
+    }
 }
 
 #[cfg(test)]
@@ -254,6 +313,7 @@ GRANT CREATE ON TABLESPACE fast TO anon;
                 .collect(),
             tablespaces: ["pg_default".to_string()].into_iter().collect(),
             current_user: "postgres".into(),
+            limits: None,
         }
     }
 
@@ -295,6 +355,88 @@ GRANT CREATE ON TABLESPACE fast TO anon;
         let p = plan(&parsed(), &ex, RolesMode::Overwrite);
         assert!(!run_sql(&p).iter().any(|l| l.contains("tablespace fast")));
         assert_eq!(p.kept, vec!["tablespace 'fast' exists: kept as is"]);
+    }
+
+    /// A managed service's admin: CREATEDB, CREATEROLE, BYPASSRLS, no SUPERUSER.
+    fn admin(version: i32) -> Existing {
+        Existing {
+            current_user: "admin".into(),
+            limits: Some(crate::restore::roles::Limits {
+                version,
+                own: [false, true, true, true, true, false, true],
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_non_superuser_replays_what_it_may_and_names_the_rest() {
+        let sql = format!("{DUMPALL}\nCREATE ROLE svc;\nALTER ROLE svc WITH NOSUPERUSER LOGIN BYPASSRLS REPLICATION CONNECTION LIMIT 4 PASSWORD 'md5abc';\n");
+        let p = plan(&parse(&sql).unwrap(), &admin(150000), RolesMode::Merge);
+        let sqls: Vec<&str> = p.run.iter().map(|s| s.sql.as_str()).collect();
+        // PostgreSQL 15 keeps SUPERUSER, REPLICATION and BYPASSRLS, even their NO forms, for
+        // superusers: the statement keeps only the rest.
+        assert!(
+            sqls.contains(&r#"ALTER ROLE "svc" WITH LOGIN CONNECTION LIMIT 4 PASSWORD 'md5abc';"#),
+            "{sqls:?}"
+        );
+        assert!(
+            sqls.contains(&r#"ALTER ROLE "anon" WITH INHERIT NOCREATEROLE NOCREATEDB NOLOGIN;"#),
+            "{sqls:?}"
+        );
+        assert!(sqls.contains(&"ALTER ROLE \"Weird \"\"name\" WITH INHERIT LOGIN PASSWORD 'SCRAM-SHA-256$4096:fe9I;lk';"), "{sqls:?}");
+        assert!(
+            sqls.contains(&r#"ALTER ROLE "postgres" WITH INHERIT CREATEROLE CREATEDB LOGIN;"#),
+            "{sqls:?}"
+        );
+        // Grantors other than the connecting role are dropped, the options kept.
+        assert!(
+            sqls.contains(&r#"GRANT "anon" TO "authenticated" WITH INHERIT TRUE;"#),
+            "{sqls:?}"
+        );
+        assert!(
+            sqls.contains(&r#"GRANT "Weird ""name" TO "anon";"#),
+            "{sqls:?}"
+        );
+        assert!(!sqls
+            .iter()
+            .any(|s| s.contains("SUPERUSER") || s.contains("GRANTED BY")));
+        assert_eq!(
+            p.refused,
+            vec![
+                "role postgres: SUPERUSER in the backup, NOSUPERUSER on the target",
+                "role postgres: REPLICATION in the backup, NOREPLICATION on the target",
+                "role postgres: BYPASSRLS in the backup, NOBYPASSRLS on the target",
+                "role svc: REPLICATION in the backup, NOREPLICATION on the target",
+                "role svc: BYPASSRLS in the backup, NOBYPASSRLS on the target",
+            ]
+        );
+        assert!(
+            p.limited.iter().any(|l| l.starts_with(
+                "role 'svc': REPLICATION, BYPASSRLS not granted (admin is not a superuser"
+            )),
+            "{:?}",
+            p.limited
+        );
+        assert!(p.limited.iter().any(|l| l == "membership authenticated → anon: granted by admin, not by postgres as in the backup (only a superuser may name another grantor)"), "{:?}", p.limited);
+        // PostgreSQL 16: BYPASSRLS may be granted by a role that has it, REPLICATION not.
+        let p = plan(&parse(&sql).unwrap(), &admin(160000), RolesMode::Merge);
+        assert!(p.run.iter().any(|s| s.sql
+            == r#"ALTER ROLE "svc" WITH LOGIN BYPASSRLS CONNECTION LIMIT 4 PASSWORD 'md5abc';"#));
+        assert!(p.run.iter().any(|s| s.sql
+            == r#"ALTER ROLE "anon" WITH INHERIT NOCREATEROLE NOCREATEDB NOLOGIN NOBYPASSRLS;"#));
+    }
+
+    #[test]
+    fn a_superuser_replays_the_statements_as_written() {
+        let ex = Existing {
+            current_user: "postgres".into(),
+            ..Default::default()
+        };
+        let all = parsed();
+        let p = plan(&all, &ex, RolesMode::Merge);
+        assert!(p.run.iter().all(|s| all.contains(s)));
+        assert!(p.limited.is_empty() && p.refused.is_empty());
     }
 
     #[test]

@@ -21,6 +21,8 @@ pub mod dbprops;
 pub mod dumpall;
 mod engine;
 pub mod globals;
+pub mod managed;
+pub mod managed_run;
 pub mod offsets;
 pub mod roles;
 pub mod sensitive;
@@ -187,6 +189,9 @@ pub struct EngineOptions {
     /// `pg_restore --single-transaction` (without `jobs`): all or nothing, and on a server
     /// with wal_level=minimal the new tables and their indexes skip WAL.
     pub single_transaction: bool,
+    /// A target without SUPERUSER: restore as [`managed`] plans it (existing database kept,
+    /// platform schemas' rows only, filtered TOC list).
+    pub managed: Option<std::sync::Arc<managed::ManagedPlan>>,
 }
 
 /// What the engine did beyond restoring rows, in operator words.
@@ -209,6 +214,10 @@ pub struct EngineReport {
     pub spooled_bytes: Option<u64>,
     /// This run created the target database: only then may a failed run drop it.
     pub created_database: bool,
+    /// On a managed target: what was done differently or skipped, one line each.
+    pub managed: Vec<String>,
+    /// On a managed target: pg_restore ran with `--no-owner` (an owner pgdr cannot act as).
+    pub no_owner: bool,
     /// The archive's fingerprint as it streamed (with `fingerprint_archive`), or why the
     /// archive could not be parsed.
     #[serde(skip)]
@@ -281,6 +290,7 @@ async fn existing_globals(client: &tokio_postgres::Client) -> Result<globals::Ex
         memberships,
         tablespaces,
         current_user,
+        limits: None,
     })
 }
 

@@ -182,6 +182,40 @@ fn read_toc(path: &Path) -> io::Result<Toc> {
     })
 }
 
+/// One TOC entry as a filtered restore list needs it.
+#[derive(Debug, Clone)]
+pub struct ListEntry {
+    pub dump_id: i32,
+    pub desc: String,
+    pub tag: String,
+    pub namespace: String,
+    pub owner: String,
+}
+
+/// The TOC of a custom-format archive file, in archive order (for `pg_restore --use-list`).
+pub fn list(path: &Path) -> io::Result<Vec<ListEntry>> {
+    let mut p = Preamble {
+        file: File::open(path)?,
+        buf: Vec::new(),
+        base: 0,
+    };
+    let ((header, count), _) = p.next(None, |r| r.header())?;
+    let mut out = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (e, _) = p.next(Some(&header), |r| {
+            r.toc_entry().map(|e| ListEntry {
+                dump_id: e.dump_id,
+                desc: e.desc,
+                tag: e.tag,
+                namespace: e.namespace,
+                owner: e.owner,
+            })
+        })?;
+        out.push(e);
+    }
+    Ok(out)
+}
+
 /// Fill in the data offsets of a custom-format archive in place; returns how many entries
 /// were given one. An archive that already has them, or has no data, is left as it is.
 pub fn fill(path: &Path) -> io::Result<usize> {

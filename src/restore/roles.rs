@@ -231,6 +231,9 @@ pub enum Aspect {
     Missing,
     Attribute,
     Password,
+    /// The password could not be compared (`pg_authid` is not readable: managed services): a
+    /// named limitation of the proof, never a difference.
+    PasswordUnknown,
     Setting,
     Membership,
     /// A membership, or its ADMIN option, the target has beyond the backup's.
@@ -392,7 +395,7 @@ fn password_difference(
     match (&want.attrs.password, &have.password) {
         (_, Verifier::Unreadable) => push(
             name,
-            Aspect::Password,
+            Aspect::PasswordUnknown,
             "password cannot be compared: pg_authid is not readable on the target".into(),
         ),
         (Some(w), Verifier::Some(h)) if w == h => {}
@@ -495,6 +498,10 @@ impl std::fmt::Debug for Pending {
 #[path = "roles_plan.rs"]
 mod plan_impl;
 pub use plan_impl::*;
+
+#[path = "roles_limits.rs"]
+mod limits_impl;
+pub use limits_impl::*;
 
 #[path = "roles_read.rs"]
 mod read_impl;

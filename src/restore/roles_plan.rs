@@ -49,11 +49,24 @@ fn attributes_sql(
     want: &BackupRole,
     have: &TargetRole,
     connecting: bool,
+    limits: Option<Limits>,
     refused: &mut Vec<String>,
 ) -> String {
     let mut words = Vec::new();
     for (i, w) in desired_flags(&want.attrs).iter().enumerate() {
         let Some(w) = *w else { continue };
+        if limits.is_some_and(|l| !l.may_set(i)) {
+            // Named, not sent: one such word makes the server refuse the whole statement.
+            if w != have.flags[i] {
+                let word = |b: bool| format!("{}{}", if b { "" } else { "NO" }, FLAGS[i]);
+                refused.push(format!(
+                    "role {role}: {} in the backup, {} on the target",
+                    word(w),
+                    word(have.flags[i])
+                ));
+            }
+            continue;
+        }
         if connecting && !w && have.flags[i] && (FLAGS[i] == "SUPERUSER" || FLAGS[i] == "LOGIN") {
             refused.push(format!(
                 "role {role}: NO{} in the backup, {} on the target",
@@ -93,6 +106,7 @@ fn attributes_sql(
 pub fn plan(d: &Desired, a: &Actual, mode: RolesMode) -> RolePlan {
     let mut p = RolePlan::default();
     let diffs = differences(d, a);
+    let limits = Limits::of(a);
     for (role, want) in &d.roles {
         let Some(have) = a.roles.get(role) else {
             continue;
@@ -106,6 +120,7 @@ pub fn plan(d: &Desired, a: &Actual, mode: RolesMode) -> RolePlan {
             mine: diffs.iter().filter(|x| x.role == *role).collect(),
             connecting,
             mode,
+            limits,
             changes: Vec::new(),
             said: Vec::new(),
         };
@@ -141,6 +156,8 @@ struct One<'a> {
     mine: Vec<&'a Diff>,
     connecting: bool,
     mode: RolesMode,
+    /// The connecting role is not a superuser: what it may grant.
+    limits: Option<Limits>,
     changes: Vec<Change>,
     said: Vec<String>,
 }
@@ -172,7 +189,7 @@ impl One<'_> {
         if self.has(Aspect::Attribute) {
             if mode == RolesMode::Overwrite {
                 let before = refused.len();
-                let sql = attributes_sql(role, want, have, self.connecting, refused);
+                let sql = attributes_sql(role, want, have, self.connecting, self.limits, refused);
                 self.change("ALTER ROLE ... WITH", sql);
                 let except = if refused.len() == before {
                     String::new()
@@ -218,12 +235,14 @@ impl One<'_> {
                 self.said
                     .push(format!("password ({t}): kept ({})", mode.flag()));
             }
-            if have.password == Verifier::Unreadable {
-                refused.extend(
-                    self.mine
-                        .iter()
-                        .filter(|m| m.aspect == Aspect::Password)
-                        .map(|m| m.text.clone()),
+        } else if self.has(Aspect::PasswordUnknown) && mode == RolesMode::Overwrite {
+            // pg_authid is not readable: set it anyway, the proof names what it cannot compare.
+            if let Some(pw) = want.attrs.password.as_deref() {
+                let sql = format!("ALTER ROLE {} WITH PASSWORD {}", qi(role), lit(pw));
+                self.change("ALTER ROLE ... PASSWORD", sql);
+                self.said.push(
+                    "password: set to the backup's (not comparable: pg_authid is not readable)"
+                        .into(),
                 );
             }
         }
@@ -361,11 +380,18 @@ fn settings_changes(
 /// an existing role, or pgdr refused to change it (named at plan time).
 pub fn judge(d: &Desired, after: &Actual, plan: &RolePlan, mode: RolesMode) -> Verdict {
     let mut v = Verdict::default();
+    let mut unknown = Vec::new();
     for x in differences(d, after) {
+        if x.aspect == Aspect::PasswordUnknown {
+            unknown.push(x.role);
+            continue;
+        }
         let existed = plan.existed.contains(&x.role);
-        let kept = existed
-            && (plan.refused.contains(&x.text)
-                || match mode {
+        // Refused differences include those of roles the restore created (attributes a
+        // non-superuser may not grant), named in the plan.
+        let kept = plan.refused.contains(&x.text)
+            || existed
+                && (match mode {
                     RolesMode::Keep => true,
                     RolesMode::Merge => matches!(
                         x.aspect,
@@ -381,6 +407,12 @@ pub fn judge(d: &Desired, after: &Actual, plan: &RolePlan, mode: RolesMode) -> V
         } else {
             v.findings.push(x.text);
         }
+    }
+    if !unknown.is_empty() {
+        v.kept.push(format!(
+            "passwords not compared (pg_authid is not readable on the target, as on managed services): {}",
+            unknown.join(", ")
+        ));
     }
     v
 }

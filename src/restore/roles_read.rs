@@ -170,6 +170,12 @@ pub async fn preview(
     let d = desired(stmts, passwords_in(m));
     let a = read(client).await?;
     let mut lines = plan(&d, &a, mode).lines;
+    if let Some(l) = Limits::of(&a) {
+        // What the globals step cannot replay as written on a target without SUPERUSER.
+        let mut existing = crate::restore::existing_globals(client).await?;
+        existing.limits = Some(l);
+        lines.extend(crate::restore::globals::plan(stmts, &existing, mode).limited);
+    }
     if a.roles.values().all(|r| r.password == Verifier::Unreadable) {
         lines.push("passwords: pg_authid is not readable on the target, so pgdr cannot tell whether they equal the backup's".into());
     }

@@ -291,3 +291,39 @@ fn roles_only_globals_say_passwords_cannot_be_restored() {
         .chain(&p.last)
         .all(|c| !c.sql.contains("PASSWORD")));
 }
+
+/// A managed target: pg_authid unreadable is one named limitation, never a difference; an
+/// attribute the connecting role could not grant to a role the restore created is kept as
+/// named at plan time, any other difference of that role stays a finding.
+#[test]
+fn a_managed_targets_limits_are_named_not_findings() {
+    let d = backup();
+    let mut after = equal_target(&d);
+    for r in after.roles.values_mut() {
+        r.password = Verifier::Unreadable;
+    }
+    let created = "app".to_string();
+    let mut p = plan(&d, &after, RolesMode::Merge);
+    p.existed.remove(&created);
+    let v = judge(&d, &after, &p, RolesMode::Merge);
+    assert!(v.findings.is_empty(), "{:?}", v.findings);
+    assert_eq!(v.kept.len(), 1, "{:?}", v.kept);
+    assert!(v.kept[0].starts_with("passwords not compared (pg_authid is not readable"));
+    assert!(v.kept[0].contains("app"), "{:?}", v.kept);
+
+    let i = FLAGS.iter().position(|f| *f == "BYPASSRLS").unwrap();
+    after.roles.get_mut("app").unwrap().flags[i] = false;
+    let v = judge(&d, &after, &p, RolesMode::Merge);
+    assert_eq!(v.findings, vec![lost_flag_text("app", i)]);
+    p.refused.push(lost_flag_text("app", i));
+    after.roles.get_mut("app").unwrap().connection_limit = 9;
+    let v = judge(&d, &after, &p, RolesMode::Merge);
+    assert_eq!(
+        v.findings,
+        vec!["role app: CONNECTION LIMIT -1 in the backup, 9 on the target"]
+    );
+    assert!(v.kept.contains(&format!(
+        "kept on the target, differs from the backup: {}",
+        lost_flag_text("app", i)
+    )));
+}

@@ -82,6 +82,11 @@ pub fn libpq_env(cmd: &mut Command, db: &Database) {
     if let Some(d) = c.get_dbname() {
         cmd.env("PGDATABASE", d);
     }
+    // Session settings for the child (`-c name=value`), e.g. session_replication_role for a
+    // restore onto a managed target.
+    if let Some(o) = c.get_options() {
+        cmd.env("PGOPTIONS", o);
+    }
     if let Some(p) = db.password.as_ref().map(Secret::expose) {
         cmd.env("PGPASSWORD", p);
     }

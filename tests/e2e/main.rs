@@ -9,6 +9,7 @@ mod common;
 mod drill;
 mod globals;
 mod guards;
+mod managed;
 mod names;
 mod replication;
 mod restore;

@@ -129,14 +129,25 @@ fn records_read_and_write_back_byte_for_byte() {
     }
     let checks: DrillRecord = pretty_round_trip("drill-checks-v1.json");
     assert!(!checks.checks.is_empty() && checks.worst_rpo.is_some());
-    for name in ["restore-v1.json", "restore-swap-v1.json"] {
+    for name in [
+        "restore-v1.json",
+        "restore-swap-v1.json",
+        "restore-managed-v1.json",
+    ] {
         pretty_round_trip::<RestoreRecord>(name);
         pretty_round_trip::<StoredRestore>(name);
     }
+    let managed: RestoreRecord = pretty_round_trip("restore-managed-v1.json");
+    assert_eq!(
+        managed.mode,
+        crate::catalog::records::RestoreMode::IntoExisting
+    );
+    assert_eq!(managed.managed.len(), 7);
     let swap: RestoreRecord = pretty_round_trip("restore-swap-v1.json");
     assert!(swap.previous_kept_as.is_some());
     let plain: RestoreRecord = pretty_round_trip("restore-v1.json");
     assert!(plain.previous_kept_as.is_none());
+    assert!(plain.managed.is_empty());
 }
 
 #[test]

@@ -39,6 +39,7 @@ pub enum StoredRestoreMode {
     ReplaceEmpty,
     Clean,
     Swap,
+    IntoExisting,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -92,6 +93,9 @@ pub struct StoredRestore {
     pub roles_created: Vec<String>,
     #[serde(default)]
     pub roles_kept: Vec<String>,
+    /// On a managed target: every decision, skip and change (absent otherwise).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub managed: Vec<String>,
     pub host: String,
 }
 
@@ -169,7 +173,7 @@ mirror_enum!(Outcome, StoredOutcome, [Passed, Failed, Error]);
 mirror_enum!(
     RestoreMode,
     StoredRestoreMode,
-    [Create, ReplaceEmpty, Clean, Swap]
+    [Create, ReplaceEmpty, Clean, Swap, IntoExisting]
 );
 mirror_enum!(
     RestoreOutcome,
@@ -256,6 +260,7 @@ impl From<&RestoreRecord> for StoredRestore {
             previous_kept_as: r.previous_kept_as.clone(),
             roles_created: r.roles_created.clone(),
             roles_kept: r.roles_kept.clone(),
+            managed: r.managed.clone(),
             host: r.host.clone(),
         }
     }
@@ -283,6 +288,7 @@ impl From<StoredRestore> for RestoreRecord {
             previous_kept_as: s.previous_kept_as,
             roles_created: s.roles_created,
             roles_kept: s.roles_kept,
+            managed: s.managed,
             host: s.host,
         }
     }

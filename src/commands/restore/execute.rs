@@ -57,7 +57,7 @@ async fn clear_target(
     progress: &mut Progress,
 ) -> Result<()> {
     match plan.mode {
-        RestoreMode::Create => {}
+        RestoreMode::Create | RestoreMode::IntoExisting => {}
         RestoreMode::ReplaceEmpty => {
             clear_sessions(
                 client,
@@ -122,6 +122,7 @@ async fn restore_and_prove(
         database_properties: true,
         show_progress: plan.show_progress,
         single_transaction: false,
+        managed: plan.managed.clone(),
     };
     restore::restore_with(
         &plan.catalog,
@@ -155,9 +156,13 @@ async fn restore_and_prove(
         return Ok(Vec::new());
     }
     let kept = progress.engine.kept_role_names.clone();
-    let mut diffs = prove(&target, &plan.manifest, &kept, &mut progress.notes)
-        .await
-        .map_err(|e| e.context("restored, but the proof could not run"))?;
+    let proof = match &plan.managed {
+        Some(p) => {
+            super::managed::prove(&target, &plan.manifest, p, progress.engine.no_owner).await
+        }
+        None => prove(&target, &plan.manifest, &kept, &mut progress.notes).await,
+    };
+    let mut diffs = proof.map_err(|e| e.context("restored, but the proof could not run"))?;
     // Roles compared with the backup's globals: a remaining difference is a finding unless
     // --roles kept it (then listed as kept, in the summary and the record).
     let roles = restore::roles_proof(&target, &mut progress.engine)
@@ -288,6 +293,7 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
             .as_ref()
             .map(|e| e.roles_kept.clone())
             .unwrap_or_default(),
+        managed: managed_lines(&plan, engine.as_ref()),
         host: records::hostname(),
     };
     let record_key = plan
@@ -453,4 +459,16 @@ async fn cleanup(plan: &Plan, notes: &mut Vec<String>) {
             e.message
         )),
     }
+}
+
+/// On a managed target: the plan's decisions, then what the run skipped or changed.
+fn managed_lines(plan: &Plan, engine: Option<&EngineReport>) -> Vec<String> {
+    let Some(p) = &plan.managed else {
+        return Vec::new();
+    };
+    let mut out = p.decisions.clone();
+    if let Some(e) = engine {
+        out.extend(e.managed.iter().cloned());
+    }
+    out
 }

@@ -16,6 +16,7 @@ use crate::error::{PgdrError, Result};
 use crate::restore::RolesMode;
 
 mod execute;
+mod managed;
 mod plan;
 mod select;
 mod target;
@@ -55,6 +56,11 @@ pub struct RestoreOptions {
     pub roles: RolesMode,
     pub verify: bool,
     pub show_progress: bool,
+    /// Plan for a managed target even when the role is a superuser (`--managed`); a target
+    /// role without SUPERUSER always is one.
+    pub managed: bool,
+    /// `--platform-schema` / `--app-schema`.
+    pub schemas: crate::restore::managed::SchemaChoice,
 }
 
 /// `2026-11-26T02:00:00Z`, `2026-11-26T03:00:00+01:00`, `2026-11-26 02:00[:00]` (UTC),

@@ -62,6 +62,8 @@ pub struct Plan {
     /// Notes for the operator (flags that have nothing to do, weaker guarantees).
     pub notes: Vec<String>,
     pub planned_at: DateTime<Utc>,
+    /// A target without SUPERUSER (or `--managed`): every decision made for it.
+    pub managed: Option<Arc<crate::restore::managed::ManagedPlan>>,
     pub(super) globals_sql: String,
     pub(super) ids: Identities,
     pub(super) catalog: Catalog,
@@ -92,17 +94,18 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     check_name_length(&name, &previous, opts.mode != ModeFlag::None)?;
     let backup = open_backup(settings, opts, &name).await?;
     let m = backup.manifest;
-
     let (maintenance, client) = connect_maintenance(&target).await?;
     let server_facts = read_server(&client, &maintenance, &m).await?;
-    let tool =
-        crate::scratch::pg_restore(server_facts.major.max(m.source.major()), &settings.scratch)?;
-    let bin_dir = tool.path.parent().expect("a file").to_path_buf();
-
+    let bin_dir = client_tools(settings, server_facts.major.max(m.source.major()))?;
     let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
     let state = inspect(&client, &target, &name).await?;
     let mut notes = Vec::new();
-    let mode = decide_mode(&state, opts.mode, &name, &maintenance, &mut notes)?;
+    let managed =
+        super::managed::plan_if(&client, &target, &state, &m, opts, server_facts.superuser).await?;
+    let mode = super::managed::mode(managed.as_deref()).map_or_else(
+        || decide_mode(&state, opts.mode, &name, &maintenance, &mut notes),
+        Ok,
+    )?;
     let beside = matches!(mode, RestoreMode::Swap | RestoreMode::Clean);
     let restore_name = if beside {
         format!("{name}_restoring")
@@ -111,27 +114,25 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     };
     let (host, port, _) = address(&target);
     let server = format!("{host}:{port}");
-    let leftover = if beside {
-        target::leftover(
-            &client,
-            &backup.catalog,
-            &m.database,
-            &server,
-            &restore_name,
-        )
-        .await?
-    } else {
-        None
-    };
+    let leftover = leftover_if(
+        beside,
+        &client,
+        &backup.catalog,
+        &m.database,
+        &server,
+        &restore_name,
+    )
+    .await?;
     let is_source = is_source(settings, &target);
-    let sessions = if state == TargetState::Missing {
-        Vec::new()
-    } else {
-        sessions(&client, &[&name]).await?
+    let sessions = match state {
+        TargetState::Missing => Vec::new(),
+        _ => sessions(&client, &[&name]).await?,
     };
     let jobs = opts.jobs.unwrap_or(1).max(1);
     let spool = plan_spool(opts, &m, jobs, &mut notes)?;
-    closing_notes(&target, server_facts.superuser, opts, mode, &mut notes);
+    // A managed plan names its own decisions instead of the generic warning.
+    let superuser_or_planned = server_facts.superuser || managed.is_some();
+    closing_notes(&target, superuser_or_planned, opts, mode, &mut notes);
     Ok(Plan {
         manifest: m,
         verification: backup.verification,
@@ -158,6 +159,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         show_progress: opts.show_progress,
         notes,
         planned_at,
+        managed,
         globals_sql: backup.globals_sql,
         ids: backup.ids,
         catalog: backup.catalog,
@@ -370,4 +372,25 @@ impl Plan {
             )
         })
     }
+}
+
+/// For `--swap`/`--clean`: a `<name>_restoring` an interrupted pgdr restore left.
+async fn leftover_if(
+    beside: bool,
+    client: &Client,
+    catalog: &Catalog,
+    repo_db: &str,
+    server: &str,
+    restore_name: &str,
+) -> Result<Option<Leftover>> {
+    if !beside {
+        return Ok(None);
+    }
+    target::leftover(client, catalog, repo_db, server, restore_name).await
+}
+
+/// Where the PostgreSQL client tools for this major version are.
+fn client_tools(settings: &Settings, major: u32) -> Result<PathBuf> {
+    let tool = crate::scratch::pg_restore(major, &settings.scratch)?;
+    Ok(tool.path.parent().expect("a file").to_path_buf())
 }

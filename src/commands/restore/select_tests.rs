@@ -18,6 +18,8 @@ fn opts(database: Option<&str>, selection: Selection) -> RestoreOptions {
         roles: RolesMode::default(),
         verify: true,
         show_progress: false,
+        managed: false,
+        schemas: Default::default(),
     }
 }
 

@@ -117,9 +117,26 @@ async fn capture_sequences(client: &Client) -> Result<BTreeMap<String, Value>, P
         .query(SEQUENCES, &[])
         .await
         .map_err(|e| db_error("reading sequences", &e))?;
+    // A role without SUPERUSER (a managed target's admin) may not read every sequence (the
+    // platform's): those keep their definition, without a position. None for a superuser.
+    let unreadable: std::collections::BTreeSet<(String, String)> = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_class c
+               JOIN pg_namespace n ON n.oid = c.relnamespace
+              WHERE CASE WHEN c.relkind = 'S' THEN NOT has_sequence_privilege(c.oid, 'SELECT') END",
+            &[],
+        )
+        .await
+        .map_err(|e| db_error("reading sequence privileges", &e))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
     let mut seqs: Vec<(String, String, String, Value)> = rows
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .filter(|s: &(String, String, String, Value)| {
+            !unreadable.contains(&(s.1.clone(), s.2.clone()))
+        })
         .collect();
     for (chunk_no, chunk) in seqs.chunks_mut(200).enumerate() {
         let sql = chunk

@@ -1,0 +1,126 @@
+//! `pgdr restore` onto a managed server (no SUPERUSER, or `--managed`): the plan's decisions
+//! ([`crate::restore::managed`]), the refusals, and the proof narrowed to what was restored.
+
+use std::sync::Arc;
+
+use tokio_postgres::Client;
+
+use crate::catalog::Manifest;
+use crate::config::Database;
+use crate::error::{PgdrError, Result};
+use crate::restore::managed::{self, ManagedPlan};
+
+use super::target::TargetState;
+use super::{ModeFlag, RestoreOptions};
+
+/// A managed plan for a target role without SUPERUSER, or with `--managed`.
+pub(super) async fn plan_if(
+    maint: &Client,
+    target: &Database,
+    state: &TargetState,
+    m: &Manifest,
+    opts: &RestoreOptions,
+    superuser: bool,
+) -> Result<Option<Arc<ManagedPlan>>> {
+    if superuser && !opts.managed {
+        return Ok(None);
+    }
+    Ok(Some(plan(maint, target, state, m, opts).await?))
+}
+
+/// Plan the managed restore; refuse, naming every problem, when it cannot be done as asked.
+pub(super) async fn plan(
+    maint: &Client,
+    target: &Database,
+    state: &TargetState,
+    m: &Manifest,
+    opts: &RestoreOptions,
+) -> Result<Arc<ManagedPlan>> {
+    if opts.mode == ModeFlag::Swap {
+        return Err(PgdrError::usage(format!(
+            "--swap on a managed target: pgdr restores into the existing database {} and never renames it",
+            target.describe()
+        ))
+        .hint("use --clean to drop and re-create the application schemas (platform schemas are not touched)")
+        .hint("or restore under another name: end --target with /NEWNAME"));
+    }
+    let db = match state {
+        TargetState::Missing => None,
+        _ => Some(crate::source::connect(target).await?),
+    };
+    let p = managed::plan(
+        maint,
+        db.as_ref(),
+        m,
+        &opts.schemas,
+        opts.mode == ModeFlag::Clean,
+    )
+    .await?;
+    if !p.problems.is_empty() {
+        let mut e = PgdrError::usage(format!(
+            "cannot restore onto the managed target {}: {}",
+            target.describe(),
+            p.problems.join("; ")
+        ));
+        if !p.app_contents.is_empty() && !p.clean {
+            e = e.hint("add --clean to drop and re-create the application schemas (platform schemas are not touched)");
+        }
+        e = e.hint("--platform-schema NAME / --app-schema NAME say which schemas are whose");
+        return Err(e);
+    }
+    Ok(Arc::new(p))
+}
+
+/// The proof of a managed restore: the application schemas by the full schema fingerprint,
+/// every table's rows (platform tables' too, by the backup's columns) by count and digest.
+pub(super) async fn prove(
+    target: &crate::restore::Target,
+    m: &Manifest,
+    p: &ManagedPlan,
+    no_owner: bool,
+) -> Result<Vec<String>> {
+    crate::catalog::sensitive::require_revealed(m)?;
+    let Some(fp) = &m.fingerprint else {
+        return Ok(vec![
+            "the manifest has no fingerprint to compare with".into()
+        ]);
+    };
+    let mut diffs = Vec::new();
+    if let Some(expected) = &fp.schema {
+        let client = crate::source::connect(&target.database()).await?;
+        let mut actual = crate::fingerprint::schema::capture(&client).await?;
+        let mut expected = expected.clone();
+        crate::restore::managed_run::narrow(&mut expected, p, None);
+        crate::restore::managed_run::narrow(&mut actual, p, Some(&expected));
+        // Roles and memberships are judged by the roles proof that follows (the same
+        // attributes, settings and memberships, and more): it knows which attributes and
+        // grantors a non-superuser could not give and named, which this diff cannot.
+        let opts = crate::fingerprint::schema::DiffOptions {
+            database_properties: false,
+            owners: !no_owner,
+            roles: false,
+            ..Default::default()
+        };
+        diffs.extend(crate::fingerprint::schema::diff(&expected, &actual, &opts));
+    }
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let actual = crate::verify::recompute_data(target, &fp.data, parallel).await?;
+    diffs.extend(crate::verify::compare_data(
+        &fp.data,
+        &actual,
+        "after restore",
+    ));
+    Ok(diffs)
+}
+
+/// The restore mode on a managed target: into the existing database, or a new one.
+pub(super) fn mode(p: Option<&ManagedPlan>) -> Option<crate::catalog::records::RestoreMode> {
+    use crate::catalog::records::RestoreMode;
+    p.map(|p| {
+        if p.database_exists {
+            RestoreMode::IntoExisting
+        } else {
+            RestoreMode::Create
+        }
+    })
+}
