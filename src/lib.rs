@@ -7,6 +7,7 @@
 //! `archive` reads pg_dump's archive layout for both `fingerprint` and `restore`.
 
 pub mod archive;
+pub mod capture;
 pub mod catalog;
 pub mod cli;
 pub mod codec;
