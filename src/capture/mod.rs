@@ -5,7 +5,13 @@
 //! `runner` groups whole transactions into segments, stores them through the pipeline and
 //! only then acknowledges; `check` proves the stored stream complete.
 
+pub mod check;
 pub mod pgoutput;
+pub mod read;
+pub mod runner;
+mod schema;
+pub mod segment;
+mod upload;
 
 #[cfg(test)]
 pub(crate) mod fixtures;

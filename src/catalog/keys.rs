@@ -11,11 +11,15 @@
 //! <db>/in-use/<id>/<holder>.json             InUse (a reader's heartbeat)
 //! <db>/jobs/<job>.json                       JobState (the daemon's last run)
 //! <db>/jobs/<job>.lease                      Lease (which daemon runs a drill or prune)
+//! <db>/capture/segments/<start>.seg.zst.age   Segment (change stream from <start>, hex LSN)
+//! <db>/capture/segments/<start>.json          SegmentEntry (written last: the commit marker)
+//! <db>/capture/gaps/<from>.json               Gap (changes the repository does not hold)
 //! ```
 
 use std::fmt;
 
 use super::BackupId;
+use crate::source::Lsn;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Folder (inside a backup's folder) of its verification records.
@@ -30,6 +34,12 @@ pub const IN_PROGRESS_DIR: &str = "in-progress";
 pub const IN_USE_DIR: &str = "in-use";
 /// Folder (inside a database's folder) of the job records and leases.
 pub const JOBS_DIR: &str = "jobs";
+
+// Change-capture segments and gaps (`capture/segments/`, `capture/gaps/`).
+const CAPTURE: &str = "capture";
+const SEGMENTS: &str = "segments";
+const GAPS: &str = "gaps";
+const SEGMENT_SUFFIX: &str = ".seg.zst.age";
 
 /// One object of the repository, by what it is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -75,6 +85,18 @@ pub enum Key {
         database: String,
         job: String,
     },
+    Segment {
+        database: String,
+        start: Lsn,
+    },
+    SegmentEntry {
+        database: String,
+        start: Lsn,
+    },
+    Gap {
+        database: String,
+        from: Lsn,
+    },
 }
 
 impl Key {
@@ -105,7 +127,10 @@ impl Key {
             | Key::Restoring { database, .. }
             | Key::InUse { database, .. }
             | Key::JobState { database, .. }
-            | Key::Lease { database, .. } => database,
+            | Key::Lease { database, .. }
+            | Key::Segment { database, .. }
+            | Key::SegmentEntry { database, .. }
+            | Key::Gap { database, .. } => database,
         }
     }
 
@@ -139,6 +164,16 @@ impl Key {
             } => format!("{database}/{IN_USE_DIR}/{id}/{holder}.json"),
             Key::JobState { database, job } => format!("{database}/{JOBS_DIR}/{job}.json"),
             Key::Lease { database, job } => format!("{database}/{JOBS_DIR}/{job}.lease"),
+            Key::Segment { database, start } => format!(
+                "{database}/{CAPTURE}/{SEGMENTS}/{}{SEGMENT_SUFFIX}",
+                start.to_key()
+            ),
+            Key::SegmentEntry { database, start } => {
+                format!("{database}/{CAPTURE}/{SEGMENTS}/{}.json", start.to_key())
+            }
+            Key::Gap { database, from } => {
+                format!("{database}/{CAPTURE}/{GAPS}/{}.json", from.to_key())
+            }
         }
     }
 
@@ -197,6 +232,23 @@ impl Key {
                     })
                 }
             }
+            (CAPTURE, [SEGMENTS, file]) => {
+                if let Some(start) = file.strip_suffix(SEGMENT_SUFFIX) {
+                    Some(Key::Segment {
+                        database,
+                        start: Lsn::from_key(start)?,
+                    })
+                } else {
+                    Some(Key::SegmentEntry {
+                        database,
+                        start: Lsn::from_key(file.strip_suffix(".json")?)?,
+                    })
+                }
+            }
+            (CAPTURE, [GAPS, file]) => Some(Key::Gap {
+                database,
+                from: Lsn::from_key(file.strip_suffix(".json")?)?,
+            }),
             _ => None,
         }
     }
@@ -258,6 +310,18 @@ mod tests {
                 database: db.clone(),
                 job: "prune".into(),
             },
+            Key::Segment {
+                database: db.clone(),
+                start: Lsn(0x16_B374_D848),
+            },
+            Key::SegmentEntry {
+                database: db.clone(),
+                start: Lsn(0x16_B374_D848),
+            },
+            Key::Gap {
+                database: db.clone(),
+                from: Lsn(1),
+            },
         ];
         for k in all {
             let s = k.to_string();
@@ -278,6 +342,14 @@ mod tests {
             .to_string(),
             "app/jobs/drill.lease"
         );
+        assert_eq!(
+            Key::Segment {
+                database: "app".into(),
+                start: Lsn(0x16_B374_D848)
+            }
+            .to_string(),
+            "app/capture/segments/00000016B374D848.seg.zst.age"
+        );
     }
 
     #[test]
@@ -291,6 +363,10 @@ mod tests {
             "app/restores/in-progress/x.txt",
             "app/drills/x/y.json",
             "app//x",
+            "app/capture/segments/12.json",
+            "app/capture/segments/00000016B374D848.seg",
+            "app/capture/gaps/00000016B374D848.txt",
+            "app/capture/other/00000016B374D848.json",
         ] {
             assert!(Key::parse(k).is_none(), "{k}");
         }
