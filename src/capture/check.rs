@@ -9,7 +9,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::read::{read_segment, TxnSeen};
-use crate::catalog::capture::{ForeignMessage, GapCause, ListedSegment, SchemaChange};
+use crate::catalog::segments::{ForeignMessage, GapCause, ListedSegment, SchemaChange};
 use crate::catalog::Repository;
 use crate::error::Result;
 use crate::source::Lsn;

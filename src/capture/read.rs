@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::pgoutput::{self, Message};
 use super::segment::{Decoder, Frame, Header};
-use crate::catalog::capture::SegmentEntry;
+use crate::catalog::segments::SegmentEntry;
 use crate::catalog::Repository;
 use crate::error::{PgdrError, Result};
 use crate::pipeline;

@@ -18,7 +18,7 @@ use super::pgoutput::{self, Message};
 use super::schema::{Emitted, Schema, Seen};
 use super::segment::{Header, FORMAT_VERSION};
 use super::upload::SegmentUpload;
-use crate::catalog::capture::{
+use crate::catalog::segments::{
     ClosedBy, Commit, Digest, ForeignMessage, SchemaChange, SegmentEntry, CAPTURE_FORMAT,
 };
 use crate::catalog::{Key, Repository};

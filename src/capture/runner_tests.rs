@@ -5,7 +5,7 @@ use super::*;
 use crate::capture::check::check;
 use crate::capture::fixtures::{recorded, workload_changes};
 use crate::capture::read::read_segment;
-use crate::catalog::capture::ListedSegment;
+use crate::catalog::segments::ListedSegment;
 use crate::catalog::testkit::Repo;
 use crate::config::Compression;
 

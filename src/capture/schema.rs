@@ -9,7 +9,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 
 use super::pgoutput::Relation;
-use crate::catalog::capture::RelationUsed;
+use crate::catalog::segments::RelationUsed;
 
 /// What a Relation message says compared with the last one seen for its relation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

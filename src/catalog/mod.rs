@@ -20,7 +20,6 @@ use crate::error::{Kind, PgdrError, Result};
 pub use crate::store::{ByteStream, Leftover, Receipt};
 use crate::store::{DynStore, ObjectInfo};
 
-pub mod capture;
 pub mod format;
 pub mod id;
 pub mod inuse;
@@ -31,6 +30,7 @@ pub mod manifest;
 pub mod records;
 pub mod restoring;
 mod select;
+pub mod segments;
 pub mod sensitive;
 
 #[cfg(test)]

@@ -16,12 +16,12 @@
 //! - records (verification, drill, restore, job state) 1; marks and leases are unversioned.
 //! - capture segment entries and gaps 1.
 
-pub mod capture;
 pub mod fingerprint;
 pub mod jobs;
 pub mod manifest;
 pub mod marks;
 pub mod records;
+pub mod segments;
 
 #[cfg(test)]
 mod golden;

@@ -8,7 +8,7 @@ use super::{database_prefix, Key, Repository};
 use crate::error::{PgdrError, Result};
 use crate::source::Lsn;
 
-pub use super::format::capture::{
+pub use super::format::segments::{
     StoredClosedBy as ClosedBy, StoredCommit as Commit, StoredDigest as Digest,
     StoredForeignMessage as ForeignMessage, StoredGap as Gap, StoredGapCause as GapCause,
     StoredRelation as RelationUsed, StoredSchemaChange as SchemaChange,

@@ -1,7 +1,7 @@
 //! The change capture's objects: a segment's catalog entry
 //! (`<db>/capture/segments/<start>.json`, written after its segment object: the commit marker)
 //! and a coverage gap (`<db>/capture/gaps/<from>.json`). Format 1. These stored structs are
-//! also the runtime types (`catalog::capture` re-exports them): nothing else holds them.
+//! also the runtime types (`catalog::segments` re-exports them): nothing else holds them.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
