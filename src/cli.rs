@@ -1,6 +1,7 @@
 //! Command-line parsing and rendering. Commands do the work; this only translates.
 
 mod args;
+mod capture;
 mod ops;
 mod render;
 mod restore;
@@ -161,6 +162,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         Cmd::Schedule(a) => ops::schedule(g, a).await,
         Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
         Cmd::Status(a) => ops::status(g, a).await,
+        Cmd::Capture(a) => capture::run(g, a).await,
         Cmd::Config {
             cmd: ConfigCmd::Check { json },
         } => {

@@ -11,6 +11,7 @@
 //! <db>/in-use/<id>/<holder>.json             InUse (a reader's heartbeat)
 //! <db>/jobs/<job>.json                       JobState (the daemon's last run)
 //! <db>/jobs/<job>.lease                      Lease (which daemon runs a drill or prune)
+//! <db>/capture/state.json                    CaptureState (slot, publication, tables)
 //! <db>/capture/segments/<start>.seg.zst.age   Segment (change stream from <start>, hex LSN)
 //! <db>/capture/segments/<start>.json          SegmentEntry (written last: the commit marker)
 //! <db>/capture/gaps/<from>.json               Gap (changes the repository does not hold)
@@ -34,9 +35,12 @@ pub const IN_PROGRESS_DIR: &str = "in-progress";
 pub const IN_USE_DIR: &str = "in-use";
 /// Folder (inside a database's folder) of the job records and leases.
 pub const JOBS_DIR: &str = "jobs";
+/// Folder (inside a database's folder) of the change capture's objects.
+pub const CAPTURE_DIR: &str = "capture";
+/// The capture's state object in [`CAPTURE_DIR`].
+pub const CAPTURE_STATE_FILE: &str = "state.json";
 
 // Change-capture segments and gaps (`capture/segments/`, `capture/gaps/`).
-const CAPTURE: &str = "capture";
 const SEGMENTS: &str = "segments";
 const GAPS: &str = "gaps";
 const SEGMENT_SUFFIX: &str = ".seg.zst.age";
@@ -85,6 +89,9 @@ pub enum Key {
         database: String,
         job: String,
     },
+    CaptureState {
+        database: String,
+    },
     Segment {
         database: String,
         start: Lsn,
@@ -128,6 +135,7 @@ impl Key {
             | Key::InUse { database, .. }
             | Key::JobState { database, .. }
             | Key::Lease { database, .. }
+            | Key::CaptureState { database }
             | Key::Segment { database, .. }
             | Key::SegmentEntry { database, .. }
             | Key::Gap { database, .. } => database,
@@ -164,15 +172,18 @@ impl Key {
             } => format!("{database}/{IN_USE_DIR}/{id}/{holder}.json"),
             Key::JobState { database, job } => format!("{database}/{JOBS_DIR}/{job}.json"),
             Key::Lease { database, job } => format!("{database}/{JOBS_DIR}/{job}.lease"),
+            Key::CaptureState { database } => {
+                format!("{database}/{CAPTURE_DIR}/{CAPTURE_STATE_FILE}")
+            }
             Key::Segment { database, start } => format!(
-                "{database}/{CAPTURE}/{SEGMENTS}/{}{SEGMENT_SUFFIX}",
+                "{database}/{CAPTURE_DIR}/{SEGMENTS}/{}{SEGMENT_SUFFIX}",
                 start.to_key()
             ),
             Key::SegmentEntry { database, start } => {
-                format!("{database}/{CAPTURE}/{SEGMENTS}/{}.json", start.to_key())
+                format!("{database}/{CAPTURE_DIR}/{SEGMENTS}/{}.json", start.to_key())
             }
             Key::Gap { database, from } => {
-                format!("{database}/{CAPTURE}/{GAPS}/{}.json", from.to_key())
+                format!("{database}/{CAPTURE_DIR}/{GAPS}/{}.json", from.to_key())
             }
         }
     }
@@ -232,7 +243,8 @@ impl Key {
                     })
                 }
             }
-            (CAPTURE, [SEGMENTS, file]) => {
+            (CAPTURE_DIR, [CAPTURE_STATE_FILE]) => Some(Key::CaptureState { database }),
+            (CAPTURE_DIR, [SEGMENTS, file]) => {
                 if let Some(start) = file.strip_suffix(SEGMENT_SUFFIX) {
                     Some(Key::Segment {
                         database,
@@ -245,7 +257,7 @@ impl Key {
                     })
                 }
             }
-            (CAPTURE, [GAPS, file]) => Some(Key::Gap {
+            (CAPTURE_DIR, [GAPS, file]) => Some(Key::Gap {
                 database,
                 from: Lsn::from_key(file.strip_suffix(".json")?)?,
             }),
@@ -309,6 +321,9 @@ mod tests {
             Key::Lease {
                 database: db.clone(),
                 job: "prune".into(),
+            },
+            Key::CaptureState {
+                database: db.clone(),
             },
             Key::Segment {
                 database: db.clone(),

@@ -52,6 +52,23 @@ pub struct SnapshotInfo {
     /// `now()` inside the snapshot: the point in time the backup restores to.
     pub time: DateTime<Utc>,
     pub method: String,
+    /// Change capture: the anchor slot's consistent point. The dump holds exactly the
+    /// transactions that committed before it; replay starts with those committed at or after.
+    pub cut_lsn: Option<crate::source::Lsn>,
+    /// Change capture was on but the anchor could not be made (and who blocked it).
+    pub not_anchored: Option<crate::source::snapshot::NotAnchored>,
+}
+
+impl SnapshotInfo {
+    /// What the manifest records of the backup's snapshot (and its cut, with capture).
+    pub fn of(s: &crate::source::snapshot::Snapshot) -> SnapshotInfo {
+        SnapshotInfo {
+            time: s.time,
+            method: s.method.to_string(),
+            cut_lsn: s.cut_lsn(),
+            not_anchored: s.not_anchored().cloned(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -220,6 +237,8 @@ pub(crate) mod tests {
             snapshot: SnapshotInfo {
                 time: t,
                 method: "pg_export_snapshot".into(),
+                cut_lsn: None,
+                not_anchored: None,
             },
             started_at: t,
             finished_at: t + chrono::Duration::seconds(3),

@@ -20,6 +20,7 @@ use crate::error::{Kind, PgdrError, Result};
 pub use crate::store::{ByteStream, Leftover, Receipt};
 use crate::store::{DynStore, ObjectInfo};
 
+mod capture;
 pub mod format;
 pub mod id;
 pub mod inuse;

@@ -151,11 +151,4 @@ impl Repository {
         out.sort_by_key(|g| g.from);
         Ok(out)
     }
-
-    /// Plant raw bytes (tests of damaged entries).
-    #[cfg(test)]
-    pub(crate) async fn put_raw(&self, key: &Key, body: &[u8]) -> Result<()> {
-        self.put_bytes(key, bytes::Bytes::copy_from_slice(body))
-            .await
-    }
 }

@@ -137,6 +137,8 @@ pub(super) enum Cmd {
     /// Run the scheduled backups, verifications, drills and prunes, with metrics and webhooks.
     /// SIGTERM/SIGINT: start nothing new, let running jobs finish within the grace period.
     Daemon(ops::DaemonArgs),
+    /// Change capture between dumps: enable, disable, doctor.
+    Capture(super::capture::CaptureArgs),
     /// Configuration commands.
     Config {
         #[command(subcommand)]

@@ -18,7 +18,7 @@ use crate::fingerprint::{schema, ArchiveParser, ArchiveSummary, Fingerprint};
 use crate::pipeline;
 use crate::progress::{Meter, Tee};
 use crate::source::dump::{self, GlobalsMode};
-use crate::source::snapshot::{ExportedSnapshot, Snapshot, SnapshotSource};
+use crate::source::snapshot::Snapshot;
 use crate::source::{self, tools};
 
 pub struct BackupOptions {
@@ -139,10 +139,7 @@ async fn backup_one(
         schema,
         secret: _,
     } = prepared;
-    let snapshot_info = SnapshotInfo {
-        time: snapshot.time,
-        method: snapshot.method.to_string(),
-    };
+    let snapshot_info = SnapshotInfo::of(&snapshot);
     // The snapshot transaction ends either way; its failure matters only if all else worked.
     let released = snapshot.release().await;
     let o = match result.and_then(|r| released.map(|_| r)) {
@@ -223,7 +220,7 @@ async fn prepare(
         let pg_dump = tools::find("pg_dump", info.major(), settings.pg_bin_dir.as_deref())?;
         let pg_dumpall = tools::find("pg_dumpall", info.major(), settings.pg_bin_dir.as_deref())?;
         phases.done("connect");
-        let snapshot = ExportedSnapshot.open(client).await?;
+        let snapshot = super::capture::anchor::open_snapshot(settings, db, client).await?;
         phases.done("snapshot");
         // The catalog as the snapshot sees it: what a restore must bring back besides rows.
         let schema = match schema::capture(&snapshot.client).await {

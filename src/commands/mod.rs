@@ -2,6 +2,7 @@
 //! prints.
 
 pub mod backup;
+pub mod capture;
 pub mod cat;
 pub mod config_check;
 pub mod daemon;

@@ -8,13 +8,16 @@ use tokio_postgres::{Client, NoTls};
 use crate::config::Database;
 use crate::error::{Cause, PgdrError, Result};
 
+pub mod anchor;
 pub mod changes;
 pub mod dump;
 pub mod lsn;
 pub mod process;
+pub mod replication;
 pub mod snapshot;
 pub mod tls;
 pub mod tools;
+pub mod walsender;
 
 pub use changes::{Change, ChangeSource};
 pub use lsn::Lsn;

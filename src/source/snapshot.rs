@@ -18,14 +18,56 @@ pub struct Snapshot {
     /// How it was taken, recorded in the manifest.
     pub method: &'static str,
     pub client: Client,
+    /// Change capture: where the dump cuts the change stream, or why it could not be cut.
+    /// None for a database without capture.
+    pub cut: Option<Cut>,
+}
+
+/// The anchor of a backup of a database with change capture (see `source::anchor`).
+pub enum Cut {
+    /// The slot's consistent point; `guard` keeps the replication session (and with it the
+    /// exported snapshot and the temporary slot) until the snapshot is released.
+    Anchored {
+        lsn: super::Lsn,
+        guard: super::walsender::Walsender,
+    },
+    NotAnchored(NotAnchored),
+}
+
+/// Why a backup of a database with capture has no cut, and who blocked it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NotAnchored {
+    pub reason: String,
+    pub blocking_pid: Option<i32>,
+    pub blocking_seconds: Option<f64>,
 }
 
 impl Snapshot {
+    /// End the transaction, then (anchored) the replication session: pg_dump is done with
+    /// the snapshot by now.
     pub async fn release(self) -> Result<()> {
-        self.client
+        let r = self
+            .client
             .batch_execute("COMMIT")
             .await
-            .map_err(|e| PgdrError::database(format!("closing the snapshot transaction: {e}")))
+            .map_err(|e| PgdrError::database(format!("closing the snapshot transaction: {e}")));
+        drop(self.cut);
+        r
+    }
+
+    /// The cut position, for the manifest.
+    pub fn cut_lsn(&self) -> Option<super::Lsn> {
+        match &self.cut {
+            Some(Cut::Anchored { lsn, .. }) => Some(*lsn),
+            _ => None,
+        }
+    }
+
+    pub fn not_anchored(&self) -> Option<&NotAnchored> {
+        match &self.cut {
+            Some(Cut::NotAnchored(n)) => Some(n),
+            _ => None,
+        }
     }
 }
 
@@ -41,6 +83,12 @@ pub struct ExportedSnapshot;
 #[async_trait::async_trait]
 impl SnapshotSource for ExportedSnapshot {
     async fn open(&self, client: Client) -> Result<Snapshot> {
+        ExportedSnapshot::begin(client).await
+    }
+}
+
+impl ExportedSnapshot {
+    pub async fn begin(client: Client) -> Result<Snapshot> {
         client
             .batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .await
@@ -54,6 +102,7 @@ impl SnapshotSource for ExportedSnapshot {
             time: row.get(1),
             method: "pg_export_snapshot",
             client,
+            cut: None,
         })
     }
 }

@@ -2,12 +2,15 @@
 //! server (Garage), both started and stopped by the harness. One test binary, so the heavy
 //! dependencies link once.
 
+mod anchor;
 mod backup;
+mod capture;
 mod common;
 mod drill;
 mod globals;
 mod guards;
 mod names;
+mod replication;
 mod restore;
 mod roles;
 mod s3;

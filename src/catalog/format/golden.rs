@@ -5,6 +5,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::capture::CaptureState;
 use super::fingerprint::StoredSensitive;
 use super::jobs::{StoredJobState, StoredLease};
 use super::manifest::StoredManifest;
@@ -159,4 +160,23 @@ fn a_record_written_before_roles_were_recorded_still_reads() {
     o.remove("roles_kept");
     let r: RestoreRecord = serde_json::from_value(v).unwrap();
     assert!(r.roles_created.is_empty() && r.roles_kept.is_empty());
+}
+
+#[test]
+fn capture_state_reads_and_writes_back_byte_for_byte() {
+    let s: CaptureState = pretty_round_trip("capture-state-v1.json");
+    assert_eq!(s.format_version, super::capture::CAPTURE_STATE_FORMAT);
+    assert!(s.enabled() && s.left_out.len() == 2 && s.start_lsn.0 > 0);
+}
+
+#[test]
+fn an_anchored_manifest_reads_with_its_cut_and_older_ones_without() {
+    let m = manifest("manifest-v2-anchored.json", 2);
+    assert_eq!(m.snapshot.method, "replication_slot");
+    assert!(m.snapshot.cut_lsn.is_some_and(|l| l.0 > 0));
+    assert!(m.snapshot.not_anchored.is_none());
+    for (name, v) in [("manifest-v1.json", 1), ("manifest-v2.json", 2)] {
+        let m = manifest(name, v);
+        assert!(m.snapshot.cut_lsn.is_none() && m.snapshot.not_anchored.is_none());
+    }
 }

@@ -1,4 +1,6 @@
-//! `manifest.json`, formats 1 and 2 (same shape; see the module above), and the conversions
+//! `manifest.json`, formats 1 and 2 (same shape; see the module above; format 2 gained the
+//! optional `snapshot.cut_lsn` / `snapshot.not_anchored` of change capture, absent otherwise,
+//! so older manifests read and write back unchanged), and the conversions
 //! from and to the runtime [`Manifest`].
 
 use std::collections::BTreeMap;
@@ -12,7 +14,8 @@ use crate::catalog::id::BackupId;
 use crate::catalog::manifest::{CodecInfo, Manifest, ObjectRecord, Phase, SnapshotInfo, ToolsInfo};
 use crate::config::Compression;
 use crate::source::dump::GlobalsMode;
-use crate::source::ServerInfo;
+use crate::source::snapshot::NotAnchored;
+use crate::source::{Lsn, ServerInfo};
 
 /// The newest manifest format this pgdr writes; it reads every format up to it.
 pub const MANIFEST_FORMAT: u32 = 2;
@@ -54,6 +57,18 @@ pub struct StoredServer {
 pub struct StoredSnapshot {
     pub time: DateTime<Utc>,
     pub method: String,
+    /// Anchored backups only (change capture); absent in older manifests and without capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cut_lsn: Option<Lsn>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_anchored: Option<StoredNotAnchored>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StoredNotAnchored {
+    pub reason: String,
+    pub blocking_pid: Option<i32>,
+    pub blocking_seconds: Option<f64>,
 }
 
 /// Also the phases of every record.
@@ -190,6 +205,12 @@ impl From<&SnapshotInfo> for StoredSnapshot {
         StoredSnapshot {
             time: s.time,
             method: s.method.clone(),
+            cut_lsn: s.cut_lsn,
+            not_anchored: s.not_anchored.as_ref().map(|n| StoredNotAnchored {
+                reason: n.reason.clone(),
+                blocking_pid: n.blocking_pid,
+                blocking_seconds: n.blocking_seconds,
+            }),
         }
     }
 }
@@ -199,6 +220,12 @@ impl From<StoredSnapshot> for SnapshotInfo {
         SnapshotInfo {
             time: s.time,
             method: s.method,
+            cut_lsn: s.cut_lsn,
+            not_anchored: s.not_anchored.map(|n| NotAnchored {
+                reason: n.reason,
+                blocking_pid: n.blocking_pid,
+                blocking_seconds: n.blocking_seconds,
+            }),
         }
     }
 }

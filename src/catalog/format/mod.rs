@@ -14,8 +14,10 @@
 //!   object. Same shape as 1, so one set of structs reads both; the difference is content,
 //!   handled by `fingerprint::sensitive`.
 //! - records (verification, drill, restore, job state) 1; marks and leases are unversioned.
+//! - capture state 1.
 //! - capture segment entries and gaps 1.
 
+pub mod capture;
 pub mod fingerprint;
 pub mod jobs;
 pub mod manifest;
