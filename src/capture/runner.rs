@@ -265,7 +265,7 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
                     return Ok(());
                 }
                 if self.schema.compare(rel.oid, &data) == Seen::Changed {
-                    self.schema_changed(&rel, lsn).await?;
+                    self.schema_changed(&rel).await?;
                 }
                 self.hold(lsn, data).await
             }
@@ -432,8 +432,11 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
 
     /// A changed Relation arrived in the current transaction: close the segment before the
     /// transaction if none of it is stored yet, else mark the segment it is in.
-    async fn schema_changed(&mut self, rel: &pgoutput::Relation, lsn: Lsn) -> Result<()> {
+    /// The marker's position is the transaction's commit LSN: the transport gives Relation
+    /// messages no position of their own.
+    async fn schema_changed(&mut self, rel: &pgoutput::Relation) -> Result<()> {
         let spilled = self.txn.as_ref().is_some_and(|t| t.spilled);
+        let lsn = self.txn.as_ref().map_or(self.covered, |t| t.commit_lsn);
         let change = SchemaChange {
             oid: rel.oid,
             namespace: rel.namespace.clone(),

@@ -3,8 +3,10 @@
 //! repository; `disable` drops them; `doctor` lists pgdr's slots and the orphans' DROP.
 
 pub mod anchor;
+pub mod check;
 pub mod doctor;
 pub mod preflight;
+pub mod run;
 pub mod setup;
 
 use crate::config::{Database, Overrides, Settings};
