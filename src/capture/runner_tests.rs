@@ -132,13 +132,19 @@ impl World {
         let entries = self.entries().await;
         let acks = self.acks.lock().unwrap().clone();
         for (lsn, present) in &acks {
-            let e = entries.iter().find(|e| e.end == *lsn).expect("an acked segment");
+            let e = entries
+                .iter()
+                .find(|e| e.end == *lsn)
+                .expect("an acked segment");
             let key = crate::catalog::Key::SegmentEntry {
                 database: DB.into(),
                 start: e.start,
             }
             .to_string();
-            assert!(present.contains(&key), "ack of {lsn} before its entry {key}");
+            assert!(
+                present.contains(&key),
+                "ack of {lsn} before its entry {key}"
+            );
         }
         acks.into_iter().map(|(l, _)| l).collect()
     }

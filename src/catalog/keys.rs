@@ -180,7 +180,10 @@ impl Key {
                 start.to_key()
             ),
             Key::SegmentEntry { database, start } => {
-                format!("{database}/{CAPTURE_DIR}/{SEGMENTS}/{}.json", start.to_key())
+                format!(
+                    "{database}/{CAPTURE_DIR}/{SEGMENTS}/{}.json",
+                    start.to_key()
+                )
             }
             Key::Gap { database, from } => {
                 format!("{database}/{CAPTURE_DIR}/{GAPS}/{}.json", from.to_key())

@@ -30,8 +30,8 @@ pub mod leases;
 pub mod manifest;
 pub mod records;
 pub mod restoring;
-mod select;
 pub mod segments;
+mod select;
 pub mod sensitive;
 
 #[cfg(test)]

@@ -45,11 +45,10 @@ fn duration(v: &Option<String>, flag: &str, default: Duration) -> Result<Duratio
 
 /// Until SIGINT or SIGTERM: the open segment is then committed at a transaction boundary.
 async fn stop_signal() {
-    let mut term =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(_) => return std::future::pending().await,
-        };
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {},
         _ = term.recv() => {},

@@ -43,8 +43,9 @@ pub async fn run(
 ) -> Result<RunReport> {
     let dbs = settings.select(database)?;
     let [db] = dbs.as_slice() else {
-        return Err(PgdrError::usage("capture run runs one database at a time")
-            .hint("add --database NAME"));
+        return Err(
+            PgdrError::usage("capture run runs one database at a time").hint("add --database NAME")
+        );
     };
     let params = Arc::new(EncodeParams {
         compression: settings.compression,
@@ -69,8 +70,11 @@ pub async fn run(
         .acquire_lease(&db.name, LEASE_JOB, &owner)
         .await?
         .map_err(|why| {
-            PgdrError::usage(format!("capture of '{}' is already running: {why}", db.name))
-                .hint("stop the other runner, or wait until its lease expires")
+            PgdrError::usage(format!(
+                "capture of '{}' is already running: {why}",
+                db.name
+            ))
+            .hint("stop the other runner, or wait until its lease expires")
         })?;
     let res = run_held(&repo, db, &state, limits, params, stop).await;
     lease.release().await;
@@ -95,8 +99,7 @@ async fn run_held(
     })?;
     check_slot(repo, db, &state.slot, start).await?;
     let client = source::connect(db).await?;
-    let stream =
-        source::replication::start(db, &state.slot, &state.publication, start).await?;
+    let stream = source::replication::start(db, &state.slot, &state.publication, start).await?;
     let target = Target {
         repo: repo.clone(),
         database: db.name.clone(),
@@ -138,7 +141,10 @@ async fn check_slot(repo: &Repository, db: &Database, slot: &str, durable: Lsn) 
             .parse()?,
     };
     let cause = match &row {
-        None => Some((GapCause::SlotMissing, format!("slot '{slot}' does not exist"))),
+        None => Some((
+            GapCause::SlotMissing,
+            format!("slot '{slot}' does not exist"),
+        )),
         Some(r) if r.get::<_, String>(1) == "lost" => Some((
             GapCause::SlotLost,
             format!("slot '{slot}' was invalidated (wal_status lost)"),
