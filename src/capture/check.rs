@@ -9,7 +9,9 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use super::read::{read_segment, TxnSeen};
-use crate::catalog::segments::{ForeignMessage, GapCause, ListedSegment, SchemaChange};
+use crate::catalog::segments::{
+    ForeignMessage, GapCause, ListedSegment, SchemaChange, SegmentEntry,
+};
 use crate::catalog::Repository;
 use crate::error::Result;
 use crate::source::Lsn;
@@ -135,39 +137,54 @@ pub async fn check(
                 e.timeline
             )));
         }
-        r.schema_changes.extend(e.schema_change.clone());
-        r.foreign_messages
-            .extend(e.foreign_messages.iter().cloned());
-        let content = match read_segment(repo, &e, identities.clone()).await {
-            Ok(c) => c,
-            Err(err) => {
-                r.problems.push(problem(err.to_string()));
-                continue;
-            }
-        };
-        r.problems
-            .extend(content.problems.into_iter().map(|p| problem(p)));
-        for t in content.transactions {
-            if last_commit.is_some_and(|l| t.commit_lsn <= l) {
-                r.problems.push(problem(format!(
-                    "transaction {} (commit {}) is not after the previous one ({}): stored twice or out of order",
-                    t.xid,
-                    t.commit_lsn,
-                    last_commit.expect("set")
-                )));
-            }
-            if t.commit_lsn < e.start || t.commit_lsn >= e.end {
-                r.problems.push(problem(format!(
-                    "transaction {} commits at {}, outside the segment's {}..{}",
-                    t.xid, t.commit_lsn, e.start, e.end
-                )));
-            }
-            last_commit = Some(t.commit_lsn);
-            r.transactions += 1;
-            if let Some(l) = r.transaction_list.as_mut() {
-                l.push(t);
-            }
-        }
+        segment(repo, &e, identities.clone(), &mut r, &mut last_commit).await;
     }
     Ok(r)
+}
+
+/// Read one segment back and check what it holds against its entry and the stream so far.
+async fn segment(
+    repo: &Repository,
+    e: &SegmentEntry,
+    identities: Arc<Vec<age::x25519::Identity>>,
+    r: &mut CheckReport,
+    last_commit: &mut Option<Lsn>,
+) {
+    let problem = |p: String| SegmentProblem {
+        start: e.start,
+        problem: p,
+    };
+    r.schema_changes.extend(e.schema_change.clone());
+    r.foreign_messages
+        .extend(e.foreign_messages.iter().cloned());
+    let content = match read_segment(repo, e, identities).await {
+        Ok(c) => c,
+        Err(err) => {
+            r.problems.push(problem(err.to_string()));
+            return;
+        }
+    };
+    r.problems
+        .extend(content.problems.into_iter().map(&problem));
+    for t in content.transactions {
+        if last_commit.is_some_and(|l| t.commit_lsn <= l) {
+            r.problems.push(problem(format!(
+                "transaction {} (commit {}) is not after the previous one ({}): stored twice or out of order",
+                t.xid,
+                t.commit_lsn,
+                last_commit.expect("set")
+            )));
+        }
+        if t.commit_lsn < e.start || t.commit_lsn >= e.end {
+            r.problems.push(problem(format!(
+                "transaction {} commits at {}, outside the segment's {}..{}",
+                t.xid, t.commit_lsn, e.start, e.end
+            )));
+        }
+        *last_commit = Some(t.commit_lsn);
+        r.transactions += 1;
+        if let Some(l) = r.transaction_list.as_mut() {
+            l.push(t);
+        }
+    }
 }

@@ -341,50 +341,10 @@ pub fn decode(data: &[u8]) -> Result<Message, DecodeError> {
             relid: r.u32("relation oid")?,
             new: r.new_tuple()?,
         },
-        b'U' => {
-            let relid = r.u32("relation oid")?;
-            let old = match r.buf.first() {
-                Some(&k) if k == b'K' || k == b'O' => {
-                    r.u8("old tuple kind")?;
-                    Some(r.old_tuple(k)?)
-                }
-                _ => None,
-            };
-            Message::Update {
-                relid,
-                old,
-                new: r.new_tuple()?,
-            }
-        }
-        b'D' => {
-            let relid = r.u32("relation oid")?;
-            let kind = r.u8("old tuple kind")?;
-            Message::Delete {
-                relid,
-                old: r.old_tuple(kind)?,
-            }
-        }
-        b'T' => {
-            let n = r.len32("relation count")?;
-            let options = r.u8("options")?;
-            let mut relids = Vec::with_capacity(n.min(r.buf.len() / 4));
-            for _ in 0..n {
-                relids.push(r.u32("relation oid")?);
-            }
-            Message::Truncate { options, relids }
-        }
-        b'M' => {
-            let flags = r.u8("flags")?;
-            let lsn = r.lsn("message LSN")?;
-            let prefix = r.cstr("prefix")?;
-            let len = r.len32("content length")?;
-            Message::LogicalMessage {
-                transactional: flags & 1 == 1,
-                lsn,
-                prefix,
-                content: r.take(len, "content")?.to_vec(),
-            }
-        }
+        b'U' => update(&mut r)?,
+        b'D' => delete(&mut r)?,
+        b'T' => truncate(&mut r)?,
+        b'M' => logical_message(&mut r)?,
         other => return Err(DecodeError::UnknownTag(other)),
     };
     if !r.buf.is_empty() {
@@ -394,6 +354,54 @@ pub fn decode(data: &[u8]) -> Result<Message, DecodeError> {
         });
     }
     Ok(m)
+}
+
+fn update(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    let relid = r.u32("relation oid")?;
+    let old = match r.buf.first() {
+        Some(&k) if k == b'K' || k == b'O' => {
+            r.u8("old tuple kind")?;
+            Some(r.old_tuple(k)?)
+        }
+        _ => None,
+    };
+    Ok(Message::Update {
+        relid,
+        old,
+        new: r.new_tuple()?,
+    })
+}
+
+fn delete(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    let relid = r.u32("relation oid")?;
+    let kind = r.u8("old tuple kind")?;
+    Ok(Message::Delete {
+        relid,
+        old: r.old_tuple(kind)?,
+    })
+}
+
+fn truncate(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    let n = r.len32("relation count")?;
+    let options = r.u8("options")?;
+    let mut relids = Vec::with_capacity(n.min(r.buf.len() / 4));
+    for _ in 0..n {
+        relids.push(r.u32("relation oid")?);
+    }
+    Ok(Message::Truncate { options, relids })
+}
+
+fn logical_message(r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    let flags = r.u8("flags")?;
+    let lsn = r.lsn("message LSN")?;
+    let prefix = r.cstr("prefix")?;
+    let len = r.len32("content length")?;
+    Ok(Message::LogicalMessage {
+        transactional: flags & 1 == 1,
+        lsn,
+        prefix,
+        content: r.take(len, "content")?.to_vec(),
+    })
 }
 
 fn relation(r: &mut Reader<'_>) -> Result<Relation, DecodeError> {

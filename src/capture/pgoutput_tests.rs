@@ -143,6 +143,13 @@ fn updates_deletes_truncates_messages_and_origins_carry_their_details() {
     let t = find(&|x| matches!(x, Message::Truncate { .. }));
     assert!(matches!(&t[0], Message::Truncate { options: 3, relids } if relids.len() == 2));
     assert!(matches!(&t[1], Message::Truncate { options: 0, relids } if relids.len() == 1));
+}
+
+#[test]
+fn logical_messages_origins_and_changed_relations_decode() {
+    let m = all("pg15-workload");
+    let find =
+        |pred: &dyn Fn(&Message) -> bool| m.iter().filter(|x| pred(x)).cloned().collect::<Vec<_>>();
     // Logical messages: inside a transaction and outside.
     let msgs = find(&|x| matches!(x, Message::LogicalMessage { .. }));
     assert!(
