@@ -462,3 +462,72 @@ async fn an_entry_that_cannot_be_written_is_never_acknowledged() {
     assert!(w.acks().await.is_empty());
     assert!(w.repo.catalog.newest_segment(DB).await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn after_a_failed_entry_a_restart_captures_the_same_transactions_once() {
+    let w = World::new();
+    w.repo.store.fail_put_at(2);
+    let script = now(workload_changes()[..30].to_vec());
+    assert!(w
+        .runner(limits(1 << 30), script, start(), None)
+        .run(never())
+        .await
+        .is_err());
+    // The server sends everything again from the slot's position: stored once.
+    let rep = w
+        .runner(limits(1 << 30), now(workload_changes()), start(), None)
+        .run(never())
+        .await
+        .unwrap();
+    assert_eq!(rep.duplicates_skipped, 0);
+    let report = check(&w.repo.catalog, DB, w.ids(), false).await.unwrap();
+    assert!(report.ok(), "{report:?}");
+    assert_eq!(report.transactions, 17);
+}
+
+#[tokio::test]
+async fn check_names_a_hole_and_a_transaction_stored_twice() {
+    // The first 19 messages end at a Commit.
+    let changes = workload_changes();
+    // A hole: the second run starts after a stretch no segment covers.
+    let w = World::new();
+    w.runner(limits(1 << 30), now(changes[..19].to_vec()), start(), None)
+        .run(never())
+        .await
+        .unwrap();
+    let first = w.repo.catalog.newest_segment(DB).await.unwrap().unwrap();
+    let later = Lsn(first.end.0 + 0x10);
+    w.runner(limits(1 << 30), now(changes[19..].to_vec()), later, None)
+        .run(never())
+        .await
+        .unwrap();
+    let r = check(&w.repo.catalog, DB, w.ids(), false).await.unwrap();
+    assert!(!r.ok());
+    assert_eq!(r.gaps.len(), 1, "{r:?}");
+    assert_eq!((r.gaps[0].from, r.gaps[0].to), (first.end, later));
+    assert_eq!(r.gaps[0].cause, "unrecorded");
+    // Twice: a second runner told to start before what is stored (what resuming from the
+    // newest entry prevents) stores the same transactions again.
+    let w = World::new();
+    w.runner(limits(1 << 30), now(changes[..19].to_vec()), start(), None)
+        .run(never())
+        .await
+        .unwrap();
+    w.runner(limits(1 << 30), now(changes[..19].to_vec()), Lsn(1), None)
+        .run(never())
+        .await
+        .unwrap();
+    let r = check(&w.repo.catalog, DB, w.ids(), false).await.unwrap();
+    assert!(!r.ok());
+    let problems: Vec<&str> = r.problems.iter().map(|p| p.problem.as_str()).collect();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("inside the previous segment")),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(|p| p.contains("stored twice")),
+        "{problems:?}"
+    );
+}
