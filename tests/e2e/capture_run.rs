@@ -178,6 +178,8 @@ fn every_committed_transaction_is_stored_once_in_commit_order_across_a_restart()
         "{first}"
     );
     assert!(first["heartbeats"].as_u64().unwrap() >= 1, "{first}");
+    // Each heartbeat came back at the position pg_logical_emit_message returned: pgdr's own.
+    assert_eq!(first["foreign_messages"], serde_json::json!([]), "{first}");
 
     // Changes while no runner runs, then a restart: resumed, nothing lost or doubled.
     let (c2, r2) = workload(&w, 2);
@@ -196,6 +198,7 @@ fn every_committed_transaction_is_stored_once_in_commit_order_across_a_restart()
     assert_eq!(code, 0, "{report:#}");
     assert!(report["gaps"].as_array().unwrap().is_empty());
     assert!(report["problems"].as_array().unwrap().is_empty());
+    assert_eq!(report["foreign_messages"], serde_json::json!([]));
     let stored: Vec<u64> = stored.into_iter().collect();
     let mut sorted = stored.clone();
     sorted.sort();
@@ -227,10 +230,17 @@ fn every_committed_transaction_is_stored_once_in_commit_order_across_a_restart()
     }
     // The stored segments are age-encrypted zstd: no row text in clear.
     let segs = w.dir.path().join("repo/app/capture/segments");
+    let mut heartbeats_seen = 0;
     for f in std::fs::read_dir(&segs).unwrap() {
-        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        let path = f.unwrap().path();
+        let bytes = std::fs::read(&path).unwrap();
         assert!(!bytes.windows(5).any(|x| x == b"r1w0i"));
+        if path.extension().is_some_and(|e| e == "json") {
+            let e: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            heartbeats_seen += e["pgdr_messages"].as_array().unwrap().len();
+        }
     }
+    assert!(heartbeats_seen >= 1, "no heartbeat came back as pgdr's own");
 }
 
 #[test]
