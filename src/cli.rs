@@ -2,6 +2,7 @@
 
 mod args;
 mod capture;
+mod capture_run;
 mod ops;
 mod render;
 mod restore;

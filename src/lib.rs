@@ -9,6 +9,7 @@
 
 pub mod archive;
 pub mod backup;
+pub mod capture;
 pub mod catalog;
 pub mod cli;
 pub mod codec;

@@ -12,11 +12,15 @@
 //! <db>/jobs/<job>.json                       JobState (the daemon's last run)
 //! <db>/jobs/<job>.lease                      Lease (which daemon runs a drill or prune)
 //! <db>/capture/state.json                    CaptureState (slot, publication, tables)
+//! <db>/capture/segments/<start>.seg.zst.age   Segment (change stream from <start>, hex LSN)
+//! <db>/capture/segments/<start>.json          SegmentEntry (written last: the commit marker)
+//! <db>/capture/gaps/<from>.json               Gap (changes the repository does not hold)
 //! ```
 
 use std::fmt;
 
 use super::BackupId;
+use crate::source::Lsn;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// Folder (inside a backup's folder) of its verification records.
@@ -35,6 +39,11 @@ pub const JOBS_DIR: &str = "jobs";
 pub const CAPTURE_DIR: &str = "capture";
 /// The capture's state object in [`CAPTURE_DIR`].
 pub const CAPTURE_STATE_FILE: &str = "state.json";
+
+// Change-capture segments and gaps (`capture/segments/`, `capture/gaps/`).
+const SEGMENTS: &str = "segments";
+const GAPS: &str = "gaps";
+const SEGMENT_SUFFIX: &str = ".seg.zst.age";
 
 /// One object of the repository, by what it is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -83,6 +92,18 @@ pub enum Key {
     CaptureState {
         database: String,
     },
+    Segment {
+        database: String,
+        start: Lsn,
+    },
+    SegmentEntry {
+        database: String,
+        start: Lsn,
+    },
+    Gap {
+        database: String,
+        from: Lsn,
+    },
 }
 
 impl Key {
@@ -114,7 +135,10 @@ impl Key {
             | Key::InUse { database, .. }
             | Key::JobState { database, .. }
             | Key::Lease { database, .. }
-            | Key::CaptureState { database } => database,
+            | Key::CaptureState { database }
+            | Key::Segment { database, .. }
+            | Key::SegmentEntry { database, .. }
+            | Key::Gap { database, .. } => database,
         }
     }
 
@@ -150,6 +174,19 @@ impl Key {
             Key::Lease { database, job } => format!("{database}/{JOBS_DIR}/{job}.lease"),
             Key::CaptureState { database } => {
                 format!("{database}/{CAPTURE_DIR}/{CAPTURE_STATE_FILE}")
+            }
+            Key::Segment { database, start } => format!(
+                "{database}/{CAPTURE_DIR}/{SEGMENTS}/{}{SEGMENT_SUFFIX}",
+                start.to_key()
+            ),
+            Key::SegmentEntry { database, start } => {
+                format!(
+                    "{database}/{CAPTURE_DIR}/{SEGMENTS}/{}.json",
+                    start.to_key()
+                )
+            }
+            Key::Gap { database, from } => {
+                format!("{database}/{CAPTURE_DIR}/{GAPS}/{}.json", from.to_key())
             }
         }
     }
@@ -210,6 +247,23 @@ impl Key {
                 }
             }
             (CAPTURE_DIR, [CAPTURE_STATE_FILE]) => Some(Key::CaptureState { database }),
+            (CAPTURE_DIR, [SEGMENTS, file]) => {
+                if let Some(start) = file.strip_suffix(SEGMENT_SUFFIX) {
+                    Some(Key::Segment {
+                        database,
+                        start: Lsn::from_key(start)?,
+                    })
+                } else {
+                    Some(Key::SegmentEntry {
+                        database,
+                        start: Lsn::from_key(file.strip_suffix(".json")?)?,
+                    })
+                }
+            }
+            (CAPTURE_DIR, [GAPS, file]) => Some(Key::Gap {
+                database,
+                from: Lsn::from_key(file.strip_suffix(".json")?)?,
+            }),
             _ => None,
         }
     }
@@ -297,6 +351,33 @@ mod tests {
     }
 
     #[test]
+    fn capture_segment_and_gap_keys_round_trip() {
+        let database = "app".to_string();
+        let start = Lsn(0x16_B374_D848);
+        for k in [
+            Key::Segment {
+                database: database.clone(),
+                start,
+            },
+            Key::SegmentEntry {
+                database: database.clone(),
+                start,
+            },
+            Key::Gap {
+                database: database.clone(),
+                from: Lsn(1),
+            },
+        ] {
+            let s = k.to_string();
+            assert_eq!(Key::parse(&s), Some(k), "{s}");
+        }
+        assert_eq!(
+            Key::Segment { database, start }.to_string(),
+            "app/capture/segments/00000016B374D848.seg.zst.age"
+        );
+    }
+
+    #[test]
     fn foreign_keys_are_not_recognised() {
         for k in [
             "app",
@@ -307,6 +388,10 @@ mod tests {
             "app/restores/in-progress/x.txt",
             "app/drills/x/y.json",
             "app//x",
+            "app/capture/segments/12.json",
+            "app/capture/segments/00000016B374D848.seg",
+            "app/capture/gaps/00000016B374D848.txt",
+            "app/capture/other/00000016B374D848.json",
         ] {
             assert!(Key::parse(k).is_none(), "{k}");
         }

@@ -30,6 +30,7 @@ pub mod leases;
 pub mod manifest;
 pub mod records;
 pub mod restoring;
+pub mod segments;
 mod select;
 pub mod sensitive;
 

@@ -23,6 +23,11 @@ pub enum CaptureCmd {
     Disable(DisableArgs),
     /// List pgdr's replication slots with the WAL each holds, and the DROP for orphans.
     Doctor(JsonArg),
+    /// Capture the change stream into segments until stopped (SIGINT/SIGTERM).
+    Run(super::capture_run::RunArgs),
+    /// Prove the stored stream complete: contiguous, one cluster, checksums, each transaction
+    /// once; gaps listed with cause. Exit 1 on a gap or a problem.
+    Check(super::capture_run::CheckArgs),
 }
 
 #[derive(Args, Debug)]
@@ -63,6 +68,8 @@ pub async fn run(g: &Global, a: &CaptureArgs) -> Result<i32, PgdrError> {
     let db = g.database.as_deref();
     match &a.cmd {
         CaptureCmd::Enable(e) => enable(&settings, db, e).await,
+        CaptureCmd::Run(r) => super::capture_run::run_capture(g, &settings, r).await,
+        CaptureCmd::Check(c) => super::capture_run::check_capture(g, &settings, c).await,
         CaptureCmd::Disable(d) => {
             let r = setup::disable(&settings, db, d.admin_url.as_deref()).await?;
             if d.json {

@@ -2,8 +2,10 @@
 //! sets up a `FOR TABLE` publication and a persistent pgoutput slot and records them in the
 //! repository; `disable` drops them; `doctor` lists pgdr's slots and the orphans' DROP.
 
+pub mod check;
 pub mod doctor;
 pub mod preflight;
+pub mod run;
 pub mod setup;
 
 use crate::config::{Database, Overrides, Settings};

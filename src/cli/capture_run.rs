@@ -1,0 +1,134 @@
+//! `pgdr capture run` and `pgdr capture check`: parsing and rendering (the rest of the
+//! `capture` group is in `cli::capture`).
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::Global;
+use crate::capture::check::CheckReport;
+use crate::capture::runner::{Limits, RunReport};
+use crate::commands::capture::{check, run};
+use crate::config::Settings;
+use crate::error::{exit, PgdrError};
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Close a segment after this long (at a transaction boundary): "10s" (the default).
+    #[arg(long, value_name = "DURATION")]
+    segment_age: Option<String>,
+    /// Close a segment at this many plain bytes (at a transaction boundary); default 16 MiB.
+    #[arg(long, value_name = "BYTES")]
+    segment_bytes: Option<u64>,
+    /// Write a heartbeat message after this long without changes: "10s" (the default).
+    #[arg(long, value_name = "DURATION")]
+    heartbeat: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// List every stored transaction (xid, commit LSN) in the JSON report.
+    #[arg(long)]
+    list_transactions: bool,
+    #[arg(long)]
+    json: bool,
+}
+
+fn duration(v: &Option<String>, flag: &str, default: Duration) -> Result<Duration, PgdrError> {
+    v.as_deref()
+        .map(|t| crate::config::parse_duration(t, flag))
+        .transpose()
+        .map(|d| d.unwrap_or(default))
+}
+
+/// Until SIGINT or SIGTERM: the open segment is then committed at a transaction boundary.
+async fn stop_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+}
+
+pub async fn run_capture(g: &Global, s: &Settings, a: &RunArgs) -> Result<i32, PgdrError> {
+    let d = Limits::default();
+    let limits = Limits {
+        max_age: duration(&a.segment_age, "--segment-age", d.max_age)?,
+        max_bytes: a.segment_bytes.unwrap_or(d.max_bytes),
+        heartbeat_every: duration(&a.heartbeat, "--heartbeat", d.heartbeat_every)?,
+    };
+    let r = run::run(s, g.database.as_deref(), limits, stop_signal()).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    } else {
+        print!("{}", render_run(&r));
+    }
+    Ok(exit::OK)
+}
+
+fn render_run(r: &RunReport) -> String {
+    let txns: u64 = r.segments.iter().map(|s| s.transactions).sum();
+    let mut s = format!(
+        "database '{}': {} segment(s), {txns} transaction(s) stored, durable {} -> {}\n",
+        r.database,
+        r.segments.len(),
+        r.started_at,
+        r.durable
+    );
+    for f in &r.foreign_messages {
+        s.push_str(&format!(
+            "warning: message '{}' at {} has pgdr's prefix but pgdr did not write it (ignored)\n",
+            f.prefix, f.lsn
+        ));
+    }
+    s
+}
+
+pub async fn check_capture(g: &Global, s: &Settings, a: &CheckArgs) -> Result<i32, PgdrError> {
+    let r = check::run(s, g.database.as_deref(), a.list_transactions).await?;
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&r).expect("json"));
+    } else {
+        print!("{}", render_check(&r));
+    }
+    Ok(if r.ok() { exit::OK } else { exit::CHECK_FAILED })
+}
+
+fn render_check(r: &CheckReport) -> String {
+    let mut s = match (r.from, r.until) {
+        (Some(f), Some(u)) => format!(
+            "database '{}': {} segment(s), {} transaction(s), covering {f} to {u}\n",
+            r.database, r.segments, r.transactions
+        ),
+        _ => format!("database '{}': no stored segments\n", r.database),
+    };
+    for g in &r.gaps {
+        s.push_str(&format!("GAP {} to {}: {}", g.from, g.to, g.cause));
+        if let Some(d) = &g.detail {
+            s.push_str(&format!(" ({d})"));
+        }
+        s.push('\n');
+    }
+    for p in &r.problems {
+        s.push_str(&format!("PROBLEM segment {}: {}\n", p.start, p.problem));
+    }
+    for c in &r.schema_changes {
+        s.push_str(&format!(
+            "schema change: {}.{} at {}: later points replay only from the next anchored backup\n",
+            c.namespace, c.name, c.lsn
+        ));
+    }
+    for f in &r.foreign_messages {
+        s.push_str(&format!(
+            "foreign message '{}' at {} (pgdr's prefix, not pgdr's)\n",
+            f.prefix, f.lsn
+        ));
+    }
+    s.push_str(if r.ok() { "ok\n" } else { "NOT COMPLETE\n" });
+    s
+}
