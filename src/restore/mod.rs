@@ -22,6 +22,7 @@ pub mod dumpall;
 mod engine;
 pub mod globals;
 pub mod offsets;
+pub mod replay;
 pub mod roles;
 pub mod sensitive;
 pub mod spool;
