@@ -8,6 +8,7 @@ mod drill;
 mod globals;
 mod guards;
 mod names;
+mod replay;
 mod restore;
 mod roles;
 mod s3;

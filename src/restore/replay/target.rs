@@ -78,7 +78,7 @@ const COLUMNS_SQL: &str = "WITH RECURSIVE cols AS (
 
 const CASCADE_SQL: &str = "SELECT DISTINCT f.conrelid FROM pg_catalog.pg_constraint f
   WHERE f.contype = 'f' AND f.confdeltype = 'c'
-    AND f.confrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1))";
+    AND f.confrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1::oid::regclass))";
 
 /// A target column as the catalog has it.
 struct TargetCol {
