@@ -504,9 +504,11 @@ impl Applier<'_> {
         if new.len() != t.columns.len() {
             return Err(ReplayError::stream(lsn, format!("an update of {} with {} columns", t.display, new.len())));
         }
-        // Unchanged TOAST values were not sent: the target keeps its own.
+        identity_unchanged(lsn, t, old.as_ref(), &new)?;
+        // Unchanged TOAST values were not sent: the target keeps its own. An identity
+        // ALWAYS column cannot be assigned (and did not change, checked above).
         let set: Vec<usize> = (0..new.len())
-            .filter(|&i| new[i] != Value::UnchangedToast)
+            .filter(|&i| new[i] != Value::UnchangedToast && !t.columns[i].identity_always)
             .collect();
         let mut values = set
             .iter()
@@ -625,6 +627,29 @@ impl Applier<'_> {
             report: self.report,
         }
     }
+}
+
+/// An UPDATE cannot assign an identity ALWAYS column; the source changes one only with
+/// `SET col = DEFAULT`, which replay cannot reproduce: say so rather than diverge silently.
+fn identity_unchanged(
+    lsn: Lsn,
+    t: &Table,
+    old: Option<&OldTuple>,
+    new: &Tuple,
+) -> Result<(), ReplayError> {
+    let Some(OldTuple::Key(o) | OldTuple::Full(o)) = old else {
+        return Ok(());
+    };
+    for (i, c) in t.columns.iter().enumerate() {
+        let was = o.get(i).filter(|v| matches!(v, Value::Text(_)));
+        if c.identity_always && was.is_some() && was != new.get(i) {
+            return Err(ReplayError::Schema {
+                table: t.display.clone(),
+                detail: format!("an update at LSN {lsn} changed column {}, GENERATED ALWAYS AS IDENTITY (SET {} = DEFAULT): replay cannot assign it", c.name, c.name),
+            });
+        }
+    }
+    Ok(())
 }
 
 fn divergence(

@@ -34,6 +34,9 @@ pub struct Col {
     /// The type has an equality operator; without one (json, point, xml) a row is located
     /// by comparing the column's text form.
     pub has_eq: bool,
+    /// `GENERATED ALWAYS AS IDENTITY`: INSERT needs `OVERRIDING SYSTEM VALUE`, and UPDATE
+    /// may not set it at all (not even to its own value).
+    pub identity_always: bool,
 }
 
 /// The column list of an INSERT or COPY: `("a", "b")`.

@@ -5,6 +5,7 @@ fn col(name: &str, ty: &str, has_eq: bool) -> Col {
         name: name.into(),
         ty: ty.into(),
         has_eq,
+        identity_always: false,
     }
 }
 

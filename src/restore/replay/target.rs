@@ -56,7 +56,7 @@ const TABLE_SQL: &str = "SELECT c.oid, c.relkind = 'p', c.relrowsecurity, c.relf
 /// Each column with its type and the base type (through domains) the source announces.
 const COLUMNS_SQL: &str = "WITH RECURSIVE cols AS (
    SELECT a.attnum, a.attname::text AS name, pg_catalog.format_type(a.atttypid, a.atttypmod) AS ty,
-          a.attgenerated <> '' AS generated, a.atttypid AS typ
+          a.attgenerated <> '' AS generated, a.atttypid AS typ, a.attidentity = 'a' AS always
      FROM pg_catalog.pg_attribute a
     WHERE a.attrelid = $1 AND a.attnum > 0 AND NOT a.attisdropped
  ), base AS (
@@ -65,7 +65,7 @@ const COLUMNS_SQL: &str = "WITH RECURSIVE cols AS (
    SELECT b.attnum, y.typbasetype FROM base b JOIN pg_catalog.pg_type y ON y.oid = b.t
     WHERE y.typtype = 'd'
  )
- SELECT c.name, c.ty, c.generated, bt.oid, bn.nspname::text, bt.typname::text,
+ SELECT c.name, c.ty, c.generated, c.always, bt.oid, bn.nspname::text, bt.typname::text,
         EXISTS (SELECT 1 FROM pg_catalog.pg_opclass oc JOIN pg_catalog.pg_am am ON am.oid = oc.opcmethod
                  WHERE oc.opcdefault AND am.amname IN ('btree', 'hash')
                    AND oc.opcintype = CASE WHEN bt.typcategory = 'A' AND bt.typelem <> 0
@@ -78,12 +78,13 @@ const COLUMNS_SQL: &str = "WITH RECURSIVE cols AS (
 
 const CASCADE_SQL: &str = "SELECT DISTINCT f.conrelid FROM pg_catalog.pg_constraint f
   WHERE f.contype = 'f' AND f.confdeltype = 'c'
-    AND f.confrelid IN (SELECT relid FROM pg_catalog.pg_partition_tree($1::oid::regclass))";
+    AND f.confrelid IN (SELECT $1::oid UNION SELECT relid FROM pg_catalog.pg_partition_tree($1::oid::regclass))";
 
 /// A target column as the catalog has it.
 struct TargetCol {
     ty: String,
     generated: bool,
+    identity_always: bool,
     base_oid: u32,
     base_name: (String, String),
     has_eq: bool,
@@ -131,9 +132,10 @@ pub async fn map(
             TargetCol {
                 ty: r.get(1),
                 generated: r.get(2),
-                base_oid: r.get(3),
-                base_name: (r.get(4), r.get(5)),
-                has_eq: r.get(6),
+                identity_always: r.get(3),
+                base_oid: r.get(4),
+                base_name: (r.get(5), r.get(6)),
+                has_eq: r.get(7),
             },
         );
     }
@@ -208,5 +210,6 @@ fn column(
         name: c.name.clone(),
         ty: t.ty.clone(),
         has_eq: t.has_eq,
+        identity_always: t.identity_always,
     })
 }

@@ -64,7 +64,7 @@ pub struct Guard {
 /// root fire the partitions' triggers).
 const TRIGGERS_SQL: &str = "SELECT pg_catalog.quote_ident(n.nspname) || '.' || pg_catalog.quote_ident(c.relname),
         t.tgname::text, t.tgenabled::text
-   FROM pg_catalog.pg_partition_tree($1::oid::regclass) p
+   FROM (SELECT $1::oid AS relid UNION SELECT relid FROM pg_catalog.pg_partition_tree($1::oid::regclass)) p
    JOIN pg_catalog.pg_class c ON c.oid = p.relid
    JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
    JOIN pg_catalog.pg_trigger t ON t.tgrelid = c.oid
