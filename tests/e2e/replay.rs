@@ -337,7 +337,7 @@ async fn replay_stops_at_divergence_naming_lsn_table_and_key() {
     assert_eq!(pg.psql("copy", "SELECT count(*) FROM metrics WHERE id = 100"), "0");
 }
 
-const TRIGGER_STATES: &str = "SELECT string_agg(tgrelid::regclass || '.' || tgname || '=' || tgenabled, ' ' ORDER BY 1) \
+const TRIGGER_STATES: &str = "SELECT string_agg(tgrelid::regclass::text || '.' || tgname || '=' || tgenabled::text, ' ' ORDER BY tgrelid::regclass::text, tgname) \
      FROM pg_trigger WHERE NOT tgisinternal";
 
 /// A target where the replaying role is no superuser but owns the tables (a managed
