@@ -69,10 +69,7 @@ CREATE PUBLICATION pub FOR TABLE accounts, orders, order_lines, events, metrics,
 
 /// A client of the cluster as `user` (NoTls: the test clusters listen on loopback).
 async fn client(pg: &Pg, db: &str, user: &str) -> Client {
-    let url = format!(
-        "postgres://{user}:{PG_PASSWORD}@127.0.0.1:{}/{db}",
-        pg.port
-    );
+    let url = format!("postgres://{user}:{PG_PASSWORD}@127.0.0.1:{}/{db}", pg.port);
     let (c, conn) = tokio_postgres::connect(&url, NoTls).await.unwrap();
     tokio::spawn(conn);
     c
@@ -250,10 +247,26 @@ async fn replay_reproduces_the_source_and_stops_at_an_lsn() {
     let has = |f: &dyn Fn(&Message) -> bool| msgs.iter().any(|(_, m)| f(m));
     use pgdr::capture::pgoutput::{OldTuple, Value};
     assert!(has(&|m| matches!(m, Message::Type { .. })));
-    assert!(has(&|m| matches!(m, Message::Truncate { options, .. } if *options != 0)));
-    assert!(has(&|m| matches!(m, Message::Update { new, .. } if new.contains(&Value::UnchangedToast))));
-    assert!(has(&|m| matches!(m, Message::Delete { old: OldTuple::Full(_), .. })));
-    assert!(has(&|m| matches!(m, Message::Update { old: Some(OldTuple::Full(_)), .. })));
+    assert!(has(
+        &|m| matches!(m, Message::Truncate { options, .. } if *options != 0)
+    ));
+    assert!(has(
+        &|m| matches!(m, Message::Update { new, .. } if new.contains(&Value::UnchangedToast))
+    ));
+    assert!(has(&|m| matches!(
+        m,
+        Message::Delete {
+            old: OldTuple::Full(_),
+            ..
+        }
+    )));
+    assert!(has(&|m| matches!(
+        m,
+        Message::Update {
+            old: Some(OldTuple::Full(_)),
+            ..
+        }
+    )));
 
     let copy = client(&pg, "copy", "postgres").await;
     let bounds = Bounds {
@@ -333,8 +346,14 @@ async fn replay_stops_at_divergence_naming_lsn_table_and_key() {
         "{msg}"
     );
     assert_eq!(f.report.transactions, 1);
-    assert_eq!(pg.psql("copy", "SELECT balance FROM accounts WHERE id = 1"), "1.00");
-    assert_eq!(pg.psql("copy", "SELECT count(*) FROM metrics WHERE id = 100"), "0");
+    assert_eq!(
+        pg.psql("copy", "SELECT balance FROM accounts WHERE id = 1"),
+        "1.00"
+    );
+    assert_eq!(
+        pg.psql("copy", "SELECT count(*) FROM metrics WHERE id = 100"),
+        "0"
+    );
 }
 
 const TRIGGER_STATES: &str = "SELECT string_agg(tgrelid::regclass::text || '.' || tgname || '=' || tgenabled::text, ' ' ORDER BY tgrelid::regclass::text, tgname) \
@@ -365,7 +384,10 @@ async fn replay_as_table_owner_puts_trigger_states_back_after_a_failure() {
         );
     }
     let before = pg.psql("good", TRIGGER_STATES);
-    assert!(before.contains("accounts.off_audit=D") && before.contains("=R"), "{before}");
+    assert!(
+        before.contains("accounts.off_audit=D") && before.contains("=R"),
+        "{before}"
+    );
     let src = client(&pg, "src", "postgres").await;
     let mut rng = fastrand::Rng::with_seed(fastrand::u64(..));
     let mut next = 30;
@@ -377,7 +399,9 @@ async fn replay_as_table_owner_puts_trigger_states_back_after_a_failure() {
     let msgs = changes(&src).await;
 
     let good = client(&pg, "good", "admin").await;
-    let r = replay(&good, stream(&msgs), Bounds::default()).await.unwrap();
+    let r = replay(&good, stream(&msgs), Bounds::default())
+        .await
+        .unwrap();
     print_rate("as owner", &r);
     assert_eq!(r.trigger_mode, Some(TriggerMode::PerTable));
     assert!(r.deletes_done_by_cascade > 0, "{r:?}");

@@ -11,11 +11,11 @@ use tokio_postgres::{Client, Statement};
 
 use super::sql::{self, Locate, Table};
 use super::target::{self, Mapped, Role};
+
+mod rows;
 use super::triggers::{self, Guard, TriggerMode};
 use super::{Bounds, CommitPoint, ReplayError, ReplayFailure, ReplayReport, Stop};
-use crate::capture::pgoutput::{
-    Message, OldTuple, Relation, Tuple, Value, TRUNCATE_CASCADE, TRUNCATE_RESTART_IDENTITY,
-};
+use crate::capture::pgoutput::{Message, Relation, Tuple, Value};
 use crate::source::Lsn;
 
 /// Settings pinned as the capture pins them, so every value's text reads back as written.
@@ -234,7 +234,10 @@ impl<'c> Applier<'c> {
         if let Some(open) = self.txn {
             return Err(ReplayError::stream(
                 lsn,
-                format!("transaction {} begins inside transaction {}", point.xid, open.point.xid),
+                format!(
+                    "transaction {} begins inside transaction {}",
+                    point.xid, open.point.xid
+                ),
             ));
         }
         let past = match self.bounds.stop {
@@ -287,7 +290,11 @@ impl<'c> Applier<'c> {
 
     /// Map (or re-map, when it changed) a source relation onto its target table.
     async fn relation(&mut self, rel: Relation) -> Result<(), ReplayError> {
-        if self.relations.get(&rel.oid).is_some_and(|r| r.source == rel) {
+        if self
+            .relations
+            .get(&rel.oid)
+            .is_some_and(|r| r.source == rel)
+        {
             return Ok(());
         }
         let mapped = target::map(self.client, &rel, &self.types, self.role).await?;
@@ -337,9 +344,10 @@ impl<'c> Applier<'c> {
         }
         let (text, params) = match (&key.1, &key.2) {
             (Op::Insert, _) => (sql::insert(table), table.columns.len()),
-            (Op::Update(set), Some(loc)) => {
-                (sql::update(table, set, loc), set.len() + loc.columns().len())
-            }
+            (Op::Update(set), Some(loc)) => (
+                sql::update(table, set, loc),
+                set.len() + loc.columns().len(),
+            ),
             (Op::Delete, Some(loc)) => (sql::delete(table, loc), loc.columns().len()),
             _ => unreachable!("updates and deletes always locate a row"),
         };
@@ -348,7 +356,13 @@ impl<'c> Applier<'c> {
             .client
             .prepare_typed(&text, &types)
             .await
-            .map_err(|e| ReplayError::db(&format!("preparing a statement on {}", table.display), Some(lsn), &e))?;
+            .map_err(|e| {
+                ReplayError::db(
+                    &format!("preparing a statement on {}", table.display),
+                    Some(lsn),
+                    &e,
+                )
+            })?;
         self.statements.insert(key, s.clone());
         Ok(s)
     }
@@ -362,7 +376,12 @@ impl<'c> Applier<'c> {
         if new.len() != mapped.table.columns.len() {
             return Err(ReplayError::stream(
                 lsn,
-                format!("an insert into {} with {} columns, its Relation has {}", mapped.table.display, new.len(), mapped.table.columns.len()),
+                format!(
+                    "an insert into {} with {} columns, its Relation has {}",
+                    mapped.table.display,
+                    new.len(),
+                    mapped.table.columns.len()
+                ),
             ));
         }
         let size: usize = new
@@ -432,7 +451,11 @@ impl Applier<'_> {
             buf.push(b'\n');
         }
         let db = |e: tokio_postgres::Error| {
-            ReplayError::db(&format!("copying rows into {}", t.display), Some(run.lsn), &e)
+            ReplayError::db(
+                &format!("copying rows into {}", t.display),
+                Some(run.lsn),
+                &e,
+            )
         };
         let sink = self
             .client
@@ -442,146 +465,6 @@ impl Applier<'_> {
         let mut sink = std::pin::pin!(sink);
         sink.send(bytes::Bytes::from(buf)).await.map_err(db)?;
         sink.as_mut().finish().await.map_err(db)?;
-        Ok(())
-    }
-
-    /// Where an old row is: key columns (from the old key tuple, else the new row), or every
-    /// old column under REPLICA IDENTITY FULL.
-    fn locate<'t>(
-        &self,
-        lsn: Lsn,
-        t: &Table,
-        old: Option<&'t OldTuple>,
-        new: Option<&'t Tuple>,
-    ) -> Result<(Locate, Vec<Option<&'t [u8]>>), ReplayError> {
-        let (full, tuple) = match (old, new) {
-            (Some(OldTuple::Full(o)), _) => (true, o),
-            (Some(OldTuple::Key(o)), _) => (false, o),
-            (None, Some(n)) => (false, n),
-            (None, None) => unreachable!("a delete always has an old tuple"),
-        };
-        if tuple.len() != t.columns.len() {
-            return Err(ReplayError::stream(
-                lsn,
-                format!("a row of {} with {} columns, its Relation has {}", t.display, tuple.len(), t.columns.len()),
-            ));
-        }
-        let cols: Vec<usize> = if full {
-            (0..tuple.len())
-                .filter(|&i| tuple[i] != Value::UnchangedToast)
-                .collect()
-        } else {
-            t.key.clone()
-        };
-        if cols.is_empty() {
-            return Err(ReplayError::stream(
-                lsn,
-                format!("a change to {} without a replica identity to locate its row", t.display),
-            ));
-        }
-        let values = cols
-            .iter()
-            .map(|&c| text(&tuple[c], lsn))
-            .collect::<Result<Vec<_>, _>>()?;
-        let loc = if full {
-            Locate::Full(cols)
-        } else {
-            Locate::Key(cols)
-        };
-        Ok((loc, values))
-    }
-
-    async fn update(
-        &mut self,
-        lsn: Lsn,
-        relid: u32,
-        old: Option<OldTuple>,
-        new: Tuple,
-    ) -> Result<(), ReplayError> {
-        let mapped = self.mapped(lsn, relid)?;
-        let t = &mapped.table;
-        let (loc, where_values) = self.locate(lsn, t, old.as_ref(), Some(&new))?;
-        if new.len() != t.columns.len() {
-            return Err(ReplayError::stream(lsn, format!("an update of {} with {} columns", t.display, new.len())));
-        }
-        identity_unchanged(lsn, t, old.as_ref(), &new)?;
-        // Unchanged TOAST values were not sent: the target keeps its own. An identity
-        // ALWAYS column cannot be assigned (and did not change, checked above).
-        let set: Vec<usize> = (0..new.len())
-            .filter(|&i| new[i] != Value::UnchangedToast && !t.columns[i].identity_always)
-            .collect();
-        let mut values = set
-            .iter()
-            .map(|&c| text(&new[c], lsn))
-            .collect::<Result<Vec<_>, _>>()?;
-        values.extend(where_values.iter().copied());
-        let st = self
-            .statement(lsn, relid, t, Op::Update(set), Some(loc.clone()))
-            .await?;
-        let n = self.execute(lsn, &st, &values, t, "update").await?;
-        if n == 0 {
-            return Err(divergence(lsn, t, &loc, &where_values, "update"));
-        }
-        self.report.rows_updated += n;
-        Ok(())
-    }
-
-    async fn delete(&mut self, lsn: Lsn, relid: u32, old: OldTuple) -> Result<(), ReplayError> {
-        let mapped = self.mapped(lsn, relid)?;
-        let t = &mapped.table;
-        let (loc, values) = self.locate(lsn, t, Some(&old), None)?;
-        let st = self
-            .statement(lsn, relid, t, Op::Delete, Some(loc.clone()))
-            .await?;
-        let n = self.execute(lsn, &st, &values, t, "delete").await?;
-        if self.mode == TriggerMode::PerTable {
-            // The target's own cascade will empty these tables' matching rows.
-            self.cascaded.extend(mapped.cascade_children.iter().copied());
-        }
-        if n == 0 {
-            if self.cascaded.contains(&t.oid) {
-                self.report.deletes_done_by_cascade += 1;
-                return Ok(());
-            }
-            return Err(divergence(lsn, t, &loc, &values, "delete"));
-        }
-        self.report.rows_deleted += n;
-        Ok(())
-    }
-
-    async fn execute(
-        &self,
-        lsn: Lsn,
-        st: &Statement,
-        values: &[Option<&[u8]>],
-        t: &Table,
-        what: &str,
-    ) -> Result<u64, ReplayError> {
-        let params: Vec<TextParam> = values.iter().map(|v| TextParam(*v)).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        self.client
-            .execute(st, &refs)
-            .await
-            .map_err(|e| ReplayError::db(&format!("{what} on {}", t.display), Some(lsn), &e))
-    }
-
-    async fn truncate(&mut self, lsn: Lsn, options: u8, relids: &[u32]) -> Result<(), ReplayError> {
-        let mapped = relids
-            .iter()
-            .map(|&r| self.mapped(lsn, r))
-            .collect::<Result<Vec<_>, _>>()?;
-        let tables: Vec<&Table> = mapped.iter().map(|m| &m.table).collect();
-        let text = sql::truncate(
-            &tables,
-            options & TRUNCATE_CASCADE != 0,
-            options & TRUNCATE_RESTART_IDENTITY != 0,
-        );
-        self.client
-            .batch_execute(&text)
-            .await
-            .map_err(|e| ReplayError::db("truncate", Some(lsn), &e))?;
-        self.report.tables_truncated += tables.len() as u64;
         Ok(())
     }
 
@@ -597,7 +480,10 @@ impl Applier<'_> {
         if let Some(t) = self.txn {
             let e = ReplayError::Stream {
                 lsn: None,
-                detail: format!("the stream ended inside transaction {} (commit {}): it was not applied", t.point.xid, t.point.lsn),
+                detail: format!(
+                    "the stream ended inside transaction {} (commit {}): it was not applied",
+                    t.point.xid, t.point.lsn
+                ),
             };
             return Err(self.abort(e).await);
         }
@@ -626,43 +512,5 @@ impl Applier<'_> {
             error,
             report: self.report,
         }
-    }
-}
-
-/// An UPDATE cannot assign an identity ALWAYS column; the source changes one only with
-/// `SET col = DEFAULT`, which replay cannot reproduce: say so rather than diverge silently.
-fn identity_unchanged(
-    lsn: Lsn,
-    t: &Table,
-    old: Option<&OldTuple>,
-    new: &Tuple,
-) -> Result<(), ReplayError> {
-    let Some(OldTuple::Key(o) | OldTuple::Full(o)) = old else {
-        return Ok(());
-    };
-    for (i, c) in t.columns.iter().enumerate() {
-        let was = o.get(i).filter(|v| matches!(v, Value::Text(_)));
-        if c.identity_always && was.is_some() && was != new.get(i) {
-            return Err(ReplayError::Schema {
-                table: t.display.clone(),
-                detail: format!("an update at LSN {lsn} changed column {}, GENERATED ALWAYS AS IDENTITY (SET {} = DEFAULT): replay cannot assign it", c.name, c.name),
-            });
-        }
-    }
-    Ok(())
-}
-
-fn divergence(
-    lsn: Lsn,
-    t: &Table,
-    loc: &Locate,
-    values: &[Option<&[u8]>],
-    operation: &'static str,
-) -> ReplayError {
-    ReplayError::Divergence {
-        lsn,
-        table: t.display.clone(),
-        key: sql::describe_key(t, loc.columns(), values),
-        operation,
     }
 }

@@ -103,15 +103,27 @@ pub enum ReplayError {
     },
     /// A relation the stream names does not match the target (missing table or column,
     /// another type): a schema change the dump does not hold.
-    Schema { table: String, detail: String },
+    Schema {
+        table: String,
+        detail: String,
+    },
     /// The applying role may not do what replay requires.
-    Refused { what: String, fix: String },
+    Refused {
+        what: String,
+        fix: String,
+    },
     /// The stream itself is not what pgoutput sends (a change outside a transaction, an
     /// unknown relation, binary values).
-    Stream { lsn: Option<Lsn>, detail: String },
+    Stream {
+        lsn: Option<Lsn>,
+        detail: String,
+    },
     /// The input stream failed (reading a segment).
     Input(PgdrError),
-    Database { lsn: Option<Lsn>, error: PgdrError },
+    Database {
+        lsn: Option<Lsn>,
+        error: PgdrError,
+    },
 }
 
 impl ReplayError {

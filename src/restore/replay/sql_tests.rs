@@ -85,7 +85,10 @@ fn truncate_binds_only_to_each_table_and_keeps_the_option_bits() {
         truncate(&[&a, &b], true, true),
         "TRUNCATE ONLY \"public\".\"t\", \"s\".\"p\" RESTART IDENTITY CASCADE"
     );
-    assert_eq!(truncate(&[&a], false, false), "TRUNCATE ONLY \"public\".\"t\"");
+    assert_eq!(
+        truncate(&[&a], false, false),
+        "TRUNCATE ONLY \"public\".\"t\""
+    );
 }
 
 #[test]

@@ -104,7 +104,8 @@ pub async fn map(
         rel.namespace.as_str()
     };
     let display = format!("{schema}.{}", rel.name);
-    let db = |e: tokio_postgres::Error| ReplayError::db(&format!("reading table {display}"), None, &e);
+    let db =
+        |e: tokio_postgres::Error| ReplayError::db(&format!("reading table {display}"), None, &e);
     let rows = client
         .query(TABLE_SQL, &[&schema, &rel.name])
         .await
@@ -121,7 +122,9 @@ pub async fn map(
     // an error rather than a silent filter; refuse up front, by name).
     if rls && !role.superuser && !role.bypass_rls && (force || !owned) {
         return Err(ReplayError::Refused {
-            what: format!("table {display} has row-level security and the applying role does not bypass it"),
+            what: format!(
+                "table {display} has row-level security and the applying role does not bypass it"
+            ),
             fix: "replay as a superuser or a role with BYPASSRLS (ALTER ROLE ... BYPASSRLS)".into(),
         });
     }
@@ -180,7 +183,10 @@ fn column(
         detail,
     };
     let Some(t) = t else {
-        return Err(bad(format!("column {} does not exist on the target", c.name)));
+        return Err(bad(format!(
+            "column {} does not exist on the target",
+            c.name
+        )));
     };
     if t.generated {
         return Err(bad(format!(
@@ -197,7 +203,11 @@ fn column(
                 c.name, c.type_oid
             )));
         };
-        let ns = if ns.is_empty() { "pg_catalog" } else { ns.as_str() };
+        let ns = if ns.is_empty() {
+            "pg_catalog"
+        } else {
+            ns.as_str()
+        };
         (ns, name.as_str()) == (t.base_name.0.as_str(), t.base_name.1.as_str())
     };
     if !same {

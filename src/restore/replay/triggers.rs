@@ -101,10 +101,9 @@ impl Guard {
         if !self.done.insert(oid) {
             return Ok(());
         }
-        let rows = client
-            .query(TRIGGERS_SQL, &[&oid])
-            .await
-            .map_err(|e| ReplayError::db(&format!("reading the triggers of {display}"), None, &e))?;
+        let rows = client.query(TRIGGERS_SQL, &[&oid]).await.map_err(|e| {
+            ReplayError::db(&format!("reading the triggers of {display}"), None, &e)
+        })?;
         let found: Vec<Saved> = rows
             .iter()
             .map(|r| Saved {
