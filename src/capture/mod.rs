@@ -3,14 +3,21 @@
 //! `pgoutput` decodes the stream's messages (pgdr's own decoder, so segments read whatever
 //! the transport becomes); `segment` frames them into self-contained, versioned segments;
 //! `runner` groups whole transactions into segments, stores them through the pipeline and
-//! only then acknowledges; `check` proves the stored stream complete.
+//! only then acknowledges; `check` proves the stored stream complete. The engines the
+//! commands and the daemon share: `setup` (enable/disable, with `preflight`), `doctor`, `job`
+//! (one database's runner under its lease).
 
 pub mod check;
+pub mod doctor;
+pub mod job;
+pub mod names;
 pub mod pgoutput;
+pub mod preflight;
 pub mod read;
 pub mod runner;
 mod schema;
 pub mod segment;
+pub mod setup;
 mod upload;
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! The change capture's state (`<database>/capture/state.json`, format 1): what `pgdr capture
 //! enable` set up on the server, so any host with the repository knows it (a `pgdr backup`
 //! anchors itself when it is enabled; a runner on a fresh host finds slot and publication).
-//! Used as is by `commands::capture`: it holds no runtime type.
+//! Used as is by `capture::setup`: it holds no runtime type.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

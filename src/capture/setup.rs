@@ -4,8 +4,8 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio_postgres::Client;
 
+use super::names::{admin_database, capture_name};
 use super::preflight::{self, Preflight, NOT_CAPTURED};
-use super::{admin_database, capture_name};
 use crate::catalog::format::capture::{CaptureState, CaptureStatus, CAPTURE_STATE_FORMAT};
 use crate::catalog::Repository;
 use crate::config::{Database, Settings};
