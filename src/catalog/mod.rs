@@ -29,6 +29,7 @@ pub mod keys;
 pub mod leases;
 pub mod manifest;
 pub mod records;
+pub mod replayable;
 pub mod restoring;
 pub mod segments;
 mod select;
