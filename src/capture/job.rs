@@ -95,16 +95,18 @@ pub async fn run(
         std::process::id(),
         fastrand::u32(..)
     );
-    let lease = repo
-        .acquire_lease(&db.name, LEASE_JOB, &owner)
-        .await?
-        .map_err(|why| {
-            PgdrError::usage(format!(
-                "capture of '{}' is already running: {why}",
-                db.name
-            ))
-            .hint("stop the other runner, or wait until its lease expires")
-        })?;
+    let mut taken = repo.acquire_lease(&db.name, LEASE_JOB, &owner).await?;
+    // A runner killed on this host (kill -9) cannot renew its lease: take over at once.
+    if taken.is_err() && repo.break_dead_lease(&db.name, LEASE_JOB).await? {
+        taken = repo.acquire_lease(&db.name, LEASE_JOB, &owner).await?;
+    }
+    let lease = taken.map_err(|why| {
+        PgdrError::usage(format!(
+            "capture of '{}' is already running: {why}",
+            db.name
+        ))
+        .hint("stop the other runner, or wait until its lease expires")
+    })?;
     let res = run_held(settings, &repo, db, &state, limits, params, stop).await;
     lease.release().await;
     res

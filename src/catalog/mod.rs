@@ -34,6 +34,7 @@ pub mod restoring;
 pub mod segments;
 mod select;
 pub mod sensitive;
+mod stale_lease;
 
 #[cfg(test)]
 mod memory_tests;

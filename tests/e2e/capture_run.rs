@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn world() -> World {
+pub fn world() -> World {
     let pg = Pg::start_logical();
     pg.create_db("app");
     pg.psql(
@@ -30,7 +30,7 @@ fn world() -> World {
     }
 }
 
-fn start_runner(w: &World) -> Child {
+pub fn start_runner(w: &World) -> Child {
     let mut c = w.pgdr(&[
         "capture",
         "run",
@@ -47,7 +47,7 @@ fn start_runner(w: &World) -> Child {
 }
 
 /// SIGTERM, then the runner's report.
-fn stop_runner(child: Child) -> serde_json::Value {
+pub fn stop_runner(child: Child) -> serde_json::Value {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -61,7 +61,7 @@ fn stop_runner(child: Child) -> serde_json::Value {
 }
 
 /// One transaction through psql; its txid is printed only after COMMIT returned.
-fn txn(w: &World, body: &str, end: &str) -> u64 {
+pub fn txn(w: &World, body: &str, end: &str) -> u64 {
     let out = w.pg.psql(
         "app",
         &format!("BEGIN; {body}; SELECT txid_current(); {end};"),
@@ -72,7 +72,7 @@ fn txn(w: &World, body: &str, end: &str) -> u64 {
 }
 
 /// Concurrent writers; returns (committed, rolled back) txids as the clients saw them.
-fn workload(w: &Arc<World>, round: u32) -> (Vec<Vec<u64>>, Vec<u64>) {
+pub fn workload(w: &Arc<World>, round: u32) -> (Vec<Vec<u64>>, Vec<u64>) {
     let rolled = Arc::new(Mutex::new(Vec::new()));
     let handles: Vec<_> = (0..3)
         .map(|k| {
@@ -109,7 +109,7 @@ fn workload(w: &Arc<World>, round: u32) -> (Vec<Vec<u64>>, Vec<u64>) {
     (committed, rolled)
 }
 
-fn check(w: &World) -> (i32, serde_json::Value) {
+pub fn check(w: &World) -> (i32, serde_json::Value) {
     let r = run(w.pgdr(&[
         "capture",
         "check",
@@ -122,7 +122,7 @@ fn check(w: &World) -> (i32, serde_json::Value) {
 }
 
 /// The stored xids in stream order, once every logged one is there (or the time is up).
-fn stored_xids(w: &World, want: usize) -> Vec<u64> {
+pub fn stored_xids(w: &World, want: usize) -> Vec<u64> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, j) = check(w);
