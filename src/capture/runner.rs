@@ -632,3 +632,7 @@ async fn write(schema: &mut Schema, seg: &mut Open, lsn: Lsn, data: Bytes) -> Re
 #[cfg(test)]
 #[path = "runner_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "runner_seq_tests.rs"]
+mod seq_tests;

@@ -31,6 +31,11 @@ pub fn world() -> World {
 }
 
 pub fn start_runner(w: &World) -> Child {
+    start_runner_with(w, &[])
+}
+
+/// As [`start_runner`], with more flags.
+pub fn start_runner_with(w: &World, extra: &[&str]) -> Child {
     let mut c = w.pgdr(&[
         "capture",
         "run",
@@ -42,6 +47,7 @@ pub fn start_runner(w: &World) -> Child {
         "1s",
         "--json",
     ]);
+    c.args(extra);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c.spawn().unwrap()
 }
