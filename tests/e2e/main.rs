@@ -7,6 +7,7 @@ mod backup;
 mod capture;
 mod capture_crash;
 mod capture_run;
+mod capture_schema;
 mod capture_sequences;
 mod common;
 mod drill;
