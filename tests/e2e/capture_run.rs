@@ -148,7 +148,8 @@ fn every_committed_transaction_is_stored_once_in_commit_order_across_a_restart()
     let w = Arc::new(world());
     w.run(&["capture", "enable"]).ok();
     let runner = start_runner(&w);
-    std::thread::sleep(Duration::from_secs(2));
+    // Idle long enough for a heartbeat (1 s after the last message: the first sequence sample).
+    std::thread::sleep(Duration::from_secs(3));
     // A second runner refuses while the first holds the lease.
     let second = w.run(&["capture", "run"]);
     assert_ne!(second.code, 0, "{}", second.stderr);
