@@ -19,8 +19,9 @@ pub struct StoredNotReplayable {
     pub database: String,
     /// The first point that cannot be replayed (the changed transaction's commit LSN).
     pub from: Lsn,
-    /// The cut of the anchored backup that makes points replayable again; None while no
-    /// anchored backup after `from` exists.
+    /// The cut of the anchored backup that makes points replayable again. None when the
+    /// capture's own anchor failed (or has not finished): then the window runs to the cut of
+    /// the first anchored backup whose cut is at or after `from`, whoever took it.
     pub to: Option<Lsn>,
     pub reason: StoredNotReplayableReason,
     /// What changed, for the person reading the refusal (`schema.table`).
