@@ -23,6 +23,9 @@ pub struct RunArgs {
     /// Write a heartbeat message after this long without changes: "10s" (the default).
     #[arg(long, value_name = "DURATION")]
     heartbeat: Option<String>,
+    /// Write a sample of every sequence into the stream this often: "5s" (the default).
+    #[arg(long, value_name = "DURATION")]
+    sequence_sample: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -61,6 +64,7 @@ pub async fn run_capture(g: &Global, s: &Settings, a: &RunArgs) -> Result<i32, P
         max_age: duration(&a.segment_age, "--segment-age", d.max_age)?,
         max_bytes: a.segment_bytes.unwrap_or(d.max_bytes),
         heartbeat_every: duration(&a.heartbeat, "--heartbeat", d.heartbeat_every)?,
+        sequence_sample: duration(&a.sequence_sample, "--sequence-sample", d.sequence_sample)?,
     };
     let r = run::run(s, g.database.as_deref(), limits, stop_signal()).await?;
     if a.json {
@@ -80,6 +84,22 @@ fn render_run(r: &RunReport) -> String {
         r.started_at,
         r.durable
     );
+    if let Some(g) = &r.gap {
+        s.push_str(&format!(
+            "GAP {} to {} recorded ({:?}): capturing again from a new slot\n",
+            g.from, g.to, g.cause
+        ));
+    }
+    for a in &r.anchors {
+        match (&a.backup_id, &a.error) {
+            (Some(id), _) => s.push_str(&format!("anchored backup {id} ({})\n", a.reason)),
+            (None, e) => s.push_str(&format!(
+                "anchored backup FAILED ({}): {}; run `pgdr backup`\n",
+                a.reason,
+                e.as_deref().unwrap_or("unknown error")
+            )),
+        }
+    }
     for f in &r.foreign_messages {
         s.push_str(&format!(
             "warning: message '{}' at {} has pgdr's prefix but pgdr did not write it (ignored)\n",
