@@ -139,6 +139,8 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
                 let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
                 let _ = write!(out, "{}", render_list(&listed));
+                let marks = commands::list::marks(&settings, g.database.as_deref()).await?;
+                let _ = write!(out, "{}", restore_render::marks(&marks));
             }
             Ok(exit::OK)
         }
@@ -165,6 +167,21 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
         Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Capture(a) => capture::run(g, a).await,
+        Cmd::Mark { name, json } => {
+            let settings = Settings::load(&overrides(g))?;
+            let m = commands::mark::run(&settings, g.database.as_deref(), name).await?;
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&m).expect("json"));
+            } else {
+                println!(
+                    "mark '{}' of database '{}' at {}",
+                    m.name,
+                    m.database,
+                    m.lsn.map(|l| l.to_string()).unwrap_or_default()
+                );
+            }
+            Ok(exit::OK)
+        }
         Cmd::Config {
             cmd: ConfigCmd::Check { json },
         } => {

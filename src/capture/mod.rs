@@ -10,6 +10,7 @@
 pub mod check;
 pub mod doctor;
 pub mod job;
+pub mod marks;
 pub mod names;
 pub mod pgoutput;
 pub mod preflight;
@@ -18,6 +19,7 @@ pub mod runner;
 mod schema;
 pub mod segment;
 pub mod setup;
+pub mod stream;
 mod upload;
 
 #[cfg(test)]

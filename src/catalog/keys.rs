@@ -15,6 +15,7 @@
 //! <db>/capture/segments/<start>.seg.zst.age   Segment (change stream from <start>, hex LSN)
 //! <db>/capture/segments/<start>.json          SegmentEntry (written last: the commit marker)
 //! <db>/capture/gaps/<from>.json               Gap (changes the repository does not hold)
+//! <db>/capture/marks/<name>.json              Mark (a named point in the change stream)
 //! ```
 
 use std::fmt;
@@ -43,6 +44,7 @@ pub const CAPTURE_STATE_FILE: &str = "state.json";
 // Change-capture segments and gaps (`capture/segments/`, `capture/gaps/`).
 const SEGMENTS: &str = "segments";
 const GAPS: &str = "gaps";
+const MARKS: &str = "marks";
 const SEGMENT_SUFFIX: &str = ".seg.zst.age";
 
 /// One object of the repository, by what it is.
@@ -104,6 +106,11 @@ pub enum Key {
         database: String,
         from: Lsn,
     },
+    /// A named point in the change stream (`pgdr mark`).
+    Mark {
+        database: String,
+        name: String,
+    },
 }
 
 impl Key {
@@ -138,7 +145,8 @@ impl Key {
             | Key::CaptureState { database }
             | Key::Segment { database, .. }
             | Key::SegmentEntry { database, .. }
-            | Key::Gap { database, .. } => database,
+            | Key::Gap { database, .. }
+            | Key::Mark { database, .. } => database,
         }
     }
 
@@ -188,6 +196,7 @@ impl Key {
             Key::Gap { database, from } => {
                 format!("{database}/{CAPTURE_DIR}/{GAPS}/{}.json", from.to_key())
             }
+            Key::Mark { database, name } => format!("{database}/{CAPTURE_DIR}/{MARKS}/{name}.json"),
         }
     }
 
@@ -263,6 +272,10 @@ impl Key {
             (CAPTURE_DIR, [GAPS, file]) => Some(Key::Gap {
                 database,
                 from: Lsn::from_key(file.strip_suffix(".json")?)?,
+            }),
+            (CAPTURE_DIR, [MARKS, file]) => Some(Key::Mark {
+                database,
+                name: s(file.strip_suffix(".json")?),
             }),
             _ => None,
         }
@@ -366,6 +379,10 @@ mod tests {
             Key::Gap {
                 database: database.clone(),
                 from: Lsn(1),
+            },
+            Key::Mark {
+                database: database.clone(),
+                name: "pre-migration".into(),
             },
         ] {
             let s = k.to_string();

@@ -137,6 +137,14 @@ pub(super) enum Cmd {
     /// Run the scheduled backups, verifications, drills and prunes, with metrics and webhooks.
     /// SIGTERM/SIGINT: start nothing new, let running jobs finish within the grace period.
     Daemon(ops::DaemonArgs),
+    /// Write a named point into the database's change stream (pgdr.mark) and record it in
+    /// the repository: `pgdr restore --at-mark NAME` restores to it.
+    Mark {
+        /// Letters, digits, '_', '-', '.'.
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Change capture between dumps: enable, disable, doctor.
     Capture(super::capture::CaptureArgs),
     /// Configuration commands.

@@ -352,3 +352,23 @@ fn managed_and_notes(report: &RestoreReport, s: &mut String) {
         line("note", n);
     }
 }
+
+/// `pgdr list`: the marks beside the backups (points `restore --at-mark` can reach).
+pub(super) fn marks(marks: &[crate::catalog::marks::Mark]) -> String {
+    let mut out = String::new();
+    if marks.is_empty() {
+        return out;
+    }
+    out.push_str("\nmarks:\n");
+    for m in marks {
+        out.push_str(&format!(
+            "  {}  {}  {}  {}\n",
+            m.database,
+            m.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            m.lsn
+                .map_or_else(|| "(no LSN: not a point)".to_string(), |l| l.to_string()),
+            m.name
+        ));
+    }
+    out
+}

@@ -204,3 +204,11 @@ fn capture_segment_entries_and_gaps_read_and_write_back_byte_for_byte() {
     let g: StoredGap = pretty_round_trip("gap-v1.json");
     assert!(g.to > g.from);
 }
+
+#[test]
+fn marks_read_and_write_back_byte_for_byte() {
+    use super::mark::{StoredMark, MARK_FORMAT};
+    let m: StoredMark = pretty_round_trip("mark-v1.json");
+    assert_eq!(m.format_version, MARK_FORMAT);
+    assert_eq!(m.lsn, Some(crate::source::Lsn(0x1A2B3C8)));
+}
