@@ -6,6 +6,7 @@ mod capture_run;
 mod ops;
 mod render;
 mod restore;
+mod restore_point;
 mod restore_render;
 
 use std::io::Write;

@@ -46,6 +46,7 @@ pub(super) async fn run_restore(
         show_progress: progress::enabled(g.quiet),
         managed: a.managed,
         schemas: schema_choice(a),
+        at: point_spec(a)?,
     };
     let plan = tokio::select! {
         p = r::prepare(&settings, &opts) => p?,
@@ -161,4 +162,24 @@ fn schema_choice(a: &RestoreArgs) -> crate::restore::managed::SchemaChoice {
         platform: a.platform_schema.clone(),
         app: a.app_schema.clone(),
     }
+}
+
+/// `--at TIME|latest`, `--at-lsn LSN`, `--at-mark NAME`.
+fn point_spec(a: &RestoreArgs) -> Result<Option<commands::restore::point::PointSpec>, PgdrError> {
+    use commands::restore::point::PointSpec;
+    Ok(match (&a.at, &a.at_lsn, &a.at_mark) {
+        (Some(t), _, _) if t.trim() == "latest" => Some(PointSpec::Latest),
+        (Some(t), _, _) => Some(PointSpec::Time(commands::restore::parse_time(t).map_err(
+            |mut e| {
+                e.message = e.message.replace("--before", "--at");
+                e
+            },
+        )?)),
+        (_, Some(l), _) => Some(PointSpec::Lsn(l.parse().map_err(|_| {
+            PgdrError::usage(format!("--at-lsn '{l}' is not an LSN"))
+                .hint("write it as PostgreSQL does: 16/B374D848")
+        })?)),
+        (_, _, Some(m)) => Some(PointSpec::Mark(m.clone())),
+        _ => None,
+    })
 }

@@ -26,6 +26,9 @@ fn mode_word(m: RestoreMode) -> &'static str {
 pub(super) fn plan_text(p: &Plan) -> String {
     let mut s = String::from("restore plan (nothing has been changed yet)\n");
     plan_facts(p, &mut s);
+    if let Some(pp) = &p.point {
+        super::restore_point::plan_lines(pp, &mut s);
+    }
     s.push_str("  steps\n");
     let steps = plan_steps(p);
     for (i, st) in steps.iter().enumerate() {
@@ -236,6 +239,7 @@ pub(super) fn plan_json(p: &Plan) -> serde_json::Value {
         "requires_confirm_name": p.is_source,
         "notes": p.notes,
         "managed": p.managed.as_deref(),
+        "point": p.point,
     })
 }
 
@@ -297,6 +301,9 @@ pub(super) fn report_text(report: &RestoreReport) -> String {
             }
         }
         _ => {}
+    }
+    if let Some(rp) = &r.replay {
+        super::restore_point::report_lines(rp, &mut s);
     }
     if let Some(e) = &report.engine {
         render_engine(e, &mut s);

@@ -25,6 +25,7 @@ pub mod manifest;
 pub mod mark;
 pub mod marks;
 pub mod records;
+pub mod replayed;
 pub mod segments;
 
 #[cfg(test)]

@@ -64,6 +64,8 @@ pub struct Plan {
     pub planned_at: DateTime<Utc>,
     /// A target without SUPERUSER (or `--managed`): every decision made for it.
     pub managed: Option<Arc<crate::restore::managed::ManagedPlan>>,
+    /// Point-in-time restore: the changes replayed onto the anchor after its proof.
+    pub point: Option<super::point::PointPlan>,
     pub(super) globals_sql: String,
     pub(super) ids: Identities,
     pub(super) catalog: Catalog,
@@ -92,7 +94,18 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let planned_at = Utc::now();
     let previous = format!("{name}_pre_restore_{}", planned_at.format("%Y%m%d%H%M%S"));
     check_name_length(&name, &previous, opts.mode != ModeFlag::None)?;
-    let backup = open_backup(settings, opts, &name).await?;
+    let point = match &opts.at {
+        Some(spec) => {
+            let catalog = Catalog::open(settings).await?;
+            Some(super::select::point_plan(&catalog, settings, opts, &name, spec).await?)
+        }
+        None => None,
+    };
+    let mut backup_opts = opts.clone();
+    if let Some(p) = &point {
+        backup_opts.selection = super::Selection::Id(p.anchor.id.clone());
+    }
+    let backup = open_backup(settings, &backup_opts, &name).await?;
     let m = backup.manifest;
     let (maintenance, client) = connect_maintenance(&target).await?;
     let server_facts = read_server(&client, &maintenance, &m).await?;
@@ -160,6 +173,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         notes,
         planned_at,
         managed,
+        point,
         globals_sql: backup.globals_sql,
         ids: backup.ids,
         catalog: backup.catalog,

@@ -54,3 +54,17 @@ pub(super) async fn select_backup(
     };
     catalog.select(db.as_deref(), pick).await
 }
+
+/// For `--at*`: the point's plan (anchor, segments), from the repository database.
+pub(super) async fn point_plan(
+    catalog: &Catalog,
+    settings: &Settings,
+    opts: &RestoreOptions,
+    target_name: &str,
+    spec: &super::point::PointSpec,
+) -> Result<super::point::PointPlan> {
+    let db = repo_database(catalog, settings, opts, target_name)
+        .await?
+        .ok_or_else(|| PgdrError::usage("which database's changes?").hint("add --database NAME"))?;
+    super::point::plan(catalog, &db, spec).await
+}
