@@ -76,6 +76,10 @@ fn the_newest_anchor_before_the_point_and_the_segments_from_its_cut() {
         &[],
     )
     .unwrap();
+    // A segment whose first commit is after the time is not read.
+    assert_eq!(p.segment_starts, vec![Lsn(200)]);
+    let t = Target::Time(t0() + Duration::seconds(22));
+    let p = choose("x", t, &anchors, &chain(), &[]).unwrap();
     assert_eq!(p.segment_starts, vec![Lsn(200), Lsn(300)]);
     let p = choose(
         "x",
