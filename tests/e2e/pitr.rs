@@ -201,7 +201,19 @@ fn assert_restored(
     );
 }
 
-fn scenario(w: World) {
+/// The marks' LSNs, as `pgdr mark --json` reported them.
+struct Marks {
+    m1: String,
+    m2: String,
+}
+
+fn mark(w: &World, name: &str) -> String {
+    let m = w.run(&["mark", name, "--json"]).ok().json();
+    assert_eq!(m["name"], name);
+    m["lsn"].as_str().unwrap().to_string()
+}
+
+fn scenario(w: World) -> (Arc<World>, Marks) {
     let w = Arc::new(w);
     w.run(&["capture", "enable"]).ok();
     let _runner = Runner(start_runner(&w));
@@ -219,10 +231,10 @@ fn scenario(w: World) {
 
     burst(&w, 2);
     let at_m1 = (snapshot(&w.pg, "app"), current_sequences(&w.pg, "app"));
-    w.run(&["mark", "m1"]).ok();
+    let m1 = mark(&w, "m1");
     burst(&w, 3);
     let at_m2 = (snapshot(&w.pg, "app"), current_sequences(&w.pg, "app"));
-    w.run(&["mark", "m2"]).ok();
+    let m2 = mark(&w, "m2");
     // A time between two commits.
     w.pg.psql("app", "UPDATE acct SET balance = 7777 WHERE id = 1");
     std::thread::sleep(Duration::from_millis(600));
@@ -258,6 +270,7 @@ fn scenario(w: World) {
     );
     let rl = restore_to(&w, "r_latest", &["--at", "latest"]);
     assert_restored(&w, "r_latest", &at_end.0, at_end.1, &rl);
+    (w, Marks { m1, m2 })
 }
 
 impl World {
@@ -273,9 +286,56 @@ impl World {
 
 #[test]
 fn restore_to_marks_a_time_and_latest_is_the_source_at_that_moment() {
-    let w = world(None);
-    let repo = w.dir.path().join("repo");
-    let url = w.pg.url("app");
-    scenario(w);
-    let _ = (repo, url);
+    let (w, marks) = scenario(world(None));
+    // A recorded gap between the marks (as the capture records a lost slot): points after
+    // its start are refused by name, the one before it is still reachable.
+    let (from, to): (pgdr::source::Lsn, pgdr::source::Lsn) =
+        (marks.m1.parse().unwrap(), marks.m2.parse().unwrap());
+    let gap = serde_json::json!({
+        "format_version": 1,
+        "database": "app",
+        "from": pgdr::source::Lsn(from.0 + 1).to_string(),
+        "to": to.to_string(),
+        "cause": "slot-lost",
+        "detail": null,
+        "detected_at": "2026-12-05T00:00:00Z",
+    });
+    let gaps = w.dir.path().join("repo/app/capture/gaps");
+    std::fs::create_dir_all(&gaps).unwrap();
+    std::fs::write(
+        gaps.join(format!("{}.json", pgdr::source::Lsn(from.0 + 1).to_key())),
+        serde_json::to_vec_pretty(&gap).unwrap(),
+    )
+    .unwrap();
+    for point in [&["--at-mark", "m2"][..], &["--at", "latest"]] {
+        let r = run(w.restore_cmd(&w.pg, "refused", &[&["--dry-run"], point].concat()));
+        assert_eq!(r.code, 2, "{point:?}: {}", r.stderr);
+        assert!(
+            r.stderr.contains("gap from") && r.stderr.contains("slot-lost"),
+            "{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains("nearest reachable before it"),
+            "{}",
+            r.stderr
+        );
+    }
+    assert!(!w.pg.exists("refused"));
+    run(w.restore_cmd(&w.pg, "r_ok", &["--dry-run", "--at-mark", "m1"])).ok();
+}
+
+#[test]
+fn replay_from_s3_restores_the_same_points() {
+    let g = garage::garage();
+    let repo = Repo::S3 {
+        url: format!("s3://{}/{}", g.bucket, garage::unique_prefix("pitr")),
+        env: vec![
+            ("AWS_ENDPOINT_URL".into(), g.endpoint.clone()),
+            ("AWS_REGION".into(), g.region.clone()),
+            ("AWS_ACCESS_KEY_ID".into(), g.access_key.clone()),
+            ("AWS_SECRET_ACCESS_KEY".into(), g.secret_key.clone()),
+        ],
+    };
+    scenario(world(Some(repo)));
 }

@@ -158,10 +158,13 @@ fn check_reachable(
         return Err(refuse(
             point,
             format!(
-                "the stored changes have a gap from {} to {} ({:?}{}): changes in it are lost",
+                "the stored changes have a gap from {} to {} ({}{}): changes in it are lost",
                 g.from,
                 g.to,
-                g.cause,
+                serde_json::to_value(g.cause)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
                 g.detail
                     .as_deref()
                     .map(|d| format!(": {d}"))

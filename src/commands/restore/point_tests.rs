@@ -145,7 +145,7 @@ fn a_gap_or_a_hole_between_the_cut_and_the_point_is_refused_by_name() {
     segs[2].start = Lsn(320);
     let e = choose("x", Target::Lsn(Lsn(325)), &anchors, &segs, &[gap.clone()]).unwrap_err();
     assert!(
-        e.message.contains("gap from 0/12C to 0/140 (SlotLost"),
+        e.message.contains("gap from 0/12C to 0/140 (slot-lost"),
         "{}",
         e.message
     );
