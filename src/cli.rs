@@ -168,21 +168,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
         Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Capture(a) => capture::run(g, a).await,
-        Cmd::Mark { name, json } => {
-            let settings = Settings::load(&overrides(g))?;
-            let m = commands::mark::run(&settings, g.database.as_deref(), name).await?;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&m).expect("json"));
-            } else {
-                println!(
-                    "mark '{}' of database '{}' at {}",
-                    m.name,
-                    m.database,
-                    m.lsn.map(|l| l.to_string()).unwrap_or_default()
-                );
-            }
-            Ok(exit::OK)
-        }
+        Cmd::Mark { name, json } => restore::run_mark(g, name, *json).await,
         Cmd::Config {
             cmd: ConfigCmd::Check { json },
         } => {

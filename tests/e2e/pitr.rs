@@ -213,10 +213,10 @@ fn mark(w: &World, name: &str) -> String {
     m["lsn"].as_str().unwrap().to_string()
 }
 
-fn scenario(w: World) -> (Arc<World>, Marks) {
+fn scenario(w: World) -> (Arc<World>, Marks, Runner) {
     let w = Arc::new(w);
     w.run(&["capture", "enable"]).ok();
-    let _runner = Runner(start_runner(&w));
+    let runner = Runner(start_runner(&w));
     // An anchored backup while writers run.
     let busy = {
         let w = w.clone();
@@ -268,9 +268,17 @@ fn scenario(w: World) -> (Arc<World>, Marks) {
         rt["replay"]["distance_seconds"].as_f64().unwrap() > 0.0,
         "{rt:#}"
     );
+    // --before still picks a dump, and says the captured changes reach the time.
+    let before = run(w.restore_cmd(&w.pg, "probe", &["--dry-run", "--before", &t])).ok();
+    assert!(
+        before.stdout.contains("restore --at '"),
+        "{}",
+        before.stdout
+    );
+    assert!(!before.stdout.contains("  point "), "{}", before.stdout);
     let rl = restore_to(&w, "r_latest", &["--at", "latest"]);
     assert_restored(&w, "r_latest", &at_end.0, at_end.1, &rl);
-    (w, Marks { m1, m2 })
+    (w, Marks { m1, m2 }, runner)
 }
 
 impl World {
@@ -286,7 +294,22 @@ impl World {
 
 #[test]
 fn restore_to_marks_a_time_and_latest_is_the_source_at_that_moment() {
-    let (w, marks) = scenario(world(None));
+    let (w, marks, _runner) = scenario(world(None));
+    // A pgdr.mark message without a mark object is foreign; the real marks are pgdr's own.
+    let bogus =
+        w.pg.psql(
+            "app",
+            "SELECT pg_logical_emit_message(false, 'pgdr.mark', 'nobody')",
+        )
+        .trim()
+        .to_string();
+    mark(&w, "after");
+    wait_covered(&w, &["--at-mark", "after"]);
+    let check = run(w.pgdr(&["capture", "check", "--database", "app", "--json"])).json();
+    let foreign = check["foreign_messages"].as_array().unwrap();
+    assert_eq!(foreign.len(), 1, "{check:#}");
+    assert_eq!(foreign[0]["lsn"], bogus.as_str(), "{check:#}");
+    assert_eq!(foreign[0]["prefix"], "pgdr.mark");
     // A recorded gap between the marks (as the capture records a lost slot): points after
     // its start are refused by name, the one before it is still reachable.
     let (from, to): (pgdr::source::Lsn, pgdr::source::Lsn) =

@@ -187,7 +187,11 @@ async fn replay_onto(
     progress: &mut Progress,
 ) -> Result<()> {
     if let Some(point) = &plan.point {
+        // Part-way between the anchor and the point is no state to keep: until the replay
+        // is done, a failure or an interrupt drops the copy as an unfinished restore's.
+        progress.restored = false;
         let r = super::replay_run::run(plan, point, target, &mut progress.notes).await?;
+        progress.restored = true;
         progress.replayed = Some(r);
         timer.done("replay");
     }

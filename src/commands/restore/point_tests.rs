@@ -143,7 +143,14 @@ fn a_gap_or_a_hole_between_the_cut_and_the_point_is_refused_by_name() {
     };
     let mut segs = chain();
     segs[2].start = Lsn(320);
-    let e = choose("x", Target::Lsn(Lsn(325)), &anchors, &segs, &[gap.clone()]).unwrap_err();
+    let e = choose(
+        "x",
+        Target::Lsn(Lsn(325)),
+        &anchors,
+        &segs,
+        std::slice::from_ref(&gap),
+    )
+    .unwrap_err();
     assert!(
         e.message.contains("gap from 0/12C to 0/140 (slot-lost"),
         "{}",
@@ -158,6 +165,13 @@ fn a_gap_or_a_hole_between_the_cut_and_the_point_is_refused_by_name() {
     let e = choose("x", Target::Lsn(Lsn(325)), &anchors, &segs, &[]).unwrap_err();
     assert!(e.message.contains("hole"), "{}", e.message);
     // Before the gap, or from the anchor after it: reachable.
-    choose("x", Target::Lsn(Lsn(250)), &anchors, &segs, &[gap.clone()]).unwrap();
+    choose(
+        "x",
+        Target::Lsn(Lsn(250)),
+        &anchors,
+        &segs,
+        std::slice::from_ref(&gap),
+    )
+    .unwrap();
     choose("x", Target::Lsn(Lsn(350)), &anchors, &segs, &[gap]).unwrap();
 }

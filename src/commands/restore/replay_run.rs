@@ -17,6 +17,9 @@ use crate::source::Lsn;
 use super::plan::Plan;
 use super::point::PointPlan;
 
+/// Sequence samples (`pgdr.sequences` messages) seen in the replayed stream: (LSN, content).
+type Samples = Arc<Mutex<Vec<(Lsn, Vec<u8>)>>>;
+
 /// Replay onto the restored database `target`; what was replayed, for the record.
 pub(super) async fn run(
     plan: &Plan,
@@ -25,7 +28,7 @@ pub(super) async fn run(
     notes: &mut Vec<String>,
 ) -> Result<StoredReplayed> {
     let client = crate::source::connect(&target.database()).await?;
-    let samples: Arc<Mutex<Vec<(Lsn, Vec<u8>)>>> = Arc::default();
+    let samples: Samples = Arc::default();
     let tap = samples.clone();
     let ids = plan.ids.clone();
     let stream =
