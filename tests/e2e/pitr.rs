@@ -254,7 +254,30 @@ fn scenario(w: World) -> (Arc<World>, Marks, Runner) {
         "{list}"
     );
 
+    // The plan names the anchor and the segments; the record, what was replayed.
+    let dry = run(w.restore_cmd(&w.pg, "probe", &["--dry-run", "--json", "--at-mark", "m1"]))
+        .ok()
+        .json();
+    assert_eq!(dry["point"]["anchor"]["id"], m["id"], "{dry:#}");
+    assert_eq!(dry["point"]["anchor"]["cut"], m["snapshot"]["cut_lsn"]);
+    assert!(!dry["point"]["segment_starts"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(!w.pg.exists("probe"));
     let r1 = restore_to(&w, "r_m1", &["--at-mark", "m1"]);
+    assert_eq!(r1["backup_id"], m["id"]);
+    assert_eq!(r1["replay"]["anchor_cut_lsn"], m["snapshot"]["cut_lsn"]);
+    assert!(r1["replay"]["transactions"].as_u64().unwrap() > 0, "{r1:#}");
+    let last: pgdr::source::Lsn = r1["replay"]["last_commit"]["lsn"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        last < m1.parse().unwrap(),
+        "last commit {last} not before the mark {m1}"
+    );
     assert_restored(&w, "r_m1", &at_m1.0, at_m1.1, &r1);
     let r2 = restore_to(&w, "r_m2", &["--at-mark", "m2"]);
     assert_restored(&w, "r_m2", &at_m2.0, at_m2.1, &r2);
