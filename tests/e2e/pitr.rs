@@ -55,6 +55,15 @@ struct Runner(Child);
 impl Drop for Runner {
     fn drop(&mut self) {
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        eprintln!("capture run did not stop within 15 s of SIGTERM: killed");
+        let _ = self.0.kill();
         let _ = self.0.wait();
     }
 }
@@ -129,7 +138,9 @@ fn wait_covered(w: &World, point: &[&str]) {
             return;
         }
         assert!(
-            r.stderr.contains("after the newest stored") && Instant::now() < deadline,
+            (r.stderr.contains("after the newest stored")
+                || r.stderr.contains("no stored changes reach back"))
+                && Instant::now() < deadline,
             "{point:?} not reachable: {}",
             r.stderr
         );
@@ -384,4 +395,33 @@ fn replay_from_s3_restores_the_same_points() {
         ],
     };
     scenario(world(Some(repo)));
+}
+
+#[test]
+fn a_divergent_target_stops_the_replay_naming_the_lsn_and_leaves_no_copy() {
+    let w = world(None);
+    // A rule that only acts outside the source database (and fires during replay: ALWAYS):
+    // on the restored copy a DELETE of tags silently deletes nothing, so the copy is no
+    // longer the source's past when the stream deletes that row.
+    w.pg.psql(
+        "app",
+        "INSERT INTO tags VALUES (1, 'keep'), (2, 'drop');
+         CREATE RULE not_here AS ON DELETE TO tags WHERE current_database() <> 'app' DO INSTEAD NOTHING;
+         ALTER TABLE tags ENABLE ALWAYS RULE not_here;",
+    );
+    w.run(&["capture", "enable"]).ok();
+    let _runner = Runner(start_runner(&w));
+    w.run(&["backup", "--quiet"]).ok();
+    w.pg.psql("app", "DELETE FROM tags WHERE a = 2");
+    mark(&w, "after-delete");
+    wait_covered(&w, &["--at-mark", "after-delete"]);
+    let r = run(w.restore_cmd(&w.pg, "r_div", &["--yes", "--at-mark", "after-delete"]));
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("divergence at LSN") && r.stderr.contains("tags"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stdout.contains("restore FAILED"), "{}", r.stdout);
+    assert!(!w.pg.exists("r_div"), "a half-replayed copy was left");
 }
