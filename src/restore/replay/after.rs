@@ -158,3 +158,33 @@ pub async fn refresh_matviews(c: &Client) -> Result<Vec<String>> {
     }
     Ok(views)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(v: i64) -> Vec<u8> {
+        format!(r#"{{"v":1,"sampled_at":"2026-12-05T00:00:00Z","sequences":[{{"schema":"public","name":"s","last_value":{v},"is_called":true}}]}}"#).into_bytes()
+    }
+
+    #[test]
+    fn the_first_sample_at_or_after_the_last_commit_else_the_newest() {
+        let s = vec![
+            (Lsn(10), sample(1)),
+            (Lsn(20), sample(2)),
+            (Lsn(30), sample(3)),
+        ];
+        let v = |last| pick(&s, Lsn(last)).map(|(l, x)| (l, x.sequences[0].last_value));
+        assert_eq!(v(15), Some((Lsn(20), 2)));
+        assert_eq!(v(20), Some((Lsn(20), 2)));
+        assert_eq!(v(5), Some((Lsn(10), 1)));
+        assert_eq!(v(31), Some((Lsn(30), 3)));
+        assert!(pick(&[], Lsn(1)).is_none());
+        // A format this pgdr does not know is passed over.
+        let newer = vec![(
+            Lsn(20),
+            br#"{"v":2,"sampled_at":"x","sequences":[]}"#.to_vec(),
+        )];
+        assert!(pick(&newer, Lsn(1)).is_none());
+    }
+}
