@@ -6,6 +6,7 @@ mod capture_run;
 mod ops;
 mod render;
 mod restore;
+mod restore_point;
 mod restore_render;
 
 use std::io::Write;
@@ -139,6 +140,8 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
                 let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
                 let _ = write!(out, "{}", render_list(&listed));
+                let marks = commands::list::marks(&settings, g.database.as_deref()).await?;
+                let _ = write!(out, "{}", restore_render::marks(&marks));
             }
             Ok(exit::OK)
         }
@@ -165,6 +168,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
         Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Capture(a) => capture::run(g, a).await,
+        Cmd::Mark { name, json } => restore::run_mark(g, name, *json).await,
         Cmd::Config {
             cmd: ConfigCmd::Check { json },
         } => {

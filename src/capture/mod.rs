@@ -11,6 +11,7 @@ pub mod anchors;
 pub mod check;
 pub mod doctor;
 pub mod job;
+pub mod marks;
 pub mod names;
 mod pause;
 pub mod pgoutput;
@@ -21,6 +22,7 @@ pub mod runner;
 mod schema;
 pub mod segment;
 pub mod setup;
+pub mod stream;
 mod upload;
 
 #[cfg(test)]

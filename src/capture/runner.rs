@@ -306,8 +306,21 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
                 transactional: false,
                 lsn: mlsn,
                 prefix,
-                ..
-            } => self.loose_message(lsn, data, mlsn, &prefix).await,
+                content,
+            } => {
+                // A mark (`pgdr mark`) is pgdr's own when its name has a mark object.
+                if super::marks::is_mark(
+                    &self.target.repo,
+                    &self.target.database,
+                    &prefix,
+                    &content,
+                )
+                .await
+                {
+                    self.expect_message(mlsn);
+                }
+                self.loose_message(lsn, data, mlsn, &prefix).await
+            }
             Message::Relation(rel) => {
                 if self.txn.as_ref().is_some_and(|t| t.duplicate) {
                     // Not stored again, but later transactions rely on it.

@@ -16,6 +16,7 @@
 //! <db>/capture/segments/<start>.json          SegmentEntry (written last: the commit marker)
 //! <db>/capture/gaps/<from>.json               Gap (changes the repository does not hold)
 //! <db>/capture/not-replayable/<from>.json     NotReplayable (a window restore refuses)
+//! <db>/capture/marks/<name>.json              Mark (a named point in the change stream)
 //! ```
 
 use std::fmt;
@@ -45,6 +46,7 @@ pub const CAPTURE_STATE_FILE: &str = "state.json";
 const SEGMENTS: &str = "segments";
 const GAPS: &str = "gaps";
 const NOT_REPLAYABLE: &str = "not-replayable";
+const MARKS: &str = "marks";
 const SEGMENT_SUFFIX: &str = ".seg.zst.age";
 
 /// One object of the repository, by what it is.
@@ -110,6 +112,11 @@ pub enum Key {
         database: String,
         from: Lsn,
     },
+    /// A named point in the change stream (`pgdr mark`).
+    Mark {
+        database: String,
+        name: String,
+    },
 }
 
 impl Key {
@@ -145,7 +152,8 @@ impl Key {
             | Key::Segment { database, .. }
             | Key::SegmentEntry { database, .. }
             | Key::Gap { database, .. }
-            | Key::NotReplayable { database, .. } => database,
+            | Key::NotReplayable { database, .. }
+            | Key::Mark { database, .. } => database,
         }
     }
 
@@ -201,6 +209,7 @@ impl Key {
                     from.to_key()
                 )
             }
+            Key::Mark { database, name } => format!("{database}/{CAPTURE_DIR}/{MARKS}/{name}.json"),
         }
     }
 
@@ -280,6 +289,10 @@ impl Key {
             (CAPTURE_DIR, [NOT_REPLAYABLE, file]) => Some(Key::NotReplayable {
                 database,
                 from: Lsn::from_key(file.strip_suffix(".json")?)?,
+            }),
+            (CAPTURE_DIR, [MARKS, file]) => Some(Key::Mark {
+                database,
+                name: s(file.strip_suffix(".json")?),
             }),
             _ => None,
         }
@@ -387,6 +400,10 @@ mod tests {
             Key::NotReplayable {
                 database: database.clone(),
                 from: Lsn(2),
+            },
+            Key::Mark {
+                database: database.clone(),
+                name: "pre-migration".into(),
             },
         ] {
             let s = k.to_string();

@@ -28,6 +28,7 @@ mod jobs;
 pub mod keys;
 pub mod leases;
 pub mod manifest;
+pub mod marks;
 pub mod records;
 pub mod replayable;
 pub mod restoring;

@@ -121,6 +121,8 @@ pub struct RestoreRecord {
     /// On a managed target: every decision, skip and change.
     pub managed: Vec<String>,
     pub host: String,
+    /// A point-in-time restore: the anchor, segments, last commit and tables after the replay.
+    pub replay: Option<crate::catalog::format::replayed::StoredReplayed>,
 }
 
 /// One recovery drill (`pgdr drill`), stored at `<database>/drills/<start>.json`: a timed

@@ -137,6 +137,14 @@ pub(super) enum Cmd {
     /// Run the scheduled backups, verifications, drills and prunes, with metrics and webhooks.
     /// SIGTERM/SIGINT: start nothing new, let running jobs finish within the grace period.
     Daemon(ops::DaemonArgs),
+    /// Write a named point into the database's change stream (pgdr.mark) and record it in
+    /// the repository: `pgdr restore --at-mark NAME` restores to it.
+    Mark {
+        /// Letters, digits, '_', '-', '.'.
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Change capture between dumps: enable, disable, doctor.
     Capture(super::capture::CaptureArgs),
     /// Configuration commands.
@@ -161,6 +169,16 @@ pub(super) struct RestoreArgs {
     /// The newest backup whose snapshot is at or before TIME (RFC 3339, or 'YYYY-MM-DD HH:MM[:SS]' UTC).
     #[arg(long, value_name = "TIME")]
     pub(super) before: Option<String>,
+    /// Point-in-time restore to TIME (commits at or before it; 'latest': everything stored):
+    /// the newest anchored backup before it, then the captured changes replayed onto it.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["backup", "latest", "before", "at_lsn", "at_mark"])]
+    pub(super) at: Option<String>,
+    /// Point-in-time restore up to the transaction whose commit record is at LSN (included).
+    #[arg(long, value_name = "LSN", conflicts_with_all = ["backup", "latest", "before", "at_mark"])]
+    pub(super) at_lsn: Option<String>,
+    /// Point-in-time restore to a mark written with `pgdr mark NAME`.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["backup", "latest", "before"])]
+    pub(super) at_mark: Option<String>,
     /// If the target database has tables: drop it and restore in its place.
     #[arg(long, conflicts_with = "swap")]
     pub(super) clean: bool,

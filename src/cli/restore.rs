@@ -18,35 +18,9 @@ pub(super) async fn run_restore(
     a: &RestoreArgs,
     cancel: CancellationToken,
 ) -> Result<i32, PgdrError> {
-    use commands::restore::{self as r, ModeFlag, Selection};
+    use commands::restore as r;
     let settings = Settings::load(&overrides(g))?;
-    let selection = match (&a.backup, &a.before) {
-        (Some(id), _) => Selection::Id(id.clone()),
-        (None, Some(t)) => Selection::Before(r::parse_time(t)?),
-        (None, None) => Selection::Latest,
-    };
-    let opts = r::RestoreOptions {
-        target_url: a.target.clone(),
-        database: g.database.clone(),
-        selection,
-        mode: match (a.clean, a.swap) {
-            (true, _) => ModeFlag::Clean,
-            (_, true) => ModeFlag::Swap,
-            _ => ModeFlag::None,
-        },
-        terminate: a.terminate,
-        jobs: a.jobs,
-        spool_dir: a.spool_dir.clone(),
-        roles: match a.roles {
-            RolesArg::Merge => crate::restore::RolesMode::Merge,
-            RolesArg::Keep => crate::restore::RolesMode::Keep,
-            RolesArg::Overwrite => crate::restore::RolesMode::Overwrite,
-        },
-        verify: !a.no_verify,
-        show_progress: progress::enabled(g.quiet),
-        managed: a.managed,
-        schemas: schema_choice(a),
-    };
+    let opts = options(g, a)?;
     let plan = tokio::select! {
         p = r::prepare(&settings, &opts) => p?,
         _ = cancel.cancelled() => {
@@ -161,4 +135,74 @@ fn schema_choice(a: &RestoreArgs) -> crate::restore::managed::SchemaChoice {
         platform: a.platform_schema.clone(),
         app: a.app_schema.clone(),
     }
+}
+
+/// `--at TIME|latest`, `--at-lsn LSN`, `--at-mark NAME`.
+fn point_spec(a: &RestoreArgs) -> Result<Option<commands::restore::point::PointSpec>, PgdrError> {
+    use commands::restore::point::PointSpec;
+    Ok(match (&a.at, &a.at_lsn, &a.at_mark) {
+        (Some(t), _, _) if t.trim() == "latest" => Some(PointSpec::Latest),
+        (Some(t), _, _) => Some(PointSpec::Time(commands::restore::parse_time(t).map_err(
+            |mut e| {
+                e.message = e.message.replace("--before", "--at");
+                e
+            },
+        )?)),
+        (_, Some(l), _) => Some(PointSpec::Lsn(l.parse().map_err(|_| {
+            PgdrError::usage(format!("--at-lsn '{l}' is not an LSN"))
+                .hint("write it as PostgreSQL does: 16/B374D848")
+        })?)),
+        (_, _, Some(m)) => Some(PointSpec::Mark(m.clone())),
+        _ => None,
+    })
+}
+
+/// `pgdr mark NAME`.
+pub(super) async fn run_mark(g: &Global, name: &str, json: bool) -> Result<i32, PgdrError> {
+    let settings = Settings::load(&overrides(g))?;
+    let m = commands::mark::run(&settings, g.database.as_deref(), name).await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&m).expect("json"));
+    } else {
+        println!(
+            "mark '{}' of database '{}' at {}",
+            m.name,
+            m.database,
+            m.lsn.map(|l| l.to_string()).unwrap_or_default()
+        );
+    }
+    Ok(exit::OK)
+}
+
+/// The restore's options from the arguments.
+fn options(g: &Global, a: &RestoreArgs) -> Result<commands::restore::RestoreOptions, PgdrError> {
+    use commands::restore::{self as r, ModeFlag, Selection};
+    let selection = match (&a.backup, &a.before) {
+        (Some(id), _) => Selection::Id(id.clone()),
+        (None, Some(t)) => Selection::Before(r::parse_time(t)?),
+        (None, None) => Selection::Latest,
+    };
+    Ok(r::RestoreOptions {
+        target_url: a.target.clone(),
+        database: g.database.clone(),
+        selection,
+        mode: match (a.clean, a.swap) {
+            (true, _) => ModeFlag::Clean,
+            (_, true) => ModeFlag::Swap,
+            _ => ModeFlag::None,
+        },
+        terminate: a.terminate,
+        jobs: a.jobs,
+        spool_dir: a.spool_dir.clone(),
+        roles: match a.roles {
+            RolesArg::Merge => crate::restore::RolesMode::Merge,
+            RolesArg::Keep => crate::restore::RolesMode::Keep,
+            RolesArg::Overwrite => crate::restore::RolesMode::Overwrite,
+        },
+        verify: !a.no_verify,
+        show_progress: progress::enabled(g.quiet),
+        managed: a.managed,
+        schemas: schema_choice(a),
+        at: point_spec(a)?,
+    })
 }

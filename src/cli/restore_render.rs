@@ -26,6 +26,9 @@ fn mode_word(m: RestoreMode) -> &'static str {
 pub(super) fn plan_text(p: &Plan) -> String {
     let mut s = String::from("restore plan (nothing has been changed yet)\n");
     plan_facts(p, &mut s);
+    if let Some(pp) = &p.point {
+        super::restore_point::plan_lines(pp, &mut s);
+    }
     s.push_str("  steps\n");
     let steps = plan_steps(p);
     for (i, st) in steps.iter().enumerate() {
@@ -236,6 +239,7 @@ pub(super) fn plan_json(p: &Plan) -> serde_json::Value {
         "requires_confirm_name": p.is_source,
         "notes": p.notes,
         "managed": p.managed.as_deref(),
+        "point": p.point,
     })
 }
 
@@ -298,6 +302,9 @@ pub(super) fn report_text(report: &RestoreReport) -> String {
         }
         _ => {}
     }
+    if let Some(rp) = &r.replay {
+        super::restore_point::report_lines(rp, &mut s);
+    }
     if let Some(e) = &report.engine {
         render_engine(e, &mut s);
     }
@@ -351,4 +358,24 @@ fn managed_and_notes(report: &RestoreReport, s: &mut String) {
     for n in &report.notes {
         line("note", n);
     }
+}
+
+/// `pgdr list`: the marks beside the backups (points `restore --at-mark` can reach).
+pub(super) fn marks(marks: &[crate::catalog::marks::Mark]) -> String {
+    let mut out = String::new();
+    if marks.is_empty() {
+        return out;
+    }
+    out.push_str("\nmarks:\n");
+    for m in marks {
+        out.push_str(&format!(
+            "  {}  {}  {}  {}\n",
+            m.database,
+            m.created_at.format("%Y-%m-%dT%H:%M:%SZ"),
+            m.lsn
+                .map_or_else(|| "(no LSN: not a point)".to_string(), |l| l.to_string()),
+            m.name
+        ));
+    }
+    out
 }

@@ -13,3 +13,20 @@ pub async fn show(settings: &Settings, database: Option<&str>, id: &str) -> Resu
     let catalog = Catalog::open(settings).await?;
     catalog.select(database, Pick::Id(id)).await
 }
+
+/// The marks (`pgdr mark`) of the selected database, or of every database in the repository.
+pub async fn marks(
+    settings: &Settings,
+    database: Option<&str>,
+) -> Result<Vec<crate::catalog::marks::Mark>> {
+    let catalog = Catalog::open(settings).await?;
+    let dbs = match database {
+        Some(d) => vec![d.to_string()],
+        None => catalog.databases().await?,
+    };
+    let mut out = Vec::new();
+    for d in dbs {
+        out.extend(catalog.marks(&d).await?);
+    }
+    Ok(out)
+}

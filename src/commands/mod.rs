@@ -13,6 +13,7 @@ pub use crate::schedule::daemon;
 pub mod drill;
 pub mod keygen;
 pub mod list;
+pub mod mark;
 pub use crate::schedule::prune;
 pub mod restore;
 pub mod schedule;

@@ -17,6 +17,7 @@ mod globals;
 mod guards;
 mod managed;
 mod names;
+mod pitr;
 mod replay;
 mod replication;
 mod restore;

@@ -215,3 +215,11 @@ fn not_replayable_windows_read_and_write_back_byte_for_byte() {
     assert_eq!(w.reason, StoredNotReplayableReason::SchemaChange);
     assert!(w.to.is_some_and(|to| to > w.from));
 }
+
+#[test]
+fn marks_read_and_write_back_byte_for_byte() {
+    use super::mark::{StoredMark, MARK_FORMAT};
+    let m: StoredMark = pretty_round_trip("mark-v1.json");
+    assert_eq!(m.format_version, MARK_FORMAT);
+    assert_eq!(m.lsn, Some(crate::source::Lsn(0x1A2B3C8)));
+}

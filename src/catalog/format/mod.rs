@@ -16,14 +16,17 @@
 //! - records (verification, drill, restore, job state) 1; marks and leases are unversioned.
 //! - capture state 1.
 //! - capture segment entries and gaps 1; not-replayable windows 1.
+//! - marks 1.
 
 pub mod capture;
 pub mod fingerprint;
 pub mod jobs;
 pub mod manifest;
+pub mod mark;
 pub mod marks;
 pub mod records;
 pub mod replayable;
+pub mod replayed;
 pub mod segments;
 
 #[cfg(test)]

@@ -97,6 +97,9 @@ pub struct StoredRestore {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub managed: Vec<String>,
     pub host: String,
+    /// A point-in-time restore: what was replayed onto the dump (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<super::replayed::StoredReplayed>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -262,6 +265,7 @@ impl From<&RestoreRecord> for StoredRestore {
             roles_kept: r.roles_kept.clone(),
             managed: r.managed.clone(),
             host: r.host.clone(),
+            replay: r.replay.clone(),
         }
     }
 }
@@ -290,6 +294,7 @@ impl From<StoredRestore> for RestoreRecord {
             roles_kept: s.roles_kept,
             managed: s.managed,
             host: s.host,
+            replay: s.replay,
         }
     }
 }

@@ -46,6 +46,8 @@ struct Progress {
     restored: bool,
     engine: EngineReport,
     notes: Vec<String>,
+    /// Point-in-time restore: what the replay did.
+    replayed: Option<crate::catalog::format::replayed::StoredReplayed>,
 }
 
 /// Before the engine runs: drop an empty target (or a leftover `<name>_restoring` pgdr
@@ -153,6 +155,7 @@ async fn restore_and_prove(
     if !plan.verify {
         // The changes to the connecting role still run, last.
         restore::roles_proof(&target, &mut progress.engine).await?;
+        replay_onto(plan, &target, timer, progress).await?;
         return Ok(Vec::new());
     }
     let kept = progress.engine.kept_role_names.clone();
@@ -170,7 +173,29 @@ async fn restore_and_prove(
         .map_err(|e| e.context("restored, but the roles proof could not run"))?;
     diffs.extend(roles);
     timer.done("verify");
+    if diffs.is_empty() {
+        replay_onto(plan, &target, timer, progress).await?;
+    }
     Ok(diffs)
+}
+
+/// Point-in-time restore: the anchor is restored and proven; now the changes up to the point.
+async fn replay_onto(
+    plan: &Plan,
+    target: &crate::restore::Target,
+    timer: &mut PhaseTimer,
+    progress: &mut Progress,
+) -> Result<()> {
+    if let Some(point) = &plan.point {
+        // Part-way between the anchor and the point is no state to keep: until the replay
+        // is done, a failure or an interrupt drops the copy as an unfinished restore's.
+        progress.restored = false;
+        let r = super::replay_run::run(plan, point, target, &mut progress.notes).await?;
+        progress.restored = true;
+        progress.replayed = Some(r);
+        timer.done("replay");
+    }
+    Ok(())
 }
 
 /// Compare the restored database with the backup's fingerprint as `verify` does, including
@@ -295,6 +320,7 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
             .unwrap_or_default(),
         managed: managed_lines(&plan, engine.as_ref()),
         host: records::hostname(),
+        replay: progress.replayed.take(),
     };
     let record_key = plan
         .catalog

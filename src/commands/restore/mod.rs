@@ -18,6 +18,8 @@ use crate::restore::RolesMode;
 mod execute;
 mod managed;
 mod plan;
+pub mod point;
+mod replay_run;
 mod select;
 mod target;
 
@@ -61,6 +63,9 @@ pub struct RestoreOptions {
     pub managed: bool,
     /// `--platform-schema` / `--app-schema`.
     pub schemas: crate::restore::managed::SchemaChoice,
+    /// Point-in-time restore (`--at`, `--at-lsn`, `--at-mark`): the anchored backup before
+    /// the point is chosen, `selection` is not used.
+    pub at: Option<point::PointSpec>,
 }
 
 /// `2026-11-26T02:00:00Z`, `2026-11-26T03:00:00+01:00`, `2026-11-26 02:00[:00]` (UTC),

@@ -64,6 +64,8 @@ pub struct Plan {
     pub planned_at: DateTime<Utc>,
     /// A target without SUPERUSER (or `--managed`): every decision made for it.
     pub managed: Option<Arc<crate::restore::managed::ManagedPlan>>,
+    /// Point-in-time restore: the changes replayed onto the anchor after its proof.
+    pub point: Option<super::point::PointPlan>,
     pub(super) globals_sql: String,
     pub(super) ids: Identities,
     pub(super) catalog: Catalog,
@@ -92,14 +94,14 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let planned_at = Utc::now();
     let previous = format!("{name}_pre_restore_{}", planned_at.format("%Y%m%d%H%M%S"));
     check_name_length(&name, &previous, opts.mode != ModeFlag::None)?;
-    let backup = open_backup(settings, opts, &name).await?;
+    let (point, backup) = open_point_and_backup(settings, opts, &name).await?;
     let m = backup.manifest;
     let (maintenance, client) = connect_maintenance(&target).await?;
     let server_facts = read_server(&client, &maintenance, &m).await?;
     let bin_dir = client_tools(settings, server_facts.major.max(m.source.major()))?;
     let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
     let state = inspect(&client, &target, &name).await?;
-    let mut notes = Vec::new();
+    let mut notes = Vec::from_iter(super::select::before_note(settings, opts, &name).await);
     let managed =
         super::managed::plan_if(&client, &target, &state, &m, opts, server_facts.superuser).await?;
     let mode = super::managed::mode(managed.as_deref()).map_or_else(
@@ -160,6 +162,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         notes,
         planned_at,
         managed,
+        point,
         globals_sql: backup.globals_sql,
         ids: backup.ids,
         catalog: backup.catalog,
@@ -226,6 +229,23 @@ async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> 
         ids,
         catalog,
     })
+}
+
+/// For `--at*`: the point's plan, and its anchor opened; otherwise the selected backup.
+async fn open_point_and_backup(
+    settings: &Settings,
+    opts: &RestoreOptions,
+    name: &str,
+) -> Result<(Option<super::point::PointPlan>, Backup)> {
+    let Some(spec) = &opts.at else {
+        return Ok((None, open_backup(settings, opts, name).await?));
+    };
+    let catalog = Catalog::open(settings).await?;
+    let point = super::select::point_plan(&catalog, settings, opts, name, spec).await?;
+    let mut backup_opts = opts.clone();
+    backup_opts.selection = super::Selection::Id(point.anchor.id.clone());
+    let backup = open_backup(settings, &backup_opts, name).await?;
+    Ok((Some(point), backup))
 }
 
 /// What the plan needs to know of the target server.

@@ -54,3 +54,47 @@ pub(super) async fn select_backup(
     };
     catalog.select(db.as_deref(), pick).await
 }
+
+/// For `--at*`: the point's plan (anchor, segments), from the repository database.
+pub(super) async fn point_plan(
+    catalog: &Catalog,
+    settings: &Settings,
+    opts: &RestoreOptions,
+    target_name: &str,
+    spec: &super::point::PointSpec,
+) -> Result<super::point::PointPlan> {
+    let db = repo_database(catalog, settings, opts, target_name)
+        .await?
+        .ok_or_else(|| PgdrError::usage("which database's changes?").hint("add --database NAME"))?;
+    super::point::plan(catalog, &db, spec).await
+}
+
+/// `--before TIME` picks a dump; when the captured changes reach TIME, say so and show the
+/// command that restores the database as it was at TIME. Nothing here may fail the plan.
+pub(super) async fn before_note(
+    settings: &Settings,
+    opts: &RestoreOptions,
+    target_name: &str,
+) -> Option<String> {
+    let Selection::Before(t) = opts.selection else {
+        return None;
+    };
+    if opts.at.is_some() {
+        return None;
+    }
+    let catalog = Catalog::open(settings).await.ok()?;
+    let spec = super::point::PointSpec::Time(t);
+    match point_plan(&catalog, settings, opts, target_name, &spec).await {
+        Ok(p) => Some(format!(
+            "change capture covers {}: `pgdr restore --at '{}'` restores the database as it was then (this plan restores the dump alone; {} transaction(s) at most would be replayed onto backup {})",
+            t.to_rfc3339(),
+            t.to_rfc3339(),
+            p.transactions_at_most,
+            p.anchor.id
+        )),
+        Err(e) => {
+            tracing::debug!(error = %e, "--before: capture does not cover the time");
+            None
+        }
+    }
+}

@@ -20,6 +20,7 @@ fn opts(database: Option<&str>, selection: Selection) -> RestoreOptions {
         show_progress: false,
         managed: false,
         schemas: Default::default(),
+        at: None,
     }
 }
 

@@ -18,6 +18,7 @@ use crate::capture::pgoutput::Message;
 use crate::error::{Cause, PgdrError};
 use crate::source::Lsn;
 
+pub mod after;
 mod apply;
 pub mod sql;
 mod target;

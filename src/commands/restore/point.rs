@@ -1,0 +1,139 @@
+//! Point-in-time restore, the plan: which anchored backup, which segments, and whether the
+//! point can be reached at all (inside the covered window, not behind a gap or a schema
+//! change). Decided from the repository alone, before the target is touched.
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::marks::Mark;
+use crate::catalog::segments::{ListedSegment, SegmentEntry};
+use crate::catalog::{Catalog, Listed};
+use crate::error::{PgdrError, Result};
+use crate::restore::replay::Stop;
+use crate::source::Lsn;
+
+/// The point asked for (`--at`, `--at-lsn`, `--at-mark`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PointSpec {
+    Time(DateTime<Utc>),
+    Lsn(Lsn),
+    Mark(String),
+    Latest,
+}
+
+/// An anchored backup, as the plan weighs it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Anchor {
+    pub id: String,
+    pub cut: Lsn,
+    pub time: DateTime<Utc>,
+}
+
+/// The changes the repository holds, from the oldest anchor's cut to the newest segment's end.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Window {
+    pub from: Lsn,
+    pub from_time: DateTime<Utc>,
+    pub to: Lsn,
+    /// The newest stored commit's time.
+    pub to_time: Option<DateTime<Utc>>,
+}
+
+/// What a point-in-time restore will do.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PointPlan {
+    /// The point as asked (`mark pre-migration at 0/1A2B3C8`).
+    pub point: String,
+    pub anchor: Anchor,
+    #[serde(skip)]
+    pub stop: Stop,
+    /// The segments to read, oldest first.
+    #[serde(skip)]
+    pub segments: Vec<SegmentEntry>,
+    pub segment_starts: Vec<Lsn>,
+    /// Transactions in those segments from the cut on (all of them apply for `latest`; the
+    /// stop rule may leave some of the last segment out otherwise).
+    pub transactions_at_most: u64,
+    pub window: Window,
+}
+
+/// Resolve the point against the repository: refuses (with the window and the nearest
+/// reachable points) what cannot be reached.
+pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result<PointPlan> {
+    if catalog.capture_state(database).await?.is_none() {
+        return Err(PgdrError::usage(format!(
+            "database '{database}' has no change capture: there are no changes to replay to a point"
+        ))
+        .hint("restore a backup with --before TIME (or an id), or enable capture for the future: `pgdr capture enable`"));
+    }
+    let anchors = anchors(catalog, database).await?;
+    let segments = readable_segments(catalog.segments(database).await?)?;
+    let gaps = catalog.gaps(database).await?;
+    let (target, described) = match spec {
+        PointSpec::Mark(name) => {
+            let m = mark(catalog, database, name).await?;
+            let lsn = m.lsn.expect("checked");
+            (Target::Lsn(lsn), format!("mark {name} at {lsn}"))
+        }
+        PointSpec::Lsn(l) => (Target::Lsn(*l), format!("LSN {l}")),
+        PointSpec::Time(t) => (Target::Time(*t), format!("time {}", t.to_rfc3339())),
+        PointSpec::Latest => (Target::End, "latest".to_string()),
+    };
+    choose(&described, target, &anchors, &segments, &gaps)
+}
+
+async fn mark(catalog: &Catalog, database: &str, name: &str) -> Result<Mark> {
+    let m = catalog.mark(database, name).await?.ok_or_else(|| {
+        PgdrError::not_found(format!("database '{database}' has no mark '{name}'"))
+            .hint("`pgdr list` shows the marks")
+    })?;
+    if m.lsn.is_none() {
+        return Err(PgdrError::usage(format!(
+            "mark '{name}' of database '{database}' has no LSN: `pgdr mark` did not finish writing it, so it names no point"
+        ))
+        .hint("restore to a time or an LSN instead"));
+    }
+    Ok(m)
+}
+
+async fn anchors(catalog: &Catalog, database: &str) -> Result<Vec<Anchor>> {
+    let mut out: Vec<Anchor> = catalog
+        .list(Some(database))
+        .await?
+        .into_iter()
+        .filter_map(|l| match l {
+            Listed::Ok(e) => Some(Anchor {
+                id: e.manifest.id.to_string(),
+                cut: e.manifest.snapshot.cut_lsn?,
+                time: e.manifest.snapshot.time,
+            }),
+            Listed::Damaged { .. } => None,
+        })
+        .collect();
+    out.sort_by_key(|a| a.cut);
+    Ok(out)
+}
+
+fn readable_segments(listed: Vec<ListedSegment>) -> Result<Vec<SegmentEntry>> {
+    listed
+        .into_iter()
+        .map(|s| match s {
+            ListedSegment::Ok(e) => Ok(*e),
+            ListedSegment::Damaged { start, error } => Err(PgdrError::corrupt(format!(
+                "the entry of the segment at {start} cannot be read: {error}"
+            ))
+            .hint("run `pgdr capture check`")),
+        })
+        .collect()
+}
+
+/// The point, in the terms the choice needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Target {
+    Lsn(Lsn),
+    Time(DateTime<Utc>),
+    End,
+}
+
+#[path = "point_choose.rs"]
+mod choose_impl;
+pub(super) use choose_impl::choose;
