@@ -268,8 +268,16 @@ impl Key {
                     })
                 }
             }
-            (CAPTURE_DIR, [CAPTURE_STATE_FILE]) => Some(Key::CaptureState { database }),
-            (CAPTURE_DIR, [SEGMENTS, file]) => {
+            (CAPTURE_DIR, rest) => Key::parse_capture(database, rest),
+            _ => None,
+        }
+    }
+    /// The keys under `<db>/capture/`: the change stream's objects.
+    fn parse_capture(database: String, rest: &[&str]) -> Option<Key> {
+        let s = |x: &str| x.to_string();
+        match rest {
+            [CAPTURE_STATE_FILE] => Some(Key::CaptureState { database }),
+            [SEGMENTS, file] => {
                 if let Some(start) = file.strip_suffix(SEGMENT_SUFFIX) {
                     Some(Key::Segment {
                         database,
@@ -282,15 +290,15 @@ impl Key {
                     })
                 }
             }
-            (CAPTURE_DIR, [GAPS, file]) => Some(Key::Gap {
+            [GAPS, file] => Some(Key::Gap {
                 database,
                 from: Lsn::from_key(file.strip_suffix(".json")?)?,
             }),
-            (CAPTURE_DIR, [NOT_REPLAYABLE, file]) => Some(Key::NotReplayable {
+            [NOT_REPLAYABLE, file] => Some(Key::NotReplayable {
                 database,
                 from: Lsn::from_key(file.strip_suffix(".json")?)?,
             }),
-            (CAPTURE_DIR, [MARKS, file]) => Some(Key::Mark {
+            [MARKS, file] => Some(Key::Mark {
                 database,
                 name: s(file.strip_suffix(".json")?),
             }),
