@@ -17,6 +17,7 @@ pub mod read;
 pub mod runner;
 mod schema;
 pub mod segment;
+pub mod settings;
 pub mod setup;
 mod upload;
 
