@@ -3,6 +3,7 @@
 mod args;
 mod capture;
 mod capture_run;
+mod capture_status;
 mod ops;
 mod render;
 mod restore;

@@ -9,6 +9,7 @@
 
 pub mod check;
 pub mod doctor;
+pub mod health;
 pub mod job;
 pub mod names;
 pub mod pgoutput;

@@ -167,6 +167,11 @@ pub fn render_status(r: &commands::status::StatusReport) -> String {
         line("verification", verification_text(d));
         line("drill", drill_text(d));
         line("worst RPO (30d)", worst_rpo_text(d));
+        if let Some(c) = &d.capture {
+            for (k, v) in super::capture_status::lines(c, d.rpo_seconds) {
+                line(k, v);
+            }
+        }
         if let Some(h) = &d.retention_hold {
             line("retention", h.clone());
         }

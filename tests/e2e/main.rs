@@ -5,6 +5,7 @@
 mod anchor;
 mod backup;
 mod capture;
+mod capture_ops;
 mod capture_run;
 mod common;
 mod drill;

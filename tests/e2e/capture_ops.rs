@@ -1,0 +1,277 @@
+//! Change capture in operation: the daemon runs it (under the same lease as `capture run`),
+//! `status` reports lag, slot, window and gaps, `prune` keeps the segments from the oldest
+//! kept anchor, `verify` fails on a gap. Oracles: the workload's own txids (noted after COMMIT
+//! returned), the server's own catalog (`pg_replication_slots`, `pg_current_wal_lsn()`), and
+//! the repository's files read directly.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+
+fn world() -> World {
+    let pg = Pg::start_logical();
+    pg.create_db("app");
+    pg.psql(
+        "app",
+        "CREATE TABLE t (id serial PRIMARY KEY, v text, n int DEFAULT 0);",
+    );
+    let dir = tempdir();
+    let repo = Repo::Local(dir.path().join("repo"));
+    let (identity, recipient) = keypair(dir.path());
+    World {
+        pg,
+        dir,
+        repo,
+        identity,
+        recipient,
+    }
+}
+
+/// A config whose only work is the capture of `app` (the URL comes from --source), with
+/// small segments so the settings visibly reach the runner.
+fn capture_config(w: &World, extra: &str) -> PathBuf {
+    w.config_file(
+        "capture.toml",
+        &format!(
+            "[daemon]\ngrace_period = \"20s\"\n[schedule]\nbackup = \"off\"\nverify = \"off\"\ndrill = \"off\"\nprune = \"off\"\ncatch_up = false\n{extra}\n\
+             [[database]]\nname = \"app\"\nurl = \"postgres://x@127.0.0.1:1/app\"\n\
+             [database.capture]\nsegment_age = \"1s\"\nsegment_bytes = \"64KiB\"\nheartbeat = \"1s\"\n"
+        ),
+    )
+}
+
+/// One transaction through psql; its txid is printed only after COMMIT returned.
+fn txn(w: &World, body: &str) -> u64 {
+    let out = w.pg.psql(
+        "app",
+        &format!("BEGIN; {body}; SELECT txid_current(); COMMIT;"),
+    );
+    out.lines()
+        .find_map(|l| l.trim().parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no txid in {out:?}"))
+        & 0xFFFF_FFFF
+}
+
+/// The segment entries in the repository, read as files (oldest first).
+fn entries(w: &World) -> Vec<serde_json::Value> {
+    let dir = w.dir.path().join("repo/app/capture/segments");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.map(|f| f.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    files
+        .iter()
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect()
+}
+
+fn lsn(s: &str) -> u64 {
+    let (hi, lo) = s.split_once('/').unwrap();
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+/// The xids `capture check` finds stored, once `want` are there (or the time is up).
+fn stored_xids(w: &World, want: &[u64]) -> Vec<u64> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = w.run(&[
+            "capture",
+            "check",
+            "--database",
+            "app",
+            "--json",
+            "--list-transactions",
+        ]);
+        let xids: Vec<u64> = r.json()["transaction_list"]
+            .as_array()
+            .map(|a| a.iter().map(|t| t["xid"].as_u64().unwrap()).collect())
+            .unwrap_or_default();
+        if want.iter().all(|x| xids.contains(x)) || Instant::now() > deadline {
+            return xids;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+fn start_daemon(w: &World, cfg: &Path) -> (Child, PathBuf) {
+    let log = w.dir.path().join("daemon.log");
+    let mut c = w.pgdr_config(cfg, &["daemon"]);
+    c.stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap());
+    (c.spawn().unwrap(), log)
+}
+
+fn wait_log(log: &Path, what: &str, secs: u64) {
+    let until = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < until {
+        if std::fs::read_to_string(log)
+            .unwrap_or_default()
+            .contains(what)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    panic!(
+        "'{what}' not logged within {secs}s:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+fn term(mut child: Child, secs: u64) -> i32 {
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let until = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            return st.code().unwrap_or(-1);
+        }
+        assert!(Instant::now() < until, "the daemon did not stop");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn daemon_captures_an_enabled_database_and_a_second_runner_is_refused() {
+    let w = world();
+    w.run(&["capture", "enable"]).ok();
+    let cfg = capture_config(&w, "");
+    let (daemon, log) = start_daemon(&w, &cfg);
+    wait_log(&log, "capture started", 20);
+    let mut want: Vec<u64> = (0..5)
+        .map(|i| txn(&w, &format!("INSERT INTO t (v) VALUES ('d{i}')")))
+        .collect();
+    // ~1 MB in one transaction: beyond segment_bytes = 64KiB of the config, not the 16 MiB
+    // default, so a segment closing by size shows the config reached the daemon's runner.
+    want.push(txn(
+        &w,
+        "INSERT INTO t (v) SELECT repeat(md5(g::text), 16) FROM generate_series(1, 2000) g",
+    ));
+    let stored = stored_xids(&w, &want);
+    for x in &want {
+        assert_eq!(
+            stored.iter().filter(|s| *s == x).count(),
+            1,
+            "txid {x} stored once: {stored:?}"
+        );
+    }
+    assert!(
+        entries(&w).iter().any(|e| e["closed_by"] == "size"),
+        "no segment closed by size: the config's segment_bytes did not reach the runner"
+    );
+    // The daemon holds the lease: `capture run` elsewhere refuses.
+    let second = w.run(&["capture", "run"]);
+    assert_ne!(second.code, 0, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("already running"),
+        "{}",
+        second.stderr
+    );
+
+    // Status while it runs: lag small, the slot reserved, retained WAL as the server says.
+    let slot_restart = || {
+        lsn(&w.pg.psql(
+            "app",
+            "SELECT restart_lsn FROM pg_replication_slots WHERE slot_name = 'pgdr_app'",
+        ))
+    };
+    let restart_before = slot_restart();
+    let st = run(w.pgdr_config(&cfg, &["status", "--json"]));
+    let d = &st.json()["databases"][0];
+    let c = &d["capture"];
+    assert_eq!(d["rpo_source"], "capture", "{d:#}");
+    assert!(d["rpo_seconds"].as_f64().unwrap() < 60.0, "{d:#}");
+    assert_eq!(c["slot"]["wal_status"], "reserved", "{c:#}");
+    let newest_end = entries(&w)
+        .iter()
+        .map(|e| lsn(e["end"].as_str().unwrap()))
+        .max()
+        .unwrap();
+    assert!(lsn(c["durable"].as_str().unwrap()) <= newest_end, "{c:#}");
+    let server_now = lsn(&w.pg.psql("app", "SELECT pg_current_wal_lsn()"));
+    let (lag, server) = (
+        c["lag_bytes"].as_u64().unwrap(),
+        lsn(c["server_lsn"].as_str().unwrap()),
+    );
+    assert!(server <= server_now, "{c:#}");
+    assert_eq!(server - lsn(c["durable"].as_str().unwrap()), lag, "{c:#}");
+    // restart_lsn only moves forward: the status's lies between the one read before and after.
+    let restart_after = slot_restart();
+    let retained = c["slot"]["retained_bytes"].as_u64().unwrap();
+    assert!(retained <= server - restart_before, "{c:#}");
+    assert!(retained >= server.saturating_sub(restart_after), "{c:#}");
+    assert!(c["gaps"].as_array().unwrap().is_empty(), "{c:#}");
+
+    assert_eq!(term(daemon, 60), 0);
+    wait_log(&log, "capture stopped", 1);
+    // After the daemon: a runner of its own takes over (the lease was released).
+    let mut runner = w.pgdr(&["capture", "run", "--segment-age", "1s", "--heartbeat", "1s"]);
+    runner.stdout(Stdio::null()).stderr(Stdio::piped());
+    let runner = runner.spawn().unwrap();
+    let after = txn(&w, "INSERT INTO t (v) VALUES ('after')");
+    let stored = stored_xids(&w, &[after]);
+    unsafe { libc::kill(runner.id() as i32, libc::SIGTERM) };
+    let out = runner.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(stored.iter().filter(|s| **s == after).count(), 1);
+}
+
+#[test]
+fn status_names_a_missing_slot_and_a_gap_and_fails() {
+    let w = world();
+    w.run(&["capture", "enable"]).ok();
+    w.run(&["backup", "--quiet"]).ok();
+    let mut runner = w.pgdr(&["capture", "run", "--segment-age", "1s", "--heartbeat", "1s"]);
+    runner.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut runner = runner.spawn().unwrap();
+    let x = txn(&w, "INSERT INTO t (v) VALUES ('a')");
+    assert!(stored_xids(&w, &[x]).contains(&x));
+    unsafe { libc::kill(runner.id() as i32, libc::SIGTERM) };
+    runner.wait().unwrap();
+
+    let ok = w.run(&["status", "--json"]);
+    let d = &ok.json()["databases"][0];
+    assert_eq!(ok.code, 0, "{d:#}");
+    let c = &d["capture"];
+    let manifest_time = w.run(&["list", "--json"]).json()[0]["snapshot_time"].clone();
+    assert!(!c["recoverable_from"].is_null(), "{c:#}");
+    assert_eq!(
+        c["recoverable_from"].as_str().map(|s| s[..19].to_string()),
+        manifest_time.as_str().map(|s| s[..19].to_string()),
+        "the window starts at the anchored backup: {c:#}"
+    );
+
+    w.pg.psql("app", "SELECT pg_drop_replication_slot('pgdr_app')");
+    let r = w.run(&["status"]);
+    assert_eq!(r.code, 1, "{}", r.stdout);
+    assert!(
+        r.stdout.contains("capture slot 'pgdr_app' is missing"),
+        "{}",
+        r.stdout
+    );
+    // The runner records the gap; status names it.
+    assert_eq!(w.run(&["capture", "run"]).code, 2);
+    let r = w.run(&["status", "--json"]);
+    assert_eq!(r.code, 1);
+    let j = r.json();
+    let problems = j["databases"][0]["problems"].as_array().unwrap();
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.as_str().unwrap().contains("capture gap from")),
+        "{problems:?}"
+    );
+    assert_eq!(
+        j["databases"][0]["capture"]["gaps"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+}
