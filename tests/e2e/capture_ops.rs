@@ -275,3 +275,115 @@ fn status_names_a_missing_slot_and_a_gap_and_fails() {
         1
     );
 }
+
+fn start_runner(w: &World) -> Child {
+    let mut c = w.pgdr(&["capture", "run", "--segment-age", "1s", "--heartbeat", "1s"]);
+    c.stdout(Stdio::null()).stderr(Stdio::piped());
+    c.spawn().unwrap()
+}
+
+fn stop_runner(c: Child) {
+    unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+    let out = c.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The cut of the newest backup, from its manifest file.
+fn newest_cut(w: &World) -> u64 {
+    let list = w.run(&["list", "--json"]).json();
+    let id = list.as_array().unwrap().last().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.dir.path().join(format!("repo/app/{id}/manifest.json"))).unwrap(),
+    )
+    .unwrap();
+    lsn(m["snapshot"]["cut_lsn"]
+        .as_str()
+        .expect("an anchored backup"))
+}
+
+#[test]
+fn prune_keeps_the_stream_from_the_oldest_kept_anchor() {
+    let w = world();
+    w.run(&["capture", "enable"]).ok();
+    let runner = start_runner(&w);
+    w.run(&["backup", "--quiet"]).ok();
+    let before: Vec<u64> = (0..3)
+        .map(|i| {
+            let x = txn(&w, &format!("INSERT INTO t (v) VALUES ('a{i}')"));
+            std::thread::sleep(Duration::from_millis(1200));
+            x
+        })
+        .collect();
+    stored_xids(&w, &before);
+    w.run(&["backup", "--quiet"]).ok();
+    let cut = newest_cut(&w);
+    let after: Vec<u64> = (0..3)
+        .map(|i| txn(&w, &format!("INSERT INTO t (v) VALUES ('b{i}')")))
+        .collect();
+    stored_xids(&w, &after);
+    stop_runner(runner);
+    let segments_before = entries(&w).len();
+    assert!(
+        entries(&w)
+            .iter()
+            .any(|e| lsn(e["end"].as_str().unwrap()) <= cut),
+        "the workload before the second backup filled segments before its cut"
+    );
+
+    let cfg = w.config_file(
+        "prune.toml",
+        "[retention]\nkeep_last = 1\nmin_verified = 0\n[[database]]\nname = \"app\"\nurl = \"postgres://x@127.0.0.1:1/app\"\n",
+    );
+    let r = run(w.pgdr_config(&cfg, &["prune", "--json"]));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let left = entries(&w);
+    assert_eq!(
+        w.run(&["list", "--json"]).json().as_array().unwrap().len(),
+        1
+    );
+    assert!(left.len() < segments_before, "no segment removed");
+    // Nothing wholly before the kept cut stays; the segment holding it does.
+    let first = &left[0];
+    assert!(lsn(first["start"].as_str().unwrap()) <= cut, "{first}");
+    assert!(lsn(first["end"].as_str().unwrap()) > cut, "{first}");
+    // Every object without an entry before the kept stream is gone too.
+    let dir = w.dir.path().join("repo/app/capture/segments");
+    let objects = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter(|f| {
+            !f.as_ref()
+                .unwrap()
+                .path()
+                .to_string_lossy()
+                .ends_with(".json")
+        })
+        .count();
+    assert_eq!(objects, left.len());
+    // What stays is whole: check passes and holds every transaction after the cut.
+    let c = w.run(&[
+        "capture",
+        "check",
+        "--database",
+        "app",
+        "--json",
+        "--list-transactions",
+    ]);
+    assert_eq!(c.code, 0, "{}", c.stdout);
+    let xids: Vec<u64> = c.json()["transaction_list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["xid"].as_u64().unwrap())
+        .collect();
+    for x in &after {
+        assert!(xids.contains(x), "{x} after the kept anchor is gone");
+    }
+    assert!(!xids.contains(&before[0]), "the oldest segments stayed");
+}
