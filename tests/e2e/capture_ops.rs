@@ -387,3 +387,51 @@ fn prune_keeps_the_stream_from_the_oldest_kept_anchor() {
     }
     assert!(!xids.contains(&before[0]), "the oldest segments stayed");
 }
+
+#[test]
+fn verify_of_a_captured_database_checks_the_stream_and_fails_on_a_gap() {
+    let w = world();
+    w.run(&["capture", "enable"]).ok();
+    w.run(&["backup", "--quiet"]).ok();
+    let runner = start_runner(&w);
+    let x = txn(&w, "INSERT INTO t (v) VALUES ('v')");
+    stored_xids(&w, &[x]);
+    stop_runner(runner);
+
+    let r = w.run(&["verify", "--quick"]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("capture of 'app': complete"),
+        "{}",
+        r.stdout
+    );
+
+    // The slot goes behind pgdr's back; the next run records the gap.
+    w.pg.psql("app", "SELECT pg_drop_replication_slot('pgdr_app')");
+    assert_eq!(w.run(&["capture", "run"]).code, 2);
+    let r = w.run(&["verify", "--quick"]);
+    assert_eq!(r.code, 1, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("capture of 'app': NOT COMPLETE"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout.contains("GAP ") && r.stdout.contains("slot-missing"),
+        "{}",
+        r.stdout
+    );
+    let j = w.run(&["verify", "--quick", "--json"]).json();
+    // The backup itself is proven; the gap is the run's finding, not the dump's.
+    assert_eq!(j["verifications"][0]["outcome"], "passed", "{j:#}");
+    let gaps = j["capture_checks"][0]["gaps"].as_array().unwrap();
+    assert_eq!(gaps.len(), 1, "{j:#}");
+    let recorded: Vec<PathBuf> = std::fs::read_dir(w.dir.path().join("repo/app/capture/gaps"))
+        .unwrap()
+        .map(|f| f.unwrap().path())
+        .collect();
+    assert_eq!(recorded.len(), 1);
+    let g: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&recorded[0]).unwrap()).unwrap();
+    assert_eq!(gaps[0]["from"], g["from"]);
+}
