@@ -12,7 +12,7 @@ use chrono::Utc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::capture::health::{self, AlertKind, CaptureHealth};
+use crate::capture::health::{self, Alert, AlertKind, CaptureHealth};
 use crate::capture::{job, settings};
 use crate::error::Kind;
 use crate::telemetry::capture::{
@@ -221,45 +221,99 @@ async fn look(ctx: &Ctx, name: &str) -> crate::error::Result<Option<CaptureHealt
     Ok(Some(h))
 }
 
-/// Send the alerts that started since the last look; note the ones that ended. Lag and an
-/// unreachable server are one condition each; a gap, a slot state or an unanchored backup
-/// is a new alert when it is a different one.
-async fn alerts(ctx: &Ctx, h: &CaptureHealth, open: &mut BTreeMap<String, AlertKind>) {
-    let now: BTreeMap<String, (AlertKind, String)> = h
-        .alerts()
+/// Alerts that started since the last look, and the kinds of those that ended; `open` is
+/// updated. Lag and an unreachable server are one condition each; a gap, a slot state or an
+/// unanchored backup is a new alert when it is a different one.
+fn transitions(
+    open: &mut BTreeMap<String, AlertKind>,
+    current: Vec<Alert>,
+) -> (Vec<Alert>, Vec<AlertKind>) {
+    let now: BTreeMap<String, Alert> = current
         .into_iter()
         .map(|a| {
             let key = match a.kind {
                 AlertKind::Lag | AlertKind::Unreachable => a.kind.as_str().to_string(),
                 _ => format!("{}:{}", a.kind.as_str(), a.message),
             };
-            (key, (a.kind, a.message))
+            (key, a)
         })
         .collect();
-    for (key, (kind, message)) in &now {
-        if open.contains_key(key) {
-            continue;
+    let mut started = Vec::new();
+    for (key, a) in &now {
+        if !open.contains_key(key) {
+            open.insert(key.clone(), a.kind);
+            started.push(a.clone());
         }
-        let a = CaptureAlert {
-            database: &h.database,
-            kind: kind.as_str(),
-            message,
-        };
-        a.emit(&ctx.metrics);
-        if !ctx.notifier.is_empty() {
-            ctx.notifier.notify(&a.notification(Utc::now())).await;
-        }
-        open.insert(key.clone(), *kind);
     }
+    let mut ended = Vec::new();
     open.retain(|key, kind| {
         let still = now.contains_key(key);
         if !still {
-            CaptureAlertCleared {
-                database: &h.database,
-                kind: kind.as_str(),
-            }
-            .emit(&ctx.metrics);
+            ended.push(*kind);
         }
         still
     });
+    (started, ended)
+}
+
+/// Send the alerts that started since the last look; note the ones that ended.
+async fn alerts(ctx: &Ctx, h: &CaptureHealth, open: &mut BTreeMap<String, AlertKind>) {
+    let (started, ended) = transitions(open, h.alerts());
+    for a in &started {
+        let e = CaptureAlert {
+            database: &h.database,
+            kind: a.kind.as_str(),
+            message: &a.message,
+        };
+        e.emit(&ctx.metrics);
+        if !ctx.notifier.is_empty() {
+            ctx.notifier.notify(&e.notification(Utc::now())).await;
+        }
+    }
+    for kind in ended {
+        CaptureAlertCleared {
+            database: &h.database,
+            kind: kind.as_str(),
+        }
+        .emit(&ctx.metrics);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn a(kind: AlertKind, m: &str) -> Alert {
+        Alert {
+            kind,
+            message: m.into(),
+        }
+    }
+
+    #[test]
+    fn an_alert_is_sent_when_its_condition_starts_not_at_every_look() {
+        let mut open = BTreeMap::new();
+        let (s, e) = transitions(
+            &mut open,
+            vec![a(AlertKind::Lag, "lags 130s"), a(AlertKind::Gap, "gap 1")],
+        );
+        assert_eq!(s.len(), 2);
+        assert!(e.is_empty());
+        // Lag still there (its seconds changed), the same gap: nothing new.
+        let (s, e) = transitions(
+            &mut open,
+            vec![a(AlertKind::Lag, "lags 190s"), a(AlertKind::Gap, "gap 1")],
+        );
+        assert!(s.is_empty() && e.is_empty(), "{s:?} {e:?}");
+        // A second gap is a new alert; the lag ended.
+        let (s, e) = transitions(
+            &mut open,
+            vec![a(AlertKind::Gap, "gap 1"), a(AlertKind::Gap, "gap 2")],
+        );
+        assert_eq!(s, vec![a(AlertKind::Gap, "gap 2")]);
+        assert_eq!(e, vec![AlertKind::Lag]);
+        // Lag again: alerted again.
+        let (s, _) = transitions(&mut open, vec![a(AlertKind::Lag, "lags 121s")]);
+        assert_eq!(s, vec![a(AlertKind::Lag, "lags 121s")]);
+    }
 }
