@@ -151,13 +151,14 @@ pub async fn observe(
     let oldest_start = oldest_segment_start(repo, name).await?;
     let gaps = repo.gaps(name).await?;
     let durable = newest.as_ref().map_or(state.start_lsn, |e| e.end);
-    let asked = match db {
-        Some(db) => server(db, &state.slot).await,
-        None => Err(PgdrError::config("the database is not configured here")),
-    };
-    let (server_lsn, slot, server_error) = match asked {
-        Ok((lsn, slot)) => (Some(lsn), Some(slot), None),
-        Err(e) => (None, None, Some(e.message)),
+    // A database known only from the repository is not asked: lag in bytes and the slot
+    // stay unknown (said so), lag in seconds is the repository's own.
+    let (server_lsn, slot, server_error) = match db {
+        None => (None, None, None),
+        Some(db) => match server(db, &state.slot).await {
+            Ok((lsn, slot)) => (Some(lsn), Some(slot), None),
+            Err(e) => (None, None, Some(e.message)),
+        },
     };
     let covered_until = newest.as_ref().and_then(|e| covered_at(e, max_age));
     let (anchor, not_anchored) = anchors(listed, oldest_start.unwrap_or(state.start_lsn), &gaps);
@@ -276,4 +277,87 @@ async fn server(db: &Database, slot: &str) -> Result<(Lsn, SlotHealth)> {
             retained_bytes: restart.map(|r| now.0.saturating_sub(r.0)),
         },
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::segments::{Commit, GapCause};
+    use crate::catalog::testkit::{at, manifest};
+    use crate::catalog::Entry;
+
+    fn entry() -> SegmentEntry {
+        let golden = format!(
+            "{}/tests/fixtures/format/segment-entry-v1.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_slice(&std::fs::read(golden).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn covered_until_is_the_last_commit_or_a_later_heartbeat_bounded_by_the_segment_age() {
+        let mut e = entry();
+        e.pgdr_messages.clear();
+        e.last_commit = Some(Commit {
+            lsn: Lsn(0x200),
+            time: at("2026-03-10T12:00:00Z"),
+            xid: 9,
+        });
+        e.written_at = at("2026-03-10T12:00:30Z");
+        let age = Duration::from_secs(10);
+        assert_eq!(covered_at(&e, age), Some(at("2026-03-10T12:00:00Z")));
+        // A heartbeat after the commit: the segment was open at most 10 s before its entry.
+        e.pgdr_messages = vec![Lsn(0x300)];
+        assert_eq!(covered_at(&e, age), Some(at("2026-03-10T12:00:20Z")));
+        // One before the commit proves nothing newer.
+        e.pgdr_messages = vec![Lsn(0x100)];
+        assert_eq!(covered_at(&e, age), Some(at("2026-03-10T12:00:00Z")));
+        e.last_commit = None;
+        e.pgdr_messages.clear();
+        assert_eq!(covered_at(&e, age), None);
+    }
+
+    fn listed(t: &str, cut: Option<u64>) -> Listed {
+        let mut m = manifest("app", at(t));
+        m.snapshot.cut_lsn = cut.map(Lsn);
+        Listed::Ok(Box::new(Entry {
+            manifest: m,
+            verification: None,
+        }))
+    }
+
+    #[test]
+    fn the_window_starts_at_the_oldest_anchor_the_stream_reaches_after_every_gap() {
+        let l = vec![
+            listed("2026-03-07T02:00:00Z", Some(0x500)),
+            listed("2026-03-08T02:00:00Z", Some(0x1500)),
+            listed("2026-03-09T02:00:00Z", Some(0x2500)),
+        ];
+        let (a, not) = anchors(&l, Lsn(0x1000), &[]);
+        assert_eq!(
+            a.unwrap().1,
+            at("2026-03-08T02:00:00Z"),
+            "the stream starts after the first cut"
+        );
+        assert!(not.is_none());
+        let gap = Gap {
+            format_version: 1,
+            database: "app".into(),
+            from: Lsn(0x1800),
+            to: Lsn(0x2000),
+            cause: GapCause::SlotLost,
+            detail: None,
+            detected_at: at("2026-03-09T00:00:00Z"),
+        };
+        let (a, _) = anchors(&l, Lsn(0x1000), &[gap]);
+        assert_eq!(
+            a.unwrap().1,
+            at("2026-03-09T02:00:00Z"),
+            "nothing before a gap replays past it"
+        );
+        let mut l = l;
+        l.push(listed("2026-03-10T02:00:00Z", None));
+        let (_, not) = anchors(&l, Lsn(0x1000), &[]);
+        assert_eq!(not.unwrap().1, "taken without an anchor");
+    }
 }

@@ -32,7 +32,7 @@ pub fn lines(c: &CaptureHealth, rpo_seconds: Option<f64>) -> Vec<(&'static str, 
     out.push((
         "capture slot",
         match &c.slot {
-            None => "unknown (server not reachable)".into(),
+            None => "unknown (the server was not asked or did not answer)".into(),
             Some(s) => match &s.wal_status {
                 None => format!("{} MISSING", s.name),
                 Some(w) => format!(
