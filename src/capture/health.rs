@@ -360,4 +360,63 @@ mod tests {
         let (_, not) = anchors(&l, Lsn(0x1000), &[]);
         assert_eq!(not.unwrap().1, "taken without an anchor");
     }
+
+    #[test]
+    fn alerts_name_lag_over_two_minutes_a_bad_slot_a_gap_and_an_unanchored_backup() {
+        let mut h = CaptureHealth {
+            database: "app".into(),
+            server_lsn: Some(Lsn(0x2000)),
+            server_error: None,
+            slot: Some(SlotHealth {
+                name: "pgdr_app".into(),
+                wal_status: Some("reserved".into()),
+                retained_bytes: Some(10),
+            }),
+            durable: Lsn(0x1000),
+            lag_bytes: Some(0x1000),
+            covered_until: None,
+            lag_seconds: Some(119.0),
+            recoverable_from: None,
+            recoverable_from_backup: None,
+            gaps: vec![],
+            not_anchored: None,
+        };
+        assert!(h.alerts().is_empty(), "{:?}", h.alerts());
+        h.lag_seconds = Some(121.0);
+        let kinds = |h: &CaptureHealth| h.alerts().iter().map(|a| a.kind).collect::<Vec<_>>();
+        assert_eq!(kinds(&h), [AlertKind::Lag]);
+        assert!(h.alerts()[0]
+            .message
+            .starts_with("capture lags 121s behind (alert above 120s), 4096 bytes of WAL"));
+        h.lag_seconds = Some(1.0);
+        for (status, alert) in [("extended", false), ("unreserved", true), ("lost", true)] {
+            h.slot.as_mut().unwrap().wal_status = Some(status.into());
+            assert_eq!(kinds(&h) == [AlertKind::Slot], alert, "{status}");
+        }
+        h.slot.as_mut().unwrap().wal_status = None;
+        assert!(h.alerts()[0].message.contains("slot 'pgdr_app' is missing"));
+        h.slot = None;
+        h.server_error = Some("connection refused".into());
+        h.gaps.push(Gap {
+            format_version: 1,
+            database: "app".into(),
+            from: Lsn(1),
+            to: Lsn(2),
+            cause: GapCause::SlotMissing,
+            detail: Some("slot gone".into()),
+            detected_at: at("2026-03-09T00:00:00Z"),
+        });
+        h.not_anchored = Some((
+            crate::catalog::BackupId::from_time(at("2026-03-09T00:00:00Z")),
+            "blocked".into(),
+        ));
+        assert_eq!(
+            kinds(&h),
+            [
+                AlertKind::Unreachable,
+                AlertKind::Gap,
+                AlertKind::NotAnchored
+            ]
+        );
+    }
 }

@@ -571,3 +571,67 @@ fn the_daemon_alerts_a_missing_slot_and_an_unanchored_backup_once_each() {
     );
     assert_eq!(term(daemon, 60), 0);
 }
+
+#[test]
+fn the_capture_section_reaches_enable_and_a_bad_value_is_named_with_its_fix() {
+    let w = world();
+    let cfg = w.config_file(
+        "enable.toml",
+        "[[database]]\nname = \"app\"\nurl = \"postgres://x@127.0.0.1:1/app\"\n\
+         [database.capture]\nanchor_timeout = \"7s\"\n",
+    );
+    run(w.pgdr_config(&cfg, &["capture", "enable"])).ok();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.dir.path().join("repo/app/capture/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["anchor_timeout_seconds"], 7, "{state:#}");
+    // The flag wins over the file.
+    run(w.pgdr_config(&cfg, &["capture", "enable", "--anchor-timeout", "9s"])).ok();
+    let state: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(w.dir.path().join("repo/app/capture/state.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(state["anchor_timeout_seconds"], 9, "{state:#}");
+
+    let bad = w.config_file(
+        "bad.toml",
+        "[[database]]\nname = \"app\"\nurl = \"postgres://x@127.0.0.1:1/app\"\n\
+         [database.capture]\nsegment_age = \"3h\"\nadmin_url = \"host=db password=${PGDR_E2E_ADMIN_PW}\"\n",
+    );
+    let r = run({
+        let mut c = w.pgdr_config(&bad, &["capture", "run"]);
+        c.env("PGDR_E2E_ADMIN_PW", "s3cret-admin");
+        c
+    });
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    let first = r.stderr.lines().next().unwrap_or_default();
+    assert!(
+        first.contains("database[0].capture.segment_age is out of range"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("\"1s\" to \"1h\""), "{}", r.stderr);
+    let bad = w.config_file(
+        "bad2.toml",
+        "[[database]]\nname = \"app\"\nurl = \"postgres://x@127.0.0.1:1/app\"\n\
+         [database.capture]\nadmin_url = \"host=db password=${PGDR_E2E_ADMIN_PW}\"\n",
+    );
+    let r = run({
+        let mut c = w.pgdr_config(&bad, &["capture", "run"]);
+        c.env("PGDR_E2E_ADMIN_PW", "s3cret-admin");
+        c
+    });
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("database[0].capture.admin_url is not a postgres:// URL"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("s3cret-admin"),
+        "the secret leaked: {}",
+        r.stderr
+    );
+}
