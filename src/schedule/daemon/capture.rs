@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::capture::health::{self, Alert, AlertKind, CaptureHealth};
 use crate::capture::{job, settings};
+use crate::catalog::Listed;
 use crate::error::Kind;
 use crate::telemetry::capture::{
     CaptureAlert, CaptureAlertCleared, CaptureHeldElsewhere, CaptureObserved, CaptureRunFailed,
@@ -28,6 +29,8 @@ const RECHECK: Duration = Duration::from_secs(30);
 const BACKOFF: (Duration, Duration) = (Duration::from_secs(5), Duration::from_secs(300));
 /// A run this long counts as healthy: the next failure starts the backoff over.
 const HEALTHY_RUN: Duration = Duration::from_secs(300);
+/// How often the monitor reads the backups' manifests again.
+const LISTING_EVERY: Duration = Duration::from_secs(600);
 /// How often the monitor looks.
 pub(super) const MONITOR_EVERY: Duration = Duration::from_secs(60);
 
@@ -175,9 +178,10 @@ async fn supervise(ctx: Arc<Ctx>, name: String, stop: CancellationToken) {
 /// Look at every enabled capture each [`MONITOR_EVERY`], until `stop`.
 async fn monitor(ctx: Arc<Ctx>, names: Vec<String>, stop: CancellationToken) {
     let mut open: BTreeMap<String, BTreeMap<String, AlertKind>> = BTreeMap::new();
+    let mut listings: BTreeMap<String, (Instant, Vec<Listed>)> = BTreeMap::new();
     loop {
         for name in &names {
-            match look(&ctx, name).await {
+            match look(&ctx, name, &mut listings).await {
                 Ok(Some(h)) => alerts(&ctx, &h, open.entry(name.clone()).or_default()).await,
                 Ok(None) => {}
                 Err(e) => {
@@ -191,7 +195,13 @@ async fn monitor(ctx: Arc<Ctx>, names: Vec<String>, stop: CancellationToken) {
     }
 }
 
-async fn look(ctx: &Ctx, name: &str) -> crate::error::Result<Option<CaptureHealth>> {
+/// One look; the backup listing (every manifest: many reads on S3) is refreshed only every
+/// [`LISTING_EVERY`], so the window and the unanchored alert may lag that much behind.
+async fn look(
+    ctx: &Ctx,
+    name: &str,
+    listings: &mut BTreeMap<String, (Instant, Vec<Listed>)>,
+) -> crate::error::Result<Option<CaptureHealth>> {
     let Some(state) = ctx
         .catalog
         .capture_state(name)
@@ -202,8 +212,15 @@ async fn look(ctx: &Ctx, name: &str) -> crate::error::Result<Option<CaptureHealt
     };
     let db = ctx.settings.databases.iter().find(|d| d.name == name);
     let max_age = settings::limits(&db.map(|d| d.capture.clone()).unwrap_or_default()).max_age;
-    let listed = ctx.catalog.list(Some(name)).await?;
-    let h = health::observe(&ctx.catalog, name, db, &state, &listed, max_age, Utc::now()).await?;
+    if listings
+        .get(name)
+        .is_none_or(|(at, _)| at.elapsed() >= LISTING_EVERY)
+    {
+        let fresh = ctx.catalog.list(Some(name)).await?;
+        listings.insert(name.to_string(), (Instant::now(), fresh));
+    }
+    let listed = &listings[name].1;
+    let h = health::observe(&ctx.catalog, name, db, &state, listed, max_age, Utc::now()).await?;
     CaptureObserved {
         database: name,
         lag_bytes: h.lag_bytes,
