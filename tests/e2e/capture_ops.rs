@@ -635,3 +635,28 @@ fn the_capture_section_reaches_enable_and_a_bad_value_is_named_with_its_fix() {
         r.stderr
     );
 }
+
+#[test]
+fn a_daemon_waits_while_capture_run_holds_the_capture_and_takes_over_after_it() {
+    let w = world();
+    w.run(&["capture", "enable"]).ok();
+    let runner = start_runner(&w);
+    let x = txn(&w, "INSERT INTO t (v) VALUES ('by the runner')");
+    stored_xids(&w, &[x]);
+    let cfg = capture_config(&w, "");
+    let (daemon, log) = start_daemon(&w, &cfg);
+    wait_log(&log, "capture runs elsewhere; waiting", 20);
+    assert!(
+        !std::fs::read_to_string(&log)
+            .unwrap()
+            .contains("capture failed"),
+        "a held lease is not a failure"
+    );
+    stop_runner(runner);
+    // The runner released its lease: the daemon's next look (30 s) takes over.
+    let y = txn(&w, "INSERT INTO t (v) VALUES ('by the daemon')");
+    let stored = stored_xids(&w, &[y]);
+    assert_eq!(stored.iter().filter(|s| **s == y).count(), 1, "{stored:?}");
+    assert_eq!(stored.iter().filter(|s| **s == x).count(), 1, "{stored:?}");
+    assert_eq!(term(daemon, 60), 0);
+}
