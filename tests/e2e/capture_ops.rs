@@ -247,6 +247,18 @@ fn status_names_a_missing_slot_and_a_gap_and_fails() {
         "the window starts at the anchored backup: {c:#}"
     );
 
+    let text = w.run(&["status"]);
+    assert_eq!(text.code, 0, "{}", text.stdout);
+    for want in [
+        "RPO (capture)",
+        "capture lag",
+        "wal_status reserved",
+        "recoverable      from ",
+        "capture gaps     none",
+    ] {
+        assert!(text.stdout.contains(want), "{want}: {}", text.stdout);
+    }
+
     w.pg.psql("app", "SELECT pg_drop_replication_slot('pgdr_app')");
     let r = w.run(&["status"]);
     assert_eq!(r.code, 1, "{}", r.stdout);
