@@ -36,10 +36,11 @@ pgdr_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
 }
 
-# pgdr_pg_start DIR: initdb (trust on loopback) and start a cluster in DIR/data; sets PGPORT
-# and PGHOST for the caller. Stop it with pgdr_pg_stop DIR.
+# pgdr_pg_start DIR [OPTIONS]: initdb (trust on loopback) and start a cluster in DIR/data,
+# with extra server OPTIONS ("-c name=value ..."); sets PGPORT and PGHOST for the caller.
+# Stop it with pgdr_pg_stop DIR.
 pgdr_pg_start() {
-  local dir="$1" bin
+  local dir="$1" extra="${2:-}" bin
   bin="$(pgdr_pg_bin)"
   mkdir -p "$dir"
   chmod 755 "$dir"
@@ -47,7 +48,7 @@ pgdr_pg_start() {
   as_pg "$bin/initdb" -D "$dir/data" -U postgres -E UTF8 --no-locale -A trust --no-sync >"$dir/initdb.log" 2>&1
   PGPORT="$(pgdr_free_port)"
   as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-p $PGPORT -k $dir -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_wal_size=4GB" start >/dev/null
+    -o "-p $PGPORT -k $dir -c listen_addresses=127.0.0.1 -c shared_buffers=256MB -c max_wal_size=4GB $extra" start >/dev/null
   export PGPORT PGHOST=127.0.0.1 PGUSER=postgres
 }
 

@@ -5,8 +5,12 @@
 
 use std::sync::Arc;
 
-use crate::capture::runner::{Heartbeat, Limits, RunReport, Runner, Target, HEARTBEAT_PREFIX};
-use crate::catalog::segments::{Gap, GapCause, CAPTURE_FORMAT};
+use super::anchors::{AnchorWhy, Anchors};
+use super::pause::Pause;
+use super::recover::check_and_recover;
+use crate::capture::runner::{
+    Heartbeat, Limits, RunReport, Runner, Target, HEARTBEAT_PREFIX, SEQUENCES_PREFIX,
+};
 use crate::catalog::Repository;
 use crate::codec::{self, EncodeParams};
 use crate::config::{Database, Settings};
@@ -32,7 +36,32 @@ impl Heartbeat for PgHeartbeat {
             .map_err(|e| PgdrError::database(format!("writing a capture heartbeat: {e}")))?;
         row.get::<_, String>(0).parse()
     }
+
+    async fn sample_sequences(&mut self) -> Result<Option<Lsn>> {
+        let row = self
+            .0
+            .query_one(SAMPLE_SQL, &[&SEQUENCES_PREFIX])
+            .await
+            .map_err(|e| PgdrError::database(format!("writing a sequence sample: {e}")))?;
+        row.get::<_, String>(0).parse().map(Some)
+    }
 }
+
+/// The sample of CDC.md, built and written in one statement: every sequence the role can
+/// read (`pg_sequences` shows NULL `last_value` for one never used: then `is_called` false and
+/// the start value).
+const SAMPLE_SQL: &str = "SELECT pg_logical_emit_message(false, $1, json_build_object(
+    'v', 1,
+    'sampled_at', to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+    'sequences', coalesce((
+        SELECT json_agg(json_build_object(
+                   'schema', schemaname, 'name', sequencename,
+                   'last_value', coalesce(last_value, start_value),
+                   'is_called', last_value IS NOT NULL)
+                 ORDER BY schemaname, sequencename)
+          FROM pg_sequences
+         WHERE has_sequence_privilege(format('%I.%I', schemaname, sequencename), 'SELECT')),
+        '[]'::json))::text)::text";
 
 /// Run the capture of `database` until `stop` resolves or the server ends the stream.
 pub async fn run(
@@ -66,22 +95,26 @@ pub async fn run(
         std::process::id(),
         fastrand::u32(..)
     );
-    let lease = repo
-        .acquire_lease(&db.name, LEASE_JOB, &owner)
-        .await?
-        .map_err(|why| {
-            PgdrError::usage(format!(
-                "capture of '{}' is already running: {why}",
-                db.name
-            ))
-            .hint("stop the other runner, or wait until its lease expires")
-        })?;
-    let res = run_held(&repo, db, &state, limits, params, stop).await;
+    let mut taken = repo.acquire_lease(&db.name, LEASE_JOB, &owner).await?;
+    // A runner killed on this host (kill -9) cannot renew its lease: take over at once.
+    if taken.is_err() && repo.break_dead_lease(&db.name, LEASE_JOB).await? {
+        taken = repo.acquire_lease(&db.name, LEASE_JOB, &owner).await?;
+    }
+    let lease = taken.map_err(|why| {
+        PgdrError::usage(format!(
+            "capture of '{}' is already running: {why}",
+            db.name
+        ))
+        .hint("stop the other runner, or wait until its lease expires")
+    })?;
+    let res = run_held(settings, &repo, db, &state, limits, params, stop).await;
     lease.release().await;
     res
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_held(
+    settings: &Settings,
     repo: &Repository,
     db: &Database,
     state: &crate::catalog::format::capture::CaptureState,
@@ -90,14 +123,49 @@ async fn run_held(
     stop: impl std::future::Future<Output = ()>,
 ) -> Result<RunReport> {
     let previous = repo.newest_segment(&db.name).await?;
-    let start = previous.as_ref().map_or(state.start_lsn, |p| p.end);
+    // After a recorded gap the capture went on from a new slot: resume there, not before it.
+    let after_gaps = repo.gaps(&db.name).await?.iter().map(|g| g.to).max();
+    let mut start = previous
+        .as_ref()
+        .map_or(state.start_lsn, |p| p.end)
+        .max(after_gaps.unwrap_or(Lsn(0)));
     let system_id: u64 = state.system_identifier.parse().map_err(|_| {
         PgdrError::corrupt(format!(
             "capture state of '{}': system identifier '{}' is not a number",
             db.name, state.system_identifier
         ))
     })?;
-    check_slot(repo, db, &state.slot, start).await?;
+    let anchors = Anchors::start(settings.clone(), repo.clone(), db.name.clone());
+    let gap = check_and_recover(repo, db, &state.slot, start).await?;
+    if let Some(g) = &gap {
+        start = g.to;
+        let _ = anchors.sender().send(AnchorWhy::Gap(g.to));
+    }
+    let res = stream(
+        repo, db, state, limits, params, stop, start, previous, system_id, &anchors,
+    )
+    .await;
+    let taken = anchors.finish().await;
+    res.map(|mut r| {
+        r.gap = gap;
+        r.anchors = taken;
+        r
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn stream(
+    repo: &Repository,
+    db: &Database,
+    state: &crate::catalog::format::capture::CaptureState,
+    limits: Limits,
+    params: Arc<EncodeParams>,
+    stop: impl std::future::Future<Output = ()>,
+    start: Lsn,
+    previous: Option<crate::catalog::segments::SegmentEntry>,
+    system_id: u64,
+    anchors: &Anchors,
+) -> Result<RunReport> {
     let client = source::connect(db).await?;
     let stream = source::replication::start(db, &state.slot, &state.publication, start).await?;
     let target = Target {
@@ -107,7 +175,7 @@ async fn run_held(
         timeline: state.timeline,
         params,
     };
-    let runner = Runner::new(
+    let mut runner = Runner::new(
         target,
         limits,
         stream,
@@ -115,68 +183,7 @@ async fn run_held(
         start,
         previous.as_ref(),
     );
+    runner.ask_anchors(anchors.sender());
+    runner.pause_at(Pause::from_env());
     runner.run(stop).await
-}
-
-/// The slot must still hold everything after pgdr's durable position: a slot that is gone,
-/// invalidated or ahead of it lost changes. That is recorded as a gap and the run refuses;
-/// it never resumes silently.
-async fn check_slot(repo: &Repository, db: &Database, slot: &str, durable: Lsn) -> Result<()> {
-    let client = source::connect(db).await?;
-    let row = client
-        .query_opt(
-            "SELECT confirmed_flush_lsn::text, coalesce(wal_status, ''), pg_current_wal_lsn()::text \
-             FROM pg_replication_slots WHERE slot_name = $1",
-            &[&slot],
-        )
-        .await
-        .map_err(|e| PgdrError::database(format!("reading slot '{slot}': {e}")))?;
-    let now: Lsn = match &row {
-        Some(r) => r.get::<_, String>(2).parse()?,
-        None => client
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
-            .await
-            .map_err(|e| PgdrError::database(format!("reading the WAL position: {e}")))?
-            .get::<_, String>(0)
-            .parse()?,
-    };
-    let cause = match &row {
-        None => Some((
-            GapCause::SlotMissing,
-            format!("slot '{slot}' does not exist"),
-        )),
-        Some(r) if r.get::<_, String>(1) == "lost" => Some((
-            GapCause::SlotLost,
-            format!("slot '{slot}' was invalidated (wal_status lost)"),
-        )),
-        Some(r) => {
-            let confirmed: Option<String> = r.get(0);
-            match confirmed.map(|c| c.parse::<Lsn>()).transpose()? {
-                Some(c) if c > durable => Some((
-                    GapCause::SlotAhead,
-                    format!("slot '{slot}' confirmed {c}, past pgdr's durable {durable}"),
-                )),
-                _ => None,
-            }
-        }
-    };
-    let Some((cause, detail)) = cause else {
-        return Ok(());
-    };
-    repo.write_gap(&Gap {
-        format_version: CAPTURE_FORMAT,
-        database: db.name.clone(),
-        from: durable,
-        to: now,
-        cause,
-        detail: Some(detail.clone()),
-        detected_at: chrono::Utc::now(),
-    })
-    .await?;
-    tracing::error!(database = %db.name, %durable, %now, detail, "capture gap recorded");
-    Err(PgdrError::database(format!(
-        "database '{}': changes after {durable} are lost: {detail}; the gap is recorded",
-        db.name
-    ))
-    .hint("run `pgdr capture enable` again (a new slot) and `pgdr backup` (a new anchor)"))
 }

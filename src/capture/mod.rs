@@ -7,14 +7,17 @@
 //! commands and the daemon share: `setup` (enable/disable, with `preflight`), `doctor`, `job`
 //! (one database's runner under its lease).
 
+pub mod anchors;
 pub mod check;
 pub mod doctor;
 pub mod health;
 pub mod job;
 pub mod names;
+mod pause;
 pub mod pgoutput;
 pub mod preflight;
 pub mod read;
+pub mod recover;
 pub mod runner;
 mod schema;
 pub mod segment;

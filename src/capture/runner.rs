@@ -14,6 +14,8 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::time::Instant;
 
+use super::anchors::{window, AnchorTaken, AnchorWhy};
+use super::pause::{Pause, PausePoint};
 use super::pgoutput::{self, Message};
 use super::schema::{Emitted, Schema, Seen};
 use super::segment::{Header, FORMAT_VERSION};
@@ -30,6 +32,8 @@ use crate::source::Lsn;
 /// The prefix of every logical message pgdr writes (`pgdr.heartbeat`, marks).
 pub const PGDR_PREFIX: &str = "pgdr";
 pub const HEARTBEAT_PREFIX: &str = "pgdr.heartbeat";
+/// The prefix of the sequence samples (format agreed in CDC.md, read by the replay).
+pub const SEQUENCES_PREFIX: &str = "pgdr.sequences";
 
 /// When segments close and how often an idle stream is woken.
 #[derive(Debug, Clone)]
@@ -38,6 +42,8 @@ pub struct Limits {
     pub max_bytes: u64,
     /// A heartbeat message is written after this long without any change.
     pub heartbeat_every: Duration,
+    /// A sample of every readable sequence is written into the stream this often.
+    pub sequence_sample: Duration,
 }
 
 impl Default for Limits {
@@ -46,6 +52,7 @@ impl Default for Limits {
             max_age: Duration::from_secs(10),
             max_bytes: 16 * 1024 * 1024,
             heartbeat_every: Duration::from_secs(10),
+            sequence_sample: Duration::from_secs(5),
         }
     }
 }
@@ -54,6 +61,12 @@ impl Default for Limits {
 /// returns its LSN, so the runner can tell its own messages from foreign ones.
 pub trait Heartbeat: Send {
     fn emit(&mut self) -> impl Future<Output = Result<Lsn>> + Send;
+
+    /// Write a `pgdr.sequences` sample (non-transactional) and return its LSN; None where
+    /// this writer samples nothing.
+    fn sample_sequences(&mut self) -> impl Future<Output = Result<Option<Lsn>>> + Send {
+        async { Ok(None) }
+    }
 }
 
 /// What the runner is capturing, and from where.
@@ -88,6 +101,11 @@ pub struct RunReport {
     pub duplicates_skipped: u64,
     /// Most plain bytes of one transaction held in memory at once.
     pub peak_buffered: u64,
+    pub sequence_samples: u64,
+    /// The coverage gap this run found at its start and recorded (then a new slot).
+    pub gap: Option<crate::catalog::segments::Gap>,
+    /// The anchored backups this run asked for (after a gap, after schema changes).
+    pub anchors: Vec<AnchorTaken>,
 }
 
 /// A transaction being received.
@@ -136,6 +154,10 @@ pub struct Runner<S: ChangeSource, H: Heartbeat> {
     /// A schema change seen while no segment was open: it goes into the next one.
     pending_change: Option<SchemaChange>,
     last_change: Instant,
+    last_sample: Option<Instant>,
+    /// Where anchored backups are asked for (after a schema change); None in unit tests.
+    anchors: Option<tokio::sync::mpsc::UnboundedSender<AnchorWhy>>,
+    pause: Option<Pause>,
     report: RunReport,
 }
 
@@ -173,8 +195,21 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
             ours: BTreeSet::new(),
             pending_change: None,
             last_change: Instant::now(),
+            last_sample: None,
+            anchors: None,
+            pause: None,
             report,
         }
+    }
+
+    /// Ask `tx` for an anchored backup whenever a segment closes with a schema change.
+    pub fn ask_anchors(&mut self, tx: tokio::sync::mpsc::UnboundedSender<AnchorWhy>) {
+        self.anchors = Some(tx);
+    }
+
+    /// The crash tests' hook ([`Pause`]).
+    pub fn pause_at(&mut self, pause: Option<Pause>) {
+        self.pause = pause;
     }
 
     /// A message pgdr itself wrote elsewhere (a mark): not foreign when it shows up.
@@ -186,7 +221,12 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
     /// ends at a transaction boundary. The source's `next` must be cancel-safe.
     pub async fn run(mut self, stop: impl Future<Output = ()>) -> Result<RunReport> {
         tokio::pin!(stop);
-        let tick_every = self.limits.heartbeat_every.min(self.limits.max_age) / 2;
+        let tick_every = self
+            .limits
+            .heartbeat_every
+            .min(self.limits.max_age)
+            .min(self.limits.sequence_sample)
+            / 2;
         let mut tick = tokio::time::interval(tick_every.max(Duration::from_millis(10)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
@@ -219,6 +259,16 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
             self.ours.insert(lsn);
             self.report.heartbeats += 1;
             self.last_change = Instant::now();
+        }
+        if self
+            .last_sample
+            .is_none_or(|t| t.elapsed() >= self.limits.sequence_sample)
+        {
+            self.last_sample = Some(Instant::now());
+            if let Some(lsn) = self.heartbeat.sample_sequences().await? {
+                self.ours.insert(lsn);
+                self.report.sequence_samples += 1;
+            }
         }
         Ok(())
     }
@@ -493,7 +543,9 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
         let end = self.covered;
         let relations = self.schema.used(&seg.emitted);
         let (receipt, stats) = seg.upload.finish(end).await?;
+        Pause::at(&self.pause, PausePoint::AfterUpload).await;
         let t = &self.target;
+        let change = seg.schema_change.clone();
         let entry = SegmentEntry {
             format_version: CAPTURE_FORMAT,
             database: t.database.clone(),
@@ -521,6 +573,16 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
             written_at: chrono::Utc::now(),
         };
         t.repo.commit_segment(&entry).await?;
+        if let Some(c) = change {
+            // Open until the anchor closes it: a crash before the anchor leaves it open.
+            t.repo
+                .write_not_replayable(&window(&t.database, &c, None))
+                .await?;
+            if let Some(tx) = &self.anchors {
+                let _ = tx.send(AnchorWhy::SchemaChange(c));
+            }
+        }
+        Pause::at(&self.pause, PausePoint::AfterEntry).await;
         self.source.ack(end);
         self.durable = end;
         self.report.durable = end;
@@ -570,3 +632,7 @@ async fn write(schema: &mut Schema, seg: &mut Open, lsn: Lsn, data: Bytes) -> Re
 #[cfg(test)]
 #[path = "runner_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "runner_seq_tests.rs"]
+mod seq_tests;

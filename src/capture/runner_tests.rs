@@ -163,6 +163,7 @@ fn limits(max_bytes: u64) -> Limits {
         max_age: Duration::from_secs(3600),
         max_bytes,
         heartbeat_every: Duration::from_secs(3600),
+        sequence_sample: Duration::from_secs(3600),
     }
 }
 
@@ -404,6 +405,7 @@ async fn heartbeats_on_an_idle_stream_are_recorded_as_pgdrs_own() {
         max_age: Duration::from_millis(50),
         max_bytes: 1 << 30,
         heartbeat_every: Duration::from_millis(30),
+        sequence_sample: Duration::from_secs(3600),
     };
     let mut runner = w.runner(l, Vec::new(), Lsn(0x100), None);
     runner.source.hang = true;

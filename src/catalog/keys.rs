@@ -15,6 +15,7 @@
 //! <db>/capture/segments/<start>.seg.zst.age   Segment (change stream from <start>, hex LSN)
 //! <db>/capture/segments/<start>.json          SegmentEntry (written last: the commit marker)
 //! <db>/capture/gaps/<from>.json               Gap (changes the repository does not hold)
+//! <db>/capture/not-replayable/<from>.json     NotReplayable (a window restore refuses)
 //! ```
 
 use std::fmt;
@@ -43,6 +44,7 @@ pub const CAPTURE_STATE_FILE: &str = "state.json";
 // Change-capture segments and gaps (`capture/segments/`, `capture/gaps/`).
 const SEGMENTS: &str = "segments";
 const GAPS: &str = "gaps";
+const NOT_REPLAYABLE: &str = "not-replayable";
 const SEGMENT_SUFFIX: &str = ".seg.zst.age";
 
 /// One object of the repository, by what it is.
@@ -104,6 +106,10 @@ pub enum Key {
         database: String,
         from: Lsn,
     },
+    NotReplayable {
+        database: String,
+        from: Lsn,
+    },
 }
 
 impl Key {
@@ -138,7 +144,8 @@ impl Key {
             | Key::CaptureState { database }
             | Key::Segment { database, .. }
             | Key::SegmentEntry { database, .. }
-            | Key::Gap { database, .. } => database,
+            | Key::Gap { database, .. }
+            | Key::NotReplayable { database, .. } => database,
         }
     }
 
@@ -187,6 +194,12 @@ impl Key {
             }
             Key::Gap { database, from } => {
                 format!("{database}/{CAPTURE_DIR}/{GAPS}/{}.json", from.to_key())
+            }
+            Key::NotReplayable { database, from } => {
+                format!(
+                    "{database}/{CAPTURE_DIR}/{NOT_REPLAYABLE}/{}.json",
+                    from.to_key()
+                )
             }
         }
     }
@@ -261,6 +274,10 @@ impl Key {
                 }
             }
             (CAPTURE_DIR, [GAPS, file]) => Some(Key::Gap {
+                database,
+                from: Lsn::from_key(file.strip_suffix(".json")?)?,
+            }),
+            (CAPTURE_DIR, [NOT_REPLAYABLE, file]) => Some(Key::NotReplayable {
                 database,
                 from: Lsn::from_key(file.strip_suffix(".json")?)?,
             }),
@@ -366,6 +383,10 @@ mod tests {
             Key::Gap {
                 database: database.clone(),
                 from: Lsn(1),
+            },
+            Key::NotReplayable {
+                database: database.clone(),
+                from: Lsn(2),
             },
         ] {
             let s = k.to_string();

@@ -29,10 +29,12 @@ pub mod keys;
 pub mod leases;
 pub mod manifest;
 pub mod records;
+pub mod replayable;
 pub mod restoring;
 pub mod segments;
 mod select;
 pub mod sensitive;
+mod stale_lease;
 
 #[cfg(test)]
 mod memory_tests;

@@ -23,6 +23,9 @@ pub struct RunArgs {
     /// Write a heartbeat message after this long without changes: "10s" (the default).
     #[arg(long, value_name = "DURATION")]
     heartbeat: Option<String>,
+    /// Write a sample of every sequence into the stream this often: "5s" (the default).
+    #[arg(long, value_name = "DURATION")]
+    sequence_sample: Option<String>,
     #[arg(long)]
     json: bool,
 }
@@ -66,6 +69,11 @@ pub async fn run_capture(g: &Global, s: &Settings, a: &RunArgs) -> Result<i32, P
     limits.max_age = duration(&a.segment_age, "--segment-age", configured.max_age)?;
     limits.max_bytes = a.segment_bytes.unwrap_or(configured.max_bytes);
     limits.heartbeat_every = duration(&a.heartbeat, "--heartbeat", configured.heartbeat_every)?;
+    limits.sequence_sample = duration(
+        &a.sequence_sample,
+        "--sequence-sample",
+        configured.sequence_sample,
+    )?;
     let r = run::run(s, g.database.as_deref(), limits, stop_signal()).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
@@ -84,6 +92,22 @@ fn render_run(r: &RunReport) -> String {
         r.started_at,
         r.durable
     );
+    if let Some(g) = &r.gap {
+        s.push_str(&format!(
+            "GAP {} to {} recorded ({:?}): capturing again from a new slot\n",
+            g.from, g.to, g.cause
+        ));
+    }
+    for a in &r.anchors {
+        match (&a.backup_id, &a.error) {
+            (Some(id), _) => s.push_str(&format!("anchored backup {id} ({})\n", a.reason)),
+            (None, e) => s.push_str(&format!(
+                "anchored backup FAILED ({}): {}; run `pgdr backup`\n",
+                a.reason,
+                e.as_deref().unwrap_or("unknown error")
+            )),
+        }
+    }
     for f in &r.foreign_messages {
         s.push_str(&format!(
             "warning: message '{}' at {} has pgdr's prefix but pgdr did not write it (ignored)\n",

@@ -33,6 +33,12 @@ pub const SESSION_OPTIONS: &str = "-c DateStyle=ISO -c IntervalStyle=postgres \
 /// durable the server may recycle its WAL.
 const STATUS_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Events the crate may hold between its socket reader and the runner. Its default (8192)
+/// holds 8192 rows of a big transaction while the runner waits on an upload: tens of MB for
+/// wide rows, against pgdr's aim of memory bounded by a segment chunk whatever the
+/// transaction. A few hundred keep the socket reader busy without that.
+const BUFFER_EVENTS: usize = 256;
+
 /// Microseconds from the Unix epoch to PostgreSQL's (2000-01-01).
 const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
 
@@ -133,7 +139,8 @@ pub async fn start(
     );
     let cfg = connection(db, slot, publication)?
         .with_start_lsn(pgwire_replication::Lsn(from.0))
-        .with_ack_lsn(pgwire_replication::Lsn(from.0));
+        .with_ack_lsn(pgwire_replication::Lsn(from.0))
+        .with_buffer_size(BUFFER_EVENTS);
     let mut client = ReplicationClient::connect(cfg)
         .await
         .map_err(|e| wire_error(&what, e))?;

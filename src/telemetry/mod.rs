@@ -3,6 +3,7 @@
 //! notifications (`webhook`).
 
 pub mod capture;
+pub mod capture_events;
 pub mod events;
 pub mod metrics;
 pub mod server;

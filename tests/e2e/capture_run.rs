@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::*;
 
-fn world() -> World {
+pub fn world() -> World {
     let pg = Pg::start_logical();
     pg.create_db("app");
     pg.psql(
@@ -30,7 +30,12 @@ fn world() -> World {
     }
 }
 
-fn start_runner(w: &World) -> Child {
+pub fn start_runner(w: &World) -> Child {
+    start_runner_with(w, &[])
+}
+
+/// As [`start_runner`], with more flags.
+pub fn start_runner_with(w: &World, extra: &[&str]) -> Child {
     let mut c = w.pgdr(&[
         "capture",
         "run",
@@ -42,12 +47,13 @@ fn start_runner(w: &World) -> Child {
         "1s",
         "--json",
     ]);
+    c.args(extra);
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
     c.spawn().unwrap()
 }
 
 /// SIGTERM, then the runner's report.
-fn stop_runner(child: Child) -> serde_json::Value {
+pub fn stop_runner(child: Child) -> serde_json::Value {
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -61,7 +67,7 @@ fn stop_runner(child: Child) -> serde_json::Value {
 }
 
 /// One transaction through psql; its txid is printed only after COMMIT returned.
-fn txn(w: &World, body: &str, end: &str) -> u64 {
+pub fn txn(w: &World, body: &str, end: &str) -> u64 {
     let out = w.pg.psql(
         "app",
         &format!("BEGIN; {body}; SELECT txid_current(); {end};"),
@@ -72,7 +78,7 @@ fn txn(w: &World, body: &str, end: &str) -> u64 {
 }
 
 /// Concurrent writers; returns (committed, rolled back) txids as the clients saw them.
-fn workload(w: &Arc<World>, round: u32) -> (Vec<Vec<u64>>, Vec<u64>) {
+pub fn workload(w: &Arc<World>, round: u32) -> (Vec<Vec<u64>>, Vec<u64>) {
     let rolled = Arc::new(Mutex::new(Vec::new()));
     let handles: Vec<_> = (0..3)
         .map(|k| {
@@ -109,7 +115,7 @@ fn workload(w: &Arc<World>, round: u32) -> (Vec<Vec<u64>>, Vec<u64>) {
     (committed, rolled)
 }
 
-fn check(w: &World) -> (i32, serde_json::Value) {
+pub fn check(w: &World) -> (i32, serde_json::Value) {
     let r = run(w.pgdr(&[
         "capture",
         "check",
@@ -122,7 +128,7 @@ fn check(w: &World) -> (i32, serde_json::Value) {
 }
 
 /// The stored xids in stream order, once every logged one is there (or the time is up).
-fn stored_xids(w: &World, want: usize) -> Vec<u64> {
+pub fn stored_xids(w: &World, want: usize) -> Vec<u64> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let (_, j) = check(w);
@@ -142,7 +148,8 @@ fn every_committed_transaction_is_stored_once_in_commit_order_across_a_restart()
     let w = Arc::new(world());
     w.run(&["capture", "enable"]).ok();
     let runner = start_runner(&w);
-    std::thread::sleep(Duration::from_secs(2));
+    // Idle long enough for a heartbeat (1 s after the last message: the first sequence sample).
+    std::thread::sleep(Duration::from_secs(3));
     // A second runner refuses while the first holds the lease.
     let second = w.run(&["capture", "run"]);
     assert_ne!(second.code, 0, "{}", second.stderr);
@@ -243,22 +250,139 @@ fn every_committed_transaction_is_stored_once_in_commit_order_across_a_restart()
     assert!(heartbeats_seen >= 1, "no heartbeat came back as pgdr's own");
 }
 
+/// "X/Y" as a number, to compare LSNs.
+pub fn lsn(s: &str) -> u64 {
+    let (hi, lo) = s
+        .split_once('/')
+        .unwrap_or_else(|| panic!("not an LSN: {s}"));
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+/// The manifests of the local repository's backups of `app`.
+pub fn manifests(w: &World) -> Vec<serde_json::Value> {
+    let dir = w.dir.path().join("repo/app");
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let m = e.unwrap().path().join("manifest.json");
+        if let Ok(b) = std::fs::read(&m) {
+            out.push(serde_json::from_slice(&b).unwrap());
+        }
+    }
+    out
+}
+
 #[test]
-fn a_slot_dropped_behind_pgdrs_back_is_a_recorded_gap_and_check_fails() {
-    let w = world();
+fn a_slot_dropped_behind_pgdrs_back_is_a_recorded_gap_then_a_new_slot_and_anchor() {
+    let w = Arc::new(world());
     w.run(&["capture", "enable"]).ok();
     let runner = start_runner(&w);
-    txn(&w, "INSERT INTO t (v) VALUES ('a')", "COMMIT");
+    let before = txn(&w, "INSERT INTO t (v) VALUES ('a')", "COMMIT");
     assert_eq!(stored_xids(&w, 1).len(), 1);
-    stop_runner(runner);
-    w.pg.psql("app", "SELECT pg_drop_replication_slot('pgdr_app')");
-    let r = w.run(&["capture", "run"]);
-    assert_eq!(r.code, 2, "{}", r.stderr);
-    assert!(r.stderr.contains("are lost"), "{}", r.stderr);
-    assert!(r.stderr.contains("capture enable"), "{}", r.stderr);
-    let (code, report) = check(&w);
-    assert_eq!(code, 1, "{report:#}");
-    assert_eq!(report["gaps"][0]["cause"], "slot-missing", "{report:#}");
+    // A writer keeps committing while the slot disappears and the capture comes back.
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (w, stop) = (w.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut log = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                log.push(txn(&w, "INSERT INTO t (v) VALUES ('during')", "COMMIT"));
+            }
+            log
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // Behind pgdr's back: end its walsender and drop the slot (the runner fails on it).
+    w.pg.psql(
+        "app",
+        "SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots WHERE active_pid IS NOT NULL",
+    );
+    w.pg.psql(
+        "app",
+        "DO $$ BEGIN FOR i IN 1..100 LOOP BEGIN
+           PERFORM pg_drop_replication_slot('pgdr_app'); RETURN;
+         EXCEPTION WHEN object_in_use THEN PERFORM pg_sleep(0.1); END; END LOOP; END $$",
+    );
+    let out = runner.wait_with_output().unwrap();
+    assert!(!out.status.success(), "the runner went on without its slot");
+    let runner = start_runner(&w);
+    // The gap is recorded before the run streams again.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !w.dir.path().join("repo/app/capture/gaps").exists() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    let after: Vec<u64> = (0..5)
+        .map(|i| {
+            txn(
+                &w,
+                &format!("INSERT INTO t (v) VALUES ('after{i}')"),
+                "COMMIT",
+            )
+        })
+        .collect();
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let during = writer.join().unwrap();
+    let stored = stored_xids(&w, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut stored = stored;
+    while !after.iter().all(|x| stored.contains(&(x & 0xFFFF_FFFF))) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        stored = stored_xids(&w, 0);
+    }
+    let report = stop_runner(runner);
+
+    // Recorded with its cause, ending where the new slot starts.
+    let gap = &report["gap"];
+    assert_eq!(gap["cause"], "slot-missing", "{report:#}");
+    assert!(lsn(gap["to"].as_str().unwrap()) > lsn(gap["from"].as_str().unwrap()));
+    // Capture went on: every transaction after the gap is stored, each once, and every stored
+    // one is in the client's log.
+    for x in &after {
+        assert!(
+            stored.contains(&(x & 0xFFFF_FFFF)),
+            "{x} after the gap not stored"
+        );
+    }
+    let mut all: Vec<u64> = during
+        .iter()
+        .chain(&after)
+        .map(|x| x & 0xFFFF_FFFF)
+        .collect();
+    all.push(before & 0xFFFF_FFFF);
+    let mut dedup = stored.clone();
+    dedup.sort();
+    dedup.dedup();
+    assert_eq!(dedup.len(), stored.len(), "a transaction stored twice");
+    assert!(
+        stored.iter().all(|x| all.contains(x)),
+        "{stored:?} vs {all:?}"
+    );
+    // A new anchored backup whose cut is at or after the gap's end.
+    let anchor = &report["anchors"][0];
+    assert!(anchor["error"].is_null(), "{report:#}");
+    let cut = lsn(anchor["cut_lsn"].as_str().unwrap());
+    assert!(cut >= lsn(gap["to"].as_str().unwrap()), "{report:#}");
+    let m = manifests(&w);
+    assert!(
+        m.iter().any(|m| m["id"] == anchor["backup_id"]
+            && m["snapshot"]["cut_lsn"].as_str().map(lsn) == Some(cut)),
+        "no manifest of {anchor} in {m:#?}"
+    );
+    // The slot is back, and check lists the gap and fails.
+    let slot = w.pg.psql(
+        "app",
+        "SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'pgdr_app'",
+    );
+    assert!(slot.contains('1'), "{slot}");
+    let (code, check) = check(&w);
+    assert_eq!(code, 1, "{check:#}");
+    assert_eq!(check["gaps"][0]["cause"], "slot-missing", "{check:#}");
+    assert_eq!(check["gaps"].as_array().unwrap().len(), 1, "{check:#}");
     let text = run(w.pgdr(&["capture", "check", "--database", "app"]));
     assert!(text.stdout.contains("GAP "), "{}", text.stdout);
+    // A restart goes on from the new slot: no second gap.
+    let again = start_runner(&w);
+    std::thread::sleep(Duration::from_secs(2));
+    let r = stop_runner(again);
+    assert!(r["gap"].is_null(), "{r:#}");
 }

@@ -204,3 +204,14 @@ fn capture_segment_entries_and_gaps_read_and_write_back_byte_for_byte() {
     let g: StoredGap = pretty_round_trip("gap-v1.json");
     assert!(g.to > g.from);
 }
+
+#[test]
+fn not_replayable_windows_read_and_write_back_byte_for_byte() {
+    use super::replayable::{
+        StoredNotReplayable, StoredNotReplayableReason, NOT_REPLAYABLE_FORMAT,
+    };
+    let w: StoredNotReplayable = pretty_round_trip("not-replayable-v1.json");
+    assert_eq!(w.format_version, NOT_REPLAYABLE_FORMAT);
+    assert_eq!(w.reason, StoredNotReplayableReason::SchemaChange);
+    assert!(w.to.is_some_and(|to| to > w.from));
+}

@@ -15,7 +15,7 @@
 //!   handled by `fingerprint::sensitive`.
 //! - records (verification, drill, restore, job state) 1; marks and leases are unversioned.
 //! - capture state 1.
-//! - capture segment entries and gaps 1.
+//! - capture segment entries and gaps 1; not-replayable windows 1.
 
 pub mod capture;
 pub mod fingerprint;
@@ -23,6 +23,7 @@ pub mod jobs;
 pub mod manifest;
 pub mod marks;
 pub mod records;
+pub mod replayable;
 pub mod segments;
 
 #[cfg(test)]
