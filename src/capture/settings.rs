@@ -16,5 +16,8 @@ pub fn limits(c: &CaptureConfig) -> Limits {
     if let Some(d) = c.heartbeat {
         l.heartbeat_every = d;
     }
+    if let Some(d) = c.sequence_sample {
+        l.sequence_sample = d;
+    }
     l
 }

@@ -10,6 +10,7 @@
 //! segment_age = "10s"       # close a segment after this long (at a transaction boundary)
 //! segment_bytes = "16MiB"   # ... or at this many plain bytes
 //! heartbeat = "10s"         # a heartbeat message after this long without changes
+//! sequence_sample = "5s"    # every sequence's value sampled into the stream this often
 //! anchor_timeout = "60s"    # how long a backup waits for its anchor slot (capture enable)
 //! admin_url = "postgres://postgres:${PGDR_ADMIN_PASSWORD}@db/app"  # setup as the owner
 //! ```
@@ -30,6 +31,7 @@ pub struct CaptureFile {
     /// "16MiB", or a number of bytes.
     pub segment_bytes: Option<toml::Value>,
     pub heartbeat: Option<String>,
+    pub sequence_sample: Option<String>,
     pub anchor_timeout: Option<String>,
     /// A secret: it may hold the owner's password (`${ENV}` interpolation works).
     pub admin_url: Option<Secret>,
@@ -45,6 +47,7 @@ pub struct CaptureConfig {
     pub segment_age: Option<Duration>,
     pub segment_bytes: Option<u64>,
     pub heartbeat: Option<Duration>,
+    pub sequence_sample: Option<Duration>,
     pub anchor_timeout: Option<Duration>,
     pub admin_url: Option<Secret>,
 }
@@ -69,6 +72,7 @@ pub(super) fn resolve(f: &CaptureFile, path: &str) -> Result<CaptureConfig> {
             .map(|v| bytes(v, &format!("{path}.segment_bytes")))
             .transpose()?,
         heartbeat: dur(&f.heartbeat, "heartbeat")?,
+        sequence_sample: dur(&f.sequence_sample, "sequence_sample")?,
         anchor_timeout: dur(&f.anchor_timeout, "anchor_timeout")?,
         admin_url: f.admin_url.clone(),
     };
@@ -97,6 +101,14 @@ pub(super) fn resolve(f: &CaptureFile, path: &str) -> Result<CaptureConfig> {
         return Err(range(
             "heartbeat",
             "give a duration from \"1s\" to \"10m\"; \"10s\" is the default",
+        ));
+    }
+    if c.sequence_sample
+        .is_some_and(|d| d < Duration::from_secs(1) || d > Duration::from_secs(600))
+    {
+        return Err(range(
+            "sequence_sample",
+            "give a duration from \"1s\" to \"10m\"; \"5s\" is the default",
         ));
     }
     if c.anchor_timeout.is_some_and(|d| d.is_zero()) {
@@ -146,13 +158,14 @@ mod tests {
     fn capture_section_resolves_and_names_bad_keys() {
         std::env::set_var("PGDR_TEST_ADMIN_PW", "s3cret");
         let c = section(
-            "enabled = false\nsegment_age = \"30s\"\nsegment_bytes = \"8MiB\"\nheartbeat = \"5s\"\nanchor_timeout = \"2m\"\nadmin_url = \"postgres://postgres:${PGDR_TEST_ADMIN_PW}@db/app\"\n",
+            "enabled = false\nsegment_age = \"30s\"\nsegment_bytes = \"8MiB\"\nheartbeat = \"5s\"\nsequence_sample = \"2s\"\nanchor_timeout = \"2m\"\nadmin_url = \"postgres://postgres:${PGDR_TEST_ADMIN_PW}@db/app\"\n",
         )
         .unwrap();
         assert_eq!(c.enabled, Some(false));
         assert_eq!(c.segment_age, Some(Duration::from_secs(30)));
         assert_eq!(c.segment_bytes, Some(8 << 20));
         assert_eq!(c.heartbeat, Some(Duration::from_secs(5)));
+        assert_eq!(c.sequence_sample, Some(Duration::from_secs(2)));
         assert_eq!(c.anchor_timeout, Some(Duration::from_secs(120)));
         assert!(c.admin_url.as_ref().unwrap().expose().contains("s3cret"));
         assert!(!format!("{c:?}").contains("s3cret"));
