@@ -3,6 +3,7 @@
 mod args;
 mod capture;
 mod capture_run;
+mod capture_status;
 mod ops;
 mod render;
 mod restore;
@@ -20,9 +21,7 @@ use crate::error::{exit, PgdrError};
 use crate::progress;
 
 use args::{Cli, Cmd, ConfigCmd, DrillArgs, DrillCmd, Global, LogFormat};
-use render::{
-    backup_line, listed_json, render_list, render_manifest, render_verifications, verification_text,
-};
+use render::{backup_line, listed_json, render_list, render_manifest, verification_text};
 use restore::run_restore;
 
 /// `-v` raises pgdr's own logs only: other crates stay at `info` (their debug output carries
@@ -279,15 +278,22 @@ async fn run_verify(
             return Err(PgdrError::new(crate::error::Kind::Interrupted, "verification interrupted; the scratch database was removed"));
         }
     };
-    render_verifications(&records, json);
+    let mut databases: Vec<String> = records.iter().map(|r| r.database.clone()).collect();
+    databases.sort();
+    databases.dedup();
+    let captures = commands::verify::capture_checks(&settings, &databases).await?;
+    render::render_verify_run(&records, &captures, json);
     use crate::catalog::records::Outcome;
-    Ok(if records.iter().any(|r| r.outcome == Outcome::Failed) {
-        exit::CHECK_FAILED
-    } else if records.iter().any(|r| r.outcome == Outcome::Error) {
-        exit::COULD_NOT_RUN
-    } else {
-        exit::OK
-    })
+    let gap = captures.iter().any(|c| !c.ok());
+    Ok(
+        if gap || records.iter().any(|r| r.outcome == Outcome::Failed) {
+            exit::CHECK_FAILED
+        } else if records.iter().any(|r| r.outcome == Outcome::Error) {
+            exit::COULD_NOT_RUN
+        } else {
+            exit::OK
+        },
+    )
 }
 
 async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Result<i32, PgdrError> {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::error::{PgdrError, Result};
 
+pub mod capture;
 pub mod cron;
 mod database;
 mod file;
@@ -221,6 +222,9 @@ fn file_databases(file: &FileConfig) -> Result<Vec<Database>> {
         if let Some(t) = &d.rpo_target {
             db.rpo_target = Some(parse_duration(t, &format!("{path}.rpo_target"))?);
         }
+        if let Some(c) = &d.capture {
+            db.capture = capture::resolve(c, &format!("{path}.capture"))?;
+        }
         databases.push(db);
     }
     let mut seen = std::collections::BTreeSet::new();
@@ -255,6 +259,7 @@ fn apply_source(ov: &Overrides, databases: &mut Vec<Database>) -> Result<()> {
                     name: keep_name,
                     rto_target: databases[i].rto_target,
                     rpo_target: databases[i].rpo_target,
+                    capture: databases[i].capture.clone(),
                     ..db
                 };
             }

@@ -10,6 +10,7 @@
 pub mod anchors;
 pub mod check;
 pub mod doctor;
+pub mod health;
 pub mod job;
 pub mod marks;
 pub mod names;
@@ -21,6 +22,7 @@ pub mod recover;
 pub mod runner;
 mod schema;
 pub mod segment;
+pub mod settings;
 pub mod setup;
 pub mod stream;
 mod upload;

@@ -72,7 +72,8 @@ async fn enable_one(
     if opts.print_sql {
         return Ok(report);
     }
-    run_setup(db, &client, opts.admin_url.as_deref(), &report.statements).await?;
+    let admin_url = opts.admin_url.as_deref().or(configured_admin(db));
+    run_setup(db, &client, admin_url, &report.statements).await?;
     let start_lsn = match slot_lsn {
         Some(lsn) => lsn,
         None => {
@@ -103,6 +104,7 @@ async fn enable_one(
         start_lsn,
         anchor_timeout_seconds: opts
             .anchor_timeout
+            .or(db.capture.anchor_timeout)
             .map(|d| d.as_secs().max(1))
             .or(previous.as_ref().map(|p| p.anchor_timeout_seconds))
             .unwrap_or(crate::source::anchor::DEFAULT_TIMEOUT.as_secs()),
@@ -228,6 +230,11 @@ pub struct DisableReport {
     pub state: Option<CaptureState>,
 }
 
+/// `[database.capture] admin_url`, used where no `--admin-url` (or PGDR_ADMIN_URL) is given.
+fn configured_admin(db: &Database) -> Option<&str> {
+    db.capture.admin_url.as_ref().map(|s| s.expose())
+}
+
 /// Drop slot and publication, mark the state disabled (kept as the record).
 pub async fn disable(
     settings: &Settings,
@@ -244,6 +251,7 @@ pub async fn disable(
         });
         let client = source::connect(db).await?;
         let slot_dropped = drop_slot(&client, &slot).await?;
+        let admin_url = admin_url.or(configured_admin(db));
         let publication_dropped = drop_publication(db, &client, admin_url, &publication).await?;
         if let Some(s) = state.as_mut() {
             s.status = CaptureStatus::Disabled;

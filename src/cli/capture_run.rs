@@ -7,7 +7,7 @@ use clap::Args;
 
 use super::Global;
 use crate::capture::check::CheckReport;
-use crate::capture::runner::{Limits, RunReport};
+use crate::capture::runner::RunReport;
 use crate::commands::capture::{check, run};
 use crate::config::Settings;
 use crate::error::{exit, PgdrError};
@@ -59,13 +59,21 @@ async fn stop_signal() {
 }
 
 pub async fn run_capture(g: &Global, s: &Settings, a: &RunArgs) -> Result<i32, PgdrError> {
-    let d = Limits::default();
-    let limits = Limits {
-        max_age: duration(&a.segment_age, "--segment-age", d.max_age)?,
-        max_bytes: a.segment_bytes.unwrap_or(d.max_bytes),
-        heartbeat_every: duration(&a.heartbeat, "--heartbeat", d.heartbeat_every)?,
-        sequence_sample: duration(&a.sequence_sample, "--sequence-sample", d.sequence_sample)?,
-    };
+    // Flags over `[database.capture]` over the built-in defaults.
+    let configured = s
+        .select(g.database.as_deref())?
+        .first()
+        .map(|db| crate::capture::settings::limits(&db.capture))
+        .unwrap_or_default();
+    let mut limits = configured.clone();
+    limits.max_age = duration(&a.segment_age, "--segment-age", configured.max_age)?;
+    limits.max_bytes = a.segment_bytes.unwrap_or(configured.max_bytes);
+    limits.heartbeat_every = duration(&a.heartbeat, "--heartbeat", configured.heartbeat_every)?;
+    limits.sequence_sample = duration(
+        &a.sequence_sample,
+        "--sequence-sample",
+        configured.sequence_sample,
+    )?;
     let r = run::run(s, g.database.as_deref(), limits, stop_signal()).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));

@@ -34,8 +34,8 @@ pub async fn prune(g: &Global, a: &PruneArgs) -> Result<i32, PgdrError> {
         match &report {
             None => println!("dry run: nothing was changed"),
             Some(r) => println!(
-                "deleted {} backup(s), {} leftover(s), {} uncommitted folder(s), {} record(s)",
-                r.deleted_backups, r.removed_leftovers, r.removed_orphans, r.removed_records
+                "deleted {} backup(s), {} leftover(s), {} uncommitted folder(s), {} record(s), {} capture segment(s), {} old gap(s)",
+                r.deleted_backups, r.removed_leftovers, r.removed_orphans, r.removed_records, r.removed_segments, r.removed_gaps
             ),
         }
     }
@@ -107,6 +107,15 @@ pub fn render_prune_plan(plan: &commands::prune::PrunePlan, dry_run: bool) -> St
                 r.kind, r.key, r.limit
             ));
         }
+        let c = &db.capture;
+        if let (Some(from), Some(anchor)) = (c.keep_from, &c.anchor) {
+            s.push_str(&format!(
+                "  capture: keep the stream from {from} (oldest kept anchored backup {anchor}); DELETE {} segment(s), {} unlisted segment object(s), {} old gap(s)\n",
+                c.segments.len(),
+                c.orphans.len(),
+                c.gaps.len()
+            ));
+        }
     }
     s
 }
@@ -167,6 +176,11 @@ pub fn render_status(r: &commands::status::StatusReport) -> String {
         line("verification", verification_text(d));
         line("drill", drill_text(d));
         line("worst RPO (30d)", worst_rpo_text(d));
+        if let Some(c) = &d.capture {
+            for (k, v) in super::capture_status::lines(c, d.rpo_seconds) {
+                line(k, v);
+            }
+        }
         if let Some(h) = &d.retention_hold {
             line("retention", h.clone());
         }

@@ -44,6 +44,48 @@ pub(super) fn render_verifications(records: &[crate::catalog::VerificationRecord
     }
 }
 
+/// `pgdr verify`'s output: the records and, for databases with capture, the capture check.
+/// JSON: the records array as before; with capture checks, `{"verifications": [...],
+/// "capture_checks": [...]}`.
+pub(crate) fn render_verify_run(
+    records: &[crate::catalog::VerificationRecord],
+    captures: &[crate::capture::check::CheckReport],
+    json: bool,
+) {
+    if json && !captures.is_empty() {
+        let v = serde_json::json!({ "verifications": records, "capture_checks": captures });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        return;
+    }
+    render_verifications(records, json);
+    for c in captures.iter().filter(|_| !json) {
+        let head = match (c.from, c.until) {
+            (Some(f), Some(u)) => format!("{} segment(s), {f} to {u}", c.segments),
+            _ => "no stored segments".to_string(),
+        };
+        if c.ok() {
+            println!("capture of '{}': complete ({head})", c.database);
+            continue;
+        }
+        println!("capture of '{}': NOT COMPLETE ({head}):", c.database);
+        for g in &c.gaps {
+            println!(
+                "  GAP {} to {}: {}{}",
+                g.from,
+                g.to,
+                g.cause,
+                g.detail
+                    .as_ref()
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            );
+        }
+        for p in &c.problems {
+            println!("  PROBLEM segment {}: {}", p.start, p.problem);
+        }
+    }
+}
+
 pub(super) fn backup_line(m: &Manifest) -> String {
     let dump = m.object("dump");
     format!(

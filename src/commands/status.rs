@@ -18,6 +18,9 @@ use crate::progress::human_age;
 use crate::schedule::retention::{self, show_duration};
 use crate::schedule::state::{self, JobState, RunOutcome};
 
+#[path = "status_capture.rs"]
+mod capture;
+
 /// The worst RPO is looked for over this many days.
 pub const RPO_WINDOW_DAYS: u32 = 30;
 
@@ -55,6 +58,13 @@ pub struct DatabaseStatus {
     /// Why prune deletes nothing by age right now, if so.
     pub retention_hold: Option<String>,
     pub jobs: Vec<JobStatus>,
+    /// The data at risk now: with capture, the time since the newest point durable in the
+    /// repository; without, the age of the newest backup's snapshot.
+    pub rpo_seconds: Option<f64>,
+    /// "capture" or "backup": what `rpo_seconds` is measured from.
+    pub rpo_source: &'static str,
+    /// Change capture (when the repository says it is enabled).
+    pub capture: Option<crate::capture::health::CaptureHealth>,
     /// One line each, in operator words; empty when all is within limits.
     pub problems: Vec<String>,
 }
@@ -143,7 +153,8 @@ async fn database_status(
         .and_then(|d| d.rpo_target)
         .map(|t| t.as_secs_f64());
     let facts = retention::facts(&listed, &drills);
-    Ok(assess(
+    let health = capture::capture_health(settings, catalog, name, &listed, now).await?;
+    let mut s = assess(
         name,
         &listed,
         &drills,
@@ -152,7 +163,11 @@ async fn database_status(
         retention::hold(&facts, &ops.retention, now),
         jobs,
         now,
-    ))
+    );
+    if let Some(h) = health {
+        capture::apply(&mut s, h);
+    }
+    Ok(s)
 }
 
 /// The judgement, pure: everything is read before.
@@ -203,6 +218,7 @@ pub fn assess(
     let worst = rpo::worst_rpo(&rpo::points(listed), now, RPO_WINDOW_DAYS);
     problems.extend(rpo_problem(&worst, rpo_target_seconds).map(p));
     problems.extend(jobs.iter().filter_map(job_problem).map(p));
+    let rpo_seconds = newest_backup.as_ref().map(|b| b.age_seconds);
     DatabaseStatus {
         database: name.to_string(),
         backups: listed.len(),
@@ -214,6 +230,9 @@ pub fn assess(
         rpo_target_seconds,
         retention_hold,
         jobs,
+        rpo_seconds,
+        rpo_source: "backup",
+        capture: None,
         problems,
     }
 }

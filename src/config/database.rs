@@ -25,6 +25,8 @@ pub struct Database {
     pub rto_target: Option<std::time::Duration>,
     /// `rpo_target` from the config; `pgdr drill` defaults to [`DEFAULT_RPO_TARGET`].
     pub rpo_target: Option<std::time::Duration>,
+    /// `[database.capture]`; all None without the section.
+    pub capture: super::capture::CaptureConfig,
 }
 
 /// The users' stated recovery targets: restored within 15 minutes, losing at most 5.
@@ -124,6 +126,7 @@ pub(super) fn parse_database(
         exclude_tables,
         rto_target: None,
         rpo_target: None,
+        capture: Default::default(),
     })
 }
 

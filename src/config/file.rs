@@ -112,6 +112,8 @@ pub struct DatabaseFile {
     /// This database's own retention and schedule keys, over `[retention]` / `[schedule]`.
     pub retention: Option<ops::RetentionFile>,
     pub schedule: Option<ops::ScheduleFile>,
+    /// `[database.capture]`: the change capture's settings (see `config::capture`).
+    pub capture: Option<super::capture::CaptureFile>,
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ pub struct DatabasePlan {
     pub leftovers: Vec<Leftover>,
     pub orphans: Vec<Orphan>,
     pub records: Vec<OldRecord>,
+    /// The change capture's segments and gaps before the oldest kept anchor.
+    pub capture: segments::SegmentPlan,
 }
 
 impl DatabasePlan {
@@ -88,6 +90,9 @@ pub struct PruneReport {
     pub errors: Vec<String>,
     /// Backups the plan would delete that a reader marked in use after the plan was made.
     pub kept_in_use: Vec<String>,
+    /// Capture segments (and segment objects without an entry) removed, and old gaps.
+    pub removed_segments: usize,
+    pub removed_gaps: usize,
 }
 
 /// Plan (and unless `dry_run`, apply) for the selected databases.
@@ -183,6 +188,7 @@ async fn plan_database(
         .collect();
 
     let objects = catalog.objects(name).await?;
+    let capture = capture_plan(catalog, name, &listed, &decisions, &objects).await?;
     let committed: BTreeSet<&BackupId> = listed.iter().map(Listed::id).collect();
     let sorted = sort_objects(&objects, &committed, before);
     let records = old_records(ops, &deleted, &committed, sorted.records);
@@ -194,7 +200,39 @@ async fn plan_database(
         leftovers,
         orphans: sorted.orphans,
         records,
+        capture,
     })
+}
+
+/// The capture's part of the plan: only databases with stored segments or gaps read more.
+async fn capture_plan(
+    catalog: &Catalog,
+    name: &str,
+    listed: &[Listed],
+    decisions: &BTreeMap<BackupId, Decision>,
+    objects: &[Stored],
+) -> Result<segments::SegmentPlan> {
+    let has_capture = objects.iter().any(|o| {
+        matches!(
+            o.key,
+            Key::SegmentEntry { .. } | Key::Segment { .. } | Key::Gap { .. }
+        )
+    });
+    if !has_capture {
+        return Ok(segments::SegmentPlan::default());
+    }
+    // Retention's own decision: an in-use mark (added later) keeps the backup, not the stream.
+    let kept: BTreeSet<&BackupId> = decisions
+        .values()
+        .filter(|d| d.keep)
+        .map(|d| &d.id)
+        .collect();
+    let gaps = catalog.gaps(name).await?;
+    Ok(segments::plan(
+        &segments::anchors(listed, &kept),
+        objects,
+        &gaps,
+    ))
 }
 
 /// Retention's decision per backup, overruled to keep a backup some reader has marked in use
@@ -400,6 +438,11 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
                 tracing::info!(database = %db.database, id = %o.id, objects = o.keys.len(), "uncommitted backup folder removed");
             }
         }
+        // After the backups: the stream before the oldest kept anchor.
+        let removed = segments::apply(catalog, &db.capture).await;
+        r.removed_segments += removed.segments + removed.orphans;
+        r.removed_gaps += removed.gaps;
+        r.errors.extend(removed.errors);
         for rec in &db.records {
             match catalog.remove(&rec.key).await {
                 Ok(()) => r.removed_records += 1,
@@ -413,6 +456,13 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
 #[cfg(test)]
 #[path = "prune_tests.rs"]
 mod memory_tests;
+
+#[path = "prune_segments.rs"]
+pub mod segments;
+
+#[cfg(test)]
+#[path = "prune_segments_tests.rs"]
+mod segments_tests;
 
 #[cfg(test)]
 mod tests {

@@ -351,6 +351,7 @@ impl EphemeralCluster {
             exclude_tables: Vec::new(),
             rto_target: None,
             rpo_target: None,
+            capture: Default::default(),
         }
     }
 

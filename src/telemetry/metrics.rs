@@ -28,6 +28,8 @@ pub struct Metrics {
     pub job_next_run: GaugeVec,
     pub webhook_failures: IntCounter,
     pub start_time: Gauge,
+    /// The change capture's series (`telemetry::capture`).
+    pub capture: super::capture::CaptureMetrics,
 }
 
 const DB: &[&str] = &["database"];
@@ -154,6 +156,7 @@ impl Metrics {
             ),
         );
         Metrics {
+            capture: super::capture::CaptureMetrics::new(&registry),
             backup_last_success,
             backup_last_snapshot,
             backup_last_duration,

@@ -2,6 +2,7 @@
 //! struct per event (`events`), the /metrics and /healthz listener (`server`), and webhook
 //! notifications (`webhook`).
 
+pub mod capture;
 pub mod capture_events;
 pub mod events;
 pub mod metrics;

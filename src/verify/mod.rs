@@ -25,8 +25,10 @@ use crate::fingerprint::schema;
 use crate::pipeline;
 use crate::sql::quote_ident as qi;
 
+mod capture;
 mod job;
 pub mod scratch;
+pub use capture::capture_checks;
 pub use job::{run, Selection, VerifyOptions};
 pub use scratch::Scratch;
 

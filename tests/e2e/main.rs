@@ -5,9 +5,11 @@
 mod anchor;
 mod backup;
 mod capture;
+mod capture_alerts;
 mod capture_crash;
 mod capture_gap;
 mod capture_memory;
+mod capture_ops;
 mod capture_run;
 mod capture_schema;
 mod capture_sequences;

@@ -23,6 +23,7 @@ use crate::config::Settings;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::webhook::Notifier;
 
+mod capture;
 mod jobs;
 mod planning;
 mod run_loop;

@@ -40,6 +40,7 @@ pub async fn run(
     crate::codec::parse_recipients(&settings.recipients)?;
     let catalog = Catalog::open(&settings).await?;
     catalog.check_writable().await?;
+    let capturing = something_to_run(&settings, &catalog, &databases, slots.len()).await?;
 
     let metrics = Arc::new(Metrics::new());
     metrics
@@ -65,6 +66,7 @@ pub async fn run(
 
     let jobs_cancel = CancellationToken::new();
     let mut tasks: JoinSet<()> = JoinSet::new();
+    let mut captures = super::capture::spawn(&ctx, &databases, &shutdown);
     plan_first_runs(&ctx, &mut slots, &mut tasks, &jobs_cancel).await;
     // Served once seeded and planned: a scrape never sees a daemon without its next runs.
     let server_stop = CancellationToken::new();
@@ -77,6 +79,7 @@ pub async fn run(
     tracing::info!(
         databases = databases.len(),
         jobs = slots.len(),
+        capturing,
         "daemon started"
     );
 
@@ -91,6 +94,9 @@ pub async fn run(
     .await;
 
     drain(&mut tasks, settings.ops.grace_period, &jobs_cancel).await;
+    // At least 10 s: committing the open segment takes one upload, even with grace_period 0.
+    let capture_grace = settings.ops.grace_period.max(Duration::from_secs(10));
+    super::capture::stop(&mut captures, capture_grace).await;
     server_stop.cancel();
     if let Some((_, t)) = server {
         let _ = t.await;
@@ -123,13 +129,39 @@ fn plan_slots(settings: &Settings, databases: &[String]) -> Result<Vec<Slot>> {
             });
         }
     }
-    if slots.is_empty() {
-        return Err(
-            PgdrError::config("nothing to schedule: every job is \"off\"")
-                .hint("set backup = \"0 2 * * *\" (or another cron expression) in [schedule]"),
-        );
-    }
     Ok(slots)
+}
+
+/// How many of the databases this daemon captures (the repository says enabled, the config
+/// does not keep it out); refused when that and the schedule are both nothing.
+async fn something_to_run(
+    settings: &Settings,
+    catalog: &Catalog,
+    databases: &[String],
+    slots: usize,
+) -> Result<usize> {
+    let mut n = 0;
+    for name in databases {
+        let allowed = settings
+            .databases
+            .iter()
+            .any(|d| &d.name == name && d.capture.enabled != Some(false));
+        if allowed
+            && catalog
+                .capture_state(name)
+                .await?
+                .is_some_and(|s| s.enabled())
+        {
+            n += 1;
+        }
+    }
+    if slots == 0 && n == 0 {
+        return Err(PgdrError::config(
+            "nothing to run: every job is \"off\" and no database has capture enabled",
+        )
+        .hint("set backup = \"0 2 * * *\" (or another cron expression) in [schedule], or run `pgdr capture enable`"));
+    }
+    Ok(n)
 }
 
 /// Plan every slot's next run, and start at once a job missed while no daemon ran (unless
@@ -183,11 +215,13 @@ async fn run_slots(
                 tracing::error!(error = %e, "a job task ended abnormally");
             }
         }
-        let next = slots.iter().map(|s| s.start_at).min().expect("slots");
-        let wait = (next - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(Duration::from_secs(TICK_SECONDS as u64));
+        let tick = Duration::from_secs(TICK_SECONDS as u64);
+        let wait = slots.iter().map(|s| s.start_at).min().map_or(tick, |next| {
+            (next - Utc::now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(tick)
+        });
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.cancelled() => break,
