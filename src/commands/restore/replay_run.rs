@@ -9,7 +9,7 @@ use futures::StreamExt;
 
 use crate::capture::pgoutput::Message;
 use crate::catalog::format::replayed::{StoredReplayed, StoredTableState};
-use crate::catalog::segments::Commit;
+use crate::catalog::segments::{Commit, ListedSegment};
 use crate::error::{PgdrError, Result};
 use crate::restore::replay::{self, after, Bounds, ReplayReport, Stop};
 use crate::source::Lsn;
@@ -63,7 +63,12 @@ pub(super) async fn run(
             .map(|s| format!("a trigger could not be put back after the replay: run `{s}`")),
     );
     let last = report.last_applied.map_or(point.anchor.cut, |c| c.lsn);
-    let samples = samples.lock().expect("samples").clone();
+    let mut samples = samples.lock().expect("samples").clone();
+    if !samples.iter().any(|(l, _)| *l >= last) {
+        // The replay stops at the first commit past the point; the sample that holds the
+        // sequences as they were there comes after it, so read on until it shows.
+        samples.extend(next_sample(plan, point, last).await?);
+    }
     let sequences = match after::pick(&samples, last) {
         Some((lsn, s)) => {
             let n = after::apply_sample(&client, &s).await?;
@@ -82,6 +87,44 @@ pub(super) async fn run(
     }
     let tables = table_states(plan, target).await?;
     Ok(replayed(point, &report, sequences, tables))
+}
+
+/// The first `pgdr.sequences` sample at or after `last` in the stored stream past the replayed
+/// segments, if the stream holds one: sequences are not transactional, so the sample taken
+/// after the point is the one that is never below what the source had handed out by then.
+async fn next_sample(plan: &Plan, point: &PointPlan, last: Lsn) -> Result<Option<(Lsn, Vec<u8>)>> {
+    let Some(database) = point.segments.first().map(|s| s.database.clone()) else {
+        return Ok(None);
+    };
+    let later: Vec<_> = plan
+        .catalog
+        .segments(&database)
+        .await?
+        .into_iter()
+        .filter_map(|s| match s {
+            ListedSegment::Ok(e) if e.end > last => Some(*e),
+            _ => None,
+        })
+        .collect();
+    let stream = crate::capture::stream::messages(plan.catalog.clone(), later, plan.ids.clone());
+    futures::pin_mut!(stream);
+    while let Some(item) = stream.next().await {
+        if let (
+            _,
+            Message::LogicalMessage {
+                lsn,
+                prefix,
+                content,
+                ..
+            },
+        ) = item?
+        {
+            if prefix == after::SEQUENCES_PREFIX && lsn >= last {
+                return Ok(Some((lsn, content)));
+            }
+        }
+    }
+    Ok(None)
 }
 
 fn replayed(
