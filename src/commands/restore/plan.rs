@@ -102,9 +102,17 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
     let state = inspect(&client, &target, &name).await?;
     let mut notes = Vec::from_iter(super::select::before_note(settings, opts, &name).await);
-    let managed =
-        super::managed::plan_if(&client, &target, &state, &m, opts, server_facts.superuser).await?;
-    let mode = super::managed::mode(managed.as_deref()).map_or_else(
+    let managed = super::managed::plan_if(
+        &client,
+        &target,
+        &state,
+        &m,
+        opts,
+        server_facts.superuser,
+        &previous,
+    )
+    .await?;
+    let mode = super::managed::mode(managed.as_deref(), &state, opts.mode).map_or_else(
         || decide_mode(&state, opts.mode, &name, &maintenance, &mut notes),
         Ok,
     )?;
