@@ -64,7 +64,8 @@ pub(super) async fn plan(
             p.problems.join("; ")
         ));
         if !p.app_contents.is_empty() && !p.clean {
-            e = e.hint("add --clean to drop and re-create the application schemas (platform schemas are not touched)");
+            e = e.hint("add --clean to drop and re-create the application schemas (platform schemas are not touched)")
+                .hint("or --swap to restore into a new database and rename it into place, keeping this one (where the connecting role owns the database and has CREATEDB)");
         }
         e = e.hint("--platform-schema NAME / --app-schema NAME say which schemas are whose");
         return Err(e);
