@@ -57,18 +57,7 @@ fn managed_target() -> Pg {
 
 /// The managed-like server with `admin_sql` run last in `postgres` (what the admin may do).
 fn managed_target_with(admin_sql: &str) -> Pg {
-    let t = Pg::start();
-    t.psql(
-        "postgres",
-        &format!(
-            "CREATE ROLE admin LOGIN PASSWORD '{ADMIN_PW}' CREATEDB CREATEROLE BYPASSRLS;
-             CREATE ROLE anon NOLOGIN; CREATE ROLE authenticated NOLOGIN;
-             CREATE ROLE service_role NOLOGIN BYPASSRLS; CREATE ROLE app_owner LOGIN;
-             GRANT anon, authenticated, service_role, app_owner TO admin;
-             CREATE ROLE platform_auth NOLOGIN;
-             {admin_sql}"
-        ),
-    );
+    let t = admin_server(admin_sql);
     t.psql("postgres", "CREATE DATABASE app OWNER admin");
     t.psql(
         "app",
@@ -90,17 +79,41 @@ fn managed_target_with(admin_sql: &str) -> Pg {
     t
 }
 
+/// The managed-like server without any database of the application: the admin role (no
+/// SUPERUSER; CREATEDB, CREATEROLE, BYPASSRLS) and the roles the platform provides, with
+/// `admin_sql` run last in `postgres`.
+fn admin_server(admin_sql: &str) -> Pg {
+    let t = Pg::start();
+    t.psql(
+        "postgres",
+        &format!(
+            "CREATE ROLE admin LOGIN PASSWORD '{ADMIN_PW}' CREATEDB CREATEROLE BYPASSRLS;
+             CREATE ROLE anon NOLOGIN; CREATE ROLE authenticated NOLOGIN;
+             CREATE ROLE service_role NOLOGIN BYPASSRLS; CREATE ROLE app_owner LOGIN;
+             GRANT anon, authenticated, service_role, app_owner TO admin;
+             CREATE ROLE platform_auth NOLOGIN;
+             {admin_sql}"
+        ),
+    );
+    t
+}
+
 fn source_world() -> World {
     source_world_with("")
 }
 
 /// The Supabase-style source with `extra` SQL run after [`SOURCE`], backed up.
 fn source_world_with(extra: &str) -> World {
+    world_from(&format!("{SOURCE}\n{extra}"))
+}
+
+/// A source database `app` made by `sql`, backed up.
+fn world_from(sql: &str) -> World {
     let w = World::local();
     w.pg.psql("postgres", "DROP DATABASE app");
     w.pg.create_db("app");
-    let f = w.dir.path().join("supabase.sql");
-    std::fs::write(&f, format!("{SOURCE}\n{extra}")).unwrap();
+    let f = w.dir.path().join("source.sql");
+    std::fs::write(&f, sql).unwrap();
     w.pg.psql_file("app", &f);
     w.backup();
     w
@@ -108,9 +121,14 @@ fn source_world_with(extra: &str) -> World {
 
 /// `pgdr restore` as the admin role: repository and identity only, as on a fresh host.
 fn restore_as_admin(w: &World, t: &Pg, args: &[&str]) -> Run {
+    restore_as_admin_into(w, t, "app", args)
+}
+
+/// `pgdr restore` as the admin role into database `db`.
+fn restore_as_admin_into(w: &World, t: &Pg, db: &str, args: &[&str]) -> Run {
     let mut c = pgdr_cmd();
     c.arg("restore").arg("--target").arg(format!(
-        "postgres://admin:{ADMIN_PW}@127.0.0.1:{}/app",
+        "postgres://admin:{ADMIN_PW}@127.0.0.1:{}/{db}",
         t.port
     ));
     c.args(args);
@@ -382,4 +400,154 @@ fn a_failed_managed_restore_puts_triggers_and_grants_back() {
         ),
         "f"
     );
+}
+
+/// Every user table of `db` (by name) and its rows as `COPY ... TO STDOUT` prints them,
+/// ordered: the test's own comparison, independent of pgdr's fingerprint.
+fn copy_rows(pg: &Pg, db: &str) -> Vec<(String, String)> {
+    let tables = pg.psql(
+        db,
+        "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables
+          WHERE schemaname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1",
+    );
+    tables
+        .lines()
+        .map(|t| {
+            let rows = pg.psql(
+                db,
+                &format!("COPY (SELECT * FROM {t} ORDER BY 1) TO STDOUT"),
+            );
+            (t.to_string(), rows)
+        })
+        .collect()
+}
+
+fn databases(pg: &Pg) -> Vec<String> {
+    let d = pg.psql("postgres", "SELECT datname FROM pg_database ORDER BY 1");
+    d.lines().map(String::from).collect()
+}
+
+/// An RDS/Cloud SQL-style application: every object owned by the application's role (the
+/// source's master user is no superuser either), grants to a reader, a second schema.
+const RDS_SOURCE: &str = r#"
+CREATE ROLE app_reader NOLOGIN;
+GRANT CREATE ON SCHEMA public TO app_owner;
+GRANT CREATE ON DATABASE app TO app_owner;
+SET ROLE app_owner;
+CREATE SCHEMA shop;
+CREATE TABLE shop.customers (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL);
+CREATE TABLE public.todos (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  customer bigint REFERENCES shop.customers, title text NOT NULL, done boolean NOT NULL DEFAULT false);
+CREATE FUNCTION shop.open_count() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = '' AS $$ SELECT count(*) FROM public.todos WHERE NOT done $$;
+GRANT USAGE ON SCHEMA shop TO app_reader;
+GRANT SELECT ON shop.customers, public.todos TO app_reader;
+INSERT INTO shop.customers (name) VALUES ('ada'), ('grace');
+INSERT INTO public.todos (customer, title, done) VALUES (1, 'a1', false), (1, 'a2', true), (2, 'g1', false);
+RESET ROLE;
+"#;
+
+/// Catalog facts of the RDS-style application, compared between source and target.
+const RDS_QUERIES: &[&str] = &[
+    "SELECT n.nspname, c.relname, c.relkind, pg_get_userbyid(c.relowner), c.relacl::text
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+      WHERE n.nspname IN ('public', 'shop') ORDER BY 1, 2",
+    "SELECT nspname, pg_get_userbyid(nspowner), nspacl::text FROM pg_namespace
+      WHERE nspname IN ('public', 'shop') ORDER BY 1",
+    "SELECT proname, prosecdef, pg_get_userbyid(proowner), md5(pg_get_functiondef(oid))
+       FROM pg_proc WHERE pronamespace = 'shop'::regnamespace ORDER BY 1",
+];
+
+#[test]
+fn swap_on_a_managed_target_the_admin_owns_keeps_the_old_database_renamed() {
+    let w = world_from(RDS_SOURCE);
+    let t = admin_server("GRANT SET ON PARAMETER session_replication_role TO admin;");
+    t.psql("postgres", "CREATE DATABASE app OWNER admin");
+    t.psql(
+        "app",
+        "SET ROLE admin; CREATE TABLE public.old_orders (id int PRIMARY KEY, what text);
+         INSERT INTO public.old_orders VALUES (1, 'before the disaster'); RESET ROLE;",
+    );
+    let r = restore_as_admin(&w, &t, &["--swap", "--managed", "--dry-run"]).ok();
+    assert!(
+        r.stdout.contains(
+            "managed: database: --swap: restored into 'app_restoring', created owned by admin"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(!t.exists("app_restoring"));
+
+    let r = restore_as_admin(&w, &t, &["--swap", "--managed", "--yes"]);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("restored and proven"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("kept as database app_pre_restore_"),
+        "{}",
+        r.stdout
+    );
+    let source = copy_rows(&w.pg, "app");
+    assert!(source
+        .iter()
+        .any(|(t, rows)| t == "public.todos" && rows.lines().count() == 3));
+    assert_eq!(source, copy_rows(&t, "app"));
+    for q in RDS_QUERIES {
+        assert_eq!(w.pg.psql("app", q), t.psql("app", q), "differs: {q}");
+    }
+    assert_eq!(
+        t.psql(
+            "postgres",
+            "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = 'app'"
+        ),
+        "admin"
+    );
+    // The original, renamed and untouched.
+    let dbs = databases(&t);
+    let kept: Vec<_> = dbs
+        .iter()
+        .filter(|d| d.starts_with("app_pre_restore_"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{dbs:?}");
+    assert_eq!(
+        t.psql(kept[0], "SELECT id, what FROM public.old_orders"),
+        "1|before the disaster"
+    );
+    assert!(!dbs.iter().any(|d| d == "app_restoring"), "{dbs:?}");
+}
+
+#[test]
+fn swap_on_a_managed_target_is_refused_where_the_admin_cannot_rename() {
+    let w = source_world();
+    let t = admin_server("");
+    t.psql("postgres", "CREATE DATABASE other");
+    t.psql(
+        "other",
+        "CREATE TABLE public.kept (x int); INSERT INTO public.kept VALUES (7);",
+    );
+    let r = restore_as_admin_into(&w, &t, "other", &["--swap", "--managed", "--yes"]);
+    assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("admin does not own database 'other' (its owner is postgres)"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("--clean"), "{}", r.stderr);
+    assert_eq!(t.psql("other", "SELECT x FROM public.kept"), "7");
+    assert!(!t.exists("other_restoring"));
+    // The database the admin connects to by default (Supabase's `postgres`) is never renamed.
+    t.psql(
+        "postgres",
+        "CREATE TABLE public.kept (x int); INSERT INTO public.kept VALUES (8);",
+    );
+    let r = restore_as_admin_into(&w, &t, "postgres", &["--swap", "--managed", "--yes"]);
+    assert_eq!(r.code, 2, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("'postgres' is the database admin connects to by default"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(t.psql("postgres", "SELECT x FROM public.kept"), "8");
+    assert!(!databases(&t).iter().any(|d| d.contains("pre_restore")));
 }

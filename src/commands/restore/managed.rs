@@ -21,11 +21,12 @@ pub(super) async fn plan_if(
     m: &Manifest,
     opts: &RestoreOptions,
     superuser: bool,
+    previous: &str,
 ) -> Result<Option<Arc<ManagedPlan>>> {
     if superuser && !opts.managed {
         return Ok(None);
     }
-    Ok(Some(plan(maint, target, state, m, opts).await?))
+    Ok(Some(plan(maint, target, state, m, opts, previous).await?))
 }
 
 /// Plan the managed restore; refuse, naming every problem, when it cannot be done as asked.
@@ -35,20 +36,20 @@ pub(super) async fn plan(
     state: &TargetState,
     m: &Manifest,
     opts: &RestoreOptions,
+    previous: &str,
 ) -> Result<Arc<ManagedPlan>> {
-    if opts.mode == ModeFlag::Swap {
-        return Err(PgdrError::usage(format!(
-            "--swap on a managed target: pgdr restores into the existing database {} and never renames it",
-            target.describe()
-        ))
-        .hint("use --clean to drop and re-create the application schemas (platform schemas are not touched)")
-        .hint("or restore under another name: end --target with /NEWNAME"));
+    let swap = opts.mode == ModeFlag::Swap && !matches!(state, TargetState::Missing);
+    if swap {
+        super::managed_swap::check(maint, target).await?;
     }
+    // A swap restores into a new `<name>_restoring`: planned as a new database (every schema
+    // restored whole), the existing one is not looked into.
     let db = match state {
         TargetState::Missing => None,
+        _ if swap => None,
         _ => Some(crate::source::connect(target).await?),
     };
-    let p = managed::plan(
+    let mut p = managed::plan(
         maint,
         db.as_ref(),
         m,
@@ -63,10 +64,14 @@ pub(super) async fn plan(
             p.problems.join("; ")
         ));
         if !p.app_contents.is_empty() && !p.clean {
-            e = e.hint("add --clean to drop and re-create the application schemas (platform schemas are not touched)");
+            e = e.hint("add --clean to drop and re-create the application schemas (platform schemas are not touched)")
+                .hint("or --swap to restore into a new database and rename it into place, keeping this one (where the connecting role owns the database and has CREATEDB)");
         }
         e = e.hint("--platform-schema NAME / --app-schema NAME say which schemas are whose");
         return Err(e);
+    }
+    if swap {
+        super::managed_swap::describe(&mut p, target, previous);
     }
     Ok(Arc::new(p))
 }
@@ -113,11 +118,18 @@ pub(super) async fn prove(
     Ok(diffs)
 }
 
-/// The restore mode on a managed target: into the existing database, or a new one.
-pub(super) fn mode(p: Option<&ManagedPlan>) -> Option<crate::catalog::records::RestoreMode> {
+/// The restore mode on a managed target: into the existing database, beside it (`--swap`,
+/// checked possible by [`plan`]), or a new one.
+pub(super) fn mode(
+    p: Option<&ManagedPlan>,
+    state: &TargetState,
+    flag: ModeFlag,
+) -> Option<crate::catalog::records::RestoreMode> {
     use crate::catalog::records::RestoreMode;
     p.map(|p| {
-        if p.database_exists {
+        if flag == ModeFlag::Swap && !matches!(state, TargetState::Missing) {
+            RestoreMode::Swap
+        } else if p.database_exists {
             RestoreMode::IntoExisting
         } else {
             RestoreMode::Create

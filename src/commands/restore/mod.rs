@@ -17,6 +17,7 @@ use crate::restore::RolesMode;
 
 mod execute;
 mod managed;
+mod managed_swap;
 mod plan;
 pub mod point;
 mod replay_run;

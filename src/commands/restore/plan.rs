@@ -102,20 +102,24 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
     let state = inspect(&client, &target, &name).await?;
     let mut notes = Vec::from_iter(super::select::before_note(settings, opts, &name).await);
-    let managed =
-        super::managed::plan_if(&client, &target, &state, &m, opts, server_facts.superuser).await?;
-    let mode = super::managed::mode(managed.as_deref()).map_or_else(
+    let managed = super::managed::plan_if(
+        &client,
+        &target,
+        &state,
+        &m,
+        opts,
+        server_facts.superuser,
+        &previous,
+    )
+    .await?;
+    let mode = super::managed::mode(managed.as_deref(), &state, opts.mode).map_or_else(
         || decide_mode(&state, opts.mode, &name, &maintenance, &mut notes),
         Ok,
     )?;
     let beside = matches!(mode, RestoreMode::Swap | RestoreMode::Clean);
-    let restore_name = if beside {
-        format!("{name}_restoring")
-    } else {
-        name.clone()
-    };
-    let (host, port, _) = address(&target);
-    let server = format!("{host}:{port}");
+    let restore_name = beside.then(|| format!("{name}_restoring"));
+    let restore_name = restore_name.unwrap_or_else(|| name.clone());
+    let server = server_of(&target);
     let leftover = leftover_if(
         beside,
         &client,
@@ -125,11 +129,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         &restore_name,
     )
     .await?;
-    let is_source = is_source(settings, &target);
-    let sessions = match state {
-        TargetState::Missing => Vec::new(),
-        _ => sessions(&client, &[&name]).await?,
-    };
+    let sessions = sessions_now(&client, &state, &name).await?;
     let jobs = opts.jobs.unwrap_or(1).max(1);
     let spool = plan_spool(opts, &m, jobs, &mut notes)?;
     // A managed plan names its own decisions instead of the generic warning.
@@ -138,6 +138,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     Ok(Plan {
         manifest: m,
         verification: backup.verification,
+        is_source: is_source(settings, &target),
         target,
         maintenance,
         server_version: server_facts.version,
@@ -149,7 +150,6 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         previous_name: beside.then_some(previous),
         leftover,
         server,
-        is_source,
         sessions,
         bin_dir,
         jobs,
@@ -167,6 +167,20 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         ids: backup.ids,
         catalog: backup.catalog,
     })
+}
+
+/// `host:port` of the target server, as restore marks name it.
+fn server_of(target: &Database) -> String {
+    let (host, port, _) = address(target);
+    format!("{host}:{port}")
+}
+
+/// Sessions on the target database now (none when it does not exist).
+async fn sessions_now(client: &Client, state: &TargetState, name: &str) -> Result<Vec<Sessions>> {
+    match state {
+        TargetState::Missing => Ok(Vec::new()),
+        _ => sessions(client, &[name]).await,
+    }
 }
 
 /// Whether the target is a configured source database (same host, port and name).
