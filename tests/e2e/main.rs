@@ -7,6 +7,7 @@ mod backup;
 mod capture;
 mod capture_alerts;
 mod capture_anchor_sync;
+mod capture_auto_add;
 mod capture_crash;
 mod capture_gap;
 mod capture_memory;
