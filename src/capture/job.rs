@@ -167,6 +167,7 @@ async fn stream(
     anchors: &Anchors,
 ) -> Result<RunReport> {
     let client = source::connect(db).await?;
+    let period = limits.max_age;
     let stream = source::replication::start(db, &state.slot, &state.publication, start).await?;
     let target = Target {
         repo: repo.clone(),
@@ -185,5 +186,51 @@ async fn stream(
     );
     runner.ask_anchors(anchors.sender());
     runner.pause_at(Pause::from_env());
-    runner.run(stop).await
+    let auto =
+        (state.auto_add && db.capture.auto_add != Some(false)) || db.capture.auto_add == Some(true);
+    let reconcile = match auto {
+        true => Some(spawn_reconcile(repo, db, period).await?),
+        false => None,
+    };
+    let res = runner.run(stop).await;
+    let added = match reconcile {
+        Some((task, found)) => {
+            task.abort();
+            let _ = task.await;
+            std::mem::take(&mut *found.lock().expect("auto_add results"))
+        }
+        None => Vec::new(),
+    };
+    res.map(|mut r| {
+        r.auto_added = added;
+        r
+    })
+}
+
+type Found = Arc<std::sync::Mutex<Vec<super::auto_add::AutoAdded>>>;
+
+/// The `auto_add` reconcile beside the runner, every `period` (the segment age); a round that
+/// fails is logged and tried again next time (the capture never stops for it).
+async fn spawn_reconcile(
+    repo: &Repository,
+    db: &Database,
+    period: std::time::Duration,
+) -> Result<(tokio::task::JoinHandle<()>, Found)> {
+    let client = source::connect(db).await?;
+    let found: Found = Arc::default();
+    let (repo, db, out) = (repo.clone(), db.clone(), found.clone());
+    let task = tokio::spawn(async move {
+        let mut r = super::auto_add::Reconciler::default();
+        loop {
+            tokio::time::sleep(period).await;
+            match r.round(&repo, &db, &client).await {
+                Ok(Some(a)) => out.lock().expect("auto_add results").push(a),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(event = "capture_auto_add_failed", database = %db.name, "{e}")
+                }
+            }
+        }
+    });
+    Ok((task, found))
 }

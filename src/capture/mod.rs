@@ -8,6 +8,7 @@
 //! (one database's runner under its lease).
 
 pub mod anchors;
+pub mod auto_add;
 pub mod check;
 pub mod doctor;
 pub mod health;

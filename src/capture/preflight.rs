@@ -170,7 +170,7 @@ fn server_findings(version: i32, wal_level: &str) -> Vec<Finding> {
 /// The tables a publication can carry (permanent ordinary and partitioned tables that are not
 /// partitions, outside the system schemas and extensions), split by whether they have a
 /// replica identity; for those without, the ALTER that would give them one.
-async fn tables(client: &Client) -> Result<(Vec<String>, Vec<LeftOut>)> {
+pub(crate) async fn tables(client: &Client) -> Result<(Vec<String>, Vec<LeftOut>)> {
     let rows = client
         .query(
             "SELECT format('%I.%I', n.nspname, c.relname),

@@ -106,6 +106,9 @@ pub struct RunReport {
     pub gap: Option<crate::catalog::segments::Gap>,
     /// The anchored backups this run asked for (after a gap, after schema changes).
     pub anchors: Vec<AnchorTaken>,
+    /// Tables the auto_add reconcile added to the publication (or found it could not).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub auto_added: Vec<super::auto_add::AutoAdded>,
 }
 
 /// A transaction being received.

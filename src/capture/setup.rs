@@ -22,6 +22,8 @@ pub struct EnableOptions {
     pub print_sql: bool,
     /// How long backups wait for their anchor slot (kept from before, else 60 s).
     pub anchor_timeout: Option<std::time::Duration>,
+    /// `--auto-add`: the runner adds new tables with a replica identity.
+    pub auto_add: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -109,6 +111,12 @@ async fn enable_one(
             .or(previous.as_ref().map(|p| p.anchor_timeout_seconds))
             .unwrap_or(crate::source::anchor::DEFAULT_TIMEOUT.as_secs()),
         disabled_at: None,
+        // The flag or the file turns it on; enabling again keeps it unless the file says no.
+        auto_add: opts.auto_add
+            || db
+                .capture
+                .auto_add
+                .unwrap_or_else(|| previous.as_ref().is_some_and(|p| p.auto_add)),
     };
     repo.save_capture_state(&state).await?;
     report.state = Some(state);
@@ -191,7 +199,7 @@ async fn publication_sql(client: &Client, name: &str, tables: &[String]) -> Resu
 
 /// Run the publication statements: through `--admin-url` if given, else as the capture role
 /// (enough where it owns the tables). A refusal names both ways out.
-async fn run_setup(
+pub(crate) async fn run_setup(
     db: &Database,
     client: &Client,
     admin_url: Option<&str>,
@@ -231,7 +239,7 @@ pub struct DisableReport {
 }
 
 /// `[database.capture] admin_url`, used where no `--admin-url` (or PGDR_ADMIN_URL) is given.
-fn configured_admin(db: &Database) -> Option<&str> {
+pub(crate) fn configured_admin(db: &Database) -> Option<&str> {
     db.capture.admin_url.as_ref().map(|s| s.expose())
 }
 

@@ -44,6 +44,10 @@ pub struct EnableArgs {
     /// before it goes on unanchored and says who blocked: "60s" (the default), "5m".
     #[arg(long, value_name = "DURATION")]
     anchor_timeout: Option<String>,
+    /// The runner adds tables created later that have a replica identity to the publication
+    /// (and records it); tables without one are reported with the ALTER that would include them.
+    #[arg(long)]
+    auto_add: bool,
     #[arg(long)]
     json: bool,
 }
@@ -114,6 +118,7 @@ async fn enable(settings: &Settings, db: Option<&str>, a: &EnableArgs) -> Result
         database: db.map(str::to_string),
         admin_url: a.admin_url.clone(),
         print_sql: a.print_sql,
+        auto_add: a.auto_add,
         anchor_timeout: a
             .anchor_timeout
             .as_deref()

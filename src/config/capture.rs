@@ -12,6 +12,7 @@
 //! heartbeat = "10s"         # a heartbeat message after this long without changes
 //! sequence_sample = "5s"    # every sequence's value sampled into the stream this often
 //! anchor_timeout = "60s"    # how long a backup waits for its anchor slot (capture enable)
+//! auto_add = true          # new tables with a replica identity join the publication
 //! admin_url = "postgres://postgres:${PGDR_ADMIN_PASSWORD}@db/app"  # setup as the owner
 //! ```
 
@@ -35,6 +36,7 @@ pub struct CaptureFile {
     pub anchor_timeout: Option<String>,
     /// A secret: it may hold the owner's password (`${ENV}` interpolation works).
     pub admin_url: Option<Secret>,
+    pub auto_add: Option<bool>,
 }
 
 /// The section resolved: None where the file says nothing (the flag, then the built-in
@@ -50,6 +52,8 @@ pub struct CaptureConfig {
     pub sequence_sample: Option<Duration>,
     pub anchor_timeout: Option<Duration>,
     pub admin_url: Option<Secret>,
+    /// Some(true): the runner adds new tables that have a replica identity to the publication.
+    pub auto_add: Option<bool>,
 }
 
 /// Below this a segment closes after nearly every transaction and the repository fills with
@@ -75,6 +79,7 @@ pub(super) fn resolve(f: &CaptureFile, path: &str) -> Result<CaptureConfig> {
         sequence_sample: dur(&f.sequence_sample, "sequence_sample")?,
         anchor_timeout: dur(&f.anchor_timeout, "anchor_timeout")?,
         admin_url: f.admin_url.clone(),
+        auto_add: f.auto_add,
     };
     let range = |k: &str, fix: &str| {
         PgdrError::config(format!("{path}.{k} is out of range")).hint(fix.to_string())

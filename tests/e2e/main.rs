@@ -6,6 +6,8 @@ mod anchor;
 mod backup;
 mod capture;
 mod capture_alerts;
+mod capture_anchor_sync;
+mod capture_auto_add;
 mod capture_crash;
 mod capture_gap;
 mod capture_memory;

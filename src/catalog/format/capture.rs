@@ -52,6 +52,10 @@ pub struct CaptureState {
     /// How long a backup waits for its anchor slot before it goes on unanchored.
     pub anchor_timeout_seconds: u64,
     pub disabled_at: Option<DateTime<Utc>>,
+    /// New tables with a replica identity are added to the publication by the runner
+    /// (`capture enable --auto-add`, `auto_add = true`); absent (false) in older files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub auto_add: bool,
 }
 
 impl CaptureState {
