@@ -1,6 +1,6 @@
 //! The anchored backups the capture asks for while it streams: after a coverage gap (the new
-//! slot's changes need a base) and after a schema change (points after it replay only onto a
-//! dump with the new schema). A task beside the runner, so the stream never waits for a dump;
+//! slot's changes need a base), after a schema change (points after it replay only onto a
+//! dump with the new schema) and after `auto_add` added tables (their earlier rows). A task beside the runner, so the stream never waits for a dump;
 //! it runs the backup engine (`crate::backup`, anchored because capture is enabled) and closes
 //! the schema change's not-replayable window at the new anchor's cut.
 
@@ -24,6 +24,9 @@ pub enum AnchorWhy {
     Gap(Lsn),
     /// A segment closed with this schema-change marker (its window is recorded, open).
     SchemaChange(SchemaChange),
+    /// `auto_add` put these tables into the publication: their earlier rows are only in a
+    /// dump taken from now on.
+    TablesAdded(Vec<String>),
 }
 
 /// One anchored backup the capture took, as the run reports it.
@@ -77,6 +80,9 @@ async fn serve(
                 AnchorWhy::Gap(at) => format!("gap ending at {at}"),
                 AnchorWhy::SchemaChange(c) => {
                     format!("schema change of {}.{} at {}", c.namespace, c.name, c.lsn)
+                }
+                AnchorWhy::TablesAdded(t) => {
+                    format!("tables added to the capture: {}", t.join(", "))
                 }
             })
             .collect::<Vec<_>>()

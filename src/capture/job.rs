@@ -189,7 +189,7 @@ async fn stream(
     let auto =
         (state.auto_add && db.capture.auto_add != Some(false)) || db.capture.auto_add == Some(true);
     let reconcile = match auto {
-        true => Some(spawn_reconcile(repo, db, period).await?),
+        true => Some(spawn_reconcile(repo, db, period, anchors.sender()).await?),
         false => None,
     };
     let res = runner.run(stop).await;
@@ -215,6 +215,7 @@ async fn spawn_reconcile(
     repo: &Repository,
     db: &Database,
     period: std::time::Duration,
+    anchors: tokio::sync::mpsc::UnboundedSender<AnchorWhy>,
 ) -> Result<(tokio::task::JoinHandle<()>, Found)> {
     let client = source::connect(db).await?;
     let found: Found = Arc::default();
@@ -224,7 +225,14 @@ async fn spawn_reconcile(
         loop {
             tokio::time::sleep(period).await;
             match r.round(&repo, &db, &client).await {
-                Ok(Some(a)) => out.lock().expect("auto_add results").push(a),
+                Ok(Some(a)) => {
+                    // The new tables' rows from before they joined are in no segment: a
+                    // dump taken now is the base that holds them.
+                    if !a.tables.is_empty() {
+                        let _ = anchors.send(AnchorWhy::TablesAdded(a.tables.clone()));
+                    }
+                    out.lock().expect("auto_add results").push(a)
+                }
                 Ok(None) => {}
                 Err(e) => {
                     tracing::warn!(event = "capture_auto_add_failed", database = %db.name, "{e}")

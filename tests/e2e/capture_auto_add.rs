@@ -91,6 +91,25 @@ fn a_table_created_after_enable_is_added_and_its_rows_are_captured() {
         .unwrap()
         .iter()
         .any(|l| l["table"] == "public.late_noid"));
+
+    // The added table's earlier rows are in no segment: an anchored backup was taken for them,
+    // and the repository lists it (its manifest has a cut).
+    let anchors = report["anchors"].as_array().expect("anchors");
+    let a = anchors
+        .iter()
+        .find(|a| a["reason"].as_str().unwrap().contains("public.late"))
+        .unwrap_or_else(|| panic!("no anchor for the added table: {report:#}"));
+    let id = a["backup_id"].as_str().expect("backup id");
+    assert!(w.list().iter().any(|b| b["id"] == id), "{id} not listed");
+    let Repo::Local(root) = &w.repo else {
+        panic!("a local repository")
+    };
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(root.join("app").join(id).join("manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(m["snapshot"]["method"], "replication_slot", "{m:#}");
+    assert!(m["snapshot"]["cut_lsn"].is_string(), "{m:#}");
 }
 
 #[test]
