@@ -551,3 +551,63 @@ fn swap_on_a_managed_target_is_refused_where_the_admin_cannot_rename() {
     assert_eq!(t.psql("postgres", "SELECT x FROM public.kept"), "8");
     assert!(!databases(&t).iter().any(|d| d.contains("pre_restore")));
 }
+
+/// A source whose application objects the source's superuser `postgres` owns, with grants to
+/// application roles: the managed admin can never act as `postgres`.
+const SUPERUSER_OWNED_SOURCE: &str = r#"
+CREATE ROLE app_reader NOLOGIN;
+CREATE SCHEMA shop;
+CREATE TABLE shop.items (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, name text NOT NULL);
+CREATE TABLE public.notes (id int PRIMARY KEY, body text);
+CREATE FUNCTION shop.item_count() RETURNS bigint LANGUAGE sql STABLE SECURITY DEFINER
+  SET search_path = '' AS $$ SELECT count(*) FROM shop.items $$;
+REVOKE EXECUTE ON FUNCTION shop.item_count() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION shop.item_count() TO app_reader;
+GRANT USAGE ON SCHEMA shop TO app_reader;
+GRANT SELECT ON shop.items TO app_reader;
+GRANT SELECT, INSERT ON public.notes TO app_owner;
+INSERT INTO shop.items (name) VALUES ('bolt'), ('nut');
+INSERT INTO public.notes VALUES (1, 'keep');
+"#;
+
+#[test]
+fn superuser_owned_objects_are_owned_by_the_admin_with_their_grants_and_proven() {
+    let w = world_from(SUPERUSER_OWNED_SOURCE);
+    let t = admin_server("GRANT SET ON PARAMETER session_replication_role TO admin;");
+    let r = restore_as_admin_into(&w, &t, "app", &["--yes"]);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("restored and proven"), "{}", r.stdout);
+    assert!(
+        r.stdout.contains(
+            "owners: objects of postgres (superuser roles admin cannot act as) are owned by admin"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(copy_rows(&w.pg, "app"), copy_rows(&t, "app"));
+    // Independent catalog query: owners are the admin, the application roles' grants are there.
+    let owners = "SELECT n.nspname || '.' || c.relname, pg_get_userbyid(c.relowner)
+                    FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname IN ('public', 'shop') AND c.relkind = 'r' ORDER BY 1";
+    assert_eq!(
+        t.psql("app", owners),
+        "public.notes|admin\nshop.items|admin"
+    );
+    let grants = "SELECT table_schema || '.' || table_name, grantee, privilege_type
+                    FROM information_schema.role_table_grants
+                   WHERE table_schema IN ('public', 'shop') AND grantee LIKE 'app\\_%' ORDER BY 1, 2, 3";
+    assert_eq!(t.psql("app", grants), w.pg.psql("app", grants));
+    assert_eq!(
+        t.psql("app", grants),
+        "public.notes|app_owner|INSERT\npublic.notes|app_owner|SELECT\nshop.items|app_reader|SELECT"
+    );
+    let schema =
+        "SELECT pg_get_userbyid(nspowner), has_schema_privilege('app_reader', oid, 'USAGE')
+                    FROM pg_namespace WHERE nspname = 'shop'";
+    assert_eq!(t.psql("app", schema), "admin|t");
+    let func = "SELECT pg_get_userbyid(proowner),
+                       has_function_privilege('app_reader', oid, 'EXECUTE'),
+                       has_function_privilege('anon', oid, 'EXECUTE')
+                  FROM pg_proc WHERE proname = 'item_count'";
+    assert_eq!(t.psql("app", func), "admin|t|f");
+}

@@ -160,9 +160,7 @@ async fn restore_and_prove(
     }
     let kept = progress.engine.kept_role_names.clone();
     let proof = match &plan.managed {
-        Some(p) => {
-            super::managed::prove(&target, &plan.manifest, p, progress.engine.no_owner).await
-        }
+        Some(p) => super::managed::prove(&target, &plan.manifest, p).await,
         None => prove(&target, &plan.manifest, &kept, &mut progress.notes).await,
     };
     let mut diffs = proof.map_err(|e| e.context("restored, but the proof could not run"))?;

@@ -82,7 +82,6 @@ pub(super) async fn prove(
     target: &crate::restore::Target,
     m: &Manifest,
     p: &ManagedPlan,
-    no_owner: bool,
 ) -> Result<Vec<String>> {
     crate::catalog::sensitive::require_revealed(m)?;
     let Some(fp) = &m.fingerprint else {
@@ -97,12 +96,24 @@ pub(super) async fn prove(
         let mut expected = expected.clone();
         crate::restore::managed_run::narrow(&mut expected, p, None);
         crate::restore::managed_run::narrow(&mut actual, p, Some(&expected));
+        // The owners the plan named as replaced (superusers the connecting role can never
+        // act as) are the connecting role in the copy, as owners and in every privilege they
+        // held or granted: compared as the plan said, everything else as it was.
+        let replaced = p
+            .foreign_owners
+            .iter()
+            .map(|o| (o.clone(), p.role.clone()))
+            .collect();
+        crate::fingerprint::schema::map_roles(&mut expected, &replaced);
         // Roles and memberships are judged by the roles proof that follows (the same
         // attributes, settings and memberships, and more): it knows which attributes and
         // grantors a non-superuser could not give and named, which this diff cannot.
         let opts = crate::fingerprint::schema::DiffOptions {
             database_properties: false,
-            owners: !no_owner,
+            // Owners too: `--no-owner` gives the connecting role every object, so an owner
+            // the plan did not name as replaced (one whose membership it planned to grant,
+            // or one it already had) is reported, as the privileges it held would be.
+            owners: true,
             roles: false,
             ..Default::default()
         };

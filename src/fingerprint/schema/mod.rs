@@ -27,12 +27,14 @@
 //! (publication row filters, ICU locale, membership options) are read only where they exist.
 //!
 //! Files: `capture.rs` runs the queries (their SQL is in `src/fingerprint/sql/`, assembled by
-//! `queries.rs`), `diff.rs` compares two fingerprints, `acl.rs` reads privileges.
+//! `queries.rs`), `diff.rs` compares two fingerprints, `acl.rs` reads privileges,
+//! `role_map.rs` rewrites the roles a restore replaced on purpose.
 
 mod acl;
 mod capture;
 mod diff;
 mod queries;
+mod role_map;
 #[cfg(test)]
 mod tests;
 
@@ -42,6 +44,7 @@ use serde_json::Value;
 
 pub use capture::capture;
 pub use diff::diff;
+pub use role_map::map_roles;
 
 /// Sorted, readable JSON: section → object key → properties.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, Default)]
