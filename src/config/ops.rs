@@ -495,7 +495,11 @@ fn job_schedules(
         (JobKind::Backup, &s.backup, DEFAULT_BACKUP_CRON),
         (JobKind::Drill, &s.drill, DEFAULT_DRILL_CRON),
         (JobKind::Prune, &s.prune, DEFAULT_PRUNE_CRON),
-        (JobKind::ChainProof, &s.chain_proof, DEFAULT_CHAIN_PROOF_CRON),
+        (
+            JobKind::ChainProof,
+            &s.chain_proof,
+            DEFAULT_CHAIN_PROOF_CRON,
+        ),
     ] {
         let key = format!("{path}.schedule.{kind}");
         let (expr, job_tz, job_jitter) = match spec {
