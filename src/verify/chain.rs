@@ -250,3 +250,7 @@ async fn restore_replay_compare(
     timer.done("compare");
     Ok(d)
 }
+
+#[cfg(test)]
+#[path = "chain_tests.rs"]
+mod tests;
