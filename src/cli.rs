@@ -2,6 +2,7 @@
 
 mod args;
 mod capture;
+mod capture_chain;
 mod capture_run;
 mod capture_status;
 mod ops;

@@ -15,6 +15,9 @@ pub enum VerifyMode {
     Quick,
     /// Quick, then a restore into a scratch database and a fingerprint comparison.
     Full,
+    /// The chain proof (`pgdr capture prove-chain`): the previous anchored backup restored and
+    /// the stored changes replayed to this backup's cut, compared with its fingerprint.
+    Chain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -28,6 +28,10 @@ pub enum CaptureCmd {
     /// Prove the stored stream complete: contiguous, one cluster, checksums, each transaction
     /// once; gaps listed with cause. Exit 1 on a gap or a problem.
     Check(super::capture_run::CheckArgs),
+    /// Prove the chain: restore the anchored backup before N into a scratch cluster, replay
+    /// the stored changes to N's cut, compare every table with N's fingerprint. Exit 1 on a
+    /// difference (named per table); recorded beside backup N.
+    ProveChain(super::capture_chain::ProveChainArgs),
 }
 
 #[derive(Args, Debug)]
@@ -74,6 +78,7 @@ pub async fn run(g: &Global, a: &CaptureArgs) -> Result<i32, PgdrError> {
         CaptureCmd::Enable(e) => enable(&settings, db, e).await,
         CaptureCmd::Run(r) => super::capture_run::run_capture(g, &settings, r).await,
         CaptureCmd::Check(c) => super::capture_run::check_capture(g, &settings, c).await,
+        CaptureCmd::ProveChain(c) => super::capture_chain::prove_chain(g, &settings, c).await,
         CaptureCmd::Disable(d) => {
             let r = setup::disable(&settings, db, d.admin_url.as_deref()).await?;
             if d.json {

@@ -12,10 +12,10 @@ pub(super) fn render_verifications(records: &[crate::catalog::VerificationRecord
     }
     for r in records {
         let secs = (r.finished_at - r.started_at).num_milliseconds() as f64 / 1000.0;
-        let mode = if r.mode == VerifyMode::Quick {
-            "quick"
-        } else {
-            "full"
+        let mode = match r.mode {
+            VerifyMode::Quick => "quick",
+            VerifyMode::Full => "full",
+            VerifyMode::Chain => "chain: previous backup + replayed changes",
         };
         match r.outcome {
             Outcome::Passed if !json => println!(

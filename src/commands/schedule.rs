@@ -70,7 +70,7 @@ pub async fn run(
                         detail: (!d.failures.is_empty()).then(|| d.failures.join("; ")),
                         from: "repository",
                     }),
-                    JobKind::Prune => None,
+                    JobKind::Prune | JobKind::ChainProof => None,
                 };
             }
             out.push(ScheduledJob {

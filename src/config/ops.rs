@@ -20,6 +20,8 @@ use crate::error::{PgdrError, Result};
 pub const DEFAULT_BACKUP_CRON: &str = "0 2 * * *";
 pub const DEFAULT_DRILL_CRON: &str = "0 4 1 * *";
 pub const DEFAULT_PRUNE_CRON: &str = "30 5 * * *";
+/// Weekly, Sunday after the nightly backup: a proof may replay a week of changes.
+pub const DEFAULT_CHAIN_PROOF_CRON: &str = "0 3 * * 0";
 pub const DEFAULT_MAX_BACKUP_AGE: Duration = Duration::from_secs(26 * 3600);
 pub const DEFAULT_LEFTOVER_AGE: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_MIN_VERIFIED: u32 = 2;
@@ -84,6 +86,9 @@ pub struct ScheduleFile {
     /// A drill definition file for scheduled drills.
     pub drill_file: Option<PathBuf>,
     pub prune: Option<JobFile>,
+    /// The chain proof (`pgdr capture prove-chain`), its own job: it may replay days of
+    /// changes, so it never rides on the verification after a backup. Default weekly.
+    pub chain_proof: Option<JobFile>,
     /// Random delay added to each run, up to this long (default none).
     pub jitter: Option<String>,
     /// Run a job missed while the daemon was down once at start-up (default true).
@@ -134,15 +139,23 @@ pub enum JobKind {
     Backup,
     Drill,
     Prune,
+    /// `pgdr capture prove-chain` of the newest backup (databases with capture enabled).
+    ChainProof,
 }
 
 impl JobKind {
-    pub const ALL: [JobKind; 3] = [JobKind::Backup, JobKind::Drill, JobKind::Prune];
+    pub const ALL: [JobKind; 4] = [
+        JobKind::Backup,
+        JobKind::Drill,
+        JobKind::Prune,
+        JobKind::ChainProof,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             JobKind::Backup => "backup",
             JobKind::Drill => "drill",
             JobKind::Prune => "prune",
+            JobKind::ChainProof => "chain_proof",
         }
     }
 }
@@ -400,6 +413,7 @@ fn merge_schedule(d: &ScheduleFile, o: Option<&ScheduleFile>) -> ScheduleFile {
         drill: o.drill.clone().or(d.drill.clone()),
         drill_file: o.drill_file.clone().or(d.drill_file.clone()),
         prune: o.prune.clone().or(d.prune.clone()),
+        chain_proof: o.chain_proof.clone().or(d.chain_proof.clone()),
         jitter: o.jitter.clone().or(d.jitter.clone()),
         catch_up: o.catch_up.or(d.catch_up),
     }
@@ -481,6 +495,11 @@ fn job_schedules(
         (JobKind::Backup, &s.backup, DEFAULT_BACKUP_CRON),
         (JobKind::Drill, &s.drill, DEFAULT_DRILL_CRON),
         (JobKind::Prune, &s.prune, DEFAULT_PRUNE_CRON),
+        (
+            JobKind::ChainProof,
+            &s.chain_proof,
+            DEFAULT_CHAIN_PROOF_CRON,
+        ),
     ] {
         let key = format!("{path}.schedule.{kind}");
         let (expr, job_tz, job_jitter) = match spec {
@@ -565,7 +584,8 @@ mod tests {
             vec![
                 (JobKind::Backup, DEFAULT_BACKUP_CRON),
                 (JobKind::Drill, DEFAULT_DRILL_CRON),
-                (JobKind::Prune, DEFAULT_PRUNE_CRON)
+                (JobKind::Prune, DEFAULT_PRUNE_CRON),
+                (JobKind::ChainProof, DEFAULT_CHAIN_PROOF_CRON)
             ]
         );
         assert_eq!(d.retention.min_verified, 2);
@@ -620,6 +640,7 @@ keep_daily = 14
 [database.schedule]
 backup = { cron = "15 3 * * *", timezone = "America/New_York", jitter = "5m" }
 verify = "full"
+chain_proof = "off"
 "#,
         )
         .unwrap();
@@ -627,7 +648,7 @@ verify = "full"
         assert_eq!(d.retention.keep_daily, Some(14));
         assert_eq!(d.retention.keep_weekly, Some(4));
         assert_eq!(d.retention.max_backup_age, Duration::from_secs(30 * 3600));
-        assert_eq!(d.jobs.len(), 2, "drill is off");
+        assert_eq!(d.jobs.len(), 2, "drill and chain_proof are off");
         assert_eq!(d.jobs[0].schedule.tz, chrono_tz::America::New_York);
         assert_eq!(d.jobs[0].jitter, Duration::from_secs(300));
         assert_eq!(d.jobs[1].kind, JobKind::Prune);

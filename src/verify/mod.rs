@@ -26,6 +26,7 @@ use crate::pipeline;
 use crate::sql::quote_ident as qi;
 
 mod capture;
+pub mod chain;
 mod job;
 pub mod scratch;
 pub use capture::capture_checks;

@@ -118,7 +118,11 @@ fn an_edited_golden_manifest_fails_its_self_check() {
 
 #[test]
 fn records_read_and_write_back_byte_for_byte() {
-    for name in ["verification-quick-v1.json", "verification-full-v1.json"] {
+    for name in [
+        "verification-quick-v1.json",
+        "verification-full-v1.json",
+        "verification-chain-v1.json",
+    ] {
         let r: VerificationRecord = pretty_round_trip(name);
         assert_eq!(r.format_version, 1);
         pretty_round_trip::<StoredVerification>(name);

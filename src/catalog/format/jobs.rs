@@ -15,6 +15,9 @@ pub enum StoredJobKind {
     Backup,
     Drill,
     Prune,
+    /// Named as its config key, `[schedule] chain_proof`.
+    #[serde(rename = "chain_proof")]
+    ChainProof,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

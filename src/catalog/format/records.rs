@@ -22,6 +22,7 @@ pub const RECORD_FORMAT: u32 = 1;
 pub enum StoredVerifyMode {
     Quick,
     Full,
+    Chain,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -171,7 +172,7 @@ pub struct StoredCheckResult {
     pub seconds: f64,
 }
 
-mirror_enum!(VerifyMode, StoredVerifyMode, [Quick, Full]);
+mirror_enum!(VerifyMode, StoredVerifyMode, [Quick, Full, Chain]);
 mirror_enum!(Outcome, StoredOutcome, [Passed, Failed, Error]);
 mirror_enum!(
     RestoreMode,

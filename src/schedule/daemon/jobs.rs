@@ -21,6 +21,7 @@ use crate::telemetry::events::{
 use crate::telemetry::webhook::Notification;
 use crate::{backup, drill, verify};
 
+use super::chain;
 use super::planning::last_success;
 use super::{Ctx, JobResult, Trigger};
 
@@ -38,6 +39,7 @@ pub(super) async fn run_job(
         JobKind::Backup => backup_job(ctx, database, ops, trigger, cancel).await,
         JobKind::Drill => drill_job(ctx, database, ops, trigger, cancel).await,
         JobKind::Prune => prune_job(ctx, database, trigger, cancel).await,
+        JobKind::ChainProof => chain::chain_job(ctx, database, trigger, cancel).await,
     };
     let finished_at = Utc::now();
     let seconds = t0.elapsed().as_secs_f64();
@@ -302,7 +304,7 @@ async fn verify_backup(
 
 /// Take the job's lease in the repository, skip a slot another pgdr already ran, and announce
 /// the start: what every leased job (drill, prune) does first.
-async fn start_leased(
+pub(super) async fn start_leased(
     ctx: &Ctx,
     name: &str,
     kind: JobKind,

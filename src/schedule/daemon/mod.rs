@@ -24,6 +24,7 @@ use crate::telemetry::metrics::Metrics;
 use crate::telemetry::webhook::Notifier;
 
 mod capture;
+mod chain;
 mod jobs;
 mod planning;
 mod run_loop;

@@ -85,7 +85,7 @@ pub(super) async fn last_success(ctx: &Ctx, database: &str, job: JobKind) -> Opt
             .await
             .ok()
             .and_then(|d| d.last().map(|r| r.started_at)),
-        JobKind::Prune => None,
+        JobKind::Prune | JobKind::ChainProof => None,
     };
     recorded.max(seen)
 }

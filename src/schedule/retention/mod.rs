@@ -40,7 +40,7 @@ use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::catalog::records::Outcome;
+use crate::catalog::records::{Outcome, VerifyMode};
 use crate::catalog::{BackupId, DrillRecord, Listed};
 use crate::config::ops::RetentionPolicy;
 
@@ -167,7 +167,13 @@ pub fn facts(listed: &[Listed], drills: &[DrillRecord]) -> Vec<BackupFacts> {
         .map(|l| match l {
             Listed::Ok(e) => {
                 let m = &e.manifest;
-                let v = e.verification.as_ref().and_then(|v| match v.outcome {
+                // A chain proof judges the stream between two backups, not this backup's
+                // dump: a failed one must not make prune delete it.
+                let v = e
+                    .verification
+                    .as_ref()
+                    .filter(|v| v.mode != VerifyMode::Chain);
+                let v = v.and_then(|v| match v.outcome {
                     Outcome::Passed => Some((v.finished_at, Proof::Passed)),
                     Outcome::Failed => Some((v.finished_at, Proof::Failed)),
                     Outcome::Error => None,

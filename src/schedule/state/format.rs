@@ -7,7 +7,7 @@ use crate::config::ops::JobKind;
 
 use super::{JobRun, JobState, RunOutcome};
 
-mirror_enum!(JobKind, StoredJobKind, [Backup, Drill, Prune]);
+mirror_enum!(JobKind, StoredJobKind, [Backup, Drill, Prune, ChainProof]);
 mirror_enum!(RunOutcome, StoredRunOutcome, [Succeeded, Failed, Cancelled]);
 via_stored!(RunOutcome, StoredRunOutcome);
 via_stored!(JobRun, StoredJobRun);
