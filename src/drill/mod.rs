@@ -8,7 +8,9 @@
 //!
 //! RTO is the wall time from the drill's start to "restored, fingerprint equal, smoke checks
 //! passed": the sum of the phases before `teardown`. RPO is the drill's start minus the
-//! snapshot time of the backup restored.
+//! snapshot time of the backup restored; with the database's capture enabled, the data at
+//! risk at the drill's start (time since the newest point durable in the repository), as
+//! `status` says it; the record names which (`rpo_source`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::restore;
 use crate::verify;
 use crate::verify::Scratch;
 
+mod capture_rpo;
 mod checks;
 mod prove;
 pub mod rpo;
@@ -238,6 +241,7 @@ async fn drill_one(
 
     let targets = drill_targets(settings, db, spec);
     let mut rec = new_record(db, spec, given, &selection, started_at, worst, targets);
+    capture_rpo::record(&mut rec, settings, catalog, &listed).await?;
     let mut m = match chosen {
         Ok(m) => m,
         Err(why) => {
@@ -250,7 +254,7 @@ async fn drill_one(
     // Prune keeps it while the drill reads it; the mark goes when this function returns.
     let _in_use = catalog.mark_in_use(&m.database, &m.id, "drill").await?;
     rec.backup = Some(backup_facts(&m));
-    rec.rpo_seconds = Some(secs(started_at - m.snapshot.time));
+    capture_rpo::or_backup(&mut rec, &m);
 
     // 2. Somewhere to restore into.
     let sc = match Scratch::open(settings, &m, "drill").await {
@@ -357,6 +361,7 @@ fn new_record(
         rto_seconds: None,
         elapsed_seconds: 0.0,
         rpo_seconds: None,
+        rpo_source: None,
         worst_rpo: worst,
         targets,
         checks: Vec::new(),
@@ -454,7 +459,9 @@ fn check_targets(
             crate::progress::human_duration(rec.targets.rto_seconds)
         ));
     }
+    let capture = rec.rpo_source.as_deref() == Some("capture");
     let (rpo_basis, basis_text) = match (&selection, given) {
+        _ if capture => (rec.rpo_seconds, "RPO (capture)"),
         (Selection::RandomWithinDays(_), None) => (
             points
                 .iter()
@@ -467,7 +474,13 @@ fn check_targets(
         _ => (rec.rpo_seconds, "RPO"),
     };
     rec.targets.rpo_met = rpo_basis.map(|r| r <= rec.targets.rpo_seconds);
-    if rec.targets.rpo_met == Some(false) {
+    if rec.targets.rpo_met == Some(false) && capture {
+        rec.failures.push(format!(
+            "{basis_text} {} exceeds the target {} (time since the newest change durable in the repository): is the capture running?",
+            crate::progress::human_duration(rpo_basis.unwrap_or_default()),
+            crate::progress::human_duration(rec.targets.rpo_seconds),
+        ));
+    } else if rec.targets.rpo_met == Some(false) {
         rec.failures.push(format!(
             "{basis_text} {} exceeds the target {} (snapshot of backup {} taken {})",
             crate::progress::human_duration(rpo_basis.unwrap_or_default()),

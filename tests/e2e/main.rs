@@ -15,6 +15,7 @@ mod capture_schema;
 mod capture_sequences;
 mod common;
 mod drill;
+mod drill_capture;
 mod globals;
 mod guards;
 mod managed;
