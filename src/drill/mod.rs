@@ -61,6 +61,12 @@ pub struct DrillRun {
 
 pub async fn run(settings: &Settings, opts: &DrillOptions) -> Result<Vec<DrillRun>> {
     let spec = opts.drill.as_deref().map(DrillSpec::load).transpose()?;
+    if let Some(why) = spec.as_ref().and_then(|s| s.selection.unsupported()) {
+        // Refused before anything runs or is recorded: no half a drill in the history.
+        return Err(PgdrError::config(why).hint(
+            "drill a backup with selection = \"newest\" or { random_within_days = N }; rehearse a point-in-time restore with `pgdr restore --at TIME --target <a scratch database>`",
+        ));
+    }
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::open(settings).await?;
     let names = databases(&catalog, settings, opts, spec.as_ref()).await?;
@@ -188,6 +194,7 @@ fn choose(
         }
     };
     Ok(match selection {
+        Selection::RandomPointWithinDays(_) => Err(selection.unsupported().unwrap_or_default()),
         Selection::Newest => readable.last().map(|m| (*m).clone()).ok_or_else(none),
         Selection::RandomWithinDays(n) => {
             let since = now - chrono::Duration::days(*n as i64);

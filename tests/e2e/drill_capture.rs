@@ -134,3 +134,54 @@ fn with_capture_the_drill_rpo_is_the_data_at_risk_and_without_it_the_backups_age
     let report = std::fs::read_to_string(&out).unwrap();
     assert!(report.contains(" (capture)</td>"), "{report}");
 }
+
+/// A point-in-time drill is refused before anything runs, naming why, and nothing is
+/// recorded: a half drill in the history would claim a rehearsal that did not happen.
+#[test]
+fn a_random_point_drill_is_refused_by_name_and_records_nothing() {
+    let w = world();
+    w.run(&["capture", "enable"]).ok();
+    w.run(&["backup", "--quiet"]).ok();
+    let file = w.config_file(
+        "point.toml",
+        "database = \"app\"\nselection = { random_point_within_days = 7 }\n",
+    );
+    let cfg = config_app_only(&w);
+    let r = run(pgdr_repo(
+        &w,
+        &[
+            "drill",
+            "--json",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--drill",
+            file.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr
+            .contains("random_point_within_days = 7 } is not supported by this pgdr yet: a drill cannot replay captured changes"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("pgdr restore --at TIME"), "{}", r.stderr);
+    let Repo::Local(root) = &w.repo else {
+        unreachable!("local")
+    };
+    assert!(files_under(&root.join("app/drills")).is_empty());
+    assert!(files_under(&w.dir.path().join("scratch-tmp")).is_empty());
+}
+
+fn config_app_only(w: &World) -> PathBuf {
+    let tmp = w.dir.path().join("scratch-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    w.config_file(
+        "drill-app.toml",
+        &format!(
+            "[scratch]\ntemp_dir = \"{}\"\n\n[[database]]\nname = \"app\"\nurl = \"{}\"\n",
+            tmp.display(),
+            w.pg.url("app")
+        ),
+    )
+}
