@@ -153,8 +153,13 @@ pub struct DrillRecord {
     pub rto_seconds: Option<f64>,
     /// Drill start to the end of the checks, whether they passed or not.
     pub elapsed_seconds: f64,
-    /// Drill start minus the snapshot time of the backup restored.
+    /// Drill start minus the snapshot time of the backup restored; with capture on, the data
+    /// at risk at the drill's start (the time since the newest point durable in the
+    /// repository), as `status` reports it.
     pub rpo_seconds: Option<f64>,
+    /// What `rpo_seconds` is measured from: "backup" or "capture"; None in records written
+    /// before drills knew capture (those are "backup").
+    pub rpo_source: Option<String>,
     /// The worst data loss a failure in the last days would have caused.
     pub worst_rpo: Option<WorstRpo>,
     pub targets: DrillTargets,

@@ -8,7 +8,9 @@
 //!
 //! RTO is the wall time from the drill's start to "restored, fingerprint equal, smoke checks
 //! passed": the sum of the phases before `teardown`. RPO is the drill's start minus the
-//! snapshot time of the backup restored.
+//! snapshot time of the backup restored; with the database's capture enabled, the data at
+//! risk at the drill's start (time since the newest point durable in the repository), as
+//! `status` says it; the record names which (`rpo_source`).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,7 @@ use crate::restore;
 use crate::verify;
 use crate::verify::Scratch;
 
+mod capture_rpo;
 mod checks;
 mod prove;
 pub mod rpo;
@@ -58,6 +61,12 @@ pub struct DrillRun {
 
 pub async fn run(settings: &Settings, opts: &DrillOptions) -> Result<Vec<DrillRun>> {
     let spec = opts.drill.as_deref().map(DrillSpec::load).transpose()?;
+    if let Some(why) = spec.as_ref().and_then(|s| s.selection.unsupported()) {
+        // Refused before anything runs or is recorded: no half a drill in the history.
+        return Err(PgdrError::config(why).hint(
+            "drill a backup with selection = \"newest\" or { random_within_days = N }; rehearse a point-in-time restore with `pgdr restore --at TIME --target <a scratch database>`",
+        ));
+    }
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::open(settings).await?;
     let names = databases(&catalog, settings, opts, spec.as_ref()).await?;
@@ -185,6 +194,7 @@ fn choose(
         }
     };
     Ok(match selection {
+        Selection::RandomPointWithinDays(_) => Err(selection.unsupported().unwrap_or_default()),
         Selection::Newest => readable.last().map(|m| (*m).clone()).ok_or_else(none),
         Selection::RandomWithinDays(n) => {
             let since = now - chrono::Duration::days(*n as i64);
@@ -238,6 +248,7 @@ async fn drill_one(
 
     let targets = drill_targets(settings, db, spec);
     let mut rec = new_record(db, spec, given, &selection, started_at, worst, targets);
+    capture_rpo::record(&mut rec, settings, catalog, &listed).await?;
     let mut m = match chosen {
         Ok(m) => m,
         Err(why) => {
@@ -250,7 +261,7 @@ async fn drill_one(
     // Prune keeps it while the drill reads it; the mark goes when this function returns.
     let _in_use = catalog.mark_in_use(&m.database, &m.id, "drill").await?;
     rec.backup = Some(backup_facts(&m));
-    rec.rpo_seconds = Some(secs(started_at - m.snapshot.time));
+    capture_rpo::or_backup(&mut rec, &m);
 
     // 2. Somewhere to restore into.
     let sc = match Scratch::open(settings, &m, "drill").await {
@@ -357,6 +368,7 @@ fn new_record(
         rto_seconds: None,
         elapsed_seconds: 0.0,
         rpo_seconds: None,
+        rpo_source: None,
         worst_rpo: worst,
         targets,
         checks: Vec::new(),
@@ -454,7 +466,9 @@ fn check_targets(
             crate::progress::human_duration(rec.targets.rto_seconds)
         ));
     }
+    let capture = rec.rpo_source.as_deref() == Some("capture");
     let (rpo_basis, basis_text) = match (&selection, given) {
+        _ if capture => (rec.rpo_seconds, "RPO (capture)"),
         (Selection::RandomWithinDays(_), None) => (
             points
                 .iter()
@@ -467,7 +481,13 @@ fn check_targets(
         _ => (rec.rpo_seconds, "RPO"),
     };
     rec.targets.rpo_met = rpo_basis.map(|r| r <= rec.targets.rpo_seconds);
-    if rec.targets.rpo_met == Some(false) {
+    if rec.targets.rpo_met == Some(false) && capture {
+        rec.failures.push(format!(
+            "{basis_text} {} exceeds the target {} (time since the newest change durable in the repository): is the capture running?",
+            crate::progress::human_duration(rpo_basis.unwrap_or_default()),
+            crate::progress::human_duration(rec.targets.rpo_seconds),
+        ));
+    } else if rec.targets.rpo_met == Some(false) {
         rec.failures.push(format!(
             "{basis_text} {} exceeds the target {} (snapshot of backup {} taken {})",
             crate::progress::human_duration(rpo_basis.unwrap_or_default()),

@@ -18,6 +18,7 @@ mod capture_sequences;
 mod chain;
 mod common;
 mod drill;
+mod drill_capture;
 mod globals;
 mod guards;
 mod managed;

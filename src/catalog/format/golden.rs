@@ -127,10 +127,16 @@ fn records_read_and_write_back_byte_for_byte() {
         assert_eq!(r.format_version, 1);
         pretty_round_trip::<StoredVerification>(name);
     }
-    for name in ["drill-v1.json", "drill-checks-v1.json"] {
+    for name in [
+        "drill-v1.json",
+        "drill-checks-v1.json",
+        "drill-capture-v1.json",
+    ] {
         pretty_round_trip::<DrillRecord>(name);
         pretty_round_trip::<StoredDrill>(name);
     }
+    let capture: DrillRecord = pretty_round_trip("drill-capture-v1.json");
+    assert_eq!(capture.rpo_source.as_deref(), Some("capture"));
     let checks: DrillRecord = pretty_round_trip("drill-checks-v1.json");
     assert!(!checks.checks.is_empty() && checks.worst_rpo.is_some());
     for name in [

@@ -118,6 +118,9 @@ pub struct StoredDrill {
     pub rto_seconds: Option<f64>,
     pub elapsed_seconds: f64,
     pub rpo_seconds: Option<f64>,
+    /// "backup" or "capture" (absent in records older than capture-aware drills: backup).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_source: Option<String>,
     pub worst_rpo: Option<StoredWorstRpo>,
     pub targets: StoredDrillTargets,
     pub checks: Vec<StoredCheckResult>,
@@ -316,6 +319,7 @@ impl From<&DrillRecord> for StoredDrill {
             rto_seconds: r.rto_seconds,
             elapsed_seconds: r.elapsed_seconds,
             rpo_seconds: r.rpo_seconds,
+            rpo_source: r.rpo_source.clone(),
             worst_rpo: r.worst_rpo.as_ref().map(Into::into),
             targets: (&r.targets).into(),
             checks: r.checks.iter().map(Into::into).collect(),
@@ -345,6 +349,7 @@ impl From<StoredDrill> for DrillRecord {
             rto_seconds: s.rto_seconds,
             elapsed_seconds: s.elapsed_seconds,
             rpo_seconds: s.rpo_seconds,
+            rpo_source: s.rpo_source,
             worst_rpo: s.worst_rpo.map(Into::into),
             targets: s.targets.into(),
             checks: s.checks.into_iter().map(Into::into).collect(),

@@ -41,7 +41,7 @@ pub(super) fn html(sections: &[Section], now: DateTime<Utc>) -> String {
     let mut s = String::new();
     let _ = write!(
         s,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>pgdr recovery drills</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>Recovery drills</h1>\n<p class=\"meta\">Generated {} by pgdr {}. RTO: drill start to restored, fingerprint equal and smoke checks passed. RPO: drill start minus the snapshot time of the backup restored. Worst RPO: the largest gap between restorable backups over the last {} days, or since the newest one.</p>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>pgdr recovery drills</title>\n<style>{CSS}</style>\n</head>\n<body>\n<h1>Recovery drills</h1>\n<p class=\"meta\">Generated {} by pgdr {}. RTO: drill start to restored, fingerprint equal and smoke checks passed. RPO: drill start minus the snapshot time of the backup restored, or, marked (capture), the time since the newest change durable in the repository. Worst RPO: the largest gap between restorable backups over the last {} days, or since the newest one.</p>\n",
         now.format("%Y-%m-%d %H:%M:%S UTC"),
         env!("CARGO_PKG_VERSION"),
         crate::drill::WORST_RPO_WINDOW_DAYS

@@ -64,6 +64,14 @@ fn opt_dur(s: Option<f64>) -> String {
     s.map_or_else(|| "-".into(), human_duration)
 }
 
+/// The RPO, marked when it is the capture's (data at risk now) rather than the backup's age.
+fn rpo_text(r: &DrillRecord) -> String {
+    match (r.rpo_seconds, r.rpo_source.as_deref()) {
+        (Some(s), Some("capture")) => format!("{} (capture)", human_duration(s)),
+        (s, _) => opt_dur(s),
+    }
+}
+
 fn met(m: Option<bool>) -> &'static str {
     match m {
         Some(true) => "met",
@@ -113,7 +121,7 @@ fn history_row(r: &DrillRecord) -> HistoryRow {
         drill: r.drill.clone().unwrap_or_else(|| "-".into()),
         backup: r.backup.as_ref().map_or("-".into(), |b| b.id.to_string()),
         rto: opt_dur(r.rto_seconds),
-        rpo: opt_dur(r.rpo_seconds),
+        rpo: rpo_text(r),
         worst_rpo: opt_dur(r.worst_rpo.as_ref().map(|w| w.seconds)),
         targets: format!(
             "{} / {}",
@@ -247,6 +255,7 @@ mod tests {
             rto_seconds: rto,
             elapsed_seconds: 2.0,
             rpo_seconds: Some(3600.0),
+            rpo_source: Some("backup".into()),
             worst_rpo: None,
             targets: DrillTargets {
                 rto_seconds: 900.0,

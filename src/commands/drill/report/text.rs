@@ -82,7 +82,7 @@ fn measure_lines(r: &DrillRecord) -> Vec<(&'static str, String)> {
             "RPO",
             format!(
                 "{:<10} target {:<9} {}",
-                opt_dur(r.rpo_seconds),
+                super::rpo_text(r),
                 human_duration(r.targets.rpo_seconds),
                 met(r.targets.rpo_met)
             ),
