@@ -414,8 +414,12 @@ impl Run {
         self
     }
     pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.stdout)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.stdout))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}), exit {}: {}\nstderr: {}",
+                self.code, self.stdout, self.stderr
+            )
+        })
     }
 }
 
