@@ -25,16 +25,7 @@ fn logical_world(repo: Option<Repo>) -> World {
         "app",
         "CREATE TABLE t (id serial PRIMARY KEY, v text, n int DEFAULT 0)",
     );
-    let dir = tempdir();
-    let repo = repo.unwrap_or_else(|| Repo::Local(dir.path().join("repo")));
-    let (identity, recipient) = keypair(dir.path());
-    World {
-        pg,
-        dir,
-        repo,
-        identity,
-        recipient,
-    }
+    World::around_pg(pg, repo)
 }
 
 fn runner(w: &World) -> Child {

@@ -17,16 +17,7 @@ pub(crate) fn world() -> World {
         "app",
         "CREATE TABLE t (id serial PRIMARY KEY, v text, n int DEFAULT 0);",
     );
-    let dir = tempdir();
-    let repo = Repo::Local(dir.path().join("repo"));
-    let (identity, recipient) = keypair(dir.path());
-    World {
-        pg,
-        dir,
-        repo,
-        identity,
-        recipient,
-    }
+    World::around_pg(pg, None)
 }
 
 /// A config whose only work is the capture of `app` (the URL comes from --source), with

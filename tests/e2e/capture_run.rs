@@ -18,16 +18,7 @@ pub fn world() -> World {
          CREATE TABLE full_ri (a int, b text);
          ALTER TABLE full_ri REPLICA IDENTITY FULL;",
     );
-    let dir = tempdir();
-    let repo = Repo::Local(dir.path().join("repo"));
-    let (identity, recipient) = keypair(dir.path());
-    World {
-        pg,
-        dir,
-        repo,
-        identity,
-        recipient,
-    }
+    World::around_pg(pg, None)
 }
 
 pub fn start_runner(w: &World) -> Child {

@@ -22,16 +22,7 @@ fn world() -> World {
          INSERT INTO acct (owner, balance) SELECT 'o' || g, 100 FROM generate_series(1, 20) g;
          INSERT INTO outside VALUES (1, 'before');",
     );
-    let dir = tempdir();
-    let repo = Repo::Local(dir.path().join("repo"));
-    let (identity, recipient) = keypair(dir.path());
-    World {
-        pg,
-        dir,
-        repo,
-        identity,
-        recipient,
-    }
+    World::around_pg(pg, None)
 }
 
 /// The runner, stopped (SIGTERM, then killed) whatever the test's outcome.

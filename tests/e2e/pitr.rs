@@ -24,16 +24,7 @@ fn world(repo: Option<Repo>) -> World {
          INSERT INTO acct (owner, balance) SELECT 'o' || g, 100 FROM generate_series(1, 20) g;
          CREATE MATERIALIZED VIEW totals AS SELECT count(*) AS n, sum(balance) AS s FROM acct;",
     );
-    let dir = tempdir();
-    let repo = repo.unwrap_or_else(|| Repo::Local(dir.path().join("repo")));
-    let (identity, recipient) = keypair(dir.path());
-    World {
-        pg,
-        dir,
-        repo,
-        identity,
-        recipient,
-    }
+    World::around_pg(pg, repo)
 }
 
 fn start_runner(w: &World) -> Child {

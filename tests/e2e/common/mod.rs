@@ -514,6 +514,18 @@ impl World {
     pub fn with_repo(dir: TempDir, repo: Repo) -> World {
         let pg = Pg::start();
         pg.sample_db("app");
+        Self::around(pg, dir, repo)
+    }
+
+    /// A world around a cluster the test prepared (e.g. `Pg::start_logical()`); the
+    /// repository is `repo`, or a local one in the world's folder.
+    pub fn around_pg(pg: Pg, repo: Option<Repo>) -> World {
+        let dir = tempdir();
+        let repo = repo.unwrap_or_else(|| Repo::Local(dir.path().join("repo")));
+        Self::around(pg, dir, repo)
+    }
+
+    fn around(pg: Pg, dir: TempDir, repo: Repo) -> World {
         let (identity, recipient) = keypair(dir.path());
         World {
             pg,
