@@ -3,7 +3,7 @@
 //! it, read by the restore to refuse points inside them by name.
 
 use super::format::replayable::NOT_REPLAYABLE_FORMAT;
-use super::{database_prefix, Key, Repository};
+use super::{Key, Repository};
 use crate::error::{PgdrError, Result};
 
 pub use super::format::replayable::{
@@ -23,29 +23,25 @@ impl Repository {
     /// The recorded windows of a database, oldest first. An unreadable one is an error: a
     /// restore must never replay through a window it could not read.
     pub async fn not_replayable(&self, database: &str) -> Result<Vec<NotReplayable>> {
-        let prefix = database_prefix(Some(database))?;
-        let keys: Vec<Key> = self
-            .store
-            .list(&prefix)
-            .await?
-            .into_iter()
-            .filter_map(|o| Key::parse(&o.key))
-            .filter(|k| matches!(k, Key::NotReplayable { .. }))
-            .collect();
-        let mut out = Vec::new();
-        for k in keys {
-            let b = self.get_bytes(&k).await?;
-            let w: NotReplayable = serde_json::from_slice(&b).map_err(|e| {
-                PgdrError::corrupt(format!("{k}: not a not-replayable window: {e}"))
-            })?;
+        let mut out: Vec<NotReplayable> = self
+            .read_all_of(
+                database,
+                |k| matches!(k, Key::NotReplayable { .. }),
+                "a not-replayable window",
+            )
+            .await?;
+        for w in &out {
             if w.format_version > NOT_REPLAYABLE_FORMAT {
                 return Err(PgdrError::corrupt(format!(
-                    "{k}: format {} is newer than this pgdr reads ({NOT_REPLAYABLE_FORMAT})",
+                    "{}: format {} is newer than this pgdr reads ({NOT_REPLAYABLE_FORMAT})",
+                    Key::NotReplayable {
+                        database: database.to_string(),
+                        from: w.from
+                    },
                     w.format_version
                 ))
                 .hint("upgrade pgdr"));
             }
-            out.push(w);
         }
         out.sort_by_key(|w| w.from);
         Ok(out)

@@ -131,6 +131,21 @@ impl Repository {
     /// The recorded gaps of a database, oldest first. An unreadable one is an error: a gap
     /// must never go unreported.
     pub async fn gaps(&self, database: &str) -> Result<Vec<Gap>> {
+        let mut out: Vec<Gap> = self
+            .read_all_of(database, |k| matches!(k, Key::Gap { .. }), "a gap record")
+            .await?;
+        out.sort_by_key(|g| g.from);
+        Ok(out)
+    }
+
+    /// Every object of one key kind of a database, parsed: the capture's small records (gaps,
+    /// not-replayable windows). One unreadable object fails the whole read.
+    pub(super) async fn read_all_of<T: serde::de::DeserializeOwned>(
+        &self,
+        database: &str,
+        kind: fn(&Key) -> bool,
+        what: &str,
+    ) -> Result<Vec<T>> {
         let prefix = database_prefix(Some(database))?;
         let keys: Vec<Key> = self
             .store
@@ -138,17 +153,16 @@ impl Repository {
             .await?
             .into_iter()
             .filter_map(|o| Key::parse(&o.key))
-            .filter(|k| matches!(k, Key::Gap { .. }))
+            .filter(kind)
             .collect();
         let mut out = Vec::new();
         for k in keys {
             let b = self.get_bytes(&k).await?;
             out.push(
-                serde_json::from_slice::<Gap>(&b)
-                    .map_err(|e| PgdrError::corrupt(format!("{k}: not a gap record: {e}")))?,
+                serde_json::from_slice::<T>(&b)
+                    .map_err(|e| PgdrError::corrupt(format!("{k}: not {what}: {e}")))?,
             );
         }
-        out.sort_by_key(|g| g.from);
         Ok(out)
     }
 }
