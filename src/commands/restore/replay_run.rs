@@ -63,6 +63,12 @@ pub(super) async fn run(
             .map(|s| format!("a trigger could not be put back after the replay: run `{s}`")),
     );
     let last = report.last_applied.map_or(point.anchor.cut, |c| c.lsn);
+    // The sample is the first at or after the point asked (a mark's or an LSN's position),
+    // not after the last commit: nextval between that commit and the point counts too.
+    let last = match point.stop {
+        Stop::Lsn(l) => l.max(last),
+        _ => last,
+    };
     let mut samples = samples.lock().expect("samples").clone();
     if !samples.iter().any(|(l, _)| *l >= last) {
         // The replay stops at the first commit past the point; the sample that holds the
