@@ -90,6 +90,14 @@ async fn managed_restore(
     };
     // pg_restore may have run long: a fresh session for the undoing.
     let fresh = crate::source::connect(&target.database()).await.ok();
+    let restored = match restored {
+        // Owners the connecting role can act as get their objects back.
+        Ok(()) if report.no_owner => {
+            let c = fresh.as_ref().unwrap_or(&db);
+            super::managed_owners::give_back(c, m, p, report).await
+        }
+        r => r,
+    };
     let undone = super::managed_run::finish(fresh.as_ref().unwrap_or(&db), &undo, report).await;
     match (restored, undone) {
         (Err(e), Err(u)) => {

@@ -477,7 +477,7 @@ fn describe(p: &mut ManagedPlan, f: &BackupFacts) {
     }
     if !p.foreign_owners.is_empty() {
         d.push(format!(
-            "owners: objects of {} (superuser roles {} cannot act as) are owned by {} (pg_restore --no-owner)",
+            "owners: objects of {} (superuser roles {} cannot act as) are owned by {} (pg_restore --no-owner); every other object is given back to its backup owner after the restore (ALTER ... OWNER TO)",
             p.foreign_owners.join(", "),
             p.role,
             p.role
