@@ -97,6 +97,10 @@ pub struct ManagedPlan {
     pub create_grants: Vec<(String, String, bool)>,
     /// `--clean`: the application schemas are dropped and re-created (never the platform's).
     pub clean: bool,
+    /// `host:port` of the target server, as restore marks name it (the key of the record of
+    /// held triggers, [`super::managed_hold`]).
+    #[serde(skip)]
+    pub server: String,
 }
 
 impl ManagedPlan {

@@ -126,6 +126,16 @@ pub(crate) fn restore_as_admin(w: &World, t: &Pg, args: &[&str]) -> Run {
 
 /// `pgdr restore` as the admin role into database `db`.
 pub(crate) fn restore_as_admin_into(w: &World, t: &Pg, db: &str, args: &[&str]) -> Run {
+    run(restore_as_admin_cmd(w, t, db, args))
+}
+
+/// The command of [`restore_as_admin_into`], to spawn.
+pub(crate) fn restore_as_admin_cmd(
+    w: &World,
+    t: &Pg,
+    db: &str,
+    args: &[&str],
+) -> std::process::Command {
     let mut c = pgdr_cmd();
     c.arg("restore").arg("--target").arg(format!(
         "postgres://admin:{ADMIN_PW}@127.0.0.1:{}/{db}",
@@ -134,7 +144,7 @@ pub(crate) fn restore_as_admin_into(w: &World, t: &Pg, db: &str, args: &[&str]) 
     c.args(args);
     w.repo.apply(&mut c);
     c.arg("--identity").arg(&w.identity);
-    run(c)
+    c
 }
 
 /// Catalog facts of the application schema, compared between source and target.
