@@ -93,3 +93,42 @@ fn held_records(w: &World) -> Vec<std::path::PathBuf> {
         Err(_) => Vec::new(),
     }
 }
+
+/// `GRANT ... ON PARAMETER` of the backup's globals needs a superuser: on a managed target it
+/// is a named item of the plan, the summary and the record, not a warning.
+#[test]
+fn parameter_grants_are_named_skipped_on_a_managed_target() {
+    let w = crate::managed::world_from(
+        "GRANT SET ON PARAMETER work_mem TO app_owner;
+         CREATE TABLE public.notes (id int PRIMARY KEY, body text);
+         INSERT INTO public.notes VALUES (1, 'keep');",
+    );
+    let t =
+        crate::managed::admin_server("GRANT SET ON PARAMETER session_replication_role TO admin;");
+    let item =
+        "skipped: GRANT SET ON PARAMETER work_mem TO app_owner: needs superuser (admin is not one";
+    let r = restore_as_admin(&w, &t, &["--dry-run"]).ok();
+    assert!(r.stdout.contains(item), "{}", r.stdout);
+    let r = restore_as_admin(&w, &t, &["--yes"]);
+    assert_eq!(r.code, 0, "stdout: {}\nstderr: {}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("restored and proven"), "{}", r.stdout);
+    assert!(r.stdout.contains(item), "{}", r.stdout);
+    assert!(!r.stdout.contains("roles warning"), "{}", r.stdout);
+    assert!(!r.stderr.contains("ON PARAMETER"), "{}", r.stderr);
+    let records = w.dir.path().join("repo/app/restores");
+    let rec = std::fs::read_dir(records)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "json"))
+        .expect("a restore record");
+    let rec = std::fs::read_to_string(rec).unwrap();
+    assert!(rec.contains(item), "{rec}");
+    // Not granted on the target: the test's own catalog query.
+    assert_eq!(
+        t.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_parameter_acl WHERE parname = 'work_mem'"
+        ),
+        "0"
+    );
+}
