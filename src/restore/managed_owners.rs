@@ -115,6 +115,7 @@ pub async fn give_back(
         .map_err(|e| err("reading the restored objects' owners", &e))?;
     let mut todo = Vec::new();
     let mut unreachable = BTreeSet::new();
+    let mut reachable = BTreeMap::<String, bool>::new();
     for r in &rows {
         let (section, key, now): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         let Some(owner) = backup.get(&(section, key.clone())) else {
@@ -123,7 +124,15 @@ pub async fn give_back(
         if *owner == now || p.foreign_owners.contains(owner) || owner == "pg_database_owner" {
             continue;
         }
-        if !can_become(db, owner).await? {
+        let can = match reachable.get(owner) {
+            Some(c) => *c,
+            None => {
+                let c = can_become(db, owner).await?;
+                reachable.insert(owner.clone(), c);
+                c
+            }
+        };
+        if !can {
             unreachable.insert(owner.clone());
             continue;
         }
