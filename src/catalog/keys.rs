@@ -8,6 +8,7 @@
 //! <db>/drills/<time>.json                    Drill
 //! <db>/restores/<time>.json                  Restore
 //! <db>/restores/in-progress/<digest>.json    Restoring (a restore in progress)
+//! <db>/restores/triggers/<digest>.json       HeldTriggers (triggers a managed restore disabled)
 //! <db>/in-use/<id>/<holder>.json             InUse (a reader's heartbeat)
 //! <db>/jobs/<job>.json                       JobState (the daemon's last run)
 //! <db>/jobs/<job>.lease                      Lease (which daemon runs a drill or prune)
@@ -33,6 +34,8 @@ pub const RESTORES_DIR: &str = "restores";
 pub const DRILLS_DIR: &str = "drills";
 /// Folder (inside a database's `restores/`) of the marks of restores in progress.
 pub const IN_PROGRESS_DIR: &str = "in-progress";
+/// Folder (inside a database's `restores/`) of the triggers a managed restore holds disabled.
+pub const TRIGGERS_DIR: &str = "triggers";
 /// Folder (inside a database's folder) of the in-use marks.
 pub const IN_USE_DIR: &str = "in-use";
 /// Folder (inside a database's folder) of the job records and leases.
@@ -77,6 +80,12 @@ pub enum Key {
         file: String,
     },
     Restoring {
+        database: String,
+        digest: String,
+    },
+    /// Triggers a managed restore disabled on one target (server and database), until it put
+    /// them back.
+    HeldTriggers {
         database: String,
         digest: String,
     },
@@ -145,6 +154,7 @@ impl Key {
             | Key::Drill { database, .. }
             | Key::Restore { database, .. }
             | Key::Restoring { database, .. }
+            | Key::HeldTriggers { database, .. }
             | Key::InUse { database, .. }
             | Key::JobState { database, .. }
             | Key::Lease { database, .. }
@@ -179,6 +189,9 @@ impl Key {
             Key::Restore { database, file } => format!("{database}/{RESTORES_DIR}/{file}"),
             Key::Restoring { database, digest } => {
                 format!("{database}/{RESTORES_DIR}/{IN_PROGRESS_DIR}/{digest}.json")
+            }
+            Key::HeldTriggers { database, digest } => {
+                format!("{database}/{RESTORES_DIR}/{TRIGGERS_DIR}/{digest}.json")
             }
             Key::InUse {
                 database,
@@ -247,6 +260,10 @@ impl Key {
                 file: s(file),
             }),
             (RESTORES_DIR, [IN_PROGRESS_DIR, file]) => Some(Key::Restoring {
+                database,
+                digest: s(file.strip_suffix(".json")?),
+            }),
+            (RESTORES_DIR, [TRIGGERS_DIR, file]) => Some(Key::HeldTriggers {
                 database,
                 digest: s(file.strip_suffix(".json")?),
             }),
@@ -347,6 +364,10 @@ mod tests {
                 file: "20260101T000000.000Z.json".into(),
             },
             Key::Restoring {
+                database: db.clone(),
+                digest: "0123456789abcdef0123456789abcdef".into(),
+            },
+            Key::HeldTriggers {
                 database: db.clone(),
                 digest: "0123456789abcdef0123456789abcdef".into(),
             },

@@ -22,6 +22,7 @@ use crate::store::{DynStore, ObjectInfo};
 
 mod capture;
 pub mod format;
+pub mod held_triggers;
 pub mod id;
 pub mod inuse;
 mod jobs;

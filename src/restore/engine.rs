@@ -80,17 +80,41 @@ async fn managed_restore(
     report: &mut EngineReport,
 ) -> Result<()> {
     let db = crate::source::connect(&target.database()).await?;
+    let at = super::managed_hold::HeldAt {
+        repo,
+        repo_db: &m.database,
+        server: &p.server,
+        database: &target.dbname,
+    };
+    // The triggers' states go to the repository before any is disabled: a kill after this
+    // leaves them for the next run to put back.
+    let held = super::managed_hold::states(&db, p).await?;
+    super::managed_hold::hold(at, &p.role, &held).await?;
     let mut undo = super::managed_run::Undo::default();
-    let restored = match super::managed_run::prepare(&db, p, report, &mut undo).await {
+    let restored = match super::managed_run::prepare(&db, p, &held, report, &mut undo).await {
         Ok(no_owner) => {
             report.no_owner = no_owner;
+            super::managed_hold::test_pause().await;
             run_pg_restore(repo, m, ids, target, opts, timer, report).await
         }
         Err(e) => Err(e),
     };
     // pg_restore may have run long: a fresh session for the undoing.
     let fresh = crate::source::connect(&target.database()).await.ok();
-    let undone = super::managed_run::finish(fresh.as_ref().unwrap_or(&db), &undo, report).await;
+    let restored = match restored {
+        // Owners the connecting role can act as get their objects back.
+        Ok(()) if report.no_owner => {
+            let c = fresh.as_ref().unwrap_or(&db);
+            super::managed_owners::give_back(c, m, p, report).await
+        }
+        r => r,
+    };
+    let c = fresh.as_ref().unwrap_or(&db);
+    let mut undone = super::managed_run::finish(c, &mut undo, report).await;
+    if !held.is_empty() && undo.triggers_back() {
+        // Kept otherwise: the next run puts back what this one could not.
+        undone = undone.and(super::managed_hold::release(at).await);
+    }
     match (restored, undone) {
         (Err(e), Err(u)) => {
             // The restore's error is the one returned; what could not be undone is named.

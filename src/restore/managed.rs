@@ -97,6 +97,10 @@ pub struct ManagedPlan {
     pub create_grants: Vec<(String, String, bool)>,
     /// `--clean`: the application schemas are dropped and re-created (never the platform's).
     pub clean: bool,
+    /// `host:port` of the target server, as restore marks name it (the key of the record of
+    /// held triggers, [`super::managed_hold`]).
+    #[serde(skip)]
+    pub server: String,
 }
 
 impl ManagedPlan {
@@ -477,7 +481,7 @@ fn describe(p: &mut ManagedPlan, f: &BackupFacts) {
     }
     if !p.foreign_owners.is_empty() {
         d.push(format!(
-            "owners: objects of {} (superuser roles {} cannot act as) are owned by {} (pg_restore --no-owner)",
+            "owners: objects of {} (superuser roles {} cannot act as) are owned by {} (pg_restore --no-owner); every other object is given back to its backup owner after the restore (ALTER ... OWNER TO)",
             p.foreign_owners.join(", "),
             p.role,
             p.role

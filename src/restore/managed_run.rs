@@ -11,6 +11,8 @@ use crate::error::{PgdrError, Result};
 use crate::fingerprint::schema::SchemaFingerprint;
 use crate::sql::quote_ident as qi;
 
+use crate::catalog::format::held_triggers::StoredHeldTrigger;
+
 use super::managed::ManagedPlan;
 use super::offsets::ListEntry;
 use super::{db_message, EngineReport};
@@ -21,19 +23,29 @@ use super::{db_message, EngineReport};
 pub struct Undo {
     /// (schema, role): `GRANT CREATE` the backup does not have.
     create_grants: Vec<(String, String)>,
-    /// (schema, table, trigger, `tgenabled` before): triggers disabled while rows load.
-    triggers: Vec<(String, String, String, String)>,
+    /// Triggers disabled while rows load, with `tgenabled` before; [`finish`] leaves only
+    /// those it could not put back.
+    triggers: Vec<StoredHeldTrigger>,
+}
+
+impl Undo {
+    /// Every disabled trigger is back (or none was disabled).
+    pub fn triggers_back(&self) -> bool {
+        self.triggers.is_empty()
+    }
 }
 
 /// Before pg_restore: the connecting role joins the owners it may join, with `--clean` the
 /// application schemas holding objects are dropped and re-created, owners get CREATE where
 /// pg_restore gives them objects, and without `session_replication_role` the platform
 /// tables' triggers are disabled. What must be taken back is noted in `undo` as it is done
-/// (so a failure half-way is undone too). Returns whether the restore must run with
-/// `--no-owner` (an owner it cannot act as).
+/// (so a failure half-way is undone too). `held` are the triggers' states before, already
+/// recorded in the repository ([`super::managed_hold`]). Returns whether the restore must
+/// run with `--no-owner` (an owner it cannot act as).
 pub async fn prepare(
     db: &Client,
     p: &ManagedPlan,
+    held: &[StoredHeldTrigger],
     report: &mut EngineReport,
     undo: &mut Undo,
 ) -> Result<bool> {
@@ -65,51 +77,42 @@ pub async fn prepare(
             undo.create_grants.push((s.clone(), o.clone()));
         }
     }
-    disable_triggers(db, p, report, undo).await?;
+    disable_triggers(db, p, held, report, undo).await?;
     Ok(no_owner)
 }
 
 /// `ALTER TABLE ... DISABLE TRIGGER USER` on each planned platform table, as its owner (the
-/// plan checked the connecting role has its privileges), each trigger's state noted first.
+/// plan checked the connecting role has its privileges); `held` has each trigger's state.
 async fn disable_triggers(
     db: &Client,
     p: &ManagedPlan,
+    held: &[StoredHeldTrigger],
     report: &mut EngineReport,
     undo: &mut Undo,
 ) -> Result<()> {
-    let err = |what: &str, e: tokio_postgres::Error| {
-        PgdrError::database(format!("{what}: {}", db_message(&e)))
-    };
     for (schema, table) in &p.disable_triggers {
         let name = format!("{schema}.{table}");
-        let rows = db
-            .query(
-                "SELECT t.tgname::text, t.tgenabled::text FROM pg_trigger t
-                   JOIN pg_class c ON c.oid = t.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace
-                  WHERE n.nspname = $1 AND c.relname = $2 AND NOT t.tgisinternal ORDER BY 1",
-                &[schema, table],
-            )
-            .await
-            .map_err(|e| err(&format!("reading the triggers of {name}"), e))?;
-        let before: Vec<(String, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let sql = format!(
             "ALTER TABLE {}.{} DISABLE TRIGGER USER",
             qi(schema),
             qi(table)
         );
-        db.batch_execute(&sql)
-            .await
-            .map_err(|e| err(&format!("disabling the triggers of {name}"), e))?;
-        let names: Vec<&str> = before.iter().map(|(t, _)| t.as_str()).collect();
+        db.batch_execute(&sql).await.map_err(|e| {
+            PgdrError::database(format!(
+                "disabling the triggers of {name}: {}",
+                db_message(&e)
+            ))
+        })?;
+        let these: Vec<&StoredHeldTrigger> = held
+            .iter()
+            .filter(|t| &t.schema == schema && &t.table == table)
+            .collect();
+        let names: Vec<&str> = these.iter().map(|t| t.trigger.as_str()).collect();
         report.managed.push(format!(
             "triggers of {name} disabled while its rows are restored: {}",
             names.join(", ")
         ));
-        undo.triggers.extend(
-            before
-                .into_iter()
-                .map(|(t, st)| (schema.clone(), table.clone(), t, st)),
-        );
+        undo.triggers.extend(these.into_iter().cloned());
     }
     Ok(())
 }
@@ -257,34 +260,35 @@ pub fn narrow(fp: &mut SchemaFingerprint, p: &ManagedPlan, expected: Option<&Sch
 /// After pg_restore, whether it succeeded or not: the platform tables' triggers back to the
 /// state they had, the temporary CREATE grants taken back. Every step is tried; the first
 /// failure is returned (named), after all were tried.
-pub async fn finish(db: &Client, undo: &Undo, report: &mut EngineReport) -> Result<()> {
+pub async fn finish(db: &Client, undo: &mut Undo, report: &mut EngineReport) -> Result<()> {
     let mut first: Option<PgdrError> = None;
     let mut restored: Vec<String> = Vec::new();
-    for (schema, table, trigger, state) in &undo.triggers {
-        let how = match state.as_str() {
-            "O" => "ENABLE",
-            "R" => "ENABLE REPLICA",
-            "A" => "ENABLE ALWAYS",
-            _ => continue,
+    let mut left = Vec::new();
+    for t in std::mem::take(&mut undo.triggers) {
+        // Disabled before: `DISABLE TRIGGER USER` left it so.
+        if t.enabled == "D" {
+            continue;
+        }
+        let Some(sql) = super::managed_hold::set_state_sql(&t) else {
+            continue;
         };
-        let sql = format!(
-            "ALTER TABLE {}.{} {how} TRIGGER {}",
-            qi(schema),
-            qi(table),
-            qi(trigger)
-        );
         match db.batch_execute(&sql).await {
-            Ok(()) => restored.push(format!("{schema}.{table} ({trigger})")),
+            Ok(()) => restored.push(format!("{}.{} ({})", t.schema, t.table, t.trigger)),
             Err(e) => {
                 let e = PgdrError::database(format!(
-                    "putting back trigger {trigger} of {schema}.{table} ({how}): {}",
+                    "putting back trigger {} of {}.{}: {}",
+                    t.trigger,
+                    t.schema,
+                    t.table,
                     db_message(&e)
                 ))
                 .hint(format!("run it by hand: {sql}"));
                 first.get_or_insert(e);
+                left.push(t);
             }
         }
     }
+    undo.triggers = left;
     if !restored.is_empty() {
         report.managed.push(format!(
             "triggers put back as they were: {}",

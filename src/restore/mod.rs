@@ -22,6 +22,8 @@ pub mod dumpall;
 mod engine;
 pub mod globals;
 pub mod managed;
+pub mod managed_hold;
+pub mod managed_owners;
 pub mod managed_run;
 pub mod offsets;
 pub mod replay;

@@ -22,6 +22,8 @@ mod drill_capture;
 mod globals;
 mod guards;
 mod managed;
+mod managed_held;
+mod managed_owners;
 mod names;
 mod pitr;
 mod replay;

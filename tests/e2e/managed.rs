@@ -56,7 +56,7 @@ fn managed_target() -> Pg {
 }
 
 /// The managed-like server with `admin_sql` run last in `postgres` (what the admin may do).
-fn managed_target_with(admin_sql: &str) -> Pg {
+pub(crate) fn managed_target_with(admin_sql: &str) -> Pg {
     let t = admin_server(admin_sql);
     t.psql("postgres", "CREATE DATABASE app OWNER admin");
     t.psql(
@@ -82,7 +82,7 @@ fn managed_target_with(admin_sql: &str) -> Pg {
 /// The managed-like server without any database of the application: the admin role (no
 /// SUPERUSER; CREATEDB, CREATEROLE, BYPASSRLS) and the roles the platform provides, with
 /// `admin_sql` run last in `postgres`.
-fn admin_server(admin_sql: &str) -> Pg {
+pub(crate) fn admin_server(admin_sql: &str) -> Pg {
     let t = Pg::start();
     t.psql(
         "postgres",
@@ -98,17 +98,17 @@ fn admin_server(admin_sql: &str) -> Pg {
     t
 }
 
-fn source_world() -> World {
+pub(crate) fn source_world() -> World {
     source_world_with("")
 }
 
 /// The Supabase-style source with `extra` SQL run after [`SOURCE`], backed up.
-fn source_world_with(extra: &str) -> World {
+pub(crate) fn source_world_with(extra: &str) -> World {
     world_from(&format!("{SOURCE}\n{extra}"))
 }
 
 /// A source database `app` made by `sql`, backed up.
-fn world_from(sql: &str) -> World {
+pub(crate) fn world_from(sql: &str) -> World {
     let w = World::local();
     w.pg.psql("postgres", "DROP DATABASE app");
     w.pg.create_db("app");
@@ -120,12 +120,22 @@ fn world_from(sql: &str) -> World {
 }
 
 /// `pgdr restore` as the admin role: repository and identity only, as on a fresh host.
-fn restore_as_admin(w: &World, t: &Pg, args: &[&str]) -> Run {
+pub(crate) fn restore_as_admin(w: &World, t: &Pg, args: &[&str]) -> Run {
     restore_as_admin_into(w, t, "app", args)
 }
 
 /// `pgdr restore` as the admin role into database `db`.
-fn restore_as_admin_into(w: &World, t: &Pg, db: &str, args: &[&str]) -> Run {
+pub(crate) fn restore_as_admin_into(w: &World, t: &Pg, db: &str, args: &[&str]) -> Run {
+    run(restore_as_admin_cmd(w, t, db, args))
+}
+
+/// The command of [`restore_as_admin_into`], to spawn.
+pub(crate) fn restore_as_admin_cmd(
+    w: &World,
+    t: &Pg,
+    db: &str,
+    args: &[&str],
+) -> std::process::Command {
     let mut c = pgdr_cmd();
     c.arg("restore").arg("--target").arg(format!(
         "postgres://admin:{ADMIN_PW}@127.0.0.1:{}/{db}",
@@ -134,7 +144,7 @@ fn restore_as_admin_into(w: &World, t: &Pg, db: &str, args: &[&str]) -> Run {
     c.args(args);
     w.repo.apply(&mut c);
     c.arg("--identity").arg(&w.identity);
-    run(c)
+    c
 }
 
 /// Catalog facts of the application schema, compared between source and target.
@@ -289,7 +299,7 @@ fn a_managed_target_with_app_data_is_refused_without_clean_and_clean_spares_the_
 }
 
 /// State of a trigger on auth.users (`O` enabled, `D` disabled).
-fn trigger_state(t: &Pg, name: &str) -> String {
+pub(crate) fn trigger_state(t: &Pg, name: &str) -> String {
     t.psql(
         "app",
         &format!("SELECT tgenabled FROM pg_trigger WHERE tgrelid = 'auth.users'::regclass AND tgname = '{name}'"),
@@ -404,7 +414,7 @@ fn a_failed_managed_restore_puts_triggers_and_grants_back() {
 
 /// Every user table of `db` (by name) and its rows as `COPY ... TO STDOUT` prints them,
 /// ordered: the test's own comparison, independent of pgdr's fingerprint.
-fn copy_rows(pg: &Pg, db: &str) -> Vec<(String, String)> {
+pub(crate) fn copy_rows(pg: &Pg, db: &str) -> Vec<(String, String)> {
     let tables = pg.psql(
         db,
         "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables

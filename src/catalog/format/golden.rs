@@ -233,3 +233,14 @@ fn marks_read_and_write_back_byte_for_byte() {
     assert_eq!(m.format_version, MARK_FORMAT);
     assert_eq!(m.lsn, Some(crate::source::Lsn(0x1A2B3C8)));
 }
+
+#[test]
+fn held_triggers_read_and_write_back_byte_for_byte() {
+    // Left in the repository by a managed restore killed with the triggers disabled (e2e
+    // managed_held).
+    use super::held_triggers::{StoredHeldTriggers, HELD_TRIGGERS_FORMAT};
+    let h: StoredHeldTriggers = pretty_round_trip("held-triggers-v1.json");
+    assert_eq!(h.format_version, HELD_TRIGGERS_FORMAT);
+    let states: Vec<&str> = h.triggers.iter().map(|t| t.enabled.as_str()).collect();
+    assert_eq!(states, ["A", "O", "D", "R"]);
+}

@@ -17,9 +17,11 @@
 //! - capture state 1.
 //! - capture segment entries and gaps 1; not-replayable windows 1.
 //! - marks 1.
+//! - held triggers (a managed restore's disabled triggers) 1.
 
 pub mod capture;
 pub mod fingerprint;
+pub mod held_triggers;
 pub mod jobs;
 pub mod manifest;
 pub mod mark;

@@ -29,6 +29,36 @@ pub(super) async fn plan_if(
     Ok(Some(plan(maint, target, state, m, opts, previous).await?))
 }
 
+/// Triggers an interrupted managed restore left disabled on this target (recorded in the
+/// repository): put back to their recorded states before anything is planned (the plan
+/// reads the triggers and the platform tables as they are), whatever this run then does.
+pub(super) async fn put_back_held(
+    repo: &crate::catalog::Repository,
+    m: &Manifest,
+    target: &Database,
+    state: &TargetState,
+) -> Result<Vec<String>> {
+    if matches!(state, TargetState::Missing) {
+        return Ok(Vec::new());
+    }
+    let server = super::plan::server_of(target);
+    let at = crate::restore::managed_hold::HeldAt {
+        repo,
+        repo_db: &m.database,
+        server: &server,
+        database: target.conn.get_dbname().unwrap_or_default(),
+    };
+    if repo
+        .held_triggers(at.repo_db, at.server, at.database)
+        .await?
+        .is_none()
+    {
+        return Ok(Vec::new());
+    }
+    let db = crate::source::connect(target).await?;
+    crate::restore::managed_hold::put_back_leftover(at, &db).await
+}
+
 /// Plan the managed restore; refuse, naming every problem, when it cannot be done as asked.
 pub(super) async fn plan(
     maint: &Client,
@@ -57,6 +87,7 @@ pub(super) async fn plan(
         opts.mode == ModeFlag::Clean,
     )
     .await?;
+    p.server = super::plan::server_of(target);
     if !p.problems.is_empty() {
         let mut e = PgdrError::usage(format!(
             "cannot restore onto the managed target {}: {}",

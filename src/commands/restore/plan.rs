@@ -87,7 +87,8 @@ pub(super) fn target_database(url: &str) -> Result<Database> {
     Ok(s.databases.remove(0))
 }
 
-/// Find the backup, inspect the target, decide. Changes nothing anywhere.
+/// Find the backup, inspect the target, decide. Changes nothing anywhere, but for putting
+/// back the triggers an interrupted managed restore left disabled on the target.
 pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan> {
     let target = target_database(&opts.target_url)?;
     let name = target.conn.get_dbname().unwrap_or_default().to_string();
@@ -101,7 +102,8 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let bin_dir = client_tools(settings, server_facts.major.max(m.source.major()))?;
     let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
     let state = inspect(&client, &target, &name).await?;
-    let mut notes = Vec::from_iter(super::select::before_note(settings, opts, &name).await);
+    let mut notes = super::managed::put_back_held(&backup.catalog, &m, &target, &state).await?;
+    notes.extend(super::select::before_note(settings, opts, &name).await);
     let managed = super::managed::plan_if(
         &client,
         &target,
@@ -116,9 +118,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         || decide_mode(&state, opts.mode, &name, &maintenance, &mut notes),
         Ok,
     )?;
-    let beside = matches!(mode, RestoreMode::Swap | RestoreMode::Clean);
-    let restore_name = beside.then(|| format!("{name}_restoring"));
-    let restore_name = restore_name.unwrap_or_else(|| name.clone());
+    let (beside, restore_name) = restore_name(mode, &name);
     let server = server_of(&target);
     let leftover = leftover_if(
         beside,
@@ -169,8 +169,16 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     })
 }
 
+/// Whether the restore goes beside the target (`<name>_restoring`, then renamed), and the
+/// name it restores into.
+fn restore_name(mode: RestoreMode, name: &str) -> (bool, String) {
+    let beside = matches!(mode, RestoreMode::Swap | RestoreMode::Clean);
+    let into = beside.then(|| format!("{name}_restoring"));
+    (beside, into.unwrap_or_else(|| name.to_string()))
+}
+
 /// `host:port` of the target server, as restore marks name it.
-fn server_of(target: &Database) -> String {
+pub(super) fn server_of(target: &Database) -> String {
     let (host, port, _) = address(target);
     format!("{host}:{port}")
 }
