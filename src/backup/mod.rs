@@ -23,8 +23,10 @@ use crate::source::snapshot::Snapshot;
 use crate::source::{self, tools};
 
 mod anchor;
+mod labelling;
 mod lock;
 
+pub use labelling::Labelling;
 pub use lock::SourceLock;
 
 pub struct BackupOptions {
@@ -33,6 +35,8 @@ pub struct BackupOptions {
     /// Take the daemon's backup lock on each source first (the CLI; the daemon holds it
     /// already), so two backups of one database never run at once from anywhere.
     pub lock_source: bool,
+    /// Label, note and keep rule to record (`pgdr backup --label ...`).
+    pub labelling: Labelling,
 }
 
 /// The outcome per database: one failing database does not stop the others.
@@ -55,6 +59,7 @@ pub async fn run(
 ) -> Result<BackupReport> {
     // Everything that can be checked before touching the database or the repository is.
     let databases = settings.select(opts.database.as_deref())?;
+    opts.labelling.check()?;
     let recipients = codec::parse_recipients(&settings.recipients)?;
     let params = Arc::new(EncodeParams {
         compression: settings.compression,
@@ -62,6 +67,9 @@ pub async fn run(
     });
     let catalog = Catalog::open(settings).await?;
     catalog.check_writable().await?;
+    for db in &databases {
+        labelling::ensure_free(&catalog, db, &opts.labelling).await?;
+    }
 
     let mut results = Vec::new();
     for db in databases {
@@ -117,6 +125,7 @@ async fn backup_one(
     opts: &BackupOptions,
     cancel: CancellationToken,
 ) -> Result<Manifest> {
+    labelling::ensure_free(catalog, db, &opts.labelling).await?;
     let started_at = Utc::now();
     let mut phases = PhaseTimer::default();
     let prepared = prepare(settings, db, &mut phases, &cancel).await?;
@@ -179,8 +188,12 @@ async fn backup_one(
             schema: Some(schema),
             revealed: false,
         }),
+        label: None,
+        note: None,
+        keep: None,
         extra: Default::default(),
     };
+    opts.labelling.apply(&mut manifest);
     manifest.phases = phases.phases;
     manifest.finished_at = Utc::now();
     commit(catalog, db, &manifest, &written, &cancel).await?;

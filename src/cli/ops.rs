@@ -184,6 +184,21 @@ pub fn render_status(r: &commands::status::StatusReport) -> String {
         if let Some(h) = &d.retention_hold {
             line("retention", h.clone());
         }
+        for l in &d.labelled {
+            line(
+                "labelled",
+                format!(
+                    "'{}' {}: {}{}",
+                    l.label,
+                    l.id,
+                    l.verification,
+                    l.keep
+                        .as_ref()
+                        .map(|k| format!(", kept {k}"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
         for j in &d.jobs {
             let last = match j.last.as_ref().and_then(|x| x.last_run.as_ref()) {
                 None => "never run by the daemon".to_string(),

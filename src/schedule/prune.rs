@@ -177,7 +177,8 @@ async fn plan_database(
         .collect();
     // A backup being read (verify, drill, restore, cat) is never deleted under its reader.
     let in_use = catalog.in_use(name, now).await?;
-    let backups = plan_backups(&facts, &decisions, &in_use);
+    let kept = kept_by_rule(&listed, now);
+    let backups = plan_backups(&facts, &decisions, &in_use, &kept);
     let deleted: BTreeSet<&BackupId> = backups.iter().filter(|b| !b.keep).map(|b| &b.id).collect();
 
     let before = cutoff(now, ops);
@@ -235,12 +236,26 @@ async fn capture_plan(
     ))
 }
 
+/// The backups a keep rule (`--keep-forever`, `--keep-for`, `pgdr keep`) holds at `now`, and
+/// why. Applied after retention, like in-use marks: a kept backup keeps itself, and not the
+/// change segments after it (the capture's plan follows retention's own decisions).
+fn kept_by_rule(listed: &[Listed], now: DateTime<Utc>) -> BTreeMap<BackupId, String> {
+    listed
+        .iter()
+        .filter_map(|l| match l {
+            Listed::Ok(e) => Some((e.manifest.id.clone(), e.kept_because(now)?)),
+            Listed::Damaged { .. } => None,
+        })
+        .collect()
+}
+
 /// Retention's decision per backup, overruled to keep a backup some reader has marked in use
-/// (the reasons then name the readers).
+/// (the reasons then name the readers) or a keep rule holds (named first).
 fn plan_backups(
     facts: &[retention::BackupFacts],
     decisions: &BTreeMap<BackupId, Decision>,
     in_use: &BTreeMap<BackupId, Vec<InUseMark>>,
+    kept: &BTreeMap<BackupId, String>,
 ) -> Vec<PlannedBackup> {
     facts
         .iter()
@@ -253,6 +268,13 @@ fn plan_backups(
                 keep: d.keep,
                 reasons: d.reasons.clone(),
             };
+            if let Some(why) = kept.get(&f.id) {
+                if !b.keep {
+                    b.reasons.clear();
+                }
+                b.keep = true;
+                b.reasons.insert(0, format!("kept: {why}"));
+            }
             if let (false, Some(marks)) = (b.keep, in_use.get(&f.id)) {
                 b.keep = true;
                 b.reasons = marks
@@ -310,7 +332,7 @@ fn sort_objects(
                     .push(o.key.clone());
                 id.clone()
             }
-            Key::Manifest { id, .. } | Key::Object { id, .. } => id.clone(),
+            Key::Manifest { id, .. } | Key::Object { id, .. } | Key::Keep { id, .. } => id.clone(),
             _ => continue,
         };
         if committed.contains(&id) {
@@ -404,6 +426,17 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
                     .push(format!("{}/{}: {why}", db.database, b.id));
                 continue;
             }
+            if catalog
+                .kept_by_record(&db.database, &b.id, chrono::Utc::now())
+                .await
+            {
+                tracing::info!(database = %db.database, id = %b.id, "backup kept: a keep record was written since the plan");
+                r.kept_in_use.push(format!(
+                    "{}/{}: keep record written since the plan",
+                    db.database, b.id
+                ));
+                continue;
+            }
             match catalog.delete_backup(&db.database, &b.id).await {
                 Ok(()) => {
                     r.deleted_backups += 1;
@@ -463,6 +496,10 @@ pub mod segments;
 #[cfg(test)]
 #[path = "prune_segments_tests.rs"]
 mod segments_tests;
+
+#[cfg(test)]
+#[path = "prune_keep_tests.rs"]
+mod keep_tests;
 
 #[cfg(test)]
 mod tests {
