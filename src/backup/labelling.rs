@@ -2,7 +2,7 @@
 //! records in its manifest, and the refusal of a label already taken, made before the dump.
 
 use crate::catalog::labels::{check_label, KeepRule};
-use crate::catalog::{Catalog, Manifest};
+use crate::catalog::Catalog;
 use crate::config::Database;
 use crate::error::{PgdrError, Result};
 
@@ -32,13 +32,6 @@ impl Labelling {
             }
         }
         Ok(())
-    }
-
-    /// Into the manifest being written.
-    pub fn apply(&self, m: &mut Manifest) {
-        m.label = self.label.clone();
-        m.note = self.note.clone();
-        m.keep = self.keep;
     }
 }
 

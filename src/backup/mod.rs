@@ -99,7 +99,13 @@ pub async fn run(
         } else {
             None
         };
-        let r = backup_one(settings, db, &catalog, params.clone(), opts, cancel.clone()).await;
+        // Again under the lock: another backup may have taken the label since.
+        let r = match labelling::ensure_free(&catalog, db, &opts.labelling).await {
+            Ok(()) => {
+                backup_one(settings, db, &catalog, params.clone(), opts, cancel.clone()).await
+            }
+            Err(e) => Err(e),
+        };
         if let Some(l) = lock {
             l.release().await;
         }
@@ -125,7 +131,6 @@ async fn backup_one(
     opts: &BackupOptions,
     cancel: CancellationToken,
 ) -> Result<Manifest> {
-    labelling::ensure_free(catalog, db, &opts.labelling).await?;
     let started_at = Utc::now();
     let mut phases = PhaseTimer::default();
     let prepared = prepare(settings, db, &mut phases, &cancel).await?;
@@ -188,12 +193,11 @@ async fn backup_one(
             schema: Some(schema),
             revealed: false,
         }),
-        label: None,
-        note: None,
-        keep: None,
+        label: opts.labelling.label.clone(),
+        note: opts.labelling.note.clone(),
+        keep: opts.labelling.keep,
         extra: Default::default(),
     };
-    opts.labelling.apply(&mut manifest);
     manifest.phases = phases.phases;
     manifest.finished_at = Utc::now();
     commit(catalog, db, &manifest, &written, &cancel).await?;

@@ -41,7 +41,7 @@ pub async fn prune(g: &Global, a: &PruneArgs) -> Result<i32, PgdrError> {
     }
     if let Some(r) = &report {
         for k in &r.kept_in_use {
-            println!("kept (in use since the plan was made): {k}");
+            println!("kept (in use, or a keep record written, since the plan was made): {k}");
         }
         for e in &r.errors {
             report_error(&PgdrError::repository(format!("could not remove {e}")));

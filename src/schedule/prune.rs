@@ -88,7 +88,8 @@ pub struct PruneReport {
     pub removed_records: usize,
     /// One line per thing that could not be removed; prune goes on with the rest.
     pub errors: Vec<String>,
-    /// Backups the plan would delete that a reader marked in use after the plan was made.
+    /// Backups the plan would delete that a reader marked in use, or a keep record kept,
+    /// after the plan was made.
     pub kept_in_use: Vec<String>,
     /// Capture segments (and segment objects without an entry) removed, and old gaps.
     pub removed_segments: usize,
@@ -399,6 +400,24 @@ fn old_records(
     records
 }
 
+/// Why a backup the plan deletes must stay after all: a reader marked it in use, or a keep
+/// record (`pgdr keep`) was written since the plan was made.
+async fn held_since_plan(
+    catalog: &Catalog,
+    database: &str,
+    id: &BackupId,
+    in_use: &BTreeMap<BackupId, Vec<InUseMark>>,
+) -> Option<String> {
+    if let Some(marks) = in_use.get(id) {
+        let why = marks.iter().map(|m| m.describe()).collect::<Vec<_>>();
+        return Some(why.join("; "));
+    }
+    catalog
+        .kept_by_record(database, id, chrono::Utc::now())
+        .await
+        .then(|| "keep record written since the plan".to_string())
+}
+
 /// Delete what the plan says. Failures are collected, not fatal: the rest still goes.
 pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
     let mut r = PruneReport::default();
@@ -415,26 +434,10 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
             }
         };
         for b in db.to_delete() {
-            if let Some(marks) = in_use.get(&b.id) {
-                let why = marks
-                    .iter()
-                    .map(|m| m.describe())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                tracing::info!(database = %db.database, id = %b.id, why = %why, "backup kept: in use");
+            if let Some(why) = held_since_plan(catalog, &db.database, &b.id, &in_use).await {
+                tracing::info!(database = %db.database, id = %b.id, why = %why, "backup kept");
                 r.kept_in_use
                     .push(format!("{}/{}: {why}", db.database, b.id));
-                continue;
-            }
-            if catalog
-                .kept_by_record(&db.database, &b.id, chrono::Utc::now())
-                .await
-            {
-                tracing::info!(database = %db.database, id = %b.id, "backup kept: a keep record was written since the plan");
-                r.kept_in_use.push(format!(
-                    "{}/{}: keep record written since the plan",
-                    db.database, b.id
-                ));
                 continue;
             }
             match catalog.delete_backup(&db.database, &b.id).await {
