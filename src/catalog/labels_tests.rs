@@ -197,3 +197,15 @@ fn a_manifest_with_a_label_note_and_keep_round_trips_and_older_ones_are_unchange
     let text = String::from_utf8(m.to_json().unwrap()).unwrap();
     assert!(text.contains("\"keep\": \"forever\""), "{text}");
 }
+
+#[tokio::test]
+async fn a_manifest_whose_label_breaks_the_rule_is_damaged_not_trusted() {
+    // Whoever can write the repository can write a valid checksum: the label itself is checked
+    // before it reaches a message or a terminal.
+    let r = Repo::new();
+    let mut m = manifest("app", at("2026-03-02T02:00:00Z"));
+    m.label = Some("x\u{1b}[2J".into());
+    r.catalog.commit(&m).await.unwrap();
+    let listed = r.listed(Some("app")).await;
+    assert_eq!(listed, [format!("app/{} (damaged)", m.id)]);
+}
