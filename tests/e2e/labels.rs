@@ -257,7 +257,7 @@ fn keep_forever_survives_prune_until_released_and_the_dry_run_names_the_rule() {
 }
 
 #[test]
-fn backup_verify_quick_proves_the_backup_before_returning() {
+fn backup_verify_quick_and_full_prove_the_backup_before_returning() {
     let w = World::local();
     let r = w
         .run(&["backup", "--label", "checked", "--verify", "quick"])
@@ -270,6 +270,24 @@ fn backup_verify_quick_proves_the_backup_before_returning() {
     let shown = w.run(&["show", "checked", "--json"]).ok().json();
     assert_eq!(shown["last_verification"]["outcome"], "passed");
     assert_eq!(w.run(&["status"]).code, 0);
+    // Full: restored into a scratch cluster and compared before the command returns.
+    let r = w.run(&["backup", "--verify", "full"]).ok();
+    assert!(r.stdout.contains("verified (full)"), "{}", r.stdout);
+    let b = &w.list()[1];
+    assert_eq!(b["verification"]["outcome"], "passed");
+    assert_eq!(b["verification"]["mode"], "full");
+    // A proof that cannot run (no scratch server there) is not a pass: exit 2, the backup is
+    // committed and stays unverified.
+    let cfg = w.config_file(
+        "no-scratch.toml",
+        "[scratch]\nurl = \"postgres://postgres@127.0.0.1:1/postgres\"\n",
+    );
+    let r = run(w.pgdr_config(&cfg, &["backup", "--label", "unproven", "--verify", "full"]));
+    assert_eq!(r.code, 2, "{r:?}");
+    assert!(r.stderr.contains("could not verify"), "{}", r.stderr);
+    let b = &w.list()[2];
+    assert_eq!(b["label"], "unproven");
+    assert!(b["verification"].is_null(), "{b}");
 
     // Without an identity --verify is refused before the dump: nothing is written.
     let before = files_under(&local_root(&w));
