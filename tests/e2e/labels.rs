@@ -309,3 +309,75 @@ fn backup_verify_quick_and_full_prove_the_backup_before_returning() {
     assert!(r.stderr.contains("no identity"), "{}", r.stderr);
     assert_eq!(files_under(&local_root(&w)), before);
 }
+
+/// Segment entries' (start, end) LSNs in the repository, oldest first, read as files.
+fn segment_bounds(w: &World) -> Vec<(u64, u64)> {
+    let dir = local_root(w).join("app/capture/segments");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .map(|d| d.map(|f| f.unwrap().path()).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "json"));
+    files.sort();
+    let lsn = |v: &serde_json::Value| {
+        let (hi, lo) = v.as_str().unwrap().split_once('/').unwrap();
+        (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+    };
+    files
+        .iter()
+        .map(|p| {
+            let e: serde_json::Value = serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap();
+            (lsn(&e["start"]), lsn(&e["end"]))
+        })
+        .collect()
+}
+
+#[test]
+fn a_kept_old_backup_keeps_itself_not_the_change_stream_after_it() {
+    use crate::capture_ops::{start_runner, stop_runner, stored_xids, txn, world};
+    let w = world();
+    w.run(&["capture", "enable"]).ok();
+    let runner = start_runner(&w);
+    w.run(&[
+        "backup",
+        "--quiet",
+        "--label",
+        "pre-migration",
+        "--keep-forever",
+    ])
+    .ok();
+    let before: Vec<u64> = (0..3)
+        .map(|i| {
+            let x = txn(&w, &format!("INSERT INTO t (v) VALUES ('a{i}')"));
+            std::thread::sleep(std::time::Duration::from_millis(1200));
+            x
+        })
+        .collect();
+    stored_xids(&w, &before);
+    w.run(&["backup", "--quiet"]).ok();
+    let newest = ids(&w)[1].clone();
+    let shown = w.run(&["show", &newest, "--json"]).ok().json();
+    let (hi, lo) = shown["snapshot"]["cut_lsn"]
+        .as_str()
+        .unwrap()
+        .split_once('/')
+        .unwrap();
+    let cut = (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap();
+    let after = [txn(&w, "INSERT INTO t (v) VALUES ('b')")];
+    stored_xids(&w, &after);
+    stop_runner(runner);
+    let segments_before = segment_bounds(&w).len();
+
+    let cfg = w.config_file(
+        "prune.toml",
+        "[retention]\nkeep_last = 1\nmin_verified = 0\n[[database]]\nname = \"app\"\nurl = \"postgres://x@127.0.0.1:1/app\"\n",
+    );
+    run(w.pgdr_config(&cfg, &["prune"])).ok();
+    assert_eq!(ids(&w).len(), 2, "the kept backup and the newest stay");
+    let left = segment_bounds(&w);
+    assert!(
+        left.len() < segments_before,
+        "the kept old backup pinned the stream"
+    );
+    // The stream starts at the segment holding the newest (retention-kept) backup's cut.
+    assert!(left[0].0 <= cut && cut < left[0].1, "{left:?} cut {cut:X}");
+}
