@@ -95,6 +95,7 @@ pub(super) enum Cmd {
     },
     /// Decrypt one object of a backup (checked against its manifest) to a file or stdout.
     Cat {
+        /// Backup id, unique prefix or label.
         id: String,
         /// Which object: dump (a pg_restore archive) or globals (SQL).
         #[arg(long, default_value = "dump")]
@@ -243,7 +244,7 @@ pub(super) enum RolesArg {
 pub(super) struct DrillArgs {
     #[command(subcommand)]
     pub(super) cmd: Option<DrillCmd>,
-    /// Backup id or unique prefix; default: per the drill file's selection (the newest).
+    /// Backup id, unique prefix or label; default: per the drill file's selection (the newest).
     #[arg(long)]
     pub(super) backup: Option<String>,
     /// Drill definition: database, backup selection, targets, smoke checks (drills/README.md).

@@ -18,7 +18,7 @@ use crate::progress;
 #[derive(Args, Debug, Default)]
 pub(super) struct BackupArgs {
     /// Name the backup (unique per database; a-z, 0-9, '.', '_', '-', starting with a letter,
-    /// not all hex): usable wherever a backup id is (show, verify, restore --backup, keep).
+    /// not all 0-9a-f): usable wherever a backup id is (show, verify, restore --backup, keep).
     #[arg(long, value_name = "NAME")]
     label: Option<String>,
     /// Why it was taken (one line), shown by list and show.
@@ -27,7 +27,8 @@ pub(super) struct BackupArgs {
     #[command(flatten)]
     keep: KeepFlags,
     /// Prove the backup before returning (quick: objects and digests; full: restore into a
-    /// scratch cluster and compare). Needs --identity; exit 1 if the proof fails.
+    /// scratch cluster and compare). Needs --identity; exit 1 if the proof finds differences,
+    /// 2 if it cannot run (the backup stays committed either way).
     #[arg(long, value_enum, value_name = "MODE")]
     verify: Option<VerifyMode>,
 }
@@ -79,6 +80,7 @@ pub(super) struct KeepArgs {
     /// Drop the keep rule: retention decides about the backup again.
     #[arg(long, conflicts_with_all = ["keep_for", "keep_forever"])]
     release: bool,
+    /// The report (backup, rule before and after, record written) as JSON on stdout.
     #[arg(long)]
     json: bool,
 }
