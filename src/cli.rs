@@ -5,6 +5,7 @@ mod capture;
 mod capture_chain;
 mod capture_run;
 mod capture_status;
+mod labels;
 mod ops;
 mod render;
 mod restore;
@@ -19,10 +20,9 @@ use tokio_util::sync::CancellationToken;
 use crate::commands;
 use crate::config::{Overrides, Settings};
 use crate::error::{exit, PgdrError};
-use crate::progress;
 
 use args::{Cli, Cmd, ConfigCmd, DrillArgs, DrillCmd, Global, LogFormat};
-use render::{backup_line, listed_json, render_list, render_manifest, verification_text};
+use render::{listed_json, render_entry, render_list, verification_text};
 use restore::run_restore;
 
 /// `-v` raises pgdr's own logs only: other crates stay at `info` (their debug output carries
@@ -130,7 +130,8 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             println!("{public}");
             Ok(exit::OK)
         }
-        Cmd::Backup => run_backup(g, cancel).await,
+        Cmd::Backup(a) => labels::run_backup(g, a, cancel).await,
+        Cmd::Keep(a) => labels::run_keep(g, a).await,
         Cmd::List { json } => {
             let settings = Settings::load(&overrides(g))?;
             let listed = commands::list::list(&settings, g.database.as_deref()).await?;
@@ -191,35 +192,6 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
     }
 }
 
-/// `pgdr backup`: one line per committed backup; the first failure decides the exit code.
-async fn run_backup(g: &Global, cancel: CancellationToken) -> Result<i32, PgdrError> {
-    let settings = Settings::load(&overrides(g))?;
-    let opts = commands::backup::BackupOptions {
-        database: g.database.clone(),
-        show_progress: progress::enabled(g.quiet),
-        lock_source: true,
-    };
-    let report = commands::backup::run(&settings, &opts, cancel.clone()).await?;
-    for (_, r) in &report.results {
-        if let Ok(m) = r {
-            if !g.quiet {
-                println!("{}", backup_line(m));
-            }
-        }
-    }
-    let failed: Vec<_> = report.failed().collect();
-    if let Some((_, first)) = failed.first() {
-        for (_, e) in &failed {
-            report_error(e);
-        }
-        return Ok(first.exit_code());
-    }
-    if cancel.is_cancelled() {
-        return Ok(exit::INTERRUPTED);
-    }
-    Ok(exit::OK)
-}
-
 /// `pgdr show`: a manifest with its newest verification, as text or JSON.
 async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
@@ -233,9 +205,10 @@ async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
             crate::fingerprint::sensitive::seal_json_view(s);
         }
         v["last_verification"] = serde_json::to_value(&e.verification).expect("json");
+        v["keep_in_force"] = render::keep_json(&e);
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
-        print!("{}", render_manifest(&e.manifest));
+        print!("{}", render_entry(&e));
         println!(
             "{:<18} {}",
             "verified",

@@ -23,8 +23,10 @@ use crate::source::snapshot::Snapshot;
 use crate::source::{self, tools};
 
 mod anchor;
+mod labelling;
 mod lock;
 
+pub use labelling::Labelling;
 pub use lock::SourceLock;
 
 pub struct BackupOptions {
@@ -33,6 +35,8 @@ pub struct BackupOptions {
     /// Take the daemon's backup lock on each source first (the CLI; the daemon holds it
     /// already), so two backups of one database never run at once from anywhere.
     pub lock_source: bool,
+    /// Label, note and keep rule to record (`pgdr backup --label ...`).
+    pub labelling: Labelling,
 }
 
 /// The outcome per database: one failing database does not stop the others.
@@ -55,6 +59,7 @@ pub async fn run(
 ) -> Result<BackupReport> {
     // Everything that can be checked before touching the database or the repository is.
     let databases = settings.select(opts.database.as_deref())?;
+    opts.labelling.check()?;
     let recipients = codec::parse_recipients(&settings.recipients)?;
     let params = Arc::new(EncodeParams {
         compression: settings.compression,
@@ -62,6 +67,9 @@ pub async fn run(
     });
     let catalog = Catalog::open(settings).await?;
     catalog.check_writable().await?;
+    for db in &databases {
+        labelling::ensure_free(&catalog, db, &opts.labelling).await?;
+    }
 
     let mut results = Vec::new();
     for db in databases {
@@ -91,7 +99,13 @@ pub async fn run(
         } else {
             None
         };
-        let r = backup_one(settings, db, &catalog, params.clone(), opts, cancel.clone()).await;
+        // Again under the lock: another backup may have taken the label since.
+        let r = match labelling::ensure_free(&catalog, db, &opts.labelling).await {
+            Ok(()) => {
+                backup_one(settings, db, &catalog, params.clone(), opts, cancel.clone()).await
+            }
+            Err(e) => Err(e),
+        };
         if let Some(l) = lock {
             l.release().await;
         }
@@ -179,6 +193,9 @@ async fn backup_one(
             schema: Some(schema),
             revealed: false,
         }),
+        label: opts.labelling.label.clone(),
+        note: opts.labelling.note.clone(),
+        keep: opts.labelling.keep,
         extra: Default::default(),
     };
     manifest.phases = phases.phases;

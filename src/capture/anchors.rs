@@ -115,6 +115,7 @@ async fn anchored_backup(settings: &Settings, database: &str) -> Result<(String,
         database: Some(database.to_string()),
         show_progress: false,
         lock_source: true,
+        labelling: Default::default(),
     };
     let report = backup::run(settings, &opts, CancellationToken::new()).await?;
     let (_, r) = report.results.into_iter().next().ok_or_else(|| {

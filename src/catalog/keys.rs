@@ -5,6 +5,7 @@
 //! <db>/<id>/manifest.json                    Manifest (written last: the commit marker)
 //! <db>/<id>/<file>                           Object (dump.zst.age, globals.sql.zst.age, ...)
 //! <db>/<id>/verifications/<time>.json        Verification
+//! <db>/<id>/keep/<time>.json                 Keep (`pgdr keep`: the backup's keep rule now)
 //! <db>/drills/<time>.json                    Drill
 //! <db>/restores/<time>.json                  Restore
 //! <db>/restores/in-progress/<digest>.json    Restoring (a restore in progress)
@@ -67,6 +68,12 @@ pub enum Key {
         file: String,
     },
     Verification {
+        database: String,
+        id: BackupId,
+        file: String,
+    },
+    /// A keep record: the newest one is the backup's keep rule (`pgdr keep`).
+    Keep {
         database: String,
         id: BackupId,
         file: String,
@@ -151,6 +158,7 @@ impl Key {
             Key::Manifest { database, .. }
             | Key::Object { database, .. }
             | Key::Verification { database, .. }
+            | Key::Keep { database, .. }
             | Key::Drill { database, .. }
             | Key::Restore { database, .. }
             | Key::Restoring { database, .. }
@@ -170,9 +178,10 @@ impl Key {
     /// The backup whose folder holds this object, if it sits in one.
     pub fn backup(&self) -> Option<&BackupId> {
         match self {
-            Key::Manifest { id, .. } | Key::Object { id, .. } | Key::Verification { id, .. } => {
-                Some(id)
-            }
+            Key::Manifest { id, .. }
+            | Key::Object { id, .. }
+            | Key::Verification { id, .. }
+            | Key::Keep { id, .. } => Some(id),
             _ => None,
         }
     }
@@ -184,6 +193,9 @@ impl Key {
             Key::Object { database, id, file } => format!("{database}/{id}/{file}"),
             Key::Verification { database, id, file } => {
                 format!("{database}/{id}/{VERIFICATIONS_DIR}/{file}")
+            }
+            Key::Keep { database, id, file } => {
+                format!("{database}/{id}/{}/{file}", super::labels::KEEP_DIR)
             }
             Key::Drill { database, file } => format!("{database}/{DRILLS_DIR}/{file}"),
             Key::Restore { database, file } => format!("{database}/{RESTORES_DIR}/{file}"),
@@ -243,6 +255,13 @@ impl Key {
                     id,
                     file: s(file),
                 },
+                [dir, file] if *dir == super::labels::KEEP_DIR && file.ends_with(".json") => {
+                    Key::Keep {
+                        database,
+                        id,
+                        file: s(file),
+                    }
+                }
                 rest => Key::Object {
                     database,
                     id,
@@ -386,6 +405,11 @@ mod tests {
             },
             Key::CaptureState {
                 database: db.clone(),
+            },
+            Key::Keep {
+                database: db.clone(),
+                id: id.clone(),
+                file: "20260101T000200.000Z.json".into(),
             },
         ];
         for k in all {

@@ -43,6 +43,13 @@ pub struct Manifest {
     pub objects: Vec<ObjectRecord>,
     /// What the backup holds, to be proven equal after a restore.
     pub fingerprint: Option<Fingerprint>,
+    /// `pgdr backup --label NAME`: another way to name this backup (unique per database).
+    pub label: Option<String>,
+    /// `pgdr backup --note TEXT`: why it was taken, for whoever looks later.
+    pub note: Option<String>,
+    /// The keep rule it was taken with (retention never deletes it before its time); a keep
+    /// record (`pgdr keep`) overrides it.
+    pub keep: Option<super::labels::KeepRule>,
     /// Fields written by newer pgdr versions, kept as they are.
     pub extra: BTreeMap<String, serde_json::Value>,
 }
@@ -264,6 +271,9 @@ pub(crate) mod tests {
             globals_mode: GlobalsMode::Full,
             objects: vec![],
             fingerprint: None,
+            label: None,
+            note: None,
+            keep: None,
             extra: BTreeMap::new(),
         }
     }

@@ -27,6 +27,7 @@ pub mod id;
 pub mod inuse;
 mod jobs;
 pub mod keys;
+pub mod labels;
 pub mod leases;
 pub mod manifest;
 pub mod marks;
@@ -65,6 +66,9 @@ pub struct Entry {
     pub manifest: Manifest,
     /// The newest verification (quick or full), if any.
     pub verification: Option<VerificationRecord>,
+    /// The newest keep record (`pgdr keep`), or why it cannot be read; see
+    /// [`Entry::keep_rule`].
+    pub keep: Option<std::result::Result<labels::KeepRecord, String>>,
 }
 
 /// One backup as listed: its manifest, or why it could not be read.
@@ -115,6 +119,7 @@ struct Keys {
     /// (database, id) of every committed backup, oldest first.
     backups: Vec<(String, BackupId)>,
     newest_verification: std::collections::HashMap<(String, BackupId), String>,
+    newest_keep: std::collections::HashMap<(String, BackupId), Key>,
 }
 
 impl Repository {
@@ -246,14 +251,29 @@ impl Repository {
         backups.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
         // Newest verification record per backup: keys sort by time.
         let mut newest = std::collections::HashMap::new();
+        let mut newest_keep = std::collections::HashMap::new();
         for o in &objects {
             if let Some(k) = verification_key(o) {
                 newest.insert(k, o.key.clone());
+            }
+            if let Some(Key::Keep { database, id, file }) = Key::parse(&o.key) {
+                let k = Key::Keep {
+                    database: database.clone(),
+                    id: id.clone(),
+                    file,
+                };
+                let slot = newest_keep
+                    .entry((database, id))
+                    .or_insert_with(|| k.clone());
+                if k > *slot {
+                    *slot = k;
+                }
             }
         }
         Ok(Keys {
             backups,
             newest_verification: newest,
+            newest_keep,
         })
     }
 
@@ -262,10 +282,15 @@ impl Repository {
             Some(key) => self.load_record(key).await,
             None => None,
         };
+        let keep = match keys.newest_keep.get(&(db.clone(), id.clone())) {
+            Some(key) => labels::newest_keep(self.load_keep(key).await),
+            None => None,
+        };
         match self.load_exact(&db, &id).await {
             Ok(manifest) => Listed::Ok(Box::new(Entry {
                 manifest,
                 verification,
+                keep,
             })),
             Err(e) => Listed::Damaged {
                 database: db,
@@ -358,8 +383,11 @@ impl Repository {
         Ok(out)
     }
 
-    /// Find a backup by id or unique id prefix, in one database or across all.
+    /// Find a backup by id, unique id prefix or label, in one database or across all.
     async fn find_entry(&self, database: Option<&str>, typed: &str) -> Result<Entry> {
+        if labels::is_label(typed) {
+            return self.find_label(database, typed).await;
+        }
         let keys = self.keys(database).await?;
         let id = id::resolve(typed, keys.backups.iter().map(|(_, id)| id))?;
         let hits: Vec<&(String, BackupId)> =
@@ -467,6 +495,12 @@ fn check_manifest_names(m: &Manifest, key: &str) -> Result<()> {
         format!("{key}: source.database_owner"),
     )
     .map_err(corrupt)?;
+    if let Some(l) = &m.label {
+        labels::check_label(l).map_err(|e| {
+            PgdrError::corrupt(format!("{key}: label: {}", e.message))
+                .hint("the manifest was not written by pgdr; this backup cannot be trusted")
+        })?;
+    }
     for o in &m.objects {
         names::database_name(&o.file, format!("{key}: object file")).map_err(|e| {
             PgdrError::corrupt(format!(

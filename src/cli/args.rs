@@ -76,8 +76,11 @@ pub(super) enum Cmd {
         #[arg(long)]
         out: PathBuf,
     },
-    /// Back up the selected (or every configured) database into the repository.
-    Backup,
+    /// Back up the selected (or every configured) database into the repository; --label
+    /// names it, --keep-* keeps it beyond retention, --verify proves it before returning.
+    Backup(super::labels::BackupArgs),
+    /// Change how long retention keeps a backup (a keep record beside its manifest).
+    Keep(super::labels::KeepArgs),
     /// List committed backups.
     List {
         #[arg(long)]
@@ -85,13 +88,14 @@ pub(super) enum Cmd {
     },
     /// Show one backup's manifest.
     Show {
-        /// Backup id or a unique prefix of it.
+        /// Backup id, a unique prefix of it, or its label.
         id: String,
         #[arg(long)]
         json: bool,
     },
     /// Decrypt one object of a backup (checked against its manifest) to a file or stdout.
     Cat {
+        /// Backup id, unique prefix or label.
         id: String,
         /// Which object: dump (a pg_restore archive) or globals (SQL).
         #[arg(long, default_value = "dump")]
@@ -103,7 +107,7 @@ pub(super) enum Cmd {
     /// Prove backups: check every object and (unless --quick) restore into a scratch
     /// database and compare the fingerprint. Exit 0 verified, 1 differences, 2 could not run.
     Verify {
-        /// Backup id or unique prefix; default: the newest backup of each database.
+        /// Backup id, unique prefix or label; default: the newest backup of each database.
         id: Option<String>,
         /// The newest backup of each selected database (the default).
         #[arg(long, conflicts_with_all = ["id", "unverified"])]
@@ -160,7 +164,7 @@ pub(super) struct RestoreArgs {
     /// via PGPASSWORD, ~/.pgpass or the URL; never shown).
     #[arg(long, env = "PGDR_TARGET", hide_env_values = true)]
     pub(super) target: String,
-    /// Backup id or unique prefix.
+    /// Backup id, unique prefix or label.
     #[arg(long, conflicts_with_all = ["latest", "before"])]
     pub(super) backup: Option<String>,
     /// The newest backup (the default).
@@ -240,7 +244,7 @@ pub(super) enum RolesArg {
 pub(super) struct DrillArgs {
     #[command(subcommand)]
     pub(super) cmd: Option<DrillCmd>,
-    /// Backup id or unique prefix; default: per the drill file's selection (the newest).
+    /// Backup id, unique prefix or label; default: per the drill file's selection (the newest).
     #[arg(long)]
     pub(super) backup: Option<String>,
     /// Drill definition: database, backup selection, targets, smoke checks (drills/README.md).

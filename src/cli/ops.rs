@@ -41,7 +41,7 @@ pub async fn prune(g: &Global, a: &PruneArgs) -> Result<i32, PgdrError> {
     }
     if let Some(r) = &report {
         for k in &r.kept_in_use {
-            println!("kept (in use since the plan was made): {k}");
+            println!("kept (in use, or a keep record written, since the plan was made): {k}");
         }
         for e in &r.errors {
             report_error(&PgdrError::repository(format!("could not remove {e}")));
@@ -183,6 +183,21 @@ pub fn render_status(r: &commands::status::StatusReport) -> String {
         }
         if let Some(h) = &d.retention_hold {
             line("retention", h.clone());
+        }
+        for l in &d.labelled {
+            line(
+                "labelled",
+                format!(
+                    "'{}' {}: {}{}",
+                    l.label,
+                    l.id,
+                    l.verification,
+                    l.keep
+                        .as_ref()
+                        .map(|k| format!(", kept {k}"))
+                        .unwrap_or_default()
+                ),
+            );
         }
         for j in &d.jobs {
             let last = match j.last.as_ref().and_then(|x| x.last_run.as_ref()) {

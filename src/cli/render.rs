@@ -1,6 +1,7 @@
 //! Rendering of the repository's contents: the backup list, a manifest, verification records.
 
-use crate::catalog::{Listed, Manifest};
+use crate::catalog::labels::KeepRule;
+use crate::catalog::{Entry, Listed, Manifest};
 use crate::progress::human_bytes;
 
 pub(super) fn render_verifications(records: &[crate::catalog::VerificationRecord], json: bool) {
@@ -89,8 +90,12 @@ pub(crate) fn render_verify_run(
 pub(super) fn backup_line(m: &Manifest) -> String {
     let dump = m.object("dump");
     format!(
-        "backup {} of '{}' committed: snapshot {}, dump {} → stored {} in {:.1}s",
+        "backup {}{} of '{}' committed: snapshot {}, dump {} → stored {} in {:.1}s",
         m.id,
+        m.label
+            .as_ref()
+            .map(|l| format!(" ('{l}')"))
+            .unwrap_or_default(),
         m.database,
         m.snapshot.time.format("%Y-%m-%d %H:%M:%S%.3f UTC"),
         human_bytes(dump.map_or(0, |d| d.raw_bytes)),
@@ -134,6 +139,9 @@ pub(super) fn listed_json(l: &Listed) -> serde_json::Value {
                     "outcome": v.outcome, "mode": v.mode, "finished_at": v.finished_at,
                     "differences": v.differences.len(),
                 })),
+                "label": m.label,
+                "note": m.note,
+                "keep": keep_json(e),
                 "status": "ok",
             })
         }
@@ -152,23 +160,28 @@ pub(super) fn render_list(listed: &[Listed]) -> String {
         return "no backups\n".into();
     }
     let mut s = format!(
-        "{:<22} {:<16} {:<20} {:>12} {:>12} {:>8}  {}\n",
-        "ID", "DATABASE", "SNAPSHOT (UTC)", "DUMP", "STORED", "SECONDS", "VERIFIED"
+        "{:<22} {:<16} {:<20} {:>12} {:>12} {:>8}  {:<28} {}\n",
+        "ID", "DATABASE", "SNAPSHOT (UTC)", "DUMP", "STORED", "SECONDS", "VERIFIED", "LABEL"
     );
     for l in listed {
         match l {
             Listed::Ok(e) => {
                 let m = &e.manifest;
-                s.push_str(&format!(
-                    "{:<22} {:<16} {:<20} {:>12} {:>12} {:>8.1}  {}\n",
-                    m.id.as_str(),
-                    m.database,
-                    m.snapshot.time.format("%Y-%m-%d %H:%M:%S"),
-                    human_bytes(m.object("dump").map_or(0, |d| d.raw_bytes)),
-                    human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
-                    m.duration_seconds(),
-                    verification_text(e.verification.as_ref())
-                ))
+                s.push_str(
+                    format!(
+                        "{:<22} {:<16} {:<20} {:>12} {:>12} {:>8.1}  {:<28} {}",
+                        m.id.as_str(),
+                        m.database,
+                        m.snapshot.time.format("%Y-%m-%d %H:%M:%S"),
+                        human_bytes(m.object("dump").map_or(0, |d| d.raw_bytes)),
+                        human_bytes(m.objects.iter().map(|o| o.stored_bytes).sum()),
+                        m.duration_seconds(),
+                        verification_text(e.verification.as_ref()),
+                        label_text(e)
+                    )
+                    .trim_end(),
+                );
+                s.push('\n');
             }
             Listed::Damaged {
                 database,
@@ -180,6 +193,62 @@ pub(super) fn render_list(listed: &[Listed]) -> String {
                 database
             )),
         }
+    }
+    s
+}
+
+/// "pre-migration, keep-forever" / "until 2027-01-04 03:40 UTC" / "".
+fn label_text(e: &Entry) -> String {
+    let keep = e.keep_rule().map(|r| r.describe());
+    [e.manifest.label.clone(), keep]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The keep rule in force and where it comes from, for `list --json` and `show --json`.
+pub(super) fn keep_json(e: &Entry) -> serde_json::Value {
+    let Some(rule) = e.keep_rule() else {
+        return serde_json::Value::Null;
+    };
+    let (forever, until) = match rule {
+        KeepRule::Forever => (true, None),
+        KeepRule::Until(t) => (false, Some(t)),
+    };
+    serde_json::json!({
+        "forever": forever,
+        "until": until,
+        "from": if e.keep.is_some() { "keep record" } else { "backup" },
+    })
+}
+
+/// `show`: a manifest and what is known beside it (keep rule in force).
+pub(super) fn render_entry(e: &Entry) -> String {
+    let m = &e.manifest;
+    let mut s = render_manifest(m);
+    let mut line = |k: &str, v: String| s.push_str(&format!("{k:<18} {v}\n"));
+    if let Some(l) = &m.label {
+        line("label", l.clone());
+    }
+    if let Some(n) = &m.note {
+        line("note", n.escape_debug().to_string());
+    }
+    match (e.keep_rule(), &e.keep) {
+        (None, Some(_)) => line("keep", "released (retention decides)".into()),
+        (None, None) => {}
+        (Some(r), from) => line(
+            "keep",
+            format!(
+                "{} (set by {})",
+                r.describe(),
+                if from.is_some() {
+                    "pgdr keep"
+                } else {
+                    "the backup"
+                }
+            ),
+        ),
     }
     s
 }

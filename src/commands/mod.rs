@@ -11,6 +11,7 @@ pub mod cat;
 pub mod config_check;
 pub use crate::schedule::daemon;
 pub mod drill;
+pub mod keep;
 pub mod keygen;
 pub mod list;
 pub mod mark;

@@ -20,6 +20,9 @@ use crate::schedule::state::{self, JobState, RunOutcome};
 
 #[path = "status_capture.rs"]
 mod capture;
+#[path = "status_labels.rs"]
+mod labels;
+pub use labels::LabelledBackup;
 
 /// The worst RPO is looked for over this many days.
 pub const RPO_WINDOW_DAYS: u32 = 30;
@@ -65,6 +68,8 @@ pub struct DatabaseStatus {
     pub rpo_source: &'static str,
     /// Change capture (when the repository says it is enabled).
     pub capture: Option<crate::capture::health::CaptureHealth>,
+    /// Backups made with `--label`: a checkpoint not verified yet is a problem.
+    pub labelled: Vec<LabelledBackup>,
     /// One line each, in operator words; empty when all is within limits.
     pub problems: Vec<String>,
 }
@@ -167,6 +172,7 @@ async fn database_status(
     if let Some(h) = health {
         capture::apply(&mut s, h);
     }
+    labels::apply(&mut s, &listed);
     Ok(s)
 }
 
@@ -233,6 +239,7 @@ pub fn assess(
         rpo_seconds,
         rpo_source: "backup",
         capture: None,
+        labelled: Vec::new(),
         problems,
     }
 }
@@ -393,6 +400,7 @@ mod tests {
         Listed::Ok(Box::new(Entry {
             manifest: m,
             verification,
+            keep: None,
         }))
     }
 

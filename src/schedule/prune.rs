@@ -88,7 +88,8 @@ pub struct PruneReport {
     pub removed_records: usize,
     /// One line per thing that could not be removed; prune goes on with the rest.
     pub errors: Vec<String>,
-    /// Backups the plan would delete that a reader marked in use after the plan was made.
+    /// Backups the plan would delete that a reader marked in use, or a keep record kept,
+    /// after the plan was made.
     pub kept_in_use: Vec<String>,
     /// Capture segments (and segment objects without an entry) removed, and old gaps.
     pub removed_segments: usize,
@@ -177,7 +178,8 @@ async fn plan_database(
         .collect();
     // A backup being read (verify, drill, restore, cat) is never deleted under its reader.
     let in_use = catalog.in_use(name, now).await?;
-    let backups = plan_backups(&facts, &decisions, &in_use);
+    let kept = kept_by_rule(&listed, now);
+    let backups = plan_backups(&facts, &decisions, &in_use, &kept);
     let deleted: BTreeSet<&BackupId> = backups.iter().filter(|b| !b.keep).map(|b| &b.id).collect();
 
     let before = cutoff(now, ops);
@@ -235,12 +237,26 @@ async fn capture_plan(
     ))
 }
 
+/// The backups a keep rule (`--keep-forever`, `--keep-for`, `pgdr keep`) holds at `now`, and
+/// why. Applied after retention, like in-use marks: a kept backup keeps itself, and not the
+/// change segments after it (the capture's plan follows retention's own decisions).
+fn kept_by_rule(listed: &[Listed], now: DateTime<Utc>) -> BTreeMap<BackupId, String> {
+    listed
+        .iter()
+        .filter_map(|l| match l {
+            Listed::Ok(e) => Some((e.manifest.id.clone(), e.kept_because(now)?)),
+            Listed::Damaged { .. } => None,
+        })
+        .collect()
+}
+
 /// Retention's decision per backup, overruled to keep a backup some reader has marked in use
-/// (the reasons then name the readers).
+/// (the reasons then name the readers) or a keep rule holds (named first).
 fn plan_backups(
     facts: &[retention::BackupFacts],
     decisions: &BTreeMap<BackupId, Decision>,
     in_use: &BTreeMap<BackupId, Vec<InUseMark>>,
+    kept: &BTreeMap<BackupId, String>,
 ) -> Vec<PlannedBackup> {
     facts
         .iter()
@@ -253,6 +269,13 @@ fn plan_backups(
                 keep: d.keep,
                 reasons: d.reasons.clone(),
             };
+            if let Some(why) = kept.get(&f.id) {
+                if !b.keep {
+                    b.reasons.clear();
+                }
+                b.keep = true;
+                b.reasons.insert(0, format!("kept: {why}"));
+            }
             if let (false, Some(marks)) = (b.keep, in_use.get(&f.id)) {
                 b.keep = true;
                 b.reasons = marks
@@ -310,7 +333,7 @@ fn sort_objects(
                     .push(o.key.clone());
                 id.clone()
             }
-            Key::Manifest { id, .. } | Key::Object { id, .. } => id.clone(),
+            Key::Manifest { id, .. } | Key::Object { id, .. } | Key::Keep { id, .. } => id.clone(),
             _ => continue,
         };
         if committed.contains(&id) {
@@ -377,6 +400,24 @@ fn old_records(
     records
 }
 
+/// Why a backup the plan deletes must stay after all: a reader marked it in use, or a keep
+/// record (`pgdr keep`) was written since the plan was made.
+async fn held_since_plan(
+    catalog: &Catalog,
+    database: &str,
+    id: &BackupId,
+    in_use: &BTreeMap<BackupId, Vec<InUseMark>>,
+) -> Option<String> {
+    if let Some(marks) = in_use.get(id) {
+        let why = marks.iter().map(|m| m.describe()).collect::<Vec<_>>();
+        return Some(why.join("; "));
+    }
+    catalog
+        .kept_by_record(database, id, chrono::Utc::now())
+        .await
+        .then(|| "keep record written since the plan".to_string())
+}
+
 /// Delete what the plan says. Failures are collected, not fatal: the rest still goes.
 pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
     let mut r = PruneReport::default();
@@ -393,13 +434,8 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
             }
         };
         for b in db.to_delete() {
-            if let Some(marks) = in_use.get(&b.id) {
-                let why = marks
-                    .iter()
-                    .map(|m| m.describe())
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                tracing::info!(database = %db.database, id = %b.id, why = %why, "backup kept: in use");
+            if let Some(why) = held_since_plan(catalog, &db.database, &b.id, &in_use).await {
+                tracing::info!(database = %db.database, id = %b.id, why = %why, "backup kept");
                 r.kept_in_use
                     .push(format!("{}/{}: {why}", db.database, b.id));
                 continue;
@@ -463,6 +499,10 @@ pub mod segments;
 #[cfg(test)]
 #[path = "prune_segments_tests.rs"]
 mod segments_tests;
+
+#[cfg(test)]
+#[path = "prune_keep_tests.rs"]
+mod keep_tests;
 
 #[cfg(test)]
 mod tests {

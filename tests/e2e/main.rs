@@ -21,6 +21,7 @@ mod drill;
 mod drill_capture;
 mod globals;
 mod guards;
+mod labels;
 mod managed;
 mod managed_held;
 mod managed_owners;

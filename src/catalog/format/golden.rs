@@ -244,3 +244,25 @@ fn held_triggers_read_and_write_back_byte_for_byte() {
     let states: Vec<&str> = h.triggers.iter().map(|t| t.enabled.as_str()).collect();
     assert_eq!(states, ["A", "O", "D", "R"]);
 }
+
+#[test]
+fn a_labelled_manifest_and_a_keep_record_read_and_write_back_byte_for_byte() {
+    // Both from one real run: `backup --label pre-migration --note ... --keep-for 90d`, then
+    // `pgdr keep pre-migration --keep-forever`.
+    use super::keep::{StoredKeepChange, StoredKeepRecord, KEEP_FORMAT};
+    use crate::catalog::labels::{KeepRecord, KeepRule};
+    let m = manifest("manifest-v2-labelled.json", 2);
+    assert_eq!(m.label.as_deref(), Some("pre-migration"));
+    assert!(m.note.as_deref().is_some_and(|n| n.contains("OPS-1234")));
+    assert!(matches!(m.keep, Some(KeepRule::Until(t)) if t > m.started_at));
+    for (name, v) in [("manifest-v1.json", 1), ("manifest-v2.json", 2)] {
+        let m = manifest(name, v);
+        assert!(m.label.is_none() && m.note.is_none() && m.keep.is_none());
+    }
+    let r: KeepRecord = pretty_round_trip("keep-v1.json");
+    assert_eq!(r.format_version, KEEP_FORMAT);
+    assert_eq!(r.keep, StoredKeepChange::Forever);
+    assert_eq!(r.backup_id, m.id);
+    assert_eq!(r.rule(), Some(KeepRule::Forever));
+    pretty_round_trip::<StoredKeepRecord>("keep-v1.json");
+}

@@ -1,6 +1,7 @@
 //! `manifest.json`, formats 1 and 2 (same shape; see the module above; format 2 gained the
 //! optional `snapshot.cut_lsn` / `snapshot.not_anchored` of change capture, absent otherwise,
-//! so older manifests read and write back unchanged), and the conversions
+//! so older manifests read and write back unchanged; likewise the optional `label`, `note` and
+//! `keep` of labelled backups), and the conversions
 //! from and to the runtime [`Manifest`].
 
 use std::collections::BTreeMap;
@@ -9,6 +10,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::fingerprint::StoredFingerprint;
+use super::keep::StoredKeepRule;
 use super::{mirror_enum, via_stored};
 use crate::catalog::id::BackupId;
 use crate::catalog::manifest::{CodecInfo, Manifest, ObjectRecord, Phase, SnapshotInfo, ToolsInfo};
@@ -36,6 +38,15 @@ pub struct StoredManifest {
     pub globals_mode: StoredGlobalsMode,
     pub objects: Vec<StoredObject>,
     pub fingerprint: Option<StoredFingerprint>,
+    /// `pgdr backup --label`: unique per database, never readable as an id (see
+    /// `catalog::labels`). Absent on unlabelled backups, as `note` and `keep` are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// The keep rule the backup was taken with; a newer keep record overrides it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep: Option<StoredKeepRule>,
     /// Fields written by newer pgdr versions, kept as they are.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -143,6 +154,9 @@ impl From<&Manifest> for StoredManifest {
             globals_mode: (&m.globals_mode).into(),
             objects: m.objects.iter().map(Into::into).collect(),
             fingerprint: m.fingerprint.as_ref().map(Into::into),
+            label: m.label.clone(),
+            note: m.note.clone(),
+            keep: m.keep.as_ref().map(Into::into),
             extra: m.extra.clone(),
         }
     }
@@ -165,6 +179,9 @@ impl From<StoredManifest> for Manifest {
             globals_mode: m.globals_mode.into(),
             objects: m.objects.into_iter().map(Into::into).collect(),
             fingerprint: m.fingerprint.map(Into::into),
+            label: m.label,
+            note: m.note,
+            keep: m.keep.map(Into::into),
             extra: m.extra,
         }
     }

@@ -18,11 +18,14 @@
 //! - capture segment entries and gaps 1; not-replayable windows 1.
 //! - marks 1.
 //! - held triggers (a managed restore's disabled triggers) 1.
+//! - keep records 1. The manifest's optional `label`, `note` and `keep` (labelled backups)
+//!   are absent unless set, so unlabelled manifests keep format 2's bytes; no version bump.
 
 pub mod capture;
 pub mod fingerprint;
 pub mod held_triggers;
 pub mod jobs;
+pub mod keep;
 pub mod manifest;
 pub mod mark;
 pub mod marks;

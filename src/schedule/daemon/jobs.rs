@@ -194,6 +194,7 @@ async fn backup_job(
         show_progress: false,
         // Held here already, around the "already done" check.
         lock_source: false,
+        labelling: Default::default(),
     };
     let backup = backup::run(&ctx.settings, &opts, cancel.clone());
     tokio::pin!(backup);
