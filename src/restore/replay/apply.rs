@@ -331,6 +331,15 @@ impl<'c> Applier<'c> {
                 self.mode,
             )
             .await?;
+        if self.mode == TriggerMode::PerTable {
+            // The target's own cascades run in this mode: a delete here fires the triggers of
+            // the tables it reaches, before the stream names them.
+            for (oid, display) in &mapped.cascade_children {
+                self.guard
+                    .silence(self.client, *oid, display, self.mode)
+                    .await?;
+            }
+        }
         self.statements.retain(|k, _| k.0 != rel.oid);
         self.relations.insert(
             rel.oid,

@@ -123,7 +123,7 @@ impl<'c> Applier<'c> {
         if self.mode == TriggerMode::PerTable {
             // The target's own cascade will empty these tables' matching rows.
             self.cascaded
-                .extend(mapped.cascade_children.iter().copied());
+                .extend(mapped.cascade_children.iter().map(|(oid, _)| *oid));
         }
         // Known now, in stream order: the cascades of the deletes sent before this one.
         let by_cascade = self.cascaded.contains(&t.oid);
