@@ -17,22 +17,36 @@
 # Figures are from one run on a possibly shared machine: the script prints the load average
 # before and after; read lag and RSS as absolute, CPU as the ratio of two runs side by side.
 #
-#   scripts/bench-capture.sh [--minutes 10] [--rate TPS] [--big-mb 1024] [--scale 10] [--clients 4]
+#   scripts/bench-capture.sh [--minutes 10 | --seconds S] [--rate TPS] [--big-mb 1024] [--scale 10]
+#                            [--clients 4] [--replay-only] [--compare OLD_PGDR] [--rounds 1]
+# --replay-only skips the baseline and the big transaction (capture runs: replay needs its
+# segments). --compare OLD_PGDR replays the same segments with another pgdr binary too (a
+# release build of the code before a change), alternating old and new --rounds times: the
+# paired ratio holds on a shared machine where absolute rates drift.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PGDR_ROOT"
 
-minutes=10 rate=500 big_mb=1024 scale=10 clients=4
+minutes=10 secs="" rate=500 big_mb=1024 scale=10 clients=4 replay_only="" old_pgdr="" rounds=1
+usage="usage: $0 [--minutes 10 | --seconds S] [--rate TPS] [--big-mb 1024] [--scale 10] [--clients 4] [--replay-only] [--compare OLD_PGDR] [--rounds 1]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="$2"; shift 2 ;;
+    --seconds) secs="$2"; shift 2 ;;
+    --replay-only) replay_only=1; shift ;;
+    --compare) old_pgdr="$2"; shift 2 ;;
+    --rounds) rounds="$2"; shift 2 ;;
     --rate) rate="$2"; shift 2 ;;
     --big-mb) big_mb="$2"; shift 2 ;;
     --scale) scale="$2"; shift 2 ;;
     --clients) clients="$2"; shift 2 ;;
-    *) echo "usage: $0 [--minutes 10] [--rate TPS] [--big-mb 1024] [--scale 10] [--clients 4]" >&2; exit 64 ;;
+    *) echo "$usage" >&2; exit 64 ;;
   esac
 done
+if [ -n "$old_pgdr" ] && [ ! -x "$old_pgdr" ]; then
+  echo "--compare $old_pgdr: not an executable pgdr binary; build the older code with cargo build --release and copy target/release/pgdr" >&2
+  exit 64
+fi
 
 pgdr_install_deps
 cargo build --release --locked -q
@@ -76,7 +90,7 @@ sql "VACUUM ANALYZE"
 sql "CHECKPOINT"
 echo "   database size: $(sql "SELECT pg_size_pretty(pg_database_size('bench'))")"
 
-secs=$((minutes * 60))
+secs="${secs:-$((minutes * 60))}"
 # run_load NAME PGDR_PID SINCE_VAR: pgbench at the steady rate with the sampler beside it;
 # leaves $work/NAME.pgbench (pgbench's output) and $work/NAME.samples.
 run_load() {
@@ -95,13 +109,15 @@ txns_of() { awk '/number of transactions actually processed/ {print $NF}' "$1" |
 tps_of() { awk '/^tps = / {printf "%.1f", $3; exit}' "$1"; }
 
 # ---------------------------------------------------------------- baseline (no capture)
-echo "== baseline: pgbench --rate $rate for ${minutes} min, no capture"
-run_load base 0
-cpu1="$(helper cpu "$data")"
-stop_sampler
-base_cpu="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}')"
-base_txns="$(txns_of "$work/base.pgbench")"
-echo "   $base_txns transactions at $(tps_of "$work/base.pgbench") tps; server CPU ${base_cpu}s"
+if [ -z "$replay_only" ]; then
+  echo "== baseline: pgbench --rate $rate for ${secs} s, no capture"
+  run_load base 0
+  cpu1="$(helper cpu "$data")"
+  stop_sampler
+  base_cpu="$(awk -v a="$cpu0" -v b="$cpu1" 'BEGIN {print b - a}')"
+  base_txns="$(txns_of "$work/base.pgbench")"
+  echo "   $base_txns transactions at $(tps_of "$work/base.pgbench") tps; server CPU ${base_cpu}s"
+fi
 
 # ---------------------------------------------------------------- capture
 echo "== capture enable and an anchored backup"
@@ -114,7 +130,7 @@ cut="$("$PGDR" --quiet show "$anchor" --json --repo "$repo" | helper find cut_ls
 [ "$cut" != "-" ] || { echo "the backup $anchor is not anchored (no snapshot.cut_lsn)" >&2; exit 2; }
 echo "   anchor $anchor at $cut"
 
-echo "== capture: pgbench --rate $rate for ${minutes} min with pgdr capture run"
+echo "== capture: pgbench --rate $rate for ${secs} s with pgdr capture run"
 "${P[@]}" capture run --json >"$work/run1.json" 2>"$work/run1.err" &
 pgdr_pid=$!; bg_pids+=("$pgdr_pid")
 sleep 2
@@ -143,14 +159,15 @@ read -r seg_n seg_txns stored plain < <(helper entries "$segments" |
 # Whole-run pgdr figures: the samples cover the catch-up too.
 read -r hwm_all pcpu_all < <(helper summary "$work/cap.samples" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(s["hwm_kib"], s["pgdr_cpu"])')
 rows=$((cap_txns * 4))
-extra="$(awk -v c="$cap_cpu" -v ct="$cap_txns" -v b="$base_cpu" -v bt="$base_txns" 'BEGIN {printf "%+.1f", ((c / ct) / (b / bt) - 1) * 100}')"
+extra="-"
+[ -n "$replay_only" ] || extra="$(awk -v c="$cap_cpu" -v ct="$cap_txns" -v b="$base_cpu" -v bt="$base_txns" 'BEGIN {printf "%+.1f", ((c / ct) / (b / bt) - 1) * 100}')"
 echo "   $cap_txns transactions at $cap_tps tps; caught up ${caught:-NOT within 300}s after the load; $seg_n segments, $seg_txns transactions stored"
-summary+=("workload pgbench scale $scale, $clients clients, --rate $rate, $minutes min: $cap_tps tps achieved, $cap_txns transactions of 4 rows (3 UPDATE, 1 INSERT)")
+summary+=("workload pgbench scale $scale, $clients clients, --rate $rate, $secs s: $cap_tps tps achieved, $cap_txns transactions of 4 rows (3 UPDATE, 1 INSERT)")
 summary+=("capture  lag under load p50 $(printf %.1f "$ls50") s, p99 $(printf %.1f "$ls99") s, max $(printf %.1f "$lsmax") s (target p99 < 30 s; segment age 10 s); bytes p50 $(mib "$(awk -v b="$lb50" 'BEGIN {print b / 1024}')") MiB, p99 $(mib "$(awk -v b="$lb99" 'BEGIN {print b / 1024}')") MiB; $n samples")
 summary+=("capture  caught up ${caught:-NOT within 300}s after the load stopped; $seg_n segments, $seg_txns transactions stored (pgbench counted $cap_txns)")
 summary+=("capture  pgdr peak RSS $(mib "$hwm_all") MiB (target <= 64 MiB); pgdr CPU $(printf %.1f "$pcpu_all") s = $(awk -v c="$pcpu_all" -v t="$cap_txns" 'BEGIN {printf "%.2f", c / t * 1e6}') CPU-us per transaction")
 summary+=("capture  stored $(ratio "$stored" "$rows") bytes per committed row ($(ratio "$plain" "$rows") plain; $(mib "$((stored / 1024))") MiB stored of $(mib "$((plain / 1024))") MiB plain)")
-summary+=("capture  extra server CPU per transaction $extra% (${cap_cpu}s for $cap_txns txns with capture vs ${base_cpu}s for $base_txns without)")
+[ -n "$replay_only" ] || summary+=("capture  extra server CPU per transaction $extra% (${cap_cpu}s for $cap_txns txns with capture vs ${base_cpu}s for $base_txns without)")
 
 # time_run OUT CMD...: wall seconds and the peak RSS (KiB) of CMD's own process (its VmHWM
 # sampled every 0.5 s, as in bench-backup.sh: /usr/bin/time would report its children too).
@@ -173,44 +190,74 @@ time_run() {
 }
 
 # ---------------------------------------------------------------- replay
+target() { echo "postgres://postgres@127.0.0.1:$PGPORT/$1"; }
+# replay_once LABEL PGDR_BIN: restore --at latest with that binary into a new database; the
+# rate from its replay record (else the walls' difference), the result against the source.
+# Sets r_tps for the caller and adds summary lines.
+replay_once() {
+  local label="$1" bin="$2" db="bench_at_$RANDOM" t_at at_hwm rc_at r_txns r_rows r_secs how got same r_rps x day_h rto_h
+  time_run "$work/t.at" "$bin" --quiet restore --at latest --database bench --target "$(target "$db")" \
+    --yes --no-verify --json --repo "$repo" --identity "$work/identity.txt"
+  read -r t_at at_hwm rc_at <"$work/t.at"
+  if [ "$rc_at" != 0 ]; then
+    echo "   restore --at ($label) failed, exit $rc_at:" >&2
+    cat "$work/t.at.stderr" >&2
+    summary+=("replay   $label FAILED (restore --at exit $rc_at)")
+    r_tps=0; dropdb --if-exists "$db"; return
+  fi
+  # The replay record (`replayed`: transactions, rows, replay_seconds); else the difference
+  # of the walls and the counts the segment entries and pgbench give.
+  read -r r_txns r_rows r_secs < <(helper find transactions rows replay_seconds <"$work/t.at.stdout")
+  if [ "$r_secs" = - ] || [ "$r_txns" = - ] || [ "$r_rows" = - ]; then
+    r_secs="$(awk -v a="$t_at" -v b="$t_plain" 'BEGIN {print a - b}')"; r_txns="$seg_txns"; r_rows="$rows"
+    how="wall of restore --at minus wall of the plain restore; counts from the segment entries"
+  else
+    how="the restore record's replay figures"
+  fi
+  got="$(psql -X -At -q -d "$db" -c "SELECT (SELECT sum(abalance) FROM pgbench_accounts) || '/' || (SELECT count(*) FROM pgbench_history)")"
+  same="equal to the source"; [ "$got" = "$source_state" ] || same="DIFFERENT from the source ($got vs $source_state)"
+  r_tps="$(ratio "$r_txns" "$r_secs")"; r_rps="$(ratio "$r_rows" "$r_secs")"
+  x="$(ratio "$r_tps" "$cap_tps")"
+  day_h="$(awk -v w="$cap_tps" -v r="$r_tps" 'BEGIN {printf "%.1f", (r > 0) ? w * 86400 / r / 3600 : 0}')"
+  rto_h="$(awk -v d="$day_h" -v p="$t_plain" 'BEGIN {printf "%.1f", d + p / 3600}')"
+  echo "   $label: $r_tps txn/s = ${x}x the workload, result $same"
+  summary+=("replay   $label: $r_txns transactions, $r_rows rows in $(printf %.1f "$r_secs") s ($how): $r_tps txn/s, $r_rps rows/s; result $same")
+  summary+=("replay   $label: $x x the workload's $cap_tps txn/s (target >= 3); plain restore of the anchor ${t_plain}s, restore --at ${t_at}s")
+  summary+=("replay   $label: RTO for yesterday's anchor + a day at $cap_tps txn/s: ${rto_h} h (anchor restore ${t_plain}s at this size + ${day_h} h of replay; target replay < 8 h)")
+  summary+=("replay   $label: pgdr peak RSS $(mib "$at_hwm") MiB (target <= 64 MiB)")
+  dropdb --if-exists "$db"
+}
+
 if "$PGDR" restore --help 2>/dev/null | grep -q -- '--at '; then
   echo "== replay: pgdr restore --at latest vs a plain restore of the same anchor"
-  target() { echo "postgres://postgres@127.0.0.1:$PGPORT/$1"; }
   time_run "$work/t.plain" "$PGDR" --quiet restore --backup "$anchor" --target "$(target bench_anchor)" \
     --yes --no-verify --repo "$repo" --identity "$work/identity.txt"
-  time_run "$work/t.at" "$PGDR" --quiet restore --at latest --database bench --target "$(target bench_at)" \
-    --yes --no-verify --json --repo "$repo" --identity "$work/identity.txt"
   read -r t_plain _ rc_plain <"$work/t.plain"
-  read -r t_at at_hwm rc_at <"$work/t.at"
-  if [ "$rc_plain" != 0 ] || [ "$rc_at" != 0 ]; then
-    echo "   restore failed (plain exit $rc_plain, --at exit $rc_at):" >&2
-    cat "$work/t.plain.stderr" "$work/t.at.stderr" >&2
-    summary+=("replay   FAILED (plain restore exit $rc_plain, restore --at exit $rc_at)")
+  dropdb --if-exists bench_anchor
+  if [ "$rc_plain" != 0 ]; then
+    echo "   plain restore failed (exit $rc_plain):" >&2
+    cat "$work/t.plain.stderr" >&2
+    summary+=("replay   FAILED (plain restore exit $rc_plain)")
+  elif [ -z "$old_pgdr" ]; then
+    replay_once new "$PGDR"
   else
-    # The replay's own report when the record carries one; else the difference of the walls
-    # and the counts the segment entries and pgbench give.
-    read -r r_txns r_ins r_upd r_del r_secs < <(helper find transactions rows_inserted rows_updated rows_deleted elapsed_secs <"$work/t.at.stdout")
-    if [ "$r_secs" = - ] || [ "$r_txns" = - ]; then
-      r_secs="$(awk -v a="$t_at" -v b="$t_plain" 'BEGIN {print a - b}')"; r_txns="$seg_txns"; r_rows="$rows"
-      how="wall of restore --at minus wall of the plain restore; counts from the segment entries"
-    else
-      r_rows=$((r_ins + r_upd + r_del)); how="the restore record's replay report"
-    fi
-    got="$(psql -X -At -q -d bench_at -c "SELECT (SELECT sum(abalance) FROM pgbench_accounts) || '/' || (SELECT count(*) FROM pgbench_history)")"
-    same="equal to the source"; [ "$got" = "$source_state" ] || same="DIFFERENT from the source ($got vs $source_state)"
-    r_tps="$(ratio "$r_txns" "$r_secs")"; r_rps="$(ratio "$r_rows" "$r_secs")"
-    x="$(ratio "$r_tps" "$cap_tps")"
-    day_h="$(awk -v w="$cap_tps" -v r="$r_tps" 'BEGIN {printf "%.1f", w * 86400 / r / 3600}')"
-    rto_h="$(awk -v d="$day_h" -v p="$t_plain" 'BEGIN {printf "%.1f", d + p / 3600}')"
-    summary+=("replay   $r_txns transactions, $r_rows rows in $(printf %.1f "$r_secs") s ($how): $r_tps txn/s, $r_rps rows/s; result $same")
-    summary+=("replay   $x x the workload's $cap_tps txn/s (target >= 3); plain restore of the anchor ${t_plain}s, restore --at ${t_at}s")
-    summary+=("replay   RTO for yesterday's anchor + a day at $cap_tps txn/s: ${rto_h} h (anchor restore ${t_plain}s at this size + ${day_h} h of replay; target replay < 8 h)")
-    summary+=("replay   pgdr peak RSS $(mib "$at_hwm") MiB (target <= 64 MiB)")
+    # Paired: old and new alternate on the same segments; the ratio of their rates per round.
+    for round in $(seq 1 "$rounds"); do
+      replay_once "old#$round" "$old_pgdr"; old_tps="$r_tps"
+      replay_once "new#$round" "$PGDR"
+      summary+=("replay   round $round: new / old = $(ratio "$r_tps" "$old_tps") ($r_tps vs $old_tps txn/s)")
+    done
   fi
-  dropdb --if-exists bench_anchor; dropdb --if-exists bench_at
 else
   echo "replay: skipped (pgdr restore --at not available)"
   summary+=("replay   skipped (pgdr restore --at not available)")
+fi
+
+if [ -n "$replay_only" ]; then
+  summary+=("machine  load average at end $(loadavg)")
+  echo
+  printf '%s\n' "${summary[@]}"
+  exit 0
 fi
 
 # ---------------------------------------------------------------- big transaction

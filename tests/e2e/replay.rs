@@ -356,8 +356,132 @@ async fn replay_stops_at_divergence_naming_lsn_table_and_key() {
     );
 }
 
+/// The pipelined path: a zero-row UPDATE in the middle of a transaction whose other
+/// statements (before and after it, already sent when its answer is read) all succeed.
+/// Nothing of that transaction is committed, the error names the update's LSN, table and key,
+/// the transaction before it stays, and the session is left outside any transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_divergence_mid_transaction_commits_nothing_of_it() {
+    let pg = Pg::start_logical();
+    setup(&pg, &["copy"]);
+    pg.psql("copy", "DELETE FROM metrics WHERE id = 7");
+    let src = client(&pg, "src", "postgres").await;
+    // The first transaction makes every statement and relation known, so the second one's
+    // answers are read only where its COMMIT would go out (no other sync point).
+    for sql in [
+        "BEGIN; UPDATE accounts SET balance = 1 WHERE id = 1; \
+         INSERT INTO metrics VALUES ('eu', 99, 1); UPDATE metrics SET v = 2 WHERE id = 8; \
+         DELETE FROM order_lines WHERE order_id = 4 AND line = 1; COMMIT",
+        "BEGIN; UPDATE accounts SET balance = 2 WHERE id = 2; \
+         INSERT INTO metrics VALUES ('eu', 100, 1); \
+         UPDATE metrics SET v = 2 WHERE id = 7; \
+         UPDATE accounts SET balance = 4 WHERE id = 4; \
+         DELETE FROM order_lines WHERE order_id = 5 AND line = 1; \
+         INSERT INTO metrics VALUES ('eu', 102, 1); COMMIT",
+        "UPDATE accounts SET balance = 5 WHERE id = 5",
+    ] {
+        src.batch_execute(sql).await.unwrap();
+    }
+    let msgs = changes(&src).await;
+    let (lsn_of_update, _) = msgs
+        .iter()
+        .filter(|(_, m)| matches!(m, Message::Update { new, .. } if new.len() == 3))
+        .nth(1)
+        .expect("the second update of metrics");
+    let copy = client(&pg, "copy", "postgres").await;
+    let f = replay(&copy, stream(&msgs), Bounds::default())
+        .await
+        .unwrap_err();
+    let msg = f.error.to_string();
+    assert!(
+        msg.starts_with(&format!(
+            "divergence at LSN {lsn_of_update}, table public.metrics, key (region, id)=(us, 7)"
+        )),
+        "{msg}"
+    );
+    assert_eq!(f.report.transactions, 1, "{:?}", f.report);
+    assert_eq!(
+        f.report.last_applied.map(|c| c.lsn < *lsn_of_update),
+        Some(true)
+    );
+    assert_eq!(
+        pg.psql(
+            "copy",
+            "SELECT string_agg(id || '=' || balance, ' ' ORDER BY id) FROM accounts WHERE id IN (1, 2, 4, 5)"
+        ),
+        "1=1.00 2=20.00 4=40.00 5=50.00"
+    );
+    assert_eq!(
+        pg.psql(
+            "copy",
+            "SELECT (SELECT string_agg(id::text, ',' ORDER BY id) FROM metrics WHERE id >= 99) || '/' || \
+             (SELECT string_agg(order_id::text, ',' ORDER BY order_id) FROM order_lines \
+              WHERE order_id IN (4, 5) AND line = 1)"
+        ),
+        "99/5"
+    );
+    // Rolled back, not left open (an open transaction would hold the statements' locks and
+    // take the trigger restore down with it).
+    assert_eq!(
+        pg.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = 'copy' AND state LIKE 'idle in transaction%'"
+        ),
+        "0"
+    );
+    let open: i64 = copy
+        .query_one(
+            "SELECT count(*) FROM pg_locks WHERE relation = 'metrics'::regclass",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(open, 0);
+}
+
 const TRIGGER_STATES: &str = "SELECT string_agg(tgrelid::regclass::text || '.' || tgname || '=' || tgenabled::text, ' ' ORDER BY tgrelid::regclass::text, tgname) \
      FROM pg_trigger WHERE NOT tgisinternal";
+
+/// A role `admin`, no superuser, owning every table of `dbs` (a managed service's admin).
+fn owned_by_admin(pg: &Pg, dbs: &[&str]) {
+    pg.psql(
+        "postgres",
+        &format!("CREATE ROLE admin LOGIN NOSUPERUSER BYPASSRLS PASSWORD '{PG_PASSWORD}'"),
+    );
+    for db in dbs {
+        pg.psql(
+            db,
+            "DO $$ DECLARE r record; BEGIN FOR r IN SELECT c.oid::regclass AS t FROM pg_class c \
+             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' \
+             AND c.relkind IN ('r', 'p') LOOP EXECUTE format('ALTER TABLE %s OWNER TO admin', r.t); \
+             END LOOP; END $$;",
+        );
+    }
+}
+
+/// Per-table mode, the target's own cascade reaching a table before the stream names it (the
+/// first change deletes an account; its orders' delete trigger would write audit rows the
+/// stream brings too): the cascade's tables are silenced with the table that cascades.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_as_table_owner_silences_tables_a_cascade_reaches_first() {
+    let pg = Pg::start_logical();
+    setup(&pg, &["copy"]);
+    owned_by_admin(&pg, &["copy"]);
+    let src = client(&pg, "src", "postgres").await;
+    src.batch_execute("DELETE FROM accounts WHERE id = 2")
+        .await
+        .unwrap();
+    let at_end = digest(&src).await;
+    let msgs = changes(&src).await;
+    let copy = client(&pg, "copy", "admin").await;
+    let r = replay(&copy, stream(&msgs), Bounds::default())
+        .await
+        .unwrap_or_else(|f| panic!("{}", f.error));
+    assert_eq!(r.trigger_mode, Some(TriggerMode::PerTable));
+    assert!(r.deletes_done_by_cascade >= 2, "{r:?}");
+    assert_eq!(digest(&copy).await, at_end);
+}
 
 /// A target where the replaying role is no superuser but owns the tables (a managed
 /// service): triggers are disabled per table and put back exactly as they were, after a
@@ -367,18 +491,11 @@ const TRIGGER_STATES: &str = "SELECT string_agg(tgrelid::regclass::text || '.' |
 async fn replay_as_table_owner_puts_trigger_states_back_after_a_failure() {
     let pg = Pg::start_logical();
     setup(&pg, &["good", "bad"]);
-    pg.psql(
-        "postgres",
-        &format!("CREATE ROLE admin LOGIN NOSUPERUSER BYPASSRLS PASSWORD '{PG_PASSWORD}'"),
-    );
+    owned_by_admin(&pg, &["good", "bad"]);
     for db in ["good", "bad"] {
         pg.psql(
             db,
-            "DO $$ DECLARE r record; BEGIN FOR r IN SELECT c.oid::regclass AS t FROM pg_class c \
-             JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' \
-             AND c.relkind IN ('r', 'p') LOOP EXECUTE format('ALTER TABLE %s OWNER TO admin', r.t); \
-             END LOOP; END $$; \
-             ALTER TABLE metrics_us ENABLE REPLICA TRIGGER metrics_audit; \
+            "ALTER TABLE metrics_us ENABLE REPLICA TRIGGER metrics_audit; \
              CREATE TRIGGER off_audit AFTER INSERT ON accounts FOR EACH ROW EXECUTE FUNCTION audit_fn(); \
              ALTER TABLE accounts DISABLE TRIGGER off_audit;",
         );

@@ -1,28 +1,35 @@
 //! The applier: one message at a time, in stream order. Runs of inserts into one table are
 //! held and sent together (COPY); everything else is a prepared statement, cached per
-//! (relation, operation, column set).
+//! (relation, operation, column set), sent without waiting for its answer (`pipe`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
+use futures::FutureExt;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
 use super::sql::{self, Locate, Table};
 use super::target::{self, Mapped, Role};
 
+mod pipe;
 mod rows;
 use super::triggers::{self, Guard, TriggerMode};
 use super::{Bounds, CommitPoint, ReplayError, ReplayFailure, ReplayReport, Stop};
 use crate::capture::pgoutput::{Message, Relation, Tuple, Value};
 use crate::source::Lsn;
+use pipe::{Outcome, Pipeline};
 
 /// Settings pinned as the capture pins them, so every value's text reads back as written.
+/// `synchronous_commit = off`: a replayed commit does not wait for its WAL flush (the largest
+/// cost of a small transaction). Safe here: a crash of the target mid-replay already means a
+/// failed restore, re-run from the anchor; nothing reads the target as durable before the
+/// replay has finished (and the fingerprints after it read what the server holds).
 const SESSION: &str = "SET DateStyle = ISO; SET IntervalStyle = postgres; \
     SET extra_float_digits = 3; SET TimeZone = 'UTC'; SET bytea_output = hex; \
     SET row_security = off; SET statement_timeout = 0; SET lock_timeout = 0; \
-    SET idle_in_transaction_session_timeout = 0";
+    SET idle_in_transaction_session_timeout = 0; SET synchronous_commit = off";
 
 /// A held run of inserts is sent once it reaches this many rows or bytes (memory bound).
 const RUN_MAX_ROWS: usize = 5_000;
@@ -79,6 +86,8 @@ pub struct Applier<'c> {
     statements: HashMap<(u32, Op, Option<Locate>), Statement>,
     txn: Option<Txn>,
     run: Option<Run>,
+    /// Statements sent, their answers not yet read.
+    pipe: Pipeline<'c>,
     /// Tables the target's own cascades deleted from in this transaction (per-table mode).
     cascaded: HashSet<u32>,
     report: ReplayReport,
@@ -147,6 +156,7 @@ impl<'c> Applier<'c> {
             statements: HashMap::new(),
             txn: None,
             run: None,
+            pipe: Pipeline::default(),
             cascaded: HashSet::new(),
             report: ReplayReport {
                 trigger_mode: Some(mode),
@@ -252,17 +262,24 @@ impl<'c> Applier<'c> {
         }
         let apply = self.bounds.from.is_none_or(|from| point.lsn >= from);
         if apply {
-            self.client
-                .batch_execute("BEGIN")
-                .await
-                .map_err(|e| ReplayError::db("BEGIN", Some(lsn), &e))?;
+            let client = self.client;
+            let begin = async move {
+                client
+                    .batch_execute("BEGIN")
+                    .await
+                    .map_err(|e| ReplayError::db("BEGIN", Some(lsn), &e))?;
+                Ok(Outcome::Begun)
+            };
+            self.send(begin.boxed(), 0).await?;
         }
         self.txn = Some(Txn { point, apply });
         Ok(Flow::Continue)
     }
 
     async fn commit(&mut self, lsn: Lsn, commit_lsn: Lsn) -> Result<(), ReplayError> {
-        let Some(txn) = self.txn.take() else {
+        // The transaction stays open until its statements are checked: a failure before
+        // then rolls it back (`abort`).
+        let Some(txn) = self.txn else {
             return Err(ReplayError::stream(lsn, "a Commit without its Begin"));
         };
         if commit_lsn != txn.point.lsn {
@@ -275,17 +292,24 @@ impl<'c> Applier<'c> {
             ));
         }
         if !txn.apply {
+            self.txn = None;
             self.report.skipped_transactions += 1;
             return Ok(());
         }
-        self.client
-            .batch_execute("COMMIT")
-            .await
-            .map_err(|e| ReplayError::db("COMMIT", Some(lsn), &e))?;
+        // Every statement's answer is checked (a missing row is divergence) before COMMIT
+        // goes out; its own answer is read with the next transaction's.
+        self.drain().await?;
+        self.txn = None;
         self.cascaded.clear();
-        self.report.transactions += 1;
-        self.report.last_applied = Some(txn.point);
-        Ok(())
+        let client = self.client;
+        let commit = async move {
+            client
+                .batch_execute("COMMIT")
+                .await
+                .map_err(|e| ReplayError::db("COMMIT", Some(lsn), &e))?;
+            Ok(Outcome::Committed(txn.point))
+        };
+        self.send(commit.boxed(), 0).await
     }
 
     /// Map (or re-map, when it changed) a source relation onto its target table.
@@ -297,6 +321,7 @@ impl<'c> Applier<'c> {
         {
             return Ok(());
         }
+        self.drain().await?;
         let mapped = target::map(self.client, &rel, &self.types, self.role).await?;
         self.guard
             .silence(
@@ -306,6 +331,15 @@ impl<'c> Applier<'c> {
                 self.mode,
             )
             .await?;
+        if self.mode == TriggerMode::PerTable {
+            // The target's own cascades run in this mode: a delete here fires the triggers of
+            // the tables it reaches, before the stream names them.
+            for (oid, display) in &mapped.cascade_children {
+                self.guard
+                    .silence(self.client, *oid, display, self.mode)
+                    .await?;
+            }
+        }
         self.statements.retain(|k, _| k.0 != rel.oid);
         self.relations.insert(
             rel.oid,
@@ -342,6 +376,7 @@ impl<'c> Applier<'c> {
         if let Some(s) = self.statements.get(&key) {
             return Ok(s.clone());
         }
+        self.drain().await?;
         let (text, params) = match (&key.1, &key.2) {
             (Op::Insert, _) => (sql::insert(table), table.columns.len()),
             (Op::Update(set), Some(loc)) => (
@@ -407,64 +442,39 @@ impl<'c> Applier<'c> {
     }
 }
 
-impl Applier<'_> {
+impl<'c> Applier<'c> {
     /// Send the held run of inserts: COPY for a run, a prepared INSERT for a row or two.
     async fn flush_run(&mut self) -> Result<(), ReplayError> {
         let Some(run) = self.run.take() else {
             return Ok(());
         };
-        let t = &run.mapped.table;
-        let n = run.rows.len() as u64;
-        if run.rows.len() < COPY_MIN_ROWS {
-            let st = self
-                .statement(run.lsn, run.relid, t, Op::Insert, None)
-                .await?;
-            for row in &run.rows {
+        if run.rows.len() >= COPY_MIN_ROWS {
+            self.drain().await?;
+            copy_run(self.client, &run).await?;
+            self.report.rows_inserted += run.rows.len() as u64;
+            return Ok(());
+        }
+        let st = self
+            .statement(run.lsn, run.relid, &run.mapped.table, Op::Insert, None)
+            .await?;
+        let (lsn, bytes) = (run.lsn, run.bytes / run.rows.len());
+        for row in run.rows {
+            let (client, st, mapped) = (self.client, st.clone(), run.mapped.clone());
+            let insert = async move {
                 let params = row
                     .iter()
-                    .map(|v| text(v, run.lsn).map(TextParam))
+                    .map(|v| text(v, lsn).map(TextParam))
                     .collect::<Result<Vec<_>, _>>()?;
                 let refs: Vec<&(dyn ToSql + Sync)> =
                     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-                self.client.execute(&st, &refs).await.map_err(|e| {
-                    ReplayError::db(&format!("inserting into {}", t.display), Some(run.lsn), &e)
+                let n = client.execute(&st, &refs).await.map_err(|e| {
+                    let doing = format!("inserting into {}", mapped.table.display);
+                    ReplayError::db(&doing, Some(lsn), &e)
                 })?;
-            }
-        } else {
-            self.copy_run(&run).await?;
+                Ok(Outcome::Inserted(n))
+            };
+            self.send(insert.boxed(), bytes).await?;
         }
-        self.report.rows_inserted += n;
-        Ok(())
-    }
-
-    async fn copy_run(&self, run: &Run) -> Result<(), ReplayError> {
-        use futures::SinkExt;
-        let t = &run.mapped.table;
-        let mut buf = Vec::with_capacity(run.bytes + run.rows.len());
-        for row in &run.rows {
-            for (i, v) in row.iter().enumerate() {
-                if i > 0 {
-                    buf.push(b'\t');
-                }
-                sql::copy_value(&mut buf, text(v, run.lsn)?);
-            }
-            buf.push(b'\n');
-        }
-        let db = |e: tokio_postgres::Error| {
-            ReplayError::db(
-                &format!("copying rows into {}", t.display),
-                Some(run.lsn),
-                &e,
-            )
-        };
-        let sink = self
-            .client
-            .copy_in::<_, bytes::Bytes>(&sql::copy_in(t))
-            .await
-            .map_err(db)?;
-        let mut sink = std::pin::pin!(sink);
-        sink.send(bytes::Bytes::from(buf)).await.map_err(db)?;
-        sink.as_mut().finish().await.map_err(db)?;
         Ok(())
     }
 
@@ -475,6 +485,9 @@ impl Applier<'_> {
     /// The stream ended (or the stop point was reached): put the triggers back, report.
     pub async fn finish(mut self) -> Result<super::ReplayReport, ReplayFailure> {
         if let Err(e) = self.flush_run().await {
+            return Err(self.abort(e).await);
+        }
+        if let Err(e) = self.drain().await {
             return Err(self.abort(e).await);
         }
         if let Some(t) = self.txn {
@@ -488,29 +501,66 @@ impl Applier<'_> {
             return Err(self.abort(e).await);
         }
         self.report.triggers_not_restored = self.guard.restore(self.client).await;
-        let _ = self
-            .client
-            .batch_execute("RESET session_replication_role")
-            .await;
+        reset_session(self.client).await;
         self.close_report();
         Ok(self.report)
     }
 
     /// Stop after a failure: roll back the open transaction, put the triggers back.
     pub async fn abort(mut self, error: ReplayError) -> ReplayFailure {
+        self.pipe.clear();
         if self.txn.is_some_and(|t| t.apply) {
             let _ = self.client.batch_execute("ROLLBACK").await;
         }
         self.run = None;
         self.report.triggers_not_restored = self.guard.restore(self.client).await;
-        let _ = self
-            .client
-            .batch_execute("RESET session_replication_role")
-            .await;
+        reset_session(self.client).await;
         self.close_report();
         ReplayFailure {
             error,
             report: self.report,
         }
     }
+}
+
+/// Back to the session's defaults, then one durable commit: WAL is flushed in order, so every
+/// replayed commit (made with `synchronous_commit = off`) is on disk once it is.
+async fn reset_session(client: &Client) {
+    let _ = client
+        .batch_execute(
+            "RESET session_replication_role; RESET synchronous_commit; \
+             SELECT pg_catalog.txid_current()",
+        )
+        .await;
+}
+
+/// A run of inserts through COPY (one statement, however many rows).
+async fn copy_run(client: &Client, run: &Run) -> Result<(), ReplayError> {
+    use futures::SinkExt;
+    let t = &run.mapped.table;
+    let mut buf = Vec::with_capacity(run.bytes + run.rows.len());
+    for row in &run.rows {
+        for (i, v) in row.iter().enumerate() {
+            if i > 0 {
+                buf.push(b'\t');
+            }
+            sql::copy_value(&mut buf, text(v, run.lsn)?);
+        }
+        buf.push(b'\n');
+    }
+    let db = |e: tokio_postgres::Error| {
+        ReplayError::db(
+            &format!("copying rows into {}", t.display),
+            Some(run.lsn),
+            &e,
+        )
+    };
+    let sink = client
+        .copy_in::<_, bytes::Bytes>(&sql::copy_in(t))
+        .await
+        .map_err(db)?;
+    let mut sink = std::pin::pin!(sink);
+    sink.send(bytes::Bytes::from(buf)).await.map_err(db)?;
+    sink.as_mut().finish().await.map_err(db)?;
+    Ok(())
 }

@@ -42,10 +42,11 @@ impl Role {
 #[derive(Debug, Clone)]
 pub struct Mapped {
     pub table: Table,
-    /// Target tables whose foreign key to this one deletes with it (ON DELETE CASCADE): when
-    /// the target's own cascade runs (triggers not suppressed), their stream deletes find
-    /// the rows already gone.
-    pub cascade_children: Vec<u32>,
+    /// Target tables (OID, name) a delete here reaches through ON DELETE CASCADE foreign
+    /// keys, transitively: when the target's own cascade runs (triggers not suppressed), their
+    /// stream deletes find the rows already gone, and their triggers must be silenced before
+    /// the stream names them.
+    pub cascade_children: Vec<(u32, String)>,
 }
 
 const TABLE_SQL: &str = "SELECT c.oid, c.relkind = 'p', c.relrowsecurity, c.relforcerowsecurity,
@@ -76,9 +77,17 @@ const COLUMNS_SQL: &str = "WITH RECURSIVE cols AS (
    JOIN pg_catalog.pg_namespace bn ON bn.oid = bt.typnamespace
   ORDER BY c.attnum";
 
-const CASCADE_SQL: &str = "SELECT DISTINCT f.conrelid FROM pg_catalog.pg_constraint f
-  WHERE f.contype = 'f' AND f.confdeltype = 'c'
-    AND f.confrelid IN (SELECT $1::oid UNION SELECT relid FROM pg_catalog.pg_partition_tree($1::oid::regclass))";
+const CASCADE_SQL: &str = "WITH RECURSIVE kids AS (
+   SELECT f.conrelid FROM pg_catalog.pg_constraint f
+    WHERE f.contype = 'f' AND f.confdeltype = 'c'
+      AND f.confrelid IN (SELECT $1::oid UNION SELECT relid FROM pg_catalog.pg_partition_tree($1::oid::regclass))
+   UNION
+   SELECT f.conrelid FROM pg_catalog.pg_constraint f JOIN kids k ON f.confrelid = k.conrelid
+    WHERE f.contype = 'f' AND f.confdeltype = 'c'
+ )
+ SELECT k.conrelid, n.nspname::text || '.' || c.relname::text
+   FROM kids k JOIN pg_catalog.pg_class c ON c.oid = k.conrelid
+   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace";
 
 /// A target column as the catalog has it.
 struct TargetCol {
@@ -152,7 +161,7 @@ pub async fn map(
         .await
         .map_err(db)?
         .iter()
-        .map(|r| r.get(0))
+        .map(|r| (r.get(0), r.get(1)))
         .collect();
     let table = Table {
         oid,

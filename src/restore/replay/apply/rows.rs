@@ -1,9 +1,11 @@
 //! Changes that touch existing rows: UPDATE and DELETE located by replica identity (a miss
 //! is divergence), TRUNCATE with its option bits.
 
+use futures::FutureExt;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::Statement;
+use tokio_postgres::{Client, Statement};
 
+use super::pipe::Outcome;
 use super::{text, Applier, Op, TextParam};
 use crate::capture::pgoutput::{
     OldTuple, Tuple, Value, TRUNCATE_CASCADE, TRUNCATE_RESTART_IDENTITY,
@@ -12,19 +14,17 @@ use crate::restore::replay::sql::{self, Locate, Table};
 use crate::restore::replay::{ReplayError, TriggerMode};
 use crate::source::Lsn;
 
-/// How to find an old row, and the values to find it by.
-type Located<'t> = (Locate, Vec<Option<&'t [u8]>>);
-
-impl Applier<'_> {
+impl<'c> Applier<'c> {
     /// Where an old row is: key columns (from the old key tuple, else the new row), or every
-    /// old column under REPLICA IDENTITY FULL.
-    fn locate<'t>(
+    /// old column under REPLICA IDENTITY FULL. The values are read later from the tuple
+    /// `locate_tuple` picks (the statement's future owns the tuples).
+    fn locate(
         &self,
         lsn: Lsn,
         t: &Table,
-        old: Option<&'t OldTuple>,
-        new: Option<&'t Tuple>,
-    ) -> Result<Located<'t>, ReplayError> {
+        old: Option<&OldTuple>,
+        new: Option<&Tuple>,
+    ) -> Result<Locate, ReplayError> {
         let (full, tuple) = match (old, new) {
             (Some(OldTuple::Full(o)), _) => (true, o),
             (Some(OldTuple::Key(o)), _) => (false, o),
@@ -58,16 +58,11 @@ impl Applier<'_> {
                 ),
             ));
         }
-        let values = cols
-            .iter()
-            .map(|&c| text(&tuple[c], lsn))
-            .collect::<Result<Vec<_>, _>>()?;
-        let loc = if full {
+        Ok(if full {
             Locate::Full(cols)
         } else {
             Locate::Key(cols)
-        };
-        Ok((loc, values))
+        })
     }
 
     pub(super) async fn update(
@@ -79,7 +74,7 @@ impl Applier<'_> {
     ) -> Result<(), ReplayError> {
         let mapped = self.mapped(lsn, relid)?;
         let t = &mapped.table;
-        let (loc, where_values) = self.locate(lsn, t, old.as_ref(), Some(&new))?;
+        let loc = self.locate(lsn, t, old.as_ref(), Some(&new))?;
         if new.len() != t.columns.len() {
             return Err(ReplayError::stream(
                 lsn,
@@ -92,20 +87,25 @@ impl Applier<'_> {
         let set: Vec<usize> = (0..new.len())
             .filter(|&i| new[i] != Value::UnchangedToast && !t.columns[i].identity_always)
             .collect();
-        let mut values = set
-            .iter()
-            .map(|&c| text(&new[c], lsn))
-            .collect::<Result<Vec<_>, _>>()?;
-        values.extend(where_values.iter().copied());
         let st = self
-            .statement(lsn, relid, t, Op::Update(set), Some(loc.clone()))
+            .statement(lsn, relid, t, Op::Update(set.clone()), Some(loc.clone()))
             .await?;
-        let n = self.execute(lsn, &st, &values, t, "update").await?;
-        if n == 0 {
-            return Err(divergence(lsn, t, &loc, &where_values, "update"));
-        }
-        self.report.rows_updated += n;
-        Ok(())
+        let bytes = tuple_bytes(&new) + old.as_ref().map_or(0, |o| tuple_bytes(old_tuple(o)));
+        let client = self.client;
+        let update = async move {
+            let t = &mapped.table;
+            let where_values = located(lsn, &loc, locate_tuple(old.as_ref(), &new))?;
+            let mut values = set
+                .iter()
+                .map(|&c| text(&new[c], lsn))
+                .collect::<Result<Vec<_>, _>>()?;
+            values.extend(where_values.iter().copied());
+            match execute(client, lsn, &st, &values, t, "update").await? {
+                0 => Err(divergence(lsn, t, &loc, &where_values, "update")),
+                n => Ok(Outcome::Updated(n)),
+            }
+        };
+        self.send(update.boxed(), bytes).await
     }
 
     pub(super) async fn delete(
@@ -116,42 +116,29 @@ impl Applier<'_> {
     ) -> Result<(), ReplayError> {
         let mapped = self.mapped(lsn, relid)?;
         let t = &mapped.table;
-        let (loc, values) = self.locate(lsn, t, Some(&old), None)?;
+        let loc = self.locate(lsn, t, Some(&old), None)?;
         let st = self
             .statement(lsn, relid, t, Op::Delete, Some(loc.clone()))
             .await?;
-        let n = self.execute(lsn, &st, &values, t, "delete").await?;
         if self.mode == TriggerMode::PerTable {
             // The target's own cascade will empty these tables' matching rows.
             self.cascaded
-                .extend(mapped.cascade_children.iter().copied());
+                .extend(mapped.cascade_children.iter().map(|(oid, _)| *oid));
         }
-        if n == 0 {
-            if self.cascaded.contains(&t.oid) {
-                self.report.deletes_done_by_cascade += 1;
-                return Ok(());
+        // Known now, in stream order: the cascades of the deletes sent before this one.
+        let by_cascade = self.cascaded.contains(&t.oid);
+        let bytes = tuple_bytes(old_tuple(&old));
+        let client = self.client;
+        let delete = async move {
+            let t = &mapped.table;
+            let values = located(lsn, &loc, old_tuple(&old))?;
+            match execute(client, lsn, &st, &values, t, "delete").await? {
+                0 if by_cascade => Ok(Outcome::DeleteDoneByCascade),
+                0 => Err(divergence(lsn, t, &loc, &values, "delete")),
+                n => Ok(Outcome::Deleted(n)),
             }
-            return Err(divergence(lsn, t, &loc, &values, "delete"));
-        }
-        self.report.rows_deleted += n;
-        Ok(())
-    }
-
-    async fn execute(
-        &self,
-        lsn: Lsn,
-        st: &Statement,
-        values: &[Option<&[u8]>],
-        t: &Table,
-        what: &str,
-    ) -> Result<u64, ReplayError> {
-        let params: Vec<TextParam> = values.iter().map(|v| TextParam(*v)).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        self.client
-            .execute(st, &refs)
-            .await
-            .map_err(|e| ReplayError::db(&format!("{what} on {}", t.display), Some(lsn), &e))
+        };
+        self.send(delete.boxed(), bytes).await
     }
 
     pub(super) async fn truncate(
@@ -165,6 +152,7 @@ impl Applier<'_> {
             .map(|&r| self.mapped(lsn, r))
             .collect::<Result<Vec<_>, _>>()?;
         let tables: Vec<&Table> = mapped.iter().map(|m| &m.table).collect();
+        self.drain().await?;
         let text = sql::truncate(
             &tables,
             options & TRUNCATE_CASCADE != 0,
@@ -200,6 +188,56 @@ fn identity_unchanged(
         }
     }
     Ok(())
+}
+
+/// The tuple an old row is located by: the old key or row when sent, else the new row (the
+/// key did not change).
+fn locate_tuple<'t>(old: Option<&'t OldTuple>, new: &'t Tuple) -> &'t Tuple {
+    old.map_or(new, old_tuple)
+}
+
+fn old_tuple(old: &OldTuple) -> &Tuple {
+    match old {
+        OldTuple::Key(t) | OldTuple::Full(t) => t,
+    }
+}
+
+/// The locating values, as text.
+fn located<'t>(
+    lsn: Lsn,
+    loc: &Locate,
+    tuple: &'t Tuple,
+) -> Result<Vec<Option<&'t [u8]>>, ReplayError> {
+    loc.columns()
+        .iter()
+        .map(|&c| text(&tuple[c], lsn))
+        .collect()
+}
+
+/// What a tuple holds in memory, roughly (the pipeline's bound).
+fn tuple_bytes(t: &Tuple) -> usize {
+    t.iter()
+        .map(|v| match v {
+            Value::Text(b) | Value::Binary(b) => b.len() + 1,
+            _ => 3,
+        })
+        .sum()
+}
+
+async fn execute(
+    client: &Client,
+    lsn: Lsn,
+    st: &Statement,
+    values: &[Option<&[u8]>],
+    t: &Table,
+    what: &str,
+) -> Result<u64, ReplayError> {
+    let params: Vec<TextParam> = values.iter().map(|v| TextParam(*v)).collect();
+    let refs: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+    client
+        .execute(st, &refs)
+        .await
+        .map_err(|e| ReplayError::db(&format!("{what} on {}", t.display), Some(lsn), &e))
 }
 
 fn divergence(
