@@ -2,7 +2,7 @@
 //! replay did (last commit, distance to the point, tables).
 
 use crate::catalog::format::replayed::StoredReplayed;
-use crate::commands::restore::point::PointPlan;
+use crate::restore::point::PointPlan;
 
 pub(super) fn plan_lines(p: &PointPlan, s: &mut String) {
     let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));

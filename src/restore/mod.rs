@@ -24,6 +24,7 @@ pub mod globals;
 pub mod managed;
 pub mod managed_run;
 pub mod offsets;
+pub mod point;
 pub mod replay;
 pub mod roles;
 pub mod sensitive;

@@ -1,6 +1,7 @@
 //! Point-in-time restore, the plan: which anchored backup, which segments, and whether the
 //! point can be reached at all (inside the covered window, not behind a gap or a schema
-//! change). Decided from the repository alone, before the target is touched.
+//! change). Decided from the repository alone, before the target is touched. A stage of its
+//! own (not `pgdr restore`'s) so that drills plan their points the same way.
 
 use chrono::{DateTime, Utc};
 
@@ -128,12 +129,12 @@ fn readable_segments(listed: Vec<ListedSegment>) -> Result<Vec<SegmentEntry>> {
 
 /// The point, in the terms the choice needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Target {
+pub(crate) enum Target {
     Lsn(Lsn),
     Time(DateTime<Utc>),
     End,
 }
 
-#[path = "point_choose.rs"]
-mod choose_impl;
-pub(super) use choose_impl::choose;
+mod choose;
+pub mod run;
+pub(crate) use choose::choose;

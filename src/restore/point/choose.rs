@@ -40,7 +40,7 @@ fn refuse(point: &str, reason: String, w: &Window) -> PgdrError {
 }
 
 /// Choose the anchor and the segments for `target`; refuse what the repository cannot reach.
-pub(in crate::commands::restore) fn choose(
+pub(crate) fn choose(
     point: &str,
     target: Target,
     anchors: &[Anchor],
@@ -221,5 +221,5 @@ fn before(lsn: Lsn, cut: Lsn) -> Lsn {
 }
 
 #[cfg(test)]
-#[path = "point_tests.rs"]
+#[path = "tests.rs"]
 mod tests;
