@@ -24,6 +24,7 @@ mod guards;
 mod managed;
 mod names;
 mod pitr;
+mod pitr_plan;
 mod replay;
 mod replication;
 mod restore;

@@ -12,7 +12,7 @@ use crate::common::*;
 
 const TABLES: [(&str, &str); 3] = [("acct", "id"), ("events", "id"), ("tags", "a, b")];
 
-fn world(repo: Option<Repo>) -> World {
+pub(crate) fn world(repo: Option<Repo>) -> World {
     let pg = Pg::start_logical();
     pg.create_db("app");
     pg.psql(
@@ -27,7 +27,7 @@ fn world(repo: Option<Repo>) -> World {
     World::around_pg(pg, repo)
 }
 
-fn start_runner(w: &World) -> Child {
+pub(crate) fn start_runner(w: &World) -> Child {
     let mut c = w.pgdr(&[
         "capture",
         "run",
@@ -42,7 +42,7 @@ fn start_runner(w: &World) -> Child {
 }
 
 /// The killed runner is reaped, whatever the test's outcome.
-struct Runner(Child);
+pub(crate) struct Runner(pub(crate) Child);
 impl Drop for Runner {
     fn drop(&mut self) {
         unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
@@ -119,7 +119,7 @@ fn current_sequences(pg: &Pg, db: &str) -> (i64, i64) {
 }
 
 /// Wait until the stored changes reach the point (the plan stops refusing it as too new).
-fn wait_covered(w: &World, point: &[&str]) {
+pub(crate) fn wait_covered(w: &World, point: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let mut args = vec!["--dry-run", "--json"];
@@ -140,7 +140,7 @@ fn wait_covered(w: &World, point: &[&str]) {
 }
 
 /// Restore `point` into a new database `db`; the restore record.
-fn restore_to(w: &World, db: &str, point: &[&str]) -> serde_json::Value {
+pub(crate) fn restore_to(w: &World, db: &str, point: &[&str]) -> serde_json::Value {
     wait_covered(w, point);
     let mut args = vec!["--yes", "--json"];
     args.extend_from_slice(point);
@@ -209,7 +209,7 @@ struct Marks {
     m2: String,
 }
 
-fn mark(w: &World, name: &str) -> String {
+pub(crate) fn mark(w: &World, name: &str) -> String {
     let m = w.run(&["mark", name, "--json"]).ok().json();
     assert_eq!(m["name"], name);
     m["lsn"].as_str().unwrap().to_string()

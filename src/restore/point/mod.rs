@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::catalog::marks::Mark;
+use crate::catalog::replay_rate::ReplayRate;
 use crate::catalog::segments::{ListedSegment, SegmentEntry};
 use crate::catalog::{Catalog, Listed};
 use crate::error::{PgdrError, Result};
@@ -54,7 +55,29 @@ pub struct PointPlan {
     /// Transactions in those segments from the cut on (all of them apply for `latest`; the
     /// stop rule may leave some of the last segment out otherwise).
     pub transactions_at_most: u64,
+    /// Rows (inserts, updates, deletes) in those transactions; None when a segment entry was
+    /// written before pgdr counted rows.
+    pub rows_at_most: Option<u64>,
+    /// The newest measured replay (a restore's or a drill's); None: no replay recorded yet.
+    pub replay_rate: Option<ReplayRate>,
+    /// Rows (else transactions) at most, at the recorded rate.
+    pub estimated_replay_seconds: Option<f64>,
     pub window: Window,
+}
+
+impl PointPlan {
+    /// Attach the recorded rate and the estimate it gives.
+    fn with_rate(mut self, rate: Option<ReplayRate>) -> PointPlan {
+        self.estimated_replay_seconds = rate.as_ref().and_then(|r| match self.rows_at_most {
+            Some(rows) if r.rows_per_second > 0.0 => Some(rows as f64 / r.rows_per_second),
+            _ if r.transactions_per_second > 0.0 => {
+                Some(self.transactions_at_most as f64 / r.transactions_per_second)
+            }
+            _ => None,
+        });
+        self.replay_rate = rate;
+        self
+    }
 }
 
 /// Resolve the point against the repository: refuses (with the window and the nearest
@@ -79,7 +102,8 @@ pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result
         PointSpec::Time(t) => (Target::Time(*t), format!("time {}", t.to_rfc3339())),
         PointSpec::Latest => (Target::End, "latest".to_string()),
     };
-    choose(&described, target, &anchors, &segments, &gaps)
+    let plan = choose(&described, target, &anchors, &segments, &gaps)?;
+    Ok(plan.with_rate(catalog.last_replay_rate(database).await?))
 }
 
 async fn mark(catalog: &Catalog, database: &str, name: &str) -> Result<Mark> {
