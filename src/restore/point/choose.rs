@@ -106,11 +106,7 @@ pub(crate) fn choose(
     check_reachable(point, &anchor, &needed, gaps, upper, anchors, &w)?;
     Ok(PointPlan {
         point: point.to_string(),
-        stop: match target {
-            Target::Lsn(l) => Stop::Lsn(l),
-            Target::Time(t) => Stop::Time(t),
-            Target::End => Stop::End,
-        },
+        stop: stop_of(target),
         segment_starts: needed.iter().map(|s| s.start).collect(),
         transactions_at_most: needed.iter().map(|s| s.transactions).sum(),
         rows_at_most: needed.iter().map(|s| s.rows).sum(),
@@ -120,6 +116,14 @@ pub(crate) fn choose(
         anchor,
         window: w,
     })
+}
+
+fn stop_of(target: Target) -> Stop {
+    match target {
+        Target::Lsn(l) => Stop::Lsn(l),
+        Target::Time(t) => Stop::Time(t),
+        Target::End => Stop::End,
+    }
 }
 
 /// The segments holding commits from `cut` up to the point.
