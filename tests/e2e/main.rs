@@ -19,6 +19,7 @@ mod chain;
 mod common;
 mod drill;
 mod drill_capture;
+mod drill_point;
 mod globals;
 mod guards;
 mod managed;

@@ -60,7 +60,7 @@ impl Drop for Runner {
 }
 
 /// Concurrent writers, each a few transactions of every kind; returns when all committed.
-fn burst(w: &Arc<World>, round: u32) {
+pub(crate) fn burst(w: &Arc<World>, round: u32) {
     let handles: Vec<_> = (0..3)
         .map(|k| {
             let w = w.clone();

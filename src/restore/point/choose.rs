@@ -8,7 +8,7 @@ use crate::source::Lsn;
 
 use super::{Anchor, PointPlan, Target, Window};
 
-fn window(anchors: &[Anchor], segments: &[SegmentEntry]) -> Option<Window> {
+pub(super) fn window(anchors: &[Anchor], segments: &[SegmentEntry]) -> Option<Window> {
     let first = segments.first()?;
     let last = segments.last()?;
     // The oldest anchor the stored stream reaches back to.

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::marks::Mark;
 use crate::catalog::replay_rate::ReplayRate;
-use crate::catalog::segments::{ListedSegment, SegmentEntry};
+use crate::catalog::segments::{Gap, ListedSegment, SegmentEntry};
 use crate::catalog::{Catalog, Listed};
 use crate::error::{PgdrError, Result};
 use crate::restore::replay::Stop;
@@ -83,15 +83,7 @@ impl PointPlan {
 /// Resolve the point against the repository: refuses (with the window and the nearest
 /// reachable points) what cannot be reached.
 pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result<PointPlan> {
-    if catalog.capture_state(database).await?.is_none() {
-        return Err(PgdrError::usage(format!(
-            "database '{database}' has no change capture: there are no changes to replay to a point"
-        ))
-        .hint("restore a backup with --before TIME (or an id), or enable capture for the future: `pgdr capture enable`"));
-    }
-    let anchors = anchors(catalog, database).await?;
-    let segments = readable_segments(catalog.segments(database).await?)?;
-    let gaps = catalog.gaps(database).await?;
+    let inputs = inputs(catalog, database).await?;
     let (target, described) = match spec {
         PointSpec::Mark(name) => {
             let m = mark(catalog, database, name).await?;
@@ -102,8 +94,51 @@ pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result
         PointSpec::Time(t) => (Target::Time(*t), format!("time {}", t.to_rfc3339())),
         PointSpec::Latest => (Target::End, "latest".to_string()),
     };
-    let plan = choose(&described, target, &anchors, &segments, &gaps)?;
+    let plan = inputs.choose(&described, target)?;
     Ok(plan.with_rate(catalog.last_replay_rate(database).await?))
+}
+
+/// What the repository holds to plan points of one database: anchors, segments, gaps.
+pub struct Inputs {
+    anchors: Vec<Anchor>,
+    segments: Vec<SegmentEntry>,
+    gaps: Vec<Gap>,
+}
+
+impl Inputs {
+    /// The covered window (None: no stored changes reach back to an anchor).
+    pub fn window(&self) -> Option<Window> {
+        choose::window(&self.anchors, &self.segments)
+    }
+
+    /// The plan of one point, or why it cannot be reached.
+    pub fn choose(&self, described: &str, target: Target) -> Result<PointPlan> {
+        choose(described, target, &self.anchors, &self.segments, &self.gaps)
+    }
+}
+
+/// Read the inputs; a database without change capture is refused by name.
+pub async fn inputs(catalog: &Catalog, database: &str) -> Result<Inputs> {
+    if catalog.capture_state(database).await?.is_none() {
+        return Err(PgdrError::usage(format!(
+            "database '{database}' has no change capture: there are no changes to replay to a point"
+        ))
+        .hint("restore a backup with --before TIME (or an id), or enable capture for the future: `pgdr capture enable`"));
+    }
+    Ok(Inputs {
+        anchors: anchors(catalog, database).await?,
+        segments: readable_segments(catalog.segments(database).await?)?,
+        gaps: catalog.gaps(database).await?,
+    })
+}
+
+/// The recorded replay rate and the estimate it gives, for a plan made elsewhere.
+pub async fn with_recorded_rate(
+    catalog: &Catalog,
+    database: &str,
+    p: PointPlan,
+) -> Result<PointPlan> {
+    Ok(p.with_rate(catalog.last_replay_rate(database).await?))
 }
 
 async fn mark(catalog: &Catalog, database: &str, name: &str) -> Result<Mark> {
@@ -153,7 +188,7 @@ fn readable_segments(listed: Vec<ListedSegment>) -> Result<Vec<SegmentEntry>> {
 
 /// The point, in the terms the choice needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Target {
+pub enum Target {
     Lsn(Lsn),
     Time(DateTime<Utc>),
     End,
