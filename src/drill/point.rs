@@ -11,6 +11,7 @@ use crate::catalog::{Catalog, Listed, Manifest};
 use crate::codec::Identities;
 use crate::error::{PgdrError, Result};
 use crate::restore::point::{self, run as point_run, PointPlan, Target};
+use crate::source::Lsn;
 use crate::verify::{self, Scratch};
 
 use super::random_index;
@@ -154,13 +155,34 @@ async fn backup_at_point(
     listed.into_iter().find_map(|l| match l {
         Listed::Ok(e)
             if e.manifest.id != anchor.id
-                && e.manifest
-                    .snapshot
-                    .cut_lsn
-                    .is_some_and(|c| c > last && c <= next) =>
+                && cut_at_point(e.manifest.snapshot.cut_lsn, last, next) =>
         {
             Some(e.manifest)
         }
         _ => None,
     })
+}
+
+/// A dump at `cut` holds the transactions committed before it: exactly those replayed when
+/// the last applied commit is before the cut and the first left out is at or after it.
+fn cut_at_point(cut: Option<Lsn>, last_applied: Lsn, first_left_out: Lsn) -> bool {
+    cut.is_some_and(|c| c > last_applied && c <= first_left_out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_later_backup_is_the_point_only_when_its_cut_lies_between_the_last_applied_and_the_next_commit(
+    ) {
+        let (last, next) = (Lsn(100), Lsn(200));
+        assert!(cut_at_point(Some(Lsn(101)), last, next));
+        assert!(cut_at_point(Some(Lsn(200)), last, next));
+        // The last applied commit is in a dump cut after it, not at it.
+        assert!(!cut_at_point(Some(Lsn(100)), last, next));
+        // A cut past the next commit holds a transaction the replay left out.
+        assert!(!cut_at_point(Some(Lsn(201)), last, next));
+        assert!(!cut_at_point(None, last, next));
+    }
 }
