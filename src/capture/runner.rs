@@ -122,6 +122,8 @@ struct Txn {
     spilled: bool,
     /// Its commit LSN is before the durable position: stored by an earlier run.
     duplicate: bool,
+    /// Row changes (insert, update, delete) in it.
+    rows: u64,
     pgdr_messages: Vec<Lsn>,
     foreign: Vec<ForeignMessage>,
 }
@@ -133,6 +135,7 @@ struct Open {
     opened: Instant,
     emitted: Emitted,
     transactions: u64,
+    rows: u64,
     first_commit: Option<Commit>,
     last_commit: Option<Commit>,
     pgdr_messages: Vec<Lsn>,
@@ -345,6 +348,12 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
                 self.sort_message(mlsn, &prefix, true);
                 self.hold(lsn, data).await
             }
+            Message::Insert { .. } | Message::Update { .. } | Message::Delete { .. } => {
+                if let Some(t) = self.txn.as_mut() {
+                    t.rows += 1;
+                }
+                self.hold(lsn, data).await
+            }
             _ => self.hold(lsn, data).await,
         }
     }
@@ -362,6 +371,7 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
             held_bytes: 0,
             spilled: false,
             duplicate: final_lsn < self.durable,
+            rows: 0,
             pgdr_messages: Vec::new(),
             foreign: Vec::new(),
         });
@@ -422,7 +432,7 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
             self.report.duplicates_skipped += 1;
             return Ok(());
         }
-        let xid = txn.xid;
+        let (xid, rows) = (txn.xid, txn.rows);
         self.spill().await?;
         self.txn = None;
         let seg = self.seg.as_mut().expect("open");
@@ -434,6 +444,7 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
         seg.first_commit.get_or_insert_with(|| c.clone());
         seg.last_commit = Some(c);
         seg.transactions += 1;
+        seg.rows += rows;
         self.covered = self.covered.max(end_lsn);
         if seg.upload.plain_bytes >= self.limits.max_bytes {
             self.close(ClosedBy::Size).await?;
@@ -545,6 +556,7 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
             opened: Instant::now(),
             emitted: Emitted::default(),
             transactions: 0,
+            rows: 0,
             first_commit: None,
             last_commit: None,
             pgdr_messages: Vec::new(),
@@ -571,6 +583,7 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
             first_commit: seg.first_commit,
             last_commit: seg.last_commit,
             transactions: seg.transactions,
+            rows: Some(seg.rows),
             system_identifier: t.system_id.to_string(),
             timeline: t.timeline,
             plain: Digest {

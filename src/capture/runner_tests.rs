@@ -190,6 +190,10 @@ async fn one_segment_holds_the_recorded_stream_byte_for_byte() {
     assert_eq!(rep.segments.len(), 1);
     let e = &w.entries().await[0];
     assert_eq!(e.transactions, 15);
+    // The entry's row count is the stream's own: every Insert, Update and Delete in it.
+    let rows = rec_rows(&workload_changes()[..cut]);
+    assert!(rows > 0);
+    assert_eq!(e.rows, Some(rows));
     assert_eq!(e.closed_by, ClosedBy::Stop);
     assert_eq!(e.start, start());
     let mut rec = recorded("pg15-workload");
@@ -532,4 +536,20 @@ async fn check_names_a_hole_and_a_transaction_stored_twice() {
         problems.iter().any(|p| p.contains("stored twice")),
         "{problems:?}"
     );
+}
+
+/// Row changes in a recorded stream, by the decoder: what the runner's entry must count.
+fn rec_rows(changes: &[Change]) -> u64 {
+    changes
+        .iter()
+        .filter(|c| match c {
+            Change::Message { data, .. } => matches!(
+                crate::capture::pgoutput::decode(data),
+                Ok(crate::capture::pgoutput::Message::Insert { .. }
+                    | crate::capture::pgoutput::Message::Update { .. }
+                    | crate::capture::pgoutput::Message::Delete { .. })
+            ),
+            _ => false,
+        })
+        .count() as u64
 }

@@ -32,6 +32,7 @@ pub mod leases;
 pub mod manifest;
 pub mod marks;
 pub mod records;
+pub mod replay_rate;
 pub mod replayable;
 pub mod restoring;
 pub mod segments;

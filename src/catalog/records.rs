@@ -175,6 +175,8 @@ pub struct DrillRecord {
     /// `server_version` of the scratch server restored into.
     pub scratch_server_version: Option<String>,
     pub host: String,
+    /// A drill of a point: what was replayed, the point, the distance to it.
+    pub replay: Option<crate::catalog::format::replayed::StoredReplayed>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

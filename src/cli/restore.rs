@@ -138,8 +138,8 @@ fn schema_choice(a: &RestoreArgs) -> crate::restore::managed::SchemaChoice {
 }
 
 /// `--at TIME|latest`, `--at-lsn LSN`, `--at-mark NAME`.
-fn point_spec(a: &RestoreArgs) -> Result<Option<commands::restore::point::PointSpec>, PgdrError> {
-    use commands::restore::point::PointSpec;
+fn point_spec(a: &RestoreArgs) -> Result<Option<crate::restore::point::PointSpec>, PgdrError> {
+    use crate::restore::point::PointSpec;
     Ok(match (&a.at, &a.at_lsn, &a.at_mark) {
         (Some(t), _, _) if t.trim() == "latest" => Some(PointSpec::Latest),
         (Some(t), _, _) => Some(PointSpec::Time(commands::restore::parse_time(t).map_err(

@@ -2,7 +2,7 @@
 //! replay did (last commit, distance to the point, tables).
 
 use crate::catalog::format::replayed::StoredReplayed;
-use crate::commands::restore::point::PointPlan;
+use crate::restore::point::PointPlan;
 
 pub(super) fn plan_lines(p: &PointPlan, s: &mut String) {
     let mut line = |k: &str, v: String| s.push_str(&format!("  {k:<16} {v}\n"));
@@ -19,14 +19,19 @@ pub(super) fn plan_lines(p: &PointPlan, s: &mut String) {
     line(
         "replay",
         format!(
-            "{} segment(s) from {}, at most {} transaction(s)",
+            "{} segment(s) from {}, at most {} transaction(s), {}",
             p.segment_starts.len(),
             p.segment_starts
                 .first()
                 .map_or("-".to_string(), |l| l.to_string()),
-            p.transactions_at_most
+            p.transactions_at_most,
+            p.rows_at_most.map_or(
+                "row count unknown (segments stored before pgdr counted rows)".to_string(),
+                |r| format!("at most {r} row(s)")
+            )
         ),
     );
+    line("estimate", estimate(p));
     line(
         "covered window",
         format!(
@@ -82,4 +87,21 @@ pub(super) fn report_lines(r: &StoredReplayed, s: &mut String) {
             r.tables.iter().map(|t| t.rows).sum::<u64>()
         ),
     );
+}
+
+/// The replay time at the last recorded rate, or why there is none.
+fn estimate(p: &PointPlan) -> String {
+    match (&p.replay_rate, p.estimated_replay_seconds) {
+        (Some(r), Some(secs)) => format!(
+            "replay about {} at {:.0} rows/s, {:.0} transactions/s (recorded {} in {})",
+            crate::progress::human_duration(secs),
+            r.rows_per_second,
+            r.transactions_per_second,
+            r.at.format("%Y-%m-%d %H:%M UTC"),
+            r.record
+        ),
+        _ => {
+            "no replay rate recorded yet: the first restore or drill to a point measures one".into()
+        }
+    }
 }

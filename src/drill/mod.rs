@@ -33,6 +33,7 @@ use crate::verify::Scratch;
 
 mod capture_rpo;
 mod checks;
+mod point;
 mod prove;
 pub mod rpo;
 pub mod spec;
@@ -61,15 +62,15 @@ pub struct DrillRun {
 
 pub async fn run(settings: &Settings, opts: &DrillOptions) -> Result<Vec<DrillRun>> {
     let spec = opts.drill.as_deref().map(DrillSpec::load).transpose()?;
-    if let Some(why) = spec.as_ref().and_then(|s| s.selection.unsupported()) {
-        // Refused before anything runs or is recorded: no half a drill in the history.
-        return Err(PgdrError::config(why).hint(
-            "drill a backup with selection = \"newest\" or { random_within_days = N }; rehearse a point-in-time restore with `pgdr restore --at TIME --target <a scratch database>`",
-        ));
-    }
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::open(settings).await?;
     let names = databases(&catalog, settings, opts, spec.as_ref()).await?;
+    if let Some(Selection::RandomPointWithinDays(n)) = spec.as_ref().map(|s| &s.selection) {
+        // Refused before anything runs or is recorded: no half a drill in the history.
+        for db in &names {
+            point::require_capture(&catalog, db, *n).await?;
+        }
+    }
     let mut out = Vec::new();
     for db in names {
         let record = drill_one(
@@ -194,7 +195,8 @@ fn choose(
         }
     };
     Ok(match selection {
-        Selection::RandomPointWithinDays(_) => Err(selection.unsupported().unwrap_or_default()),
+        // Chosen with its point by `point::choose`; never asked here.
+        Selection::RandomPointWithinDays(_) => Err("a point is chosen with its plan".into()),
         Selection::Newest => readable.last().map(|m| (*m).clone()).ok_or_else(none),
         Selection::RandomWithinDays(n) => {
             let since = now - chrono::Duration::days(*n as i64);
@@ -236,14 +238,7 @@ async fn drill_one(
     let listed = catalog.list(Some(db)).await?;
     let points = rpo::points(&listed);
     let worst = rpo::worst_rpo(&points, started_at, WORST_RPO_WINDOW_DAYS);
-    let chosen = choose(
-        &listed,
-        given,
-        &selection,
-        started_at,
-        db,
-        &catalog.describe(),
-    )?;
+    let (chosen, point_plan) = pick(catalog, &listed, given, &selection, started_at, db).await?;
     timer.done("select");
 
     let targets = drill_targets(settings, db, spec);
@@ -277,8 +272,16 @@ async fn drill_one(
     timer.done("scratch");
 
     // 3-5. Restore, prove, smoke checks.
-    let (restored, proven) =
-        restore_and_prove(catalog, &mut m, ids, &sc, checks, &mut rec, &mut timer).await;
+    let (restored, proven) = restore_and_prove(
+        catalog,
+        &mut m,
+        ids,
+        &sc,
+        (checks, point_plan.as_ref()),
+        &mut rec,
+        &mut timer,
+    )
+    .await;
     rec.elapsed_seconds = t0.elapsed().as_secs_f64();
     if restored.is_ok() && proven && rec.checks.iter().all(|c| c.passed) {
         // Exactly the phases so far: back to back from the start.
@@ -294,6 +297,28 @@ async fn drill_one(
 
     check_targets(&mut rec, &selection, given, &points, started_at, &m);
     Ok(finish(rec, timer))
+}
+
+/// The backup to restore and, for a drill of a point, the point's plan.
+async fn pick(
+    catalog: &Catalog,
+    listed: &[Listed],
+    given: Option<&str>,
+    selection: &Selection,
+    now: DateTime<Utc>,
+    db: &str,
+) -> Result<(
+    std::result::Result<Manifest, String>,
+    Option<restore::point::PointPlan>,
+)> {
+    if let (Selection::RandomPointWithinDays(n), None) = (selection, given) {
+        return Ok(match point::choose(catalog, listed, db, *n, now).await? {
+            Ok((m, p)) => (Ok(m), Some(p)),
+            Err(why) => (Err(why), None),
+        });
+    }
+    let chosen = choose(listed, given, selection, now, db, &catalog.describe())?;
+    Ok((chosen, None))
 }
 
 /// What the record says of the backup a drill restores.
@@ -378,6 +403,7 @@ fn new_record(
         scratch: None,
         scratch_server_version: None,
         host: records::hostname(),
+        replay: None,
     }
 }
 

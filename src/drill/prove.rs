@@ -12,14 +12,14 @@ pub(super) async fn restore_and_prove(
     m: &mut Manifest,
     ids: Identities,
     sc: &Scratch,
-    checks: &[spec::Check],
+    (checks, point): (&[spec::Check], Option<&restore::point::PointPlan>),
     rec: &mut DrillRecord,
     timer: &mut PhaseTimer,
 ) -> (Result<restore::EngineReport>, bool) {
     let mut restored = match crate::restore::sensitive::reveal(catalog, m, ids.clone()).await {
         Ok(full) => {
             *m = full;
-            restore::restore_into(catalog, m, ids, &sc.target, timer).await
+            restore::restore_into(catalog, m, ids.clone(), &sc.target, timer).await
         }
         Err(e) => Err(e),
     };
@@ -35,25 +35,29 @@ pub(super) async fn restore_and_prove(
             rec.checks = not_run(checks, "the restore failed");
         }
         Ok(report) => {
-            proven = prove_and_check(sc, m, report, checks, rec, timer).await;
+            proven = prove(sc, m, report, rec, timer).await;
+            if let Some(p) = point.filter(|_| proven) {
+                // The anchor is proven; now the point, timed as its own RTO phase.
+                proven = super::point::replay(catalog, ids, p, sc, m, rec).await;
+                timer.done("replay");
+            }
+            smoke_checks(sc, checks, rec, timer).await;
         }
     }
     (restored, proven)
 }
 
-/// Steps 4 and 5 on the restored copy: the fingerprint and roles compared with the backup's,
-/// then the drill's smoke checks. Whether the copy is proven equal.
-async fn prove_and_check(
+/// Step 4 on the restored copy: the fingerprint and roles compared with the backup's.
+/// Whether the copy is proven equal.
+async fn prove(
     sc: &Scratch,
     m: &Manifest,
     report: &mut restore::EngineReport,
-    checks: &[spec::Check],
     rec: &mut DrillRecord,
     timer: &mut PhaseTimer,
 ) -> bool {
     let mut proven = false;
     // 4. Fingerprint and roles: the restored copy is what the backup says it holds.
-    let restored_db = sc.target.database();
     match verify::compare_scratch(&sc.target, m, report).await {
         Ok(d) => {
             if !d.is_empty() {
@@ -71,7 +75,17 @@ async fn prove_and_check(
         )),
     }
     timer.done("compare");
-    // 5. The drill's smoke checks.
+    proven
+}
+
+/// Step 5: the drill's smoke checks (after the replay, for a point).
+async fn smoke_checks(
+    sc: &Scratch,
+    checks: &[spec::Check],
+    rec: &mut DrillRecord,
+    timer: &mut PhaseTimer,
+) {
+    let restored_db = sc.target.database();
     rec.scratch_server_version = server_version(&restored_db).await;
     for c in checks {
         let r = run_check(&restored_db, c).await;
@@ -85,7 +99,6 @@ async fn prove_and_check(
         rec.checks.push(r);
     }
     timer.done("checks");
-    proven
 }
 
 /// Objects of the backup whose stored bytes no longer match the manifest's sha256.

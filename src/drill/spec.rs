@@ -17,24 +17,9 @@ pub enum Selection {
     Newest,
     /// A random backup whose snapshot is at most N days old: catches old-backup rot.
     RandomWithinDays(u32),
-    /// A random moment inside the capture's covered window of the last N days, reached by
-    /// replaying the stored changes onto an anchored backup (issue 17; refused for now, see
-    /// [`Selection::unsupported`]).
+    /// A random moment inside the capture's covered, replayable window of the last N days,
+    /// reached by replaying the stored changes onto its anchored backup (`drill::point`).
     RandomPointWithinDays(u32),
-}
-
-impl Selection {
-    /// Why this pgdr cannot drill the selection, when it cannot: a point-in-time drill needs
-    /// the point plan and the replay run inside the drill's scratch restore, and both live in
-    /// `pgdr restore` (commands), which the drill engine cannot call without an import cycle.
-    pub fn unsupported(&self) -> Option<String> {
-        match self {
-            Selection::RandomPointWithinDays(n) => Some(format!(
-                "selection = {{ random_point_within_days = {n} }} is not supported by this pgdr yet: a drill cannot replay captured changes into its scratch database (the point-in-time plan and replay are `pgdr restore --at`'s and not reachable from drills)"
-            )),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for Selection {
@@ -517,7 +502,7 @@ timeout = "5s"
     }
 
     #[test]
-    fn a_random_point_selection_parses_and_says_why_it_cannot_run_yet() {
+    fn a_random_point_selection_parses() {
         let s = DrillSpec::parse(
             "selection = { random_point_within_days = 7 }\n",
             "m.toml",
@@ -526,12 +511,6 @@ timeout = "5s"
         .unwrap();
         assert_eq!(s.selection, Selection::RandomPointWithinDays(7));
         assert_eq!(s.selection.to_string(), "random point within 7 days");
-        assert!(s
-            .selection
-            .unsupported()
-            .unwrap()
-            .contains("cannot replay captured changes"));
-        assert!(Selection::RandomWithinDays(7).unsupported().is_none());
         let e = DrillSpec::parse(
             "selection = { random_point_within_days = 0 }\n",
             "m.toml",

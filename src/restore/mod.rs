@@ -26,6 +26,7 @@ pub mod managed_hold;
 pub mod managed_owners;
 pub mod managed_run;
 pub mod offsets;
+pub mod point;
 pub mod replay;
 pub mod roles;
 pub mod sensitive;

@@ -40,7 +40,7 @@ fn config(w: &World) -> PathBuf {
 }
 
 /// pgdr with the repository and keys, no --source: the config names the databases.
-fn pgdr_repo(w: &World, args: &[&str]) -> std::process::Command {
+pub(crate) fn pgdr_repo(w: &World, args: &[&str]) -> std::process::Command {
     let mut c = pgdr_cmd();
     c.args(args);
     w.repo.apply(&mut c);
@@ -135,12 +135,12 @@ fn with_capture_the_drill_rpo_is_the_data_at_risk_and_without_it_the_backups_age
     assert!(report.contains(" (capture)</td>"), "{report}");
 }
 
-/// A point-in-time drill is refused before anything runs, naming why, and nothing is
-/// recorded: a half drill in the history would claim a rehearsal that did not happen.
+/// A drill of a point needs the database's change capture: without it the drill is refused
+/// before anything runs, naming the selection and the database, and nothing is recorded (a
+/// half drill in the history would claim a rehearsal that did not happen).
 #[test]
-fn a_random_point_drill_is_refused_by_name_and_records_nothing() {
+fn a_random_point_drill_without_capture_is_refused_by_name_and_records_nothing() {
     let w = world();
-    w.run(&["capture", "enable"]).ok();
     w.run(&["backup", "--quiet"]).ok();
     let file = w.config_file(
         "point.toml",
@@ -160,12 +160,13 @@ fn a_random_point_drill_is_refused_by_name_and_records_nothing() {
     ));
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(
-        r.stderr
-            .contains("random_point_within_days = 7 } is not supported by this pgdr yet: a drill cannot replay captured changes"),
+        r.stderr.contains(
+            "random_point_within_days = 7 } needs change capture, and database 'app' has none"
+        ),
         "{}",
         r.stderr
     );
-    assert!(r.stderr.contains("pgdr restore --at TIME"), "{}", r.stderr);
+    assert!(r.stderr.contains("pgdr capture enable"), "{}", r.stderr);
     let Repo::Local(root) = &w.repo else {
         unreachable!("local")
     };
@@ -173,7 +174,7 @@ fn a_random_point_drill_is_refused_by_name_and_records_nothing() {
     assert!(files_under(&w.dir.path().join("scratch-tmp")).is_empty());
 }
 
-fn config_app_only(w: &World) -> PathBuf {
+pub(crate) fn config_app_only(w: &World) -> PathBuf {
     let tmp = w.dir.path().join("scratch-tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     w.config_file(

@@ -131,12 +131,19 @@ fn records_read_and_write_back_byte_for_byte() {
         "drill-v1.json",
         "drill-checks-v1.json",
         "drill-capture-v1.json",
+        "drill-point-v1.json",
     ] {
         pretty_round_trip::<DrillRecord>(name);
         pretty_round_trip::<StoredDrill>(name);
     }
     let capture: DrillRecord = pretty_round_trip("drill-capture-v1.json");
     assert_eq!(capture.rpo_source.as_deref(), Some("capture"));
+    assert!(capture.replay.is_none());
+    // A drill of a point: the replay, its point and distance (older records have none).
+    let point: DrillRecord = pretty_round_trip("drill-point-v1.json");
+    let r = point.replay.as_ref().unwrap();
+    assert!(r.point.starts_with("time ") && r.distance_seconds.is_some());
+    assert!(point.phases.iter().any(|p| p.name == "replay"));
     let checks: DrillRecord = pretty_round_trip("drill-checks-v1.json");
     assert!(!checks.checks.is_empty() && checks.worst_rpo.is_some());
     for name in [
@@ -211,6 +218,12 @@ fn capture_segment_entries_and_gaps_read_and_write_back_byte_for_byte() {
     assert_eq!(e.format_version, CAPTURE_FORMAT);
     assert_eq!(e.transactions, 15);
     assert!(!e.relations.is_empty() && e.foreign_messages.len() == 2);
+    // Entries written before rows were counted read as unknown and write back without it;
+    // today's carry the count.
+    assert_eq!(e.rows, None);
+    let counted: StoredSegmentEntry = pretty_round_trip("segment-entry-v1-rows.json");
+    assert_eq!(counted.rows, Some(41));
+    assert_eq!(counted.transactions, e.transactions);
     let g: StoredGap = pretty_round_trip("gap-v1.json");
     assert!(g.to > g.from);
 }

@@ -130,6 +130,10 @@ pub struct StoredDrill {
     pub scratch: Option<String>,
     pub scratch_server_version: Option<String>,
     pub host: String,
+    /// A drill of a point (`random_point_within_days`): what was replayed onto the anchor,
+    /// the point and the distance of the last applied commit to it (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay: Option<super::replayed::StoredReplayed>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -329,6 +333,7 @@ impl From<&DrillRecord> for StoredDrill {
             scratch: r.scratch.clone(),
             scratch_server_version: r.scratch_server_version.clone(),
             host: r.host.clone(),
+            replay: r.replay.clone(),
         }
     }
 }
@@ -359,6 +364,7 @@ impl From<StoredDrill> for DrillRecord {
             scratch: s.scratch,
             scratch_server_version: s.scratch_server_version,
             host: s.host,
+            replay: s.replay,
         }
     }
 }

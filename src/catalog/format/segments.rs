@@ -24,6 +24,11 @@ pub struct StoredSegmentEntry {
     pub first_commit: Option<StoredCommit>,
     pub last_commit: Option<StoredCommit>,
     pub transactions: u64,
+    /// Rows inserted, updated and deleted by those transactions (a point plan's count to
+    /// replay). Absent in entries written before pgdr counted them: readers of format 1 take
+    /// it as unknown, and it is not written when unknown, so those entries stay byte for byte.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<u64>,
     /// The source cluster (`pg_control_system()`), decimal: a u64 that JSON readers keep exact.
     pub system_identifier: String,
     pub timeline: u32,

@@ -19,7 +19,6 @@ mod execute;
 mod managed;
 mod managed_swap;
 mod plan;
-pub mod point;
 mod replay_run;
 mod select;
 mod target;
@@ -66,7 +65,7 @@ pub struct RestoreOptions {
     pub schemas: crate::restore::managed::SchemaChoice,
     /// Point-in-time restore (`--at`, `--at-lsn`, `--at-mark`): the anchored backup before
     /// the point is chosen, `selection` is not used.
-    pub at: Option<point::PointSpec>,
+    pub at: Option<crate::restore::point::PointSpec>,
 }
 
 /// `2026-11-26T02:00:00Z`, `2026-11-26T03:00:00+01:00`, `2026-11-26 02:00[:00]` (UTC),

@@ -65,7 +65,7 @@ pub struct Plan {
     /// A target without SUPERUSER (or `--managed`): every decision made for it.
     pub managed: Option<Arc<crate::restore::managed::ManagedPlan>>,
     /// Point-in-time restore: the changes replayed onto the anchor after its proof.
-    pub point: Option<super::point::PointPlan>,
+    pub point: Option<crate::restore::point::PointPlan>,
     pub(super) globals_sql: String,
     pub(super) ids: Identities,
     pub(super) catalog: Catalog,
@@ -258,7 +258,7 @@ async fn open_point_and_backup(
     settings: &Settings,
     opts: &RestoreOptions,
     name: &str,
-) -> Result<(Option<super::point::PointPlan>, Backup)> {
+) -> Result<(Option<crate::restore::point::PointPlan>, Backup)> {
     let Some(spec) = &opts.at else {
         return Ok((None, open_backup(settings, opts, name).await?));
     };

@@ -61,12 +61,12 @@ pub(super) async fn point_plan(
     settings: &Settings,
     opts: &RestoreOptions,
     target_name: &str,
-    spec: &super::point::PointSpec,
-) -> Result<super::point::PointPlan> {
+    spec: &crate::restore::point::PointSpec,
+) -> Result<crate::restore::point::PointPlan> {
     let db = repo_database(catalog, settings, opts, target_name)
         .await?
         .ok_or_else(|| PgdrError::usage("which database's changes?").hint("add --database NAME"))?;
-    super::point::plan(catalog, &db, spec).await
+    crate::restore::point::plan(catalog, &db, spec).await
 }
 
 /// `--before TIME` picks a dump; when the captured changes reach TIME, say so and show the
@@ -83,7 +83,7 @@ pub(super) async fn before_note(
         return None;
     }
     let catalog = Catalog::open(settings).await.ok()?;
-    let spec = super::point::PointSpec::Time(t);
+    let spec = crate::restore::point::PointSpec::Time(t);
     match point_plan(&catalog, settings, opts, target_name, &spec).await {
         Ok(p) => Some(format!(
             "change capture covers {}: `pgdr restore --at '{}'` restores the database as it was then (this plan restores the dump alone; {} transaction(s) at most would be replayed onto backup {})",

@@ -28,19 +28,33 @@ pub struct SampledSequence {
     pub is_called: bool,
 }
 
+/// A sample's content, when it is in a format this pgdr reads.
+pub fn parse(content: &[u8]) -> Option<Sample> {
+    serde_json::from_slice::<Sample>(content)
+        .ok()
+        .filter(|s| s.v == 1)
+}
+
 /// The sample to use for a replay whose last applied commit is `last`: the first at or after
 /// it, else the newest.
 pub fn pick(samples: &[(Lsn, Vec<u8>)], last: Lsn) -> Option<(Lsn, Sample)> {
-    let parsed: Vec<(Lsn, Sample)> = samples
+    pick_by(samples, |l, _| l >= last).or_else(|| {
+        samples
+            .iter()
+            .rev()
+            .find_map(|(l, c)| Some((*l, parse(c)?)))
+    })
+}
+
+/// The first readable sample that `wanted` accepts (samples in stream order).
+pub fn pick_by(
+    samples: &[(Lsn, Vec<u8>)],
+    wanted: impl Fn(Lsn, &Sample) -> bool,
+) -> Option<(Lsn, Sample)> {
+    samples
         .iter()
-        .filter_map(|(l, c)| Some((*l, serde_json::from_slice::<Sample>(c).ok()?)))
-        .filter(|(_, s)| s.v == 1)
-        .collect();
-    let i = parsed
-        .iter()
-        .position(|(l, _)| *l >= last)
-        .or_else(|| parsed.len().checked_sub(1))?;
-    parsed.into_iter().nth(i)
+        .filter_map(|(l, c)| Some((*l, parse(c)?)))
+        .find(|(l, s)| wanted(*l, s))
 }
 
 fn db(doing: &str, e: &tokio_postgres::Error) -> PgdrError {

@@ -178,6 +178,13 @@ fn latest_html(s: &mut String, l: &DrillRecord) {
         esc(&l.targets.rto_from),
         met(l.targets.rto_met)
     );
+    if let Some(r) = &l.replay {
+        let _ = writeln!(
+            s,
+            "<p class=\"replay\">Replayed to a point: {}.</p>",
+            esc(&super::replay_summary(r))
+        );
+    }
     checks_html(s, l);
     if !l.failures.is_empty() {
         s.push_str("<p>Why it did not pass:</p>\n<ul class=\"failures\">\n");

@@ -46,10 +46,39 @@ pub fn phase_meaning(name: &str) -> &'static str {
         "restore" => "fetch, decrypt, decompress and pg_restore: data, then indexes, constraints, triggers (streamed together)",
         "compare" => "recompute the fingerprint on the restored copy and compare",
         "checks" => "the drill's smoke checks",
+        "replay" => "replay the stored changes onto the anchor up to the drilled point; sequences, views, tables measured",
         "teardown" => "remove the scratch database (after the RTO)",
         "failed" => "the step that failed",
         _ => "",
     }
+}
+
+/// A drill of a point: the point, the last applied commit and its distance to the point,
+/// what was replayed.
+pub fn replay_summary(r: &crate::catalog::format::replayed::StoredReplayed) -> String {
+    let last = r.last_commit.as_ref().map_or_else(
+        || "no commit after the anchor's cut".to_string(),
+        |c| {
+            format!(
+                "last applied commit {} at {}",
+                c.lsn,
+                c.time.format("%Y-%m-%d %H:%M:%S%.3f UTC")
+            )
+        },
+    );
+    let distance = match (r.distance_seconds, r.distance_bytes) {
+        (Some(s), _) => format!("{s:.3}s before the point"),
+        (_, Some(b)) => format!("{b} WAL bytes before the point"),
+        _ => "the newest stored change".into(),
+    };
+    format!(
+        "point {}: {last}, {distance}; {} transaction(s), {} row(s) replayed in {:.2}s; {} table(s) measured",
+        r.point,
+        r.transactions,
+        r.rows,
+        r.replay_seconds,
+        r.tables.len()
+    )
 }
 
 fn outcome_word(o: Outcome) -> &'static str {
@@ -283,6 +312,7 @@ mod tests {
             scratch: Some("ephemeral PostgreSQL 16.4 cluster".into()),
             scratch_server_version: Some("16.4".into()),
             host: "h".into(),
+            replay: None,
         }
     }
 

@@ -44,6 +44,9 @@ fn setup_lines(r: &DrillRecord) -> Vec<(&'static str, String)> {
         )),
         None => out.push(("backup", "none".into())),
     }
+    if let Some(rp) = &r.replay {
+        out.push(("replayed", super::replay_summary(rp)));
+    }
     if let Some(sc) = &r.scratch {
         out.push((
             "restored into",

@@ -22,6 +22,7 @@ fn seg(start: u64, end: u64, first: Option<(u64, i64)>, last: Option<(u64, i64)>
         first_commit: first.map(c),
         last_commit: last.map(c),
         transactions: 3,
+        rows: Some(10),
         system_identifier: "1".into(),
         timeline: 1,
         plain: Digest {
@@ -174,4 +175,28 @@ fn a_gap_or_a_hole_between_the_cut_and_the_point_is_refused_by_name() {
     )
     .unwrap();
     choose("x", Target::Lsn(Lsn(350)), &anchors, &segs, &[gap]).unwrap();
+}
+
+#[test]
+fn the_plan_counts_transactions_and_rows_and_estimates_at_the_recorded_rate() {
+    let anchors = [anchor("a", 120, 0)];
+    let p = choose("x", Target::End, &anchors, &chain(), &[]).unwrap();
+    assert_eq!((p.transactions_at_most, p.rows_at_most), (9, Some(30)));
+    assert_eq!(p.estimated_replay_seconds, None);
+    let rate = |rows, txns| crate::catalog::replay_rate::ReplayRate {
+        rows_per_second: rows,
+        transactions_per_second: txns,
+        record: "app/restores/x.json".into(),
+        at: t0(),
+    };
+    let est = p.clone().with_rate(Some(rate(15.0, 3.0)));
+    assert_eq!(est.estimated_replay_seconds, Some(2.0));
+    // An entry from before rows were counted: the count is unknown, the estimate uses
+    // transactions.
+    let mut old = chain();
+    old[1].rows = None;
+    let p = choose("x", Target::End, &anchors, &old, &[]).unwrap();
+    assert_eq!(p.rows_at_most, None);
+    let est = p.with_rate(Some(rate(15.0, 3.0)));
+    assert_eq!(est.estimated_replay_seconds, Some(3.0));
 }

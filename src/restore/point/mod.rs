@@ -1,11 +1,13 @@
 //! Point-in-time restore, the plan: which anchored backup, which segments, and whether the
 //! point can be reached at all (inside the covered window, not behind a gap or a schema
-//! change). Decided from the repository alone, before the target is touched.
+//! change). Decided from the repository alone, before the target is touched. A stage of its
+//! own (not `pgdr restore`'s) so that drills plan their points the same way.
 
 use chrono::{DateTime, Utc};
 
 use crate::catalog::marks::Mark;
-use crate::catalog::segments::{ListedSegment, SegmentEntry};
+use crate::catalog::replay_rate::ReplayRate;
+use crate::catalog::segments::{Gap, ListedSegment, SegmentEntry};
 use crate::catalog::{Catalog, Listed};
 use crate::error::{PgdrError, Result};
 use crate::restore::replay::Stop;
@@ -53,21 +55,35 @@ pub struct PointPlan {
     /// Transactions in those segments from the cut on (all of them apply for `latest`; the
     /// stop rule may leave some of the last segment out otherwise).
     pub transactions_at_most: u64,
+    /// Rows (inserts, updates, deletes) in those transactions; None when a segment entry was
+    /// written before pgdr counted rows.
+    pub rows_at_most: Option<u64>,
+    /// The newest measured replay (a restore's or a drill's); None: no replay recorded yet.
+    pub replay_rate: Option<ReplayRate>,
+    /// Rows (else transactions) at most, at the recorded rate.
+    pub estimated_replay_seconds: Option<f64>,
     pub window: Window,
+}
+
+impl PointPlan {
+    /// Attach the recorded rate and the estimate it gives.
+    fn with_rate(mut self, rate: Option<ReplayRate>) -> PointPlan {
+        self.estimated_replay_seconds = rate.as_ref().and_then(|r| match self.rows_at_most {
+            Some(rows) if r.rows_per_second > 0.0 => Some(rows as f64 / r.rows_per_second),
+            _ if r.transactions_per_second > 0.0 => {
+                Some(self.transactions_at_most as f64 / r.transactions_per_second)
+            }
+            _ => None,
+        });
+        self.replay_rate = rate;
+        self
+    }
 }
 
 /// Resolve the point against the repository: refuses (with the window and the nearest
 /// reachable points) what cannot be reached.
 pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result<PointPlan> {
-    if catalog.capture_state(database).await?.is_none() {
-        return Err(PgdrError::usage(format!(
-            "database '{database}' has no change capture: there are no changes to replay to a point"
-        ))
-        .hint("restore a backup with --before TIME (or an id), or enable capture for the future: `pgdr capture enable`"));
-    }
-    let anchors = anchors(catalog, database).await?;
-    let segments = readable_segments(catalog.segments(database).await?)?;
-    let gaps = catalog.gaps(database).await?;
+    let inputs = inputs(catalog, database).await?;
     let (target, described) = match spec {
         PointSpec::Mark(name) => {
             let m = mark(catalog, database, name).await?;
@@ -78,7 +94,51 @@ pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result
         PointSpec::Time(t) => (Target::Time(*t), format!("time {}", t.to_rfc3339())),
         PointSpec::Latest => (Target::End, "latest".to_string()),
     };
-    choose(&described, target, &anchors, &segments, &gaps)
+    let plan = inputs.choose(&described, target)?;
+    Ok(plan.with_rate(catalog.last_replay_rate(database).await?))
+}
+
+/// What the repository holds to plan points of one database: anchors, segments, gaps.
+pub struct Inputs {
+    anchors: Vec<Anchor>,
+    segments: Vec<SegmentEntry>,
+    gaps: Vec<Gap>,
+}
+
+impl Inputs {
+    /// The covered window (None: no stored changes reach back to an anchor).
+    pub fn window(&self) -> Option<Window> {
+        choose::window(&self.anchors, &self.segments)
+    }
+
+    /// The plan of one point, or why it cannot be reached.
+    pub fn choose(&self, described: &str, target: Target) -> Result<PointPlan> {
+        choose(described, target, &self.anchors, &self.segments, &self.gaps)
+    }
+}
+
+/// Read the inputs; a database without change capture is refused by name.
+pub async fn inputs(catalog: &Catalog, database: &str) -> Result<Inputs> {
+    if catalog.capture_state(database).await?.is_none() {
+        return Err(PgdrError::usage(format!(
+            "database '{database}' has no change capture: there are no changes to replay to a point"
+        ))
+        .hint("restore a backup with --before TIME (or an id), or enable capture for the future: `pgdr capture enable`"));
+    }
+    Ok(Inputs {
+        anchors: anchors(catalog, database).await?,
+        segments: readable_segments(catalog.segments(database).await?)?,
+        gaps: catalog.gaps(database).await?,
+    })
+}
+
+/// The recorded replay rate and the estimate it gives, for a plan made elsewhere.
+pub async fn with_recorded_rate(
+    catalog: &Catalog,
+    database: &str,
+    p: PointPlan,
+) -> Result<PointPlan> {
+    Ok(p.with_rate(catalog.last_replay_rate(database).await?))
 }
 
 async fn mark(catalog: &Catalog, database: &str, name: &str) -> Result<Mark> {
@@ -128,12 +188,12 @@ fn readable_segments(listed: Vec<ListedSegment>) -> Result<Vec<SegmentEntry>> {
 
 /// The point, in the terms the choice needs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Target {
+pub enum Target {
     Lsn(Lsn),
     Time(DateTime<Utc>),
     End,
 }
 
-#[path = "point_choose.rs"]
-mod choose_impl;
-pub(super) use choose_impl::choose;
+mod choose;
+pub mod run;
+pub(crate) use choose::choose;

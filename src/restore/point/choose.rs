@@ -8,7 +8,7 @@ use crate::source::Lsn;
 
 use super::{Anchor, PointPlan, Target, Window};
 
-fn window(anchors: &[Anchor], segments: &[SegmentEntry]) -> Option<Window> {
+pub(super) fn window(anchors: &[Anchor], segments: &[SegmentEntry]) -> Option<Window> {
     let first = segments.first()?;
     let last = segments.last()?;
     // The oldest anchor the stored stream reaches back to.
@@ -40,7 +40,7 @@ fn refuse(point: &str, reason: String, w: &Window) -> PgdrError {
 }
 
 /// Choose the anchor and the segments for `target`; refuse what the repository cannot reach.
-pub(in crate::commands::restore) fn choose(
+pub(crate) fn choose(
     point: &str,
     target: Target,
     anchors: &[Anchor],
@@ -106,17 +106,24 @@ pub(in crate::commands::restore) fn choose(
     check_reachable(point, &anchor, &needed, gaps, upper, anchors, &w)?;
     Ok(PointPlan {
         point: point.to_string(),
-        stop: match target {
-            Target::Lsn(l) => Stop::Lsn(l),
-            Target::Time(t) => Stop::Time(t),
-            Target::End => Stop::End,
-        },
+        stop: stop_of(target),
         segment_starts: needed.iter().map(|s| s.start).collect(),
         transactions_at_most: needed.iter().map(|s| s.transactions).sum(),
+        rows_at_most: needed.iter().map(|s| s.rows).sum(),
+        replay_rate: None,
+        estimated_replay_seconds: None,
         segments: needed,
         anchor,
         window: w,
     })
+}
+
+fn stop_of(target: Target) -> Stop {
+    match target {
+        Target::Lsn(l) => Stop::Lsn(l),
+        Target::Time(t) => Stop::Time(t),
+        Target::End => Stop::End,
+    }
 }
 
 /// The segments holding commits from `cut` up to the point.
@@ -221,5 +228,5 @@ fn before(lsn: Lsn, cut: Lsn) -> Lsn {
 }
 
 #[cfg(test)]
-#[path = "point_tests.rs"]
+#[path = "tests.rs"]
 mod tests;
