@@ -115,13 +115,38 @@ fn overrides(g: &Global) -> Overrides {
             .collect(),
         identity: g.identity.clone(),
         database: g.database.clone(),
+        signing_key: g.signing_key.clone(),
+        trust_keys: g
+            .trust_keys
+            .iter()
+            .filter(|k| !k.trim().is_empty())
+            .cloned()
+            .collect(),
+        allow_unsigned: g.allow_unsigned,
     }
 }
 
 async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
     let g = &cli.global;
     match &cli.cmd {
-        Cmd::Keygen { out } => {
+        Cmd::Keygen { out, signing: true } => {
+            let (public, id) = commands::keygen::run_signing(out)?;
+            eprintln!(
+                "signing key {id} written to {} (unencrypted, 0600: the backup host signs unattended; keep it on that host only)",
+                out.display()
+            );
+            eprintln!("trust it where backups are restored, verified or drilled: [trust] keys = [\"{public}\"]");
+            println!("{public}");
+            Ok(exit::OK)
+        }
+        Cmd::Sign {
+            id,
+            all_unsigned: _,
+        } => run_sign(g, id.as_deref()).await,
+        Cmd::Keygen {
+            out,
+            signing: false,
+        } => {
             let public = commands::keygen::run(out)?;
             eprintln!(
                 "identity written to {} (keep it off the database host; it is needed to restore)",
@@ -220,10 +245,31 @@ async fn run_backup(g: &Global, cancel: CancellationToken) -> Result<i32, PgdrEr
     Ok(exit::OK)
 }
 
+/// `pgdr sign`: one line per backup; a refused one (damaged manifest) exits 1.
+async fn run_sign(g: &Global, id: Option<&str>) -> Result<i32, PgdrError> {
+    let settings = Settings::load(&overrides(g))?;
+    let r = commands::sign::run(&settings, g.database.as_deref(), id).await?;
+    for b in &r.signed {
+        println!("signed {b} with key {}", r.key_id);
+    }
+    for b in &r.already_signed {
+        println!("already signed: {b}");
+    }
+    for (b, why) in &r.refused {
+        eprintln!("error: not signed: {b}: {why}");
+    }
+    Ok(if r.refused.is_empty() {
+        exit::OK
+    } else {
+        exit::CHECK_FAILED
+    })
+}
+
 /// `pgdr show`: a manifest with its newest verification, as text or JSON.
 async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let e = commands::list::show(&settings, g.database.as_deref(), id).await?;
+    let signed = commands::list::signed_by(&settings, &e.manifest).await?;
     if json {
         // The manifest as stored, plus the newest verification beside it.
         let mut v = serde_json::to_value(&e.manifest).expect("json");
@@ -233,9 +279,11 @@ async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
             crate::fingerprint::sensitive::seal_json_view(s);
         }
         v["last_verification"] = serde_json::to_value(&e.verification).expect("json");
+        v["signed_by"] = serde_json::to_value(&signed).expect("json");
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         print!("{}", render_manifest(&e.manifest));
+        println!("{:<18} {}", "signed", render::signed_text(&signed));
         println!(
             "{:<18} {}",
             "verified",

@@ -43,9 +43,8 @@ impl std::fmt::Debug for SigningKey {
 impl SigningKey {
     /// Read an unencrypted minisign secret key (`pgdr keygen --signing`, `minisign -GW`).
     pub fn load(path: &Path) -> Result<SigningKey> {
-        let bad = |what: String| {
-            PgdrError::config(format!("signing key {}: {what}", path.display()))
-        };
+        let bad =
+            |what: String| PgdrError::config(format!("signing key {}: {what}", path.display()));
         let text = std::fs::read_to_string(path).map_err(|e| {
             bad(format!("cannot be read: {e}"))
                 .hint("create one with `pgdr keygen --signing --out FILE`, or fix --signing-key / PGDR_SIGNING_KEY / [signing] key_file")
@@ -80,10 +79,7 @@ impl SigningKey {
     /// A detached signature over `data`, as the text of a `.minisig` file. `what` (the
     /// object's key) goes into the signed trusted comment, so a hand check shows what it is.
     pub fn sign(&self, data: &[u8], what: &str) -> Result<Vec<u8>> {
-        let comment = format!(
-            "pgdr {what} timestamp:{}",
-            chrono::Utc::now().timestamp()
-        );
+        let comment = format!("pgdr {what} timestamp:{}", chrono::Utc::now().timestamp());
         let sig = minisign::sign(
             Some(&self.pk),
             &self.sk,
@@ -116,7 +112,9 @@ pub struct TrustKeys {
 
 impl std::fmt::Debug for TrustKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.keys.iter().map(|k| &k.0)).finish()
+        f.debug_list()
+            .entries(self.keys.iter().map(|k| &k.0))
+            .finish()
     }
 }
 
@@ -167,16 +165,14 @@ fn pk_keynum(pk: &PublicKey) -> Vec<u8> {
 }
 
 fn parse_signature(signature: &[u8]) -> std::result::Result<SignatureBox, BadSignature> {
-    let text = std::str::from_utf8(signature)
-        .map_err(|_| BadSignature::Unreadable("not text".into()))?;
+    let text =
+        std::str::from_utf8(signature).map_err(|_| BadSignature::Unreadable("not text".into()))?;
     SignatureBox::from_string(text).map_err(|e| BadSignature::Unreadable(e.to_string()))
 }
 
 /// The key id a signature names, without checking it (readers show who signed a record).
 pub fn signer(signature: &[u8]) -> Option<KeyId> {
-    parse_signature(signature)
-        .ok()
-        .map(|s| key_id(s.keynum()))
+    parse_signature(signature).ok().map(|s| key_id(s.keynum()))
 }
 
 /// `pgdr keygen --signing`: a new key pair, the secret key written 0600 (never over an
@@ -196,7 +192,10 @@ pub fn generate(out: &Path) -> Result<(String, KeyId)> {
         .mode(0o600)
         .open(out)
         .map_err(|e| {
-            let err = PgdrError::config(format!("cannot create signing key file {}: {e}", out.display()));
+            let err = PgdrError::config(format!(
+                "cannot create signing key file {}: {e}",
+                out.display()
+            ));
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 err.hint("pgdr never overwrites a key; choose another --out")
             } else {
@@ -205,7 +204,9 @@ pub fn generate(out: &Path) -> Result<(String, KeyId)> {
         })?;
     f.write_all(text.as_bytes())
         .and_then(|_| f.sync_all())
-        .map_err(|e| PgdrError::config(format!("writing signing key file {}: {e}", out.display())))?;
+        .map_err(|e| {
+            PgdrError::config(format!("writing signing key file {}: {e}", out.display()))
+        })?;
     let public: PublicKeyBox = pk
         .to_box()
         .map_err(|e| PgdrError::internal(format!("encoding the public key: {e}")))?;
@@ -234,7 +235,10 @@ mod tests {
         let (a, a_pub) = keypair(dir.path(), "a.key");
         let (b, _) = keypair(dir.path(), "b.key");
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("a.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("a.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         let trust = TrustKeys::parse(&[a_pub]).unwrap();
         let data = b"{\"manifest\": 1}";
@@ -256,7 +260,10 @@ mod tests {
             trust.check(data, b"nonsense"),
             Err(BadSignature::Unreadable(_))
         ));
-        assert!(generate(&dir.path().join("a.key")).is_err(), "never overwrites");
+        assert!(
+            generate(&dir.path().join("a.key")).is_err(),
+            "never overwrites"
+        );
         assert!(TrustKeys::parse(&["RWQnot-a-key".into()]).is_err());
         assert!(format!("{a:?}").contains(a.key_id()));
     }

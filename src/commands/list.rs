@@ -14,6 +14,17 @@ pub async fn show(settings: &Settings, database: Option<&str>, id: &str) -> Resu
     catalog.select(database, Pick::Id(id)).await
 }
 
+/// Who signed a backup's manifest (for `show`), and whether this host trusts that key.
+pub async fn signed_by(
+    settings: &Settings,
+    m: &crate::catalog::Manifest,
+) -> Result<crate::catalog::signatures::SignedBy> {
+    let catalog = Catalog::open(settings).await?;
+    catalog
+        .signed_by(&crate::catalog::Key::manifest(&m.database, &m.id))
+        .await
+}
+
 /// The marks (`pgdr mark`) of the selected database, or of every database in the repository.
 pub async fn marks(
     settings: &Settings,

@@ -262,6 +262,18 @@ async fn drill_one(
     let _in_use = catalog.mark_in_use(&m.database, &m.id, "drill").await?;
     rec.backup = Some(backup_facts(&m));
     capture_rpo::or_backup(&mut rec, &m);
+    // A backup no trusted key signed is not drilled: the drill fails, naming why.
+    match catalog.authenticate(&m).await {
+        Ok(sig) => rec.backup_signature = Some(sig),
+        Err(e) if e.kind == crate::error::Kind::Crypto => {
+            rec.failures
+                .push(format!("{} ({})", e.message, e.hints.join("; ")));
+            rec.checks = not_run(checks, "the backup was refused (signature)");
+            rec.elapsed_seconds = t0.elapsed().as_secs_f64();
+            return Ok(finish(rec, timer));
+        }
+        Err(e) => return Err(e),
+    }
 
     // 2. Somewhere to restore into.
     let sc = match Scratch::open(settings, &m, "drill").await {
@@ -351,6 +363,7 @@ fn new_record(
     targets: DrillTargets,
 ) -> DrillRecord {
     DrillRecord {
+        backup_signature: None,
         format_version: records::RECORD_FORMAT_VERSION,
         pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
         database: db.to_string(),
@@ -423,6 +436,7 @@ async fn store_verdict(
     };
     if let Some(differences) = verdict {
         let v = VerificationRecord {
+            backup_signature: None,
             format_version: records::RECORD_FORMAT_VERSION,
             pgdr_version: rec.pgdr_version.clone(),
             database: m.database.clone(),

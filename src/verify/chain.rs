@@ -59,6 +59,7 @@ pub async fn run(settings: &Settings, opts: &ChainOptions) -> Result<Verificatio
         Err(e) => (Outcome::Error, Vec::new(), Some(e.to_string())),
     };
     let rec = VerificationRecord {
+        backup_signature: None,
         format_version: records::RECORD_FORMAT_VERSION,
         pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
         database: db,

@@ -17,6 +17,8 @@
 //! - capture state 1.
 //! - capture segment entries and gaps 1; not-replayable windows 1.
 //! - marks 1.
+//! - records gain an optional `backup_signature` (how the backup was accepted: issue 19);
+//!   absent in older records, so still version 1.
 
 pub mod capture;
 pub mod fingerprint;
@@ -28,6 +30,7 @@ pub mod records;
 pub mod replayable;
 pub mod replayed;
 pub mod segments;
+pub mod signature;
 
 #[cfg(test)]
 mod golden;

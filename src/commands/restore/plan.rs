@@ -69,6 +69,8 @@ pub struct Plan {
     pub(super) globals_sql: String,
     pub(super) ids: Identities,
     pub(super) catalog: Catalog,
+    /// How the backup was accepted (signed by a trusted key, or let through): in the record.
+    pub backup_signature: crate::catalog::format::signature::BackupSignature,
 }
 
 /// Parse `--target` like a source URL: password out of the URL into a secret, .pgpass and
@@ -102,6 +104,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
     let state = inspect(&client, &target, &name).await?;
     let mut notes = Vec::from_iter(super::select::before_note(settings, opts, &name).await);
+    notes.extend(signature_note(&backup.signature));
     let managed = super::managed::plan_if(
         &client,
         &target,
@@ -166,7 +169,24 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         globals_sql: backup.globals_sql,
         ids: backup.ids,
         catalog: backup.catalog,
+        backup_signature: backup.signature,
     })
+}
+
+/// The plan says when the backup's origin is not proven: `--allow-unsigned`, or no trust key.
+fn signature_note(s: &crate::catalog::format::signature::BackupSignature) -> Option<String> {
+    use crate::catalog::format::signature::Acceptance;
+    match s.acceptance {
+        Acceptance::Trusted => None,
+        Acceptance::AllowedUnsigned => Some(format!(
+            "--allow-unsigned: restoring although {} (the record says so)",
+            s.problem.as_deref().unwrap_or("the backup is not signed by a trusted key")
+        )),
+        Acceptance::NoTrustKeys => Some(match &s.key_id {
+            None => "unsigned backup, no trust keys configured: its origin is not checked (set [trust] keys to refuse forgeries)".into(),
+            Some(k) => format!("backup signed by key {k}, but no trust keys are configured: the signature is not checked"),
+        }),
+    }
 }
 
 /// `host:port` of the target server, as restore marks name it.
@@ -217,12 +237,15 @@ struct Backup {
     parsed: Vec<restore::globals::Statement>,
     ids: Identities,
     catalog: Catalog,
+    signature: crate::catalog::format::signature::BackupSignature,
 }
 
 async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> Result<Backup> {
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::open(settings).await?;
     let entry = select_backup(&catalog, settings, opts, name).await?;
+    // A backup no trusted key signed is refused before anything is decrypted or touched.
+    let signature = catalog.authenticate(&entry.manifest).await?;
     let m = entry.manifest.clone();
     // Proves the identity (and the repository) before anything is touched.
     let globals_sql = restore::fetch_globals(&catalog, &m, ids.clone())
@@ -238,6 +261,7 @@ async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> 
     Ok(Backup {
         manifest: m,
         verification: entry.verification,
+        signature,
         globals_sql,
         parsed,
         ids,
