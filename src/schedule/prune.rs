@@ -311,6 +311,11 @@ fn sort_objects(
                 id.clone()
             }
             Key::Manifest { id, .. } | Key::Object { id, .. } => id.clone(),
+            // A manifest's signature written before a commit that never came.
+            Key::Signature { of } => match of.as_ref() {
+                Key::Manifest { id, .. } => id.clone(),
+                _ => continue,
+            },
             _ => continue,
         };
         if committed.contains(&id) {
