@@ -156,6 +156,51 @@ impl Repository {
         }
     }
 
+    /// The change-capture segments a point-in-time restore replays: each entry (which holds
+    /// its segment's sha256) must be signed by a trusted key, under the same rule as a
+    /// manifest. Returns how many were let through unproven (`--allow-unsigned`).
+    pub async fn authenticate_segments(
+        &self,
+        database: &str,
+        starts: &[crate::source::Lsn],
+    ) -> Result<usize> {
+        if self.signing.trust.is_empty() {
+            return Ok(0);
+        }
+        let mut unproven = 0;
+        for start in starts {
+            let key = Key::SegmentEntry {
+                database: database.to_string(),
+                start: *start,
+            };
+            let bytes = self.get_bytes(&key).await?;
+            let checked = match self.get_bytes(&key.signature()).await {
+                Ok(sig) => self.signing.trust.check(&bytes, &sig).map_err(Some),
+                Err(e) if e.kind == Kind::NotFound => Err(None),
+                Err(e) => return Err(e),
+            };
+            let Err(bad) = checked else { continue };
+            let why = match bad {
+                None => "is not signed".to_string(),
+                Some(BadSignature::UnknownKey(k)) => {
+                    format!("is signed by key {k}, which is not a trusted key")
+                }
+                Some(BadSignature::Mismatch(k)) => format!(
+                    "does not match its signature (key {k}): it was changed after it was signed"
+                ),
+                Some(BadSignature::Unreadable(e)) => format!("has an unreadable signature ({e})"),
+            };
+            if !self.signing.allow_unsigned {
+                return Err(PgdrError::crypto(format!("segment entry {key} {why}"))
+                    .hint("the capture host signs segments with [signing] key_file; trust its key with [trust] keys")
+                    .hint("to replay it once anyway, pass --allow-unsigned (recorded)"));
+            }
+            tracing::warn!(segment = %key, problem = %why, "replayed anyway: --allow-unsigned");
+            unproven += 1;
+        }
+        Ok(unproven)
+    }
+
     /// `pgdr sign`: sign a committed backup's manifest as stored, after it proved its own
     /// checksum and names. Returns false when it already had a signature (left as is).
     pub async fn sign_backup(&self, database: &str, id: &BackupId) -> Result<bool> {
@@ -240,5 +285,44 @@ mod tests {
             Acceptance::NoTrustKeys
         );
         assert!(open.sign_backup(&m.database, &m.id).await.is_err());
+    }
+
+    #[tokio::test]
+    async fn segment_entries_are_signed_by_the_capture_host_and_checked_on_replay() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(crate::store::memory::MemoryStore::new());
+        let (host, host_pub) = signing(dir.path(), "capture.key");
+        let e: crate::catalog::segments::SegmentEntry = serde_json::from_str(include_str!(
+            "../../tests/fixtures/format/segment-entry-v1.json"
+        ))
+        .unwrap();
+        let start = e.start;
+        Repository::new(store.clone())
+            .with_signing(host)
+            .commit_segment(&e)
+            .await
+            .unwrap();
+        let reader = Repository::new(store.clone()).with_signing(Signing {
+            trust: TrustKeys::parse(&[host_pub]).unwrap(),
+            ..Default::default()
+        });
+        assert_eq!(
+            reader
+                .authenticate_segments(&e.database, &[start])
+                .await
+                .unwrap(),
+            0
+        );
+        let key = Key::SegmentEntry {
+            database: e.database.clone(),
+            start,
+        };
+        // Planted by someone else: unsigned.
+        reader.delete(&key.signature()).await.unwrap();
+        let err = reader
+            .authenticate_segments(&e.database, &[start])
+            .await
+            .unwrap_err();
+        assert!(err.message.contains("is not signed"), "{}", err.message);
     }
 }

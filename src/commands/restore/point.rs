@@ -78,7 +78,12 @@ pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result
         PointSpec::Time(t) => (Target::Time(*t), format!("time {}", t.to_rfc3339())),
         PointSpec::Latest => (Target::End, "latest".to_string()),
     };
-    choose(&described, target, &anchors, &segments, &gaps)
+    let plan = choose(&described, target, &anchors, &segments, &gaps)?;
+    // Planted segments would be replayed onto the restored copy: signed ones only.
+    catalog
+        .authenticate_segments(database, &plan.segment_starts)
+        .await?;
+    Ok(plan)
 }
 
 async fn mark(catalog: &Catalog, database: &str, name: &str) -> Result<Mark> {
