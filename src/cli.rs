@@ -190,6 +190,10 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
         Cmd::Prune(a) => ops::prune(g, a).await,
         Cmd::Schedule(a) => ops::schedule(g, a).await,
+        Cmd::Daemon(_) if g.allow_unsigned => Err(PgdrError::usage(
+            "--allow-unsigned is for one run a person decides on, not for the daemon",
+        )
+        .hint("run `pgdr verify|drill|restore --allow-unsigned` by hand, or sign the backups with `pgdr sign`")),
         Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
         Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Capture(a) => capture::run(g, a).await,
@@ -270,6 +274,10 @@ async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let e = commands::list::show(&settings, g.database.as_deref(), id).await?;
     let signed = commands::list::signed_by(&settings, &e.manifest).await?;
+    let record_signed = match &e.verification {
+        Some(v) => Some(commands::list::verification_signed_by(&settings, v).await?),
+        None => None,
+    };
     if json {
         // The manifest as stored, plus the newest verification beside it.
         let mut v = serde_json::to_value(&e.manifest).expect("json");
@@ -280,6 +288,7 @@ async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
         }
         v["last_verification"] = serde_json::to_value(&e.verification).expect("json");
         v["signed_by"] = serde_json::to_value(&signed).expect("json");
+        v["last_verification_signed_by"] = serde_json::to_value(&record_signed).expect("json");
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         print!("{}", render_manifest(&e.manifest));
@@ -290,6 +299,9 @@ async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
             verification_text(e.verification.as_ref())
         );
         if let Some(v) = &e.verification {
+            if let Some(s) = &record_signed {
+                println!("{:<18} {}", "  record signed", render::signed_text(s));
+            }
             for d in &v.differences {
                 println!("{:<18} {d}", "  difference");
             }

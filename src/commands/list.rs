@@ -25,6 +25,20 @@ pub async fn signed_by(
         .await
 }
 
+/// Who signed a verification record (records are signed by a verify host with a key).
+pub async fn verification_signed_by(
+    settings: &Settings,
+    v: &crate::catalog::VerificationRecord,
+) -> Result<crate::catalog::signatures::SignedBy> {
+    let catalog = Catalog::open(settings).await?;
+    let key = crate::catalog::Key::Verification {
+        database: v.database.clone(),
+        id: v.backup_id.clone(),
+        file: crate::catalog::records::record_file(v.started_at),
+    };
+    catalog.signed_by(&key).await
+}
+
 /// The marks (`pgdr mark`) of the selected database, or of every database in the repository.
 pub async fn marks(
     settings: &Settings,

@@ -353,6 +353,21 @@ fn a_changed_manifest_is_named_allow_unsigned_is_recorded_and_sign_adopts_old_ba
     assert_eq!(signed_records.len(), 1, "{:?}", files_under(&records));
     let rec = records.join(signed_records[0].trim_end_matches(".minisig"));
     assert!(minisign_verify(&rec, &host_pub).is_ok());
+    // show names both signers: the manifest's and the newest verification record's.
+    let out = run(with_trust(w.pgdr(&["show", &old]), &host_pub))
+        .ok()
+        .stdout;
+    let trusted = format!("yes, by key {host_id} (trusted)");
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("signed ") && l.ends_with(&trusted)),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("  record signed") && l.ends_with(&trusted)),
+        "{out}"
+    );
 
     // A manifest whose checksum fails is never signed.
     let text = std::fs::read_to_string(&manifest).unwrap();
