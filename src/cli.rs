@@ -129,32 +129,11 @@ fn overrides(g: &Global) -> Overrides {
 async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
     let g = &cli.global;
     match &cli.cmd {
-        Cmd::Keygen { out, signing: true } => {
-            let (public, id) = commands::keygen::run_signing(out)?;
-            eprintln!(
-                "signing key {id} written to {} (unencrypted, 0600: the backup host signs unattended; keep it on that host only)",
-                out.display()
-            );
-            eprintln!("trust it where backups are restored, verified or drilled: [trust] keys = [\"{public}\"]");
-            println!("{public}");
-            Ok(exit::OK)
-        }
+        Cmd::Keygen { out, signing } => run_keygen(out, *signing),
         Cmd::Sign {
             id,
             all_unsigned: _,
         } => run_sign(g, id.as_deref()).await,
-        Cmd::Keygen {
-            out,
-            signing: false,
-        } => {
-            let public = commands::keygen::run(out)?;
-            eprintln!(
-                "identity written to {} (keep it off the database host; it is needed to restore)",
-                out.display()
-            );
-            println!("{public}");
-            Ok(exit::OK)
-        }
         Cmd::Backup => run_backup(g, cancel).await,
         Cmd::List { json } => {
             let settings = Settings::load(&overrides(g))?;
@@ -190,11 +169,10 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
         Cmd::Prune(a) => ops::prune(g, a).await,
         Cmd::Schedule(a) => ops::schedule(g, a).await,
-        Cmd::Daemon(_) if g.allow_unsigned => Err(PgdrError::usage(
-            "--allow-unsigned is for one run a person decides on, not for the daemon",
-        )
-        .hint("run `pgdr verify|drill|restore --allow-unsigned` by hand, or sign the backups with `pgdr sign`")),
-        Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
+        Cmd::Daemon(a) => {
+            refuse_allow_unsigned(g)?;
+            ops::daemon(g, a, cancel).await
+        }
         Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Capture(a) => capture::run(g, a).await,
         Cmd::Mark { name, json } => restore::run_mark(g, name, *json).await,
@@ -246,6 +224,38 @@ async fn run_backup(g: &Global, cancel: CancellationToken) -> Result<i32, PgdrEr
     if cancel.is_cancelled() {
         return Ok(exit::INTERRUPTED);
     }
+    Ok(exit::OK)
+}
+
+/// `--allow-unsigned` is for one run a person decides on, never the daemon's every run.
+fn refuse_allow_unsigned(g: &Global) -> Result<(), PgdrError> {
+    if g.allow_unsigned {
+        return Err(PgdrError::usage(
+            "--allow-unsigned is for one run a person decides on, not for the daemon",
+        )
+        .hint("run `pgdr verify|drill|restore --allow-unsigned` by hand, or sign the backups with `pgdr sign`"));
+    }
+    Ok(())
+}
+
+/// `pgdr keygen [--signing]`: the public half on stdout, where it goes on stderr.
+fn run_keygen(out: &std::path::Path, signing: bool) -> Result<i32, PgdrError> {
+    if signing {
+        let (public, id) = commands::keygen::run_signing(out)?;
+        eprintln!(
+            "signing key {id} written to {} (unencrypted, 0600: the backup host signs unattended; keep it on that host only)",
+            out.display()
+        );
+        eprintln!("trust it where backups are restored, verified or drilled: [trust] keys = [\"{public}\"]");
+        println!("{public}");
+        return Ok(exit::OK);
+    }
+    let public = commands::keygen::run(out)?;
+    eprintln!(
+        "identity written to {} (keep it off the database host; it is needed to restore)",
+        out.display()
+    );
+    println!("{public}");
     Ok(exit::OK)
 }
 

@@ -262,17 +262,8 @@ async fn drill_one(
     let _in_use = catalog.mark_in_use(&m.database, &m.id, "drill").await?;
     rec.backup = Some(backup_facts(&m));
     capture_rpo::or_backup(&mut rec, &m);
-    // A backup no trusted key signed is not drilled: the drill fails, naming why.
-    match catalog.authenticate(&m).await {
-        Ok(sig) => rec.backup_signature = Some(sig),
-        Err(e) if e.kind == crate::error::Kind::Crypto => {
-            rec.failures
-                .push(format!("{} ({})", e.message, e.hints.join("; ")));
-            rec.checks = not_run(checks, "the backup was refused (signature)");
-            rec.elapsed_seconds = t0.elapsed().as_secs_f64();
-            return Ok(finish(rec, timer));
-        }
-        Err(e) => return Err(e),
+    if refused(catalog, &m, &mut rec, checks, t0).await? {
+        return Ok(finish(rec, timer));
     }
 
     // 2. Somewhere to restore into.
@@ -306,6 +297,31 @@ async fn drill_one(
 
     check_targets(&mut rec, &selection, given, &points, started_at, &m);
     Ok(finish(rec, timer))
+}
+
+/// Whether the backup is not drilled because no trusted key signed it: the drill fails and
+/// the record says why (or, when accepted, how). Errors other than a refusal are the drill's.
+async fn refused(
+    catalog: &Catalog,
+    m: &Manifest,
+    rec: &mut DrillRecord,
+    checks: &[spec::Check],
+    t0: Instant,
+) -> Result<bool> {
+    match catalog.authenticate(m).await {
+        Ok(sig) => {
+            rec.backup_signature = Some(sig);
+            Ok(false)
+        }
+        Err(e) if e.kind == crate::error::Kind::Crypto => {
+            rec.failures
+                .push(format!("{} ({})", e.message, e.hints.join("; ")));
+            rec.checks = not_run(checks, "the backup was refused (signature)");
+            rec.elapsed_seconds = t0.elapsed().as_secs_f64();
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
 }
 
 /// What the record says of the backup a drill restores.

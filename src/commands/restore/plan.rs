@@ -93,18 +93,15 @@ pub(super) fn target_database(url: &str) -> Result<Database> {
 pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan> {
     let target = target_database(&opts.target_url)?;
     let name = target.conn.get_dbname().unwrap_or_default().to_string();
-    let planned_at = Utc::now();
-    let previous = format!("{name}_pre_restore_{}", planned_at.format("%Y%m%d%H%M%S"));
-    check_name_length(&name, &previous, opts.mode != ModeFlag::None)?;
-    let (point, backup) = open_point_and_backup(settings, opts, &name).await?;
+    let (planned_at, previous) = previous_name(&name, opts)?;
+    let (point, mut backup) = open_point_and_backup(settings, opts, &name).await?;
     let m = backup.manifest;
     let (maintenance, client) = connect_maintenance(&target).await?;
     let server_facts = read_server(&client, &maintenance, &m).await?;
     let bin_dir = client_tools(settings, server_facts.major.max(m.source.major()))?;
     let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
     let state = inspect(&client, &target, &name).await?;
-    let mut notes = Vec::from_iter(super::select::before_note(settings, opts, &name).await);
-    notes.extend(signature_note(&backup.signature));
+    let mut notes = std::mem::take(&mut backup.notes);
     let managed = super::managed::plan_if(
         &client,
         &target,
@@ -173,6 +170,14 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     })
 }
 
+/// When the plan is made, and the name the previous database would be kept under (checked).
+fn previous_name(name: &str, opts: &RestoreOptions) -> Result<(DateTime<Utc>, String)> {
+    let planned_at = Utc::now();
+    let previous = format!("{name}_pre_restore_{}", planned_at.format("%Y%m%d%H%M%S"));
+    check_name_length(name, &previous, opts.mode != ModeFlag::None)?;
+    Ok((planned_at, previous))
+}
+
 /// The plan says when the backup's origin is not proven: `--allow-unsigned`, or no trust key.
 fn signature_note(s: &crate::catalog::format::signature::BackupSignature) -> Option<String> {
     use crate::catalog::format::signature::Acceptance;
@@ -238,6 +243,8 @@ struct Backup {
     ids: Identities,
     catalog: Catalog,
     signature: crate::catalog::format::signature::BackupSignature,
+    /// The plan's first notes: the signature's (when not proven), `--before`'s.
+    notes: Vec<String>,
 }
 
 async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> Result<Backup> {
@@ -261,6 +268,7 @@ async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> 
     Ok(Backup {
         manifest: m,
         verification: entry.verification,
+        notes: Vec::from_iter(signature_note(&signature)),
         signature,
         globals_sql,
         parsed,
@@ -276,7 +284,11 @@ async fn open_point_and_backup(
     name: &str,
 ) -> Result<(Option<super::point::PointPlan>, Backup)> {
     let Some(spec) = &opts.at else {
-        return Ok((None, open_backup(settings, opts, name).await?));
+        let mut backup = open_backup(settings, opts, name).await?;
+        backup
+            .notes
+            .extend(super::select::before_note(settings, opts, name).await);
+        return Ok((None, backup));
     };
     let catalog = Catalog::open(settings).await?;
     let point = super::select::point_plan(&catalog, settings, opts, name, spec).await?;
