@@ -99,13 +99,14 @@ fn with_trust(mut c: Command, public: &str) -> Command {
     c
 }
 
-fn drill_config(w: &World) -> PathBuf {
+/// A config with the scratch cluster in the test's folder and the trust key in `[trust]`.
+fn drill_config(w: &World, trust: &str) -> PathBuf {
     let tmp = w.dir.path().join("scratch-tmp");
     std::fs::create_dir_all(&tmp).unwrap();
     w.config_file(
         "drill.toml",
         &format!(
-            "[scratch]\ntemp_dir = \"{}\"\n\n[[database]]\nname = \"app\"\nurl = \"{}\"\n",
+            "[scratch]\ntemp_dir = \"{}\"\n\n[trust]\nkeys = [\"{trust}\"]\n\n[[database]]\nname = \"app\"\nurl = \"{}\"\n",
             tmp.display(),
             w.pg.url("app")
         ),
@@ -150,7 +151,7 @@ fn forged_backups_are_refused_by_restore_verify_and_drill_and_a_signed_one_passe
             format!("backup app/{foreign} is signed by key {evil_id}, which is not a trusted key ({host_id})"),
         ),
     ];
-    let cfg = drill_config(&w);
+    let cfg = drill_config(&w, &host_pub);
     for (id, why) in &refusals {
         // verify: a finding (exit 1), named.
         let r = run(with_trust(
@@ -168,15 +169,15 @@ fn forged_backups_are_refused_by_restore_verify_and_drill_and_a_signed_one_passe
         let target = format!("app_forged_{}", &id[..8]);
         let mut c = w.restore_cmd(&w.pg, &target, &["--backup", id, "--yes"]);
         c.env("PGDR_TRUST_KEYS", &host_pub);
+        // --allow-unsigned is a flag only: the environment cannot give it.
+        c.env("PGDR_ALLOW_UNSIGNED", "true");
         let r = run(c);
         assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
         assert!(r.stderr.contains(why.as_str()), "{}", r.stderr);
         assert!(r.stderr.contains("--allow-unsigned"), "{}", r.stderr);
         assert!(!w.pg.exists(&target));
-        // drill: failed (exit 1), recorded with the reason.
-        let mut c = w.pgdr_config(&cfg, &["drill", "--backup", id, "--json"]);
-        c.arg("--trust-key").arg(&host_pub);
-        let r = run(c);
+        // drill (trust key from the config file): failed (exit 1), recorded with the reason.
+        let r = run(w.pgdr_config(&cfg, &["drill", "--backup", id, "--json"]));
         assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
         let rec = &r.json()[0];
         assert_eq!(rec["outcome"], "failed");
@@ -212,9 +213,7 @@ fn forged_backups_are_refused_by_restore_verify_and_drill_and_a_signed_one_passe
         w.pg.psql("app_signed", "SELECT count(*) FROM public.orders"),
         w.pg.psql("app", "SELECT count(*) FROM public.orders")
     );
-    let mut c = w.pgdr_config(&cfg, &["drill", "--backup", &signed, "--json"]);
-    c.arg("--trust-key").arg(&host_pub);
-    let r = run(c);
+    let r = run(w.pgdr_config(&cfg, &["drill", "--backup", &signed, "--json"]));
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
     assert_eq!(r.json()[0]["backup_signature"]["key_id"], host_id.as_str());
 
