@@ -15,6 +15,7 @@ pgdr_install_deps() {
   command -v pgrep >/dev/null || need+=(procps)
   command -v python3 >/dev/null || need+=(python3)
   command -v openssl >/dev/null || need+=(openssl)
+  command -v minisign >/dev/null || need+=(minisign)
   if [ ${#need[@]} -gt 0 ]; then
     echo "installing: ${need[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive

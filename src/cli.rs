@@ -115,21 +115,25 @@ fn overrides(g: &Global) -> Overrides {
             .collect(),
         identity: g.identity.clone(),
         database: g.database.clone(),
+        signing_key: g.signing_key.clone(),
+        trust_keys: g
+            .trust_keys
+            .iter()
+            .filter(|k| !k.trim().is_empty())
+            .cloned()
+            .collect(),
+        allow_unsigned: g.allow_unsigned,
     }
 }
 
 async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
     let g = &cli.global;
     match &cli.cmd {
-        Cmd::Keygen { out } => {
-            let public = commands::keygen::run(out)?;
-            eprintln!(
-                "identity written to {} (keep it off the database host; it is needed to restore)",
-                out.display()
-            );
-            println!("{public}");
-            Ok(exit::OK)
-        }
+        Cmd::Keygen { out, signing } => run_keygen(out, *signing),
+        Cmd::Sign {
+            id,
+            all_unsigned: _,
+        } => run_sign(g, id.as_deref()).await,
         Cmd::Backup(a) => labels::run_backup(g, a, cancel).await,
         Cmd::Keep(a) => labels::run_keep(g, a).await,
         Cmd::List { json } => {
@@ -166,7 +170,10 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
         Cmd::Prune(a) => ops::prune(g, a).await,
         Cmd::Schedule(a) => ops::schedule(g, a).await,
-        Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
+        Cmd::Daemon(a) => {
+            refuse_allow_unsigned(g)?;
+            ops::daemon(g, a, cancel).await
+        }
         Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Capture(a) => capture::run(g, a).await,
         Cmd::Mark { name, json } => restore::run_mark(g, name, *json).await,
@@ -192,10 +199,67 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
     }
 }
 
+/// `--allow-unsigned` is for one run a person decides on, never the daemon's every run.
+fn refuse_allow_unsigned(g: &Global) -> Result<(), PgdrError> {
+    if g.allow_unsigned {
+        return Err(PgdrError::usage(
+            "--allow-unsigned is for one run a person decides on, not for the daemon",
+        )
+        .hint("run `pgdr verify|drill|restore --allow-unsigned` by hand, or sign the backups with `pgdr sign`"));
+    }
+    Ok(())
+}
+
+/// `pgdr keygen [--signing]`: the public half on stdout, where it goes on stderr.
+fn run_keygen(out: &std::path::Path, signing: bool) -> Result<i32, PgdrError> {
+    if signing {
+        let (public, id) = commands::keygen::run_signing(out)?;
+        eprintln!(
+            "signing key {id} written to {} (unencrypted, 0600: the backup host signs unattended; keep it on that host only)",
+            out.display()
+        );
+        eprintln!("trust it where backups are restored, verified or drilled: [trust] keys = [\"{public}\"]");
+        println!("{public}");
+        return Ok(exit::OK);
+    }
+    let public = commands::keygen::run(out)?;
+    eprintln!(
+        "identity written to {} (keep it off the database host; it is needed to restore)",
+        out.display()
+    );
+    println!("{public}");
+    Ok(exit::OK)
+}
+
+/// `pgdr sign`: one line per backup; a refused one (damaged manifest) exits 1.
+async fn run_sign(g: &Global, id: Option<&str>) -> Result<i32, PgdrError> {
+    let settings = Settings::load(&overrides(g))?;
+    let r = commands::sign::run(&settings, g.database.as_deref(), id).await?;
+    for b in &r.signed {
+        println!("signed {b} with key {}", r.key_id);
+    }
+    for b in &r.already_signed {
+        println!("already signed: {b}");
+    }
+    for (b, why) in &r.refused {
+        eprintln!("error: not signed: {b}: {why}");
+    }
+    Ok(if r.refused.is_empty() {
+        exit::OK
+    } else {
+        exit::CHECK_FAILED
+    })
+}
+
 /// `pgdr show`: a manifest with its newest verification, as text or JSON.
 async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let e = commands::list::show(&settings, g.database.as_deref(), id).await?;
+    let signed = commands::list::signed_by(&settings, &e.manifest).await?;
+    let record_signed = match &e.verification {
+        Some(v) => Some(commands::list::verification_signed_by(&settings, v).await?),
+        None => None,
+    };
     if json {
         // The manifest as stored, plus the newest verification beside it.
         let mut v = serde_json::to_value(&e.manifest).expect("json");
@@ -206,15 +270,21 @@ async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
         }
         v["last_verification"] = serde_json::to_value(&e.verification).expect("json");
         v["keep_in_force"] = render::keep_json(&e);
+        v["signed_by"] = serde_json::to_value(&signed).expect("json");
+        v["last_verification_signed_by"] = serde_json::to_value(&record_signed).expect("json");
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         print!("{}", render_entry(&e));
+        println!("{:<18} {}", "signed", render::signed_text(&signed));
         println!(
             "{:<18} {}",
             "verified",
             verification_text(e.verification.as_ref())
         );
         if let Some(v) = &e.verification {
+            if let Some(s) = &record_signed {
+                println!("{:<18} {}", "  record signed", render::signed_text(s));
+            }
             for d in &v.differences {
                 println!("{:<18} {d}", "  difference");
             }

@@ -21,6 +21,7 @@ pub mod names;
 pub mod ops;
 mod repository;
 pub mod scratch;
+pub mod signing;
 pub mod sslmode;
 use database::parse_database;
 pub use database::{Database, DEFAULT_RPO_TARGET, DEFAULT_RTO_TARGET};
@@ -31,6 +32,7 @@ pub use file::{
 use repository::s3_settings;
 pub use repository::{parse_size, RepositoryUrl, S3Settings, DEFAULT_PART_SIZE, MIN_PART_SIZE};
 pub use scratch::ScratchSettings;
+pub use signing::SigningSettings;
 pub use sslmode::{CertCheck, Roots, VerifyMode};
 
 /// A value that must never reach a log, an error message, argv or a manifest.
@@ -70,6 +72,9 @@ pub struct Overrides {
     pub recipients: Vec<String>,
     pub identity: Option<PathBuf>,
     pub database: Option<String>,
+    pub signing_key: Option<PathBuf>,
+    pub trust_keys: Vec<String>,
+    pub allow_unsigned: bool,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -89,6 +94,8 @@ pub struct Settings {
     pub ops: ops::OpsSettings,
     /// Where the settings came from, for messages ("--repo", "config file x.toml", ...).
     pub config_path: Option<PathBuf>,
+    /// Signing key and trust keys (issue 19).
+    pub signing: SigningSettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -152,6 +159,15 @@ impl Settings {
             },
             databases,
             config_path: ov.config.clone(),
+            signing: SigningSettings {
+                key_file: ov.signing_key.clone().or(file.signing.key_file.clone()),
+                trust_keys: if ov.trust_keys.is_empty() {
+                    file.trust.keys.clone()
+                } else {
+                    ov.trust_keys.clone()
+                },
+                allow_unsigned: ov.allow_unsigned,
+            },
         })
     }
 

@@ -19,6 +19,7 @@
 //! <db>/capture/gaps/<from>.json               Gap (changes the repository does not hold)
 //! <db>/capture/not-replayable/<from>.json     NotReplayable (a window restore refuses)
 //! <db>/capture/marks/<name>.json              Mark (a named point in the change stream)
+//! <any of the above>.minisig                  Signature (detached, over the object's bytes)
 //! ```
 
 use std::fmt;
@@ -52,6 +53,8 @@ const GAPS: &str = "gaps";
 const NOT_REPLAYABLE: &str = "not-replayable";
 const MARKS: &str = "marks";
 const SEGMENT_SUFFIX: &str = ".seg.zst.age";
+/// A detached minisign signature sits beside the object it signs, under its name + this.
+pub const SIGNATURE_SUFFIX: &str = ".minisig";
 
 /// One object of the repository, by what it is.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -133,6 +136,10 @@ pub enum Key {
         database: String,
         name: String,
     },
+    /// The detached signature of another object (a manifest, a segment entry, a record).
+    Signature {
+        of: Box<Key>,
+    },
 }
 
 impl Key {
@@ -152,9 +159,17 @@ impl Key {
         }
     }
 
+    /// The signature object of this one.
+    pub fn signature(&self) -> Key {
+        Key::Signature {
+            of: Box::new(self.clone()),
+        }
+    }
+
     /// The repository database (top-level folder) the object belongs to.
     pub fn database(&self) -> &str {
         match self {
+            Key::Signature { of } => of.database(),
             Key::Manifest { database, .. }
             | Key::Object { database, .. }
             | Key::Verification { database, .. }
@@ -182,6 +197,7 @@ impl Key {
             | Key::Object { id, .. }
             | Key::Verification { id, .. }
             | Key::Keep { id, .. } => Some(id),
+            Key::Signature { of } => of.backup(),
             _ => None,
         }
     }
@@ -235,12 +251,19 @@ impl Key {
                 )
             }
             Key::Mark { database, name } => format!("{database}/{CAPTURE_DIR}/{MARKS}/{name}.json"),
+            Key::Signature { of } => format!("{}{SIGNATURE_SUFFIX}", of.render()),
         }
     }
 
     /// What a listed key is; None for anything the catalog does not recognise (ignored, so the
     /// layout can grow).
     pub(super) fn parse(key: &str) -> Option<Key> {
+        if let Some(of) = key.strip_suffix(SIGNATURE_SUFFIX) {
+            return match Key::parse(of)? {
+                Key::Signature { .. } => None,
+                of => Some(of.signature()),
+            };
+        }
         let parts: Vec<&str> = key.split('/').collect();
         if parts.len() < 3 || parts.iter().any(|p| p.is_empty()) {
             return None;
@@ -411,6 +434,12 @@ mod tests {
                 id: id.clone(),
                 file: "20260101T000200.000Z.json".into(),
             },
+            Key::manifest("app", &id).signature(),
+            Key::Drill {
+                database: db.clone(),
+                file: "20260101T000000.000Z.json".into(),
+            }
+            .signature(),
         ];
         for k in all {
             let s = k.to_string();
@@ -422,6 +451,10 @@ mod tests {
         assert_eq!(
             Key::manifest("app", &id).to_string(),
             "app/20260101T000000.000Z/manifest.json"
+        );
+        assert_eq!(
+            Key::manifest("app", &id).signature().to_string(),
+            "app/20260101T000000.000Z/manifest.json.minisig"
         );
         assert_eq!(
             Key::Lease {
@@ -458,6 +491,11 @@ mod tests {
                 database: database.clone(),
                 name: "pre-migration".into(),
             },
+            Key::SegmentEntry {
+                database: database.clone(),
+                start,
+            }
+            .signature(),
         ] {
             let s = k.to_string();
             assert_eq!(Key::parse(&s), Some(k), "{s}");
@@ -483,6 +521,8 @@ mod tests {
             "app/capture/segments/00000016B374D848.seg",
             "app/capture/gaps/00000016B374D848.txt",
             "app/capture/other/00000016B374D848.json",
+            "app/jobs/x.minisig",
+            "app/drills/x.json.minisig.minisig",
         ] {
             assert!(Key::parse(k).is_none(), "{k}");
         }

@@ -38,6 +38,7 @@ pub mod restoring;
 pub mod segments;
 mod select;
 pub mod sensitive;
+pub mod signatures;
 mod stale_lease;
 
 #[cfg(test)]
@@ -102,6 +103,8 @@ impl Listed {
 #[derive(Clone)]
 pub struct Repository {
     store: DynStore,
+    /// This host's signing key and trust keys (`signatures`).
+    signing: signatures::Signing,
 }
 
 /// The old name, kept while other modules move over.
@@ -125,12 +128,22 @@ struct Keys {
 
 impl Repository {
     pub fn new(store: DynStore) -> Self {
-        Repository { store }
+        Repository {
+            store,
+            signing: Default::default(),
+        }
     }
 
-    /// Open the repository named in the settings.
+    /// The same store, signing and checking with these keys.
+    pub fn with_signing(mut self, signing: signatures::Signing) -> Self {
+        self.signing = signing;
+        self
+    }
+
+    /// Open the repository named in the settings (with its signing key and trust keys).
     pub async fn open(settings: &Settings) -> Result<Self> {
-        Ok(Repository::new(crate::store::open(settings).await?))
+        let signing = signatures::Signing::load(&settings.signing)?;
+        Ok(Repository::new(crate::store::open(settings).await?).with_signing(signing))
     }
 
     /// For messages: `/var/backups/pgdr` or `s3://bucket/prefix`.
@@ -153,9 +166,14 @@ impl Repository {
         self.store.get(&key.render()).await
     }
 
-    /// Remove one object (prune: an old record, an object of an uncommitted folder).
+    /// Remove one object (prune: an old record, an object of an uncommitted folder), and
+    /// its signature if it has one.
     pub async fn remove(&self, key: &Key) -> Result<()> {
-        self.store.delete(&key.render()).await
+        self.store.delete(&key.render()).await?;
+        if !matches!(key, Key::Signature { .. }) {
+            self.store.delete(&key.signature().render()).await?;
+        }
+        Ok(())
     }
 
     async fn get_bytes(&self, key: &Key) -> Result<Vec<u8>> {
@@ -337,7 +355,7 @@ impl Repository {
             file: records::record_file(r.started_at),
         };
         let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
-        self.put_bytes(&key, Bytes::from(body)).await
+        self.put_signed(&key, Bytes::from(body)).await
     }
 
     /// Store the record of a restore: `<database>/restores/<start>.json`.
@@ -347,7 +365,7 @@ impl Repository {
             file: records::record_file(r.started_at),
         };
         let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
-        self.put_bytes(&key, Bytes::from(body)).await?;
+        self.put_signed(&key, Bytes::from(body)).await?;
         Ok(key.to_string())
     }
 
@@ -358,7 +376,7 @@ impl Repository {
             file: records::record_file(r.started_at),
         };
         let body = serde_json::to_vec_pretty(r).map_err(|e| PgdrError::internal(e.to_string()))?;
-        self.put_bytes(&key, Bytes::from(body)).await?;
+        self.put_signed(&key, Bytes::from(body)).await?;
         Ok(key.to_string())
     }
 
@@ -420,10 +438,11 @@ impl Repository {
         .hint("run `pgdr backup` first, or check --repo and --database"))
     }
 
-    /// Commit a backup: its manifest is the last object written.
+    /// Commit a backup: its manifest is the last object written (after its signature, when
+    /// this host signs).
     pub async fn commit(&self, m: &Manifest) -> Result<()> {
         let key = Key::manifest(&m.database, &m.id);
-        self.put_bytes(&key, Bytes::from(m.to_json()?)).await
+        self.put_signed(&key, Bytes::from(m.to_json()?)).await
     }
 
     /// Remove every object of a backup folder, manifest first, so a half-deleted backup is

@@ -48,6 +48,8 @@ pub struct VerificationRecord {
     /// Where the restore went (server version, ephemeral or named server), for full mode.
     pub scratch: Option<String>,
     pub host: String,
+    /// How the backup read was accepted: signed by a trusted key, or let through unsigned.
+    pub backup_signature: Option<crate::catalog::format::signature::BackupSignature>,
 }
 
 /// File name of a record: its start time, sortable.
@@ -126,6 +128,8 @@ pub struct RestoreRecord {
     pub host: String,
     /// A point-in-time restore: the anchor, segments, last commit and tables after the replay.
     pub replay: Option<crate::catalog::format::replayed::StoredReplayed>,
+    /// How the backup read was accepted: signed by a trusted key, or let through unsigned.
+    pub backup_signature: Option<crate::catalog::format::signature::BackupSignature>,
 }
 
 /// One recovery drill (`pgdr drill`), stored at `<database>/drills/<start>.json`: a timed
@@ -177,6 +181,8 @@ pub struct DrillRecord {
     pub host: String,
     /// A drill of a point: what was replayed, the point, the distance to it.
     pub replay: Option<crate::catalog::format::replayed::StoredReplayed>,
+    /// How the backup read was accepted: signed by a trusted key, or let through unsigned.
+    pub backup_signature: Option<crate::catalog::format::signature::BackupSignature>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -48,7 +48,9 @@ impl Repository {
             database: e.database.clone(),
             start: e.start,
         };
-        self.put_json(&key, e).await
+        // Signed by the capture host when it has a key, like a manifest.
+        let body = serde_json::to_vec_pretty(e).map_err(|x| PgdrError::internal(x.to_string()))?;
+        self.put_signed(&key, bytes::Bytes::from(body)).await
     }
 
     /// The start positions of a database's committed segments, oldest first (keys only).

@@ -121,6 +121,7 @@ impl Repo {
         t: DateTime<Utc>,
     ) {
         let r = VerificationRecord {
+            backup_signature: None,
             format_version: RECORD_FORMAT_VERSION,
             pgdr_version: "0.1.0".into(),
             database: database.to_string(),

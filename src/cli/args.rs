@@ -42,6 +42,21 @@ pub(super) struct Global {
     /// age identity file, for commands that decrypt.
     #[arg(long, env = "PGDR_IDENTITY", global = true)]
     pub(super) identity: Option<PathBuf>,
+    /// minisign secret key this host signs manifests, segment entries and records with.
+    #[arg(long, env = "PGDR_SIGNING_KEY", global = true)]
+    pub(super) signing_key: Option<PathBuf>,
+    /// minisign public key whose signatures readers accept (repeatable; env: comma-separated).
+    #[arg(
+        long = "trust-key",
+        env = "PGDR_TRUST_KEYS",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub(super) trust_keys: Vec<String>,
+    /// Restore, verify or drill a backup that is not signed by a trusted key (command line
+    /// only; printed in the plan and stored in the record).
+    #[arg(long, global = true)]
+    pub(super) allow_unsigned: bool,
     /// Database name (as configured, or the dbname of --source).
     #[arg(long, env = "PGDR_DATABASE", global = true, value_parser = database_name)]
     pub(super) database: Option<String>,
@@ -71,10 +86,26 @@ pub(super) enum LogFormat {
 
 #[derive(Subcommand, Debug)]
 pub(super) enum Cmd {
-    /// Create an age identity (private key, mode 0600) and print its public recipient.
+    /// Create an age identity (private key, mode 0600) and print its public recipient; with
+    /// --signing, a minisign signing key (unencrypted, 0600) and print its public key.
     Keygen {
         #[arg(long)]
         out: PathBuf,
+        #[arg(long)]
+        signing: bool,
+    },
+    /// Sign backups made before signing existed, after checking them (manifest checksum
+    /// first): with --signing-key.
+    Sign {
+        /// Backup id or unique prefix.
+        #[arg(
+            required_unless_present = "all_unsigned",
+            conflicts_with = "all_unsigned"
+        )]
+        id: Option<String>,
+        /// Every backup without a signature.
+        #[arg(long)]
+        all_unsigned: bool,
     },
     /// Back up the selected (or every configured) database into the repository; --label
     /// names it, --keep-* keeps it beyond retention, --verify proves it before returning.

@@ -331,3 +331,12 @@ pub(super) fn render_manifest(m: &Manifest) -> String {
     );
     s
 }
+
+/// `show`'s signature line: by which key, and whether this host trusts it.
+pub(super) fn signed_text(s: &crate::catalog::signatures::SignedBy) -> String {
+    match (&s.key_id, s.trusted) {
+        (None, _) => "no (unsigned)".into(),
+        (Some(k), true) => format!("yes, by key {k} (trusted)"),
+        (Some(k), false) => format!("yes, by key {k} (not a trust key of this host)"),
+    }
+}

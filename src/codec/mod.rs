@@ -8,6 +8,8 @@
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
+pub mod sign;
+
 use sha2::{Digest, Sha256};
 
 use crate::config::Compression;

@@ -8,6 +8,12 @@ use age::secrecy::ExposeSecret;
 
 use crate::error::{PgdrError, Result};
 
+/// `pgdr keygen --signing`: a minisign signing key (see `codec::sign`); returns the public
+/// key and its id.
+pub fn run_signing(out: &Path) -> Result<(String, String)> {
+    crate::codec::sign::generate(out)
+}
+
 /// Returns the public recipient (`age1...`) to put in the config.
 pub fn run(out: &Path) -> Result<String> {
     let id = age::x25519::Identity::generate();

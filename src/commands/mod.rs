@@ -18,5 +18,6 @@ pub mod mark;
 pub use crate::schedule::prune;
 pub mod restore;
 pub mod schedule;
+pub mod sign;
 pub mod status;
 pub use crate::verify;

@@ -379,6 +379,7 @@ mod tests {
         m.id = BackupId::from_time(t);
         m.snapshot.time = t;
         let verification = verified.map(|outcome| VerificationRecord {
+            backup_signature: None,
             format_version: 1,
             pgdr_version: "0".into(),
             database: "app".into(),

@@ -33,6 +33,10 @@ pub struct FileConfig {
     #[serde(default)]
     pub webhook: Vec<ops::WebhookFile>,
     pub daemon: Option<ops::DaemonFile>,
+    #[serde(default)]
+    pub signing: super::signing::SigningFile,
+    #[serde(default)]
+    pub trust: super::signing::TrustFile,
 }
 
 #[derive(Debug, Default, Deserialize)]

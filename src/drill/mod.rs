@@ -257,6 +257,9 @@ async fn drill_one(
     let _in_use = catalog.mark_in_use(&m.database, &m.id, "drill").await?;
     rec.backup = Some(backup_facts(&m));
     capture_rpo::or_backup(&mut rec, &m);
+    if refused(catalog, &m, &mut rec, checks, t0).await? {
+        return Ok(finish(rec, timer));
+    }
 
     // 2. Somewhere to restore into.
     let sc = match Scratch::open(settings, &m, "drill").await {
@@ -321,6 +324,31 @@ async fn pick(
     Ok((chosen, None))
 }
 
+/// Whether the backup is not drilled because no trusted key signed it: the drill fails and
+/// the record says why (or, when accepted, how). Errors other than a refusal are the drill's.
+async fn refused(
+    catalog: &Catalog,
+    m: &Manifest,
+    rec: &mut DrillRecord,
+    checks: &[spec::Check],
+    t0: Instant,
+) -> Result<bool> {
+    match catalog.authenticate(m).await {
+        Ok(sig) => {
+            rec.backup_signature = Some(sig);
+            Ok(false)
+        }
+        Err(e) if e.kind == crate::error::Kind::Crypto => {
+            rec.failures
+                .push(format!("{} ({})", e.message, e.hints.join("; ")));
+            rec.checks = not_run(checks, "the backup was refused (signature)");
+            rec.elapsed_seconds = t0.elapsed().as_secs_f64();
+            Ok(true)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// What the record says of the backup a drill restores.
 fn backup_facts(m: &Manifest) -> DrillBackup {
     DrillBackup {
@@ -376,6 +404,7 @@ fn new_record(
     targets: DrillTargets,
 ) -> DrillRecord {
     DrillRecord {
+        backup_signature: None,
         format_version: records::RECORD_FORMAT_VERSION,
         pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
         database: db.to_string(),
@@ -449,6 +478,7 @@ async fn store_verdict(
     };
     if let Some(differences) = verdict {
         let v = VerificationRecord {
+            backup_signature: None,
             format_version: records::RECORD_FORMAT_VERSION,
             pgdr_version: rec.pgdr_version.clone(),
             database: m.database.clone(),

@@ -60,6 +60,15 @@ pub(super) async fn choose(
         let t = lo + chrono::Duration::milliseconds(random_index(span) as i64);
         match inputs.choose(&format!("time {}", t.to_rfc3339()), Target::Time(t)) {
             Ok(p) => {
+                // Planted segments would be replayed onto the copy: signed ones only.
+                match catalog.authenticate_segments(db, &p.segment_starts).await {
+                    Err(e) if e.kind == crate::error::Kind::Crypto => {
+                        return Ok(Err(format!("{} ({})", e.message, e.hints.join("; "))))
+                    }
+                    r => {
+                        r?;
+                    }
+                }
                 let p = point::with_recorded_rate(catalog, db, p).await?;
                 return Ok(anchor_manifest(listed, &p.anchor.id).map(|m| (m, p)));
             }

@@ -334,6 +334,11 @@ fn sort_objects(
                 id.clone()
             }
             Key::Manifest { id, .. } | Key::Object { id, .. } | Key::Keep { id, .. } => id.clone(),
+            // A manifest's signature written before a commit that never came.
+            Key::Signature { of } => match of.as_ref() {
+                Key::Manifest { id, .. } => id.clone(),
+                _ => continue,
+            },
             _ => continue,
         };
         if committed.contains(&id) {

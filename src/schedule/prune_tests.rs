@@ -238,12 +238,17 @@ async fn a_failed_delete_is_reported_and_the_next_prune_finishes_the_job() {
 async fn a_failed_commit_leaves_an_orphan_that_only_ages_out() {
     let r = Repo::new();
     let ids = daily(&r, "app", 2).await;
-    // The backup's second put (its manifest) fails: the dump stays, uncommitted.
-    r.store.fail_put_at(2);
+    // The backup's third put (its manifest, after the dump and its signature) fails: the
+    // dump stays, uncommitted.
+    r.store.fail_put_at(3);
     let t = at(NOW) - Duration::hours(2);
     let m = crate::catalog::testkit::manifest("app", t);
     r.store.set_now(t);
     r.put(&object_key("app", &m.id, DUMP_FILE), b"dump").await;
+    // A signing host writes the manifest's signature just before the manifest.
+    let sig = Key::manifest("app", &m.id).signature();
+    r.put(&object_key("app", &m.id, "manifest.json.minisig"), b"sig")
+        .await;
     assert!(r.catalog.commit(&m).await.is_err());
     assert_eq!(r.listed(Some("app")).await, named("app", &ids));
     let s = config("keep_last = 5");
@@ -252,7 +257,10 @@ async fn a_failed_commit_leaves_an_orphan_that_only_ages_out() {
     assert!(p.orphans.is_empty());
     let p = plan_of(&r, &s, "app", at(NOW) + Duration::hours(23)).await;
     assert_eq!(p.orphans[0].id, m.id);
-    assert_eq!(p.orphans[0].keys, [Key::object("app", &m.id, DUMP_FILE)]);
+    assert_eq!(
+        p.orphans[0].keys,
+        [Key::object("app", &m.id, DUMP_FILE), sig]
+    );
     assert!(deleted(&p).is_empty());
 }
 

@@ -33,6 +33,8 @@ struct Link {
     prev_cut: Lsn,
     next_cut: Lsn,
     segments: Vec<SegmentEntry>,
+    /// How backup N was accepted (its record says so).
+    signature: crate::catalog::format::signature::BackupSignature,
 }
 
 /// Run the proof and store its record beside backup N (mode `chain`). An error before the
@@ -59,6 +61,7 @@ pub async fn run(settings: &Settings, opts: &ChainOptions) -> Result<Verificatio
         Err(e) => (Outcome::Error, Vec::new(), Some(e.to_string())),
     };
     let rec = VerificationRecord {
+        backup_signature: Some(link.signature.clone()),
         format_version: records::RECORD_FORMAT_VERSION,
         pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
         database: db,
@@ -128,7 +131,13 @@ async fn plan(catalog: &Catalog, opts: &ChainOptions) -> Result<Link> {
         .hint("prove a later pair with --backup; `pgdr capture check` lists the gaps"));
     }
     let segments = between(catalog.segments(&database).await?, prev_cut, next_cut)?;
+    // Both backups and every segment replayed between them: signed by a trusted key.
+    catalog.authenticate(&prev).await?;
+    let signature = catalog.authenticate(&next).await?;
+    let starts: Vec<Lsn> = segments.iter().map(|e| e.start).collect();
+    catalog.authenticate_segments(&database, &starts).await?;
     Ok(Link {
+        signature,
         prev,
         next,
         prev_cut,

@@ -57,13 +57,34 @@ pub async fn run(settings: &Settings, opts: &VerifyOptions) -> Result<Vec<Verifi
             } => {
                 // Not stored: the record would sit beside a manifest that may only be
                 // unreadable for a moment, and a failed record makes prune delete the backup.
-                out.push(damaged_record(database, id, error, opts.quick));
+                let d = format!(
+                    "manifest {}: cannot be read: {error}",
+                    catalog::Key::manifest(&database, &id)
+                );
+                out.push(damaged_record(database, id, d, opts.quick));
                 continue;
             }
+        };
+        // A backup no trusted key signed is a finding (a forgery proves nothing); its record
+        // is not stored beside it, as for a damaged manifest.
+        let signature = match catalog.authenticate(&m).await {
+            Ok(sig) => sig,
+            Err(e) if e.kind == crate::error::Kind::Crypto => {
+                let hints = e.hints.join("; ");
+                out.push(damaged_record(
+                    m.database.clone(),
+                    m.id.clone(),
+                    format!("{} ({hints})", e.message),
+                    opts.quick,
+                ));
+                continue;
+            }
+            Err(e) => return Err(e),
         };
         // Prune keeps the backup while it is read, and says why.
         let in_use = catalog.mark_in_use(&m.database, &m.id, "verify").await?;
         let mut rec = verify_one(&catalog, settings, &m, ids.clone(), opts.quick).await?;
+        rec.backup_signature = Some(signature);
         if rec.outcome != Outcome::Error {
             // A backup deleted while it was read (prune by hand, a person) must not be
             // reported as verified, nor get a record in a folder that is gone.
@@ -88,17 +109,15 @@ pub async fn run(settings: &Settings, opts: &VerifyOptions) -> Result<Vec<Verifi
 fn damaged_record(
     database: String,
     id: catalog::BackupId,
-    error: String,
+    difference: String,
     quick: bool,
 ) -> VerificationRecord {
     let now = Utc::now();
     VerificationRecord {
+        backup_signature: None,
         format_version: records::RECORD_FORMAT_VERSION,
         pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
-        differences: vec![format!(
-            "manifest {}: cannot be read: {error}",
-            catalog::Key::manifest(&database, &id)
-        )],
+        differences: vec![difference],
         database,
         backup_id: id,
         mode: if quick {
@@ -218,6 +237,7 @@ async fn verify_one(
         Err(e) => (Outcome::Error, Vec::new(), Some(e.to_string())),
     };
     Ok(VerificationRecord {
+        backup_signature: None,
         format_version: records::RECORD_FORMAT_VERSION,
         pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
         database: m.database.clone(),

@@ -38,6 +38,7 @@ mod schedule;
 mod schema;
 mod secrets;
 mod security;
+mod signing;
 mod tls;
 mod typed_errors;
 mod verify;

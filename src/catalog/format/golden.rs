@@ -122,6 +122,7 @@ fn records_read_and_write_back_byte_for_byte() {
         "verification-quick-v1.json",
         "verification-full-v1.json",
         "verification-chain-v1.json",
+        "verification-signed-v1.json",
     ] {
         let r: VerificationRecord = pretty_round_trip(name);
         assert_eq!(r.format_version, 1);
@@ -136,6 +137,12 @@ fn records_read_and_write_back_byte_for_byte() {
         pretty_round_trip::<DrillRecord>(name);
         pretty_round_trip::<StoredDrill>(name);
     }
+    let signed: VerificationRecord = pretty_round_trip("verification-signed-v1.json");
+    let sig = signed.backup_signature.expect("read");
+    assert_eq!(
+        sig.acceptance,
+        super::signature::Acceptance::AllowedUnsigned
+    );
     let capture: DrillRecord = pretty_round_trip("drill-capture-v1.json");
     assert_eq!(capture.rpo_source.as_deref(), Some("capture"));
     assert!(capture.replay.is_none());

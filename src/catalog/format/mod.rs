@@ -20,6 +20,8 @@
 //! - held triggers (a managed restore's disabled triggers) 1.
 //! - keep records 1. The manifest's optional `label`, `note` and `keep` (labelled backups)
 //!   are absent unless set, so unlabelled manifests keep format 2's bytes; no version bump.
+//! - records gain an optional `backup_signature` (how the backup was accepted: issue 19);
+//!   absent in older records, so still version 1.
 
 pub mod capture;
 pub mod fingerprint;
@@ -33,6 +35,7 @@ pub mod records;
 pub mod replayable;
 pub mod replayed;
 pub mod segments;
+pub mod signature;
 
 #[cfg(test)]
 mod golden;

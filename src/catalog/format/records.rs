@@ -68,6 +68,8 @@ pub struct StoredVerification {
     pub error: Option<String>,
     pub scratch: Option<String>,
     pub host: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_signature: Option<super::signature::BackupSignature>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -101,6 +103,8 @@ pub struct StoredRestore {
     /// A point-in-time restore: what was replayed onto the dump (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<super::replayed::StoredReplayed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_signature: Option<super::signature::BackupSignature>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -134,6 +138,8 @@ pub struct StoredDrill {
     /// the point and the distance of the last applied commit to it (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<super::replayed::StoredReplayed>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_signature: Option<super::signature::BackupSignature>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -225,6 +231,7 @@ impl From<&VerificationRecord> for StoredVerification {
             error: r.error.clone(),
             scratch: r.scratch.clone(),
             host: r.host.clone(),
+            backup_signature: r.backup_signature.clone(),
         }
     }
 }
@@ -245,6 +252,7 @@ impl From<StoredVerification> for VerificationRecord {
             error: s.error,
             scratch: s.scratch,
             host: s.host,
+            backup_signature: s.backup_signature,
         }
     }
 }
@@ -273,6 +281,7 @@ impl From<&RestoreRecord> for StoredRestore {
             roles_kept: r.roles_kept.clone(),
             managed: r.managed.clone(),
             host: r.host.clone(),
+            backup_signature: r.backup_signature.clone(),
             replay: r.replay.clone(),
         }
     }
@@ -302,6 +311,7 @@ impl From<StoredRestore> for RestoreRecord {
             roles_kept: s.roles_kept,
             managed: s.managed,
             host: s.host,
+            backup_signature: s.backup_signature,
             replay: s.replay,
         }
     }
@@ -334,6 +344,7 @@ impl From<&DrillRecord> for StoredDrill {
             scratch_server_version: r.scratch_server_version.clone(),
             host: r.host.clone(),
             replay: r.replay.clone(),
+            backup_signature: r.backup_signature.clone(),
         }
     }
 }
@@ -365,6 +376,7 @@ impl From<StoredDrill> for DrillRecord {
             scratch_server_version: s.scratch_server_version,
             host: s.host,
             replay: s.replay,
+            backup_signature: s.backup_signature,
         }
     }
 }

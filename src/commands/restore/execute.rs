@@ -291,6 +291,7 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
     let (tables, rows) = plan.table_count();
     let engine = Some(progress.engine);
     let record = RestoreRecord {
+        backup_signature: Some(plan.backup_signature.clone()),
         format_version: records::RECORD_FORMAT_VERSION,
         pgdr_version: env!("CARGO_PKG_VERSION").to_string(),
         database: m.database.clone(),

@@ -69,6 +69,8 @@ pub struct Plan {
     pub(super) globals_sql: String,
     pub(super) ids: Identities,
     pub(super) catalog: Catalog,
+    /// How the backup was accepted (signed by a trusted key, or let through): in the record.
+    pub backup_signature: crate::catalog::format::signature::BackupSignature,
 }
 
 /// Parse `--target` like a source URL: password out of the URL into a secret, .pgpass and
@@ -92,10 +94,8 @@ pub(super) fn target_database(url: &str) -> Result<Database> {
 pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan> {
     let target = target_database(&opts.target_url)?;
     let name = target.conn.get_dbname().unwrap_or_default().to_string();
-    let planned_at = Utc::now();
-    let previous = format!("{name}_pre_restore_{}", planned_at.format("%Y%m%d%H%M%S"));
-    check_name_length(&name, &previous, opts.mode != ModeFlag::None)?;
-    let (point, backup) = open_point_and_backup(settings, opts, &name).await?;
+    let (planned_at, previous) = previous_name(&name, opts)?;
+    let (point, mut backup) = open_point_and_backup(settings, opts, &name).await?;
     let m = backup.manifest;
     let (maintenance, client) = connect_maintenance(&target).await?;
     let server_facts = read_server(&client, &maintenance, &m).await?;
@@ -103,7 +103,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
     let roles_preview = restore::roles::preview(&client, &backup.parsed, &m, opts.roles).await?;
     let state = inspect(&client, &target, &name).await?;
     let mut notes = super::managed::put_back_held(&backup.catalog, &m, &target, &state).await?;
-    notes.extend(super::select::before_note(settings, opts, &name).await);
+    notes.append(&mut backup.notes);
     let managed = super::managed::plan_if(
         &client,
         &target,
@@ -166,6 +166,7 @@ pub async fn prepare(settings: &Settings, opts: &RestoreOptions) -> Result<Plan>
         globals_sql: backup.globals_sql,
         ids: backup.ids,
         catalog: backup.catalog,
+        backup_signature: backup.signature,
     })
 }
 
@@ -175,6 +176,30 @@ fn restore_name(mode: RestoreMode, name: &str) -> (bool, String) {
     let beside = matches!(mode, RestoreMode::Swap | RestoreMode::Clean);
     let into = beside.then(|| format!("{name}_restoring"));
     (beside, into.unwrap_or_else(|| name.to_string()))
+}
+
+/// When the plan is made, and the name the previous database would be kept under (checked).
+fn previous_name(name: &str, opts: &RestoreOptions) -> Result<(DateTime<Utc>, String)> {
+    let planned_at = Utc::now();
+    let previous = format!("{name}_pre_restore_{}", planned_at.format("%Y%m%d%H%M%S"));
+    check_name_length(name, &previous, opts.mode != ModeFlag::None)?;
+    Ok((planned_at, previous))
+}
+
+/// The plan says when the backup's origin is not proven: `--allow-unsigned`, or no trust key.
+fn signature_note(s: &crate::catalog::format::signature::BackupSignature) -> Option<String> {
+    use crate::catalog::format::signature::Acceptance;
+    match s.acceptance {
+        Acceptance::Trusted => None,
+        Acceptance::AllowedUnsigned => Some(format!(
+            "--allow-unsigned: restoring although {} (the record says so)",
+            s.problem.as_deref().unwrap_or("the backup is not signed by a trusted key")
+        )),
+        Acceptance::NoTrustKeys => Some(match &s.key_id {
+            None => "unsigned backup, no trust keys configured: its origin is not checked (set [trust] keys to refuse forgeries)".into(),
+            Some(k) => format!("backup signed by key {k}, but no trust keys are configured: the signature is not checked"),
+        }),
+    }
 }
 
 /// `host:port` of the target server, as restore marks name it.
@@ -225,12 +250,17 @@ struct Backup {
     parsed: Vec<restore::globals::Statement>,
     ids: Identities,
     catalog: Catalog,
+    signature: crate::catalog::format::signature::BackupSignature,
+    /// The plan's first notes: the signature's (when not proven), `--before`'s.
+    notes: Vec<String>,
 }
 
 async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> Result<Backup> {
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::open(settings).await?;
     let entry = select_backup(&catalog, settings, opts, name).await?;
+    // A backup no trusted key signed is refused before anything is decrypted or touched.
+    let signature = catalog.authenticate(&entry.manifest).await?;
     let m = entry.manifest.clone();
     // Proves the identity (and the repository) before anything is touched.
     let globals_sql = restore::fetch_globals(&catalog, &m, ids.clone())
@@ -246,6 +276,8 @@ async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> 
     Ok(Backup {
         manifest: m,
         verification: entry.verification,
+        notes: Vec::from_iter(signature_note(&signature)),
+        signature,
         globals_sql,
         parsed,
         ids,
@@ -260,7 +292,11 @@ async fn open_point_and_backup(
     name: &str,
 ) -> Result<(Option<crate::restore::point::PointPlan>, Backup)> {
     let Some(spec) = &opts.at else {
-        return Ok((None, open_backup(settings, opts, name).await?));
+        let mut backup = open_backup(settings, opts, name).await?;
+        backup
+            .notes
+            .extend(super::select::before_note(settings, opts, name).await);
+        return Ok((None, backup));
     };
     let catalog = Catalog::open(settings).await?;
     let point = super::select::point_plan(&catalog, settings, opts, name, spec).await?;

@@ -95,6 +95,10 @@ pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result
         PointSpec::Latest => (Target::End, "latest".to_string()),
     };
     let plan = inputs.choose(&described, target)?;
+    // Planted segments would be replayed onto the restored copy: signed ones only.
+    catalog
+        .authenticate_segments(database, &plan.segment_starts)
+        .await?;
     Ok(plan.with_rate(catalog.last_replay_rate(database).await?))
 }
 

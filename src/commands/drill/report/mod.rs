@@ -256,6 +256,7 @@ mod tests {
     fn record(t: &str, rto: Option<f64>, outcome: Outcome) -> DrillRecord {
         let at: DateTime<Utc> = t.parse().unwrap();
         DrillRecord {
+            backup_signature: None,
             format_version: RECORD_FORMAT_VERSION,
             pgdr_version: "0.1.0".into(),
             database: "app".into(),
