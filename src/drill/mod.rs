@@ -220,6 +220,20 @@ fn choose(
     })
 }
 
+/// No backup to restore: the drill fails, and the record says why.
+fn no_backup(
+    mut rec: DrillRecord,
+    why: String,
+    checks: &[spec::Check],
+    t0: Instant,
+    timer: PhaseTimer,
+) -> DrillRecord {
+    rec.failures.push(why);
+    rec.checks = not_run(checks, "there was no backup to restore");
+    rec.elapsed_seconds = t0.elapsed().as_secs_f64();
+    finish(rec, timer)
+}
+
 async fn drill_one(
     catalog: &Catalog,
     settings: &Settings,
@@ -246,12 +260,7 @@ async fn drill_one(
     capture_rpo::record(&mut rec, settings, catalog, &listed).await?;
     let mut m = match chosen {
         Ok(m) => m,
-        Err(why) => {
-            rec.failures.push(why);
-            rec.checks = not_run(checks, "there was no backup to restore");
-            rec.elapsed_seconds = t0.elapsed().as_secs_f64();
-            return Ok(finish(rec, timer));
-        }
+        Err(why) => return Ok(no_backup(rec, why, checks, t0, timer)),
     };
     // Prune keeps it while the drill reads it; the mark goes when this function returns.
     let _in_use = catalog.mark_in_use(&m.database, &m.id, "drill").await?;
