@@ -30,8 +30,7 @@ while [ $# -gt 0 ]; do
 done
 
 pgdr_install_deps
-cargo build --release --locked -q
-PGDR="$PGDR_ROOT/target/release/pgdr"
+PGDR="$(pgdr_release_bin)"
 BIN="$(pgdr_pg_bin)"
 
 work="$(mktemp -d /tmp/pgdr-bench-XXXXXX)"

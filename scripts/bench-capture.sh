@@ -44,13 +44,12 @@ while [ $# -gt 0 ]; do
   esac
 done
 if [ -n "$old_pgdr" ] && [ ! -x "$old_pgdr" ]; then
-  echo "--compare $old_pgdr: not an executable pgdr binary; build the older code with cargo build --release and copy target/release/pgdr" >&2
+  echo "--compare $old_pgdr: not an executable pgdr binary; build the older code with cargo build --release and copy the binary it built" >&2
   exit 64
 fi
 
 pgdr_install_deps
-cargo build --release --locked -q
-PGDR="$PGDR_ROOT/target/release/pgdr"
+PGDR="$(pgdr_release_bin)"
 BIN="$(pgdr_pg_bin)"
 export PATH="$BIN:$PATH"
 HELPER="$PGDR_ROOT/scripts/bench_capture.py"

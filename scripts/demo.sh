@@ -19,8 +19,7 @@ done
 
 pgdr_install_deps
 echo "== building pgdr (release)"
-cargo build --release --locked -q
-PGDR="$PGDR_ROOT/target/release/pgdr"
+PGDR="$(pgdr_release_bin)"
 
 work="$(mktemp -d /tmp/pgdr-demo-XXXXXX)"
 chmod 755 "$work"

@@ -24,6 +24,20 @@ pgdr_install_deps() {
   fi
 }
 
+# pgdr_release_bin: build pgdr with --release and print the binary's path as cargo itself
+# reports it (so CARGO_TARGET_DIR, a build.target-dir in a cargo config, or a cross target
+# are honoured: never assume target/release under the checkout).
+pgdr_release_bin() {
+  (cd "$PGDR_ROOT" && cargo build --release --locked -q --bin pgdr --message-format=json) |
+    python3 -c 'import json, sys
+exe = [m["executable"] for m in map(json.loads, sys.stdin)
+       if m.get("reason") == "compiler-artifact" and m.get("executable")
+       and m["target"]["name"] == "pgdr"]
+if not exe:
+    sys.exit("cargo reported no pgdr binary")
+print(exe[-1])'
+}
+
 pgdr_pg_bin() {
   ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1
 }
