@@ -111,8 +111,12 @@ pub async fn live(
             if !revealed {
                 crate::fingerprint::sensitive::split(&mut actual);
             }
-            let names: Vec<String> = selected.iter().map(|t| key(t)).collect();
-            schema_lines(expected, &actual, &names)
+            // Without --table, the whole schema.
+            let only: Vec<String> = match opts.tables.is_empty() {
+                true => Vec::new(),
+                false => selected.iter().map(|t| key(t)).collect(),
+            };
+            schema_lines(expected, &actual, &only)
         }
         None => Vec::new(),
     };
