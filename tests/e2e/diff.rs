@@ -166,3 +166,35 @@ fn diff_names_exactly_what_a_migration_changed() {
     assert!(r.stderr.contains("--table public.nosuch"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
 }
+
+/// A fingerprint no trusted key signed could be made to match anything: with trust keys, diff
+/// refuses it (exit 2, named) and accepts the one the host signed.
+#[test]
+fn diff_refuses_a_backup_no_trusted_key_signed() {
+    let w = World::local();
+    let key = w.dir.path().join("host.key");
+    let mut c = pgdr_cmd();
+    c.args(["keygen", "--signing", "--out"]).arg(&key);
+    let public = run(c).ok().stdout.trim().to_string();
+    w.run(&["backup", "--label", "plain", "--quiet"]).ok();
+    let mut c = w.pgdr(&["backup", "--label", "signed", "--quiet"]);
+    c.arg("--signing-key").arg(&key);
+    run(c).ok();
+
+    let trusted = |label: &str| {
+        let mut c = pgdr_cmd();
+        c.args(["diff", label, "--json", "--target"])
+            .arg(w.pg.url("app"))
+            .arg("--trust-key")
+            .arg(&public);
+        w.repo.apply(&mut c);
+        run(c)
+    };
+    let r = trusted("plain");
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.is_empty(), "nothing compared: {}", r.stdout);
+    assert!(r.stderr.contains("unsigned"), "{}", r.stderr);
+    let r = trusted("signed");
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["identical"], true);
+}
