@@ -130,3 +130,54 @@ fn render(r: &DiffReport) -> String {
     let _ = writeln!(s, "\n{verdict}");
     s
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::diff::TableDiff;
+
+    #[test]
+    fn the_before_after_table_reads_like_the_hand_written_one() {
+        let t = |table: &str, b: u64, now: Option<u64>, content| TableDiff {
+            table: table.into(),
+            rows_backup: b,
+            rows_now: now,
+            diff: now.map(|n| n as i64 - b as i64),
+            content,
+        };
+        let r = DiffReport {
+            database: "app".into(),
+            backup_id: "20261205T045835.874Z".into(),
+            label: Some("before-migration".into()),
+            backup_time: "2026-12-05T04:58:35Z".parse().unwrap(),
+            target: "postgres@127.0.0.1:5432/app".into(),
+            counts_only: false,
+            tables: vec![
+                t("public.orders", 5, Some(3), Content::Changed),
+                t("public.profiles", 3, Some(3), Content::Same),
+                t("public.gone", 7, None, Content::Missing),
+            ],
+            large_objects: vec![],
+            schema: vec!["policy \"p\" on public.profiles: missing now".into()],
+            sensitive_values_compared: false,
+            identical: false,
+        };
+        let text = render(&r);
+        let expected = "\
+backup app/20261205T045835.874Z (before-migration), 2026-12-05 04:58:35 UTC vs postgres@127.0.0.1:5432/app now
+
+table            rows in backup    rows now      diff  content
+public.orders                 5           3        -2  changed
+public.profiles               3           3         0  same
+public.gone                   7           -         -  missing
+
+schema:
+  policy \"p\" on public.profiles: missing now
+
+setting values and comments compared by name only (pass --identity to compare them)
+
+differs from the backup
+";
+        assert_eq!(text, expected);
+    }
+}
