@@ -160,6 +160,24 @@ fn diff_names_exactly_what_a_migration_changed() {
     assert_eq!(tables, ["public.profiles"]);
     assert_eq!(lines(&j, "schema").len(), 2, "{j:#}");
 
+    // A setting's value is compared only with the identity, and never printed.
+    w.pg.psql(
+        "app",
+        "ALTER DATABASE app SET app.settings.environment = 'production'",
+    );
+    let with = diff(&w, &["before-migration", "--json"], true).json();
+    let setting: Vec<String> = lines(&with, "schema")
+        .into_iter()
+        .filter(|l| l.contains("app.settings.environment"))
+        .collect();
+    assert_eq!(setting.len(), 1, "{with:#}");
+    assert!(
+        !setting[0].contains("production") && !setting[0].contains("demo"),
+        "{setting:?}"
+    );
+    let without = diff(&w, &["before-migration", "--json"], false).json();
+    assert_eq!(lines(&without, "schema").len(), 3, "{without:#}");
+
     // An unknown table is named, exit 2, nothing else printed on stdout.
     let r = diff(&w, &["before-migration", "--table", "public.nosuch"], false);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
