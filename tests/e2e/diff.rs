@@ -178,6 +178,36 @@ fn diff_names_exactly_what_a_migration_changed() {
     let without = diff(&w, &["before-migration", "--json"], false).json();
     assert_eq!(lines(&without, "schema").len(), 3, "{without:#}");
 
+    // A dropped table and a dropped column fail their statements: each is named and the
+    // snapshot goes on to the other tables.
+    w.pg.psql(
+        "app",
+        "DROP TABLE public.measurements CASCADE; ALTER TABLE public.profiles DROP COLUMN bio",
+    );
+    let r = diff(&w, &["before-migration", "--json"], true);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let j = r.json();
+    let m = table(&j, "public.measurements");
+    assert_eq!(
+        (m["content"].as_str(), m["rows_now"].is_null()),
+        (Some("missing"), true)
+    );
+    let p = table(&j, "public.profiles");
+    assert_eq!(
+        (p["content"].as_str(), &p["diff"]),
+        (Some("changed"), &Value::from(0))
+    );
+    for t in j["tables"].as_array().unwrap() {
+        if t["table"] != "public.measurements" {
+            assert!(t["rows_now"].is_u64(), "{t}");
+        }
+    }
+    assert_eq!(
+        differing(&j),
+        ["public.measurements", "public.orders", "public.profiles"],
+        "{j:#}"
+    );
+
     // An unknown table is named, exit 2, nothing else printed on stdout.
     let r = diff(&w, &["before-migration", "--table", "public.nosuch"], false);
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
