@@ -5,6 +5,7 @@ mod capture;
 mod capture_chain;
 mod capture_run;
 mod capture_status;
+mod diff;
 mod labels;
 mod ops;
 mod render;
@@ -136,6 +137,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         } => run_sign(g, id.as_deref()).await,
         Cmd::Backup(a) => labels::run_backup(g, a, cancel).await,
         Cmd::Keep(a) => labels::run_keep(g, a).await,
+        Cmd::Diff(a) => diff::run(g, a).await,
         Cmd::List { json } => {
             let settings = Settings::load(&overrides(g))?;
             let listed = commands::list::list(&settings, g.database.as_deref()).await?;

@@ -112,6 +112,9 @@ pub(super) enum Cmd {
     Backup(super::labels::BackupArgs),
     /// Change how long retention keeps a backup (a keep record beside its manifest).
     Keep(super::labels::KeepArgs),
+    /// Compare a live database with a backup's fingerprint (row counts, content, schema),
+    /// restoring nothing. Exit 0 identical, 1 different, 2 could not run.
+    Diff(super::diff::DiffArgs),
     /// List committed backups.
     List {
         #[arg(long)]

@@ -9,6 +9,7 @@ pub use crate::backup;
 pub mod capture;
 pub mod cat;
 pub mod config_check;
+pub mod diff;
 pub use crate::schedule::daemon;
 pub mod drill;
 pub mod keep;

@@ -27,6 +27,7 @@ use crate::sql::quote_ident as qi;
 
 mod capture;
 pub mod chain;
+pub mod diff;
 mod job;
 pub mod scratch;
 pub use capture::capture_checks;

@@ -17,6 +17,7 @@ mod capture_schema;
 mod capture_sequences;
 mod chain;
 mod common;
+mod diff;
 mod drill;
 mod drill_capture;
 mod drill_point;

@@ -24,6 +24,7 @@ mod select;
 mod target;
 
 pub use execute::{execute, RestoreReport};
+pub(crate) use plan::target_database;
 pub use plan::{prepare, Plan};
 pub use target::{describe_sessions, Sessions, TargetState};
 

@@ -75,7 +75,7 @@ pub struct Plan {
 
 /// Parse `--target` like a source URL: password out of the URL into a secret, .pgpass and
 /// PGPASSWORD honoured.
-pub(super) fn target_database(url: &str) -> Result<Database> {
+pub(crate) fn target_database(url: &str) -> Result<Database> {
     let o = crate::config::Overrides {
         source: Some(url.to_string()),
         repo: Some("/".into()),
