@@ -109,6 +109,27 @@ impl Repository {
         }
     }
 
+    /// A `Cause::Locked` error when an Object Lock still holds `key`: the delete is never
+    /// sent (on a versioned bucket it would only hide the object behind a delete marker).
+    pub(super) async fn refuse_locked(&self, key: &Key) -> Result<()> {
+        if self.lock.is_none() || !lockable(key) {
+            return Ok(());
+        }
+        let until = match self.store.retention(&key.render()).await {
+            Ok(r) => r.map(|r| r.until).filter(|u| *u > Utc::now()),
+            Err(e) if e.kind == crate::error::Kind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        match until {
+            None => Ok(()),
+            Some(t) => Err(PgdrError::repository(format!(
+                "{key}: Object Lock until {}; not deleted",
+                t.format("%Y-%m-%d %H:%M UTC")
+            ))
+            .caused_by(crate::error::Cause::Locked(t))),
+        }
+    }
+
     /// The latest retain-until date among a backup's locked objects, if it is after `now`:
     /// deleting the backup now would fail (or, on a versioned bucket, only hide it).
     pub async fn backup_locked_until(

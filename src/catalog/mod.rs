@@ -175,6 +175,7 @@ impl Repository {
     /// Remove one object (prune: an old record, an object of an uncommitted folder), and
     /// its signature if it has one.
     pub async fn remove(&self, key: &Key) -> Result<()> {
+        self.refuse_locked(key).await?;
         self.store.delete(&key.render()).await?;
         if !matches!(key, Key::Signature { .. }) {
             self.store.delete(&key.signature().render()).await?;
