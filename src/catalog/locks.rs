@@ -109,6 +109,11 @@ impl Repository {
         }
     }
 
+    /// The bucket's versioning and Object Lock state (None for a local repository).
+    pub async fn protection(&self) -> Result<Option<crate::store::Protection>> {
+        self.store.protection().await
+    }
+
     /// A `Cause::Locked` error when an Object Lock still holds `key`: the delete is never
     /// sent (on a versioned bucket it would only hide the object behind a delete marker).
     pub(super) async fn refuse_locked(&self, key: &Key) -> Result<()> {
