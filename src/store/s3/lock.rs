@@ -13,12 +13,8 @@ use super::{to_chrono, S3Store};
 use crate::error::Result;
 use crate::store::{LockMode, Protection, Retention};
 
-/// Error codes of "this object or bucket has no lock configuration" (AWS, and moto's spelling).
-const NO_LOCK_CODES: &[&str] = &[
-    "NoSuchObjectLockConfiguration",
-    "ObjectLockConfigurationNotFoundError",
-    "InvalidRequest",
-];
+/// Error codes of "this bucket has no Object Lock configuration".
+const NO_LOCK_CODES: &[&str] = &["ObjectLockConfigurationNotFoundError"];
 
 /// The PutObject/CreateMultipartUpload fields of a lock, and the checksum a locked PutObject
 /// must carry (S3 refuses a locked put without Content-MD5 or an x-amz-checksum; CRC32 is
@@ -55,29 +51,26 @@ fn retention_mode(m: LockMode) -> ObjectLockRetentionMode {
 }
 
 impl S3Store {
+    /// Read with HeadObject, whose answer carries the lock (S3 sends the lock headers to a
+    /// caller allowed s3:GetObjectRetention): it is what every S3 implementation serves,
+    /// where GetObjectRetention is missing from some (moto answers it with the object).
     pub(super) async fn object_retention(&self, key: &str) -> Result<Option<Retention>> {
         let full = self.full_key(key)?;
-        let out = match self
+        let out = self
             .client
-            .get_object_retention()
+            .head_object()
             .bucket(&self.bucket)
             .key(&full)
             .send()
             .await
-        {
-            Ok(o) => o,
-            Err(e) if e.code().is_some_and(|c| NO_LOCK_CODES.contains(&c)) => return Ok(None),
-            Err(e) => return Err(self.sdk_err("GetObjectRetention", &full, e)),
-        };
-        let Some(r) = out.retention() else {
-            return Ok(None);
-        };
-        let mode = match r.mode() {
-            Some(ObjectLockRetentionMode::Compliance) => LockMode::Compliance,
-            Some(ObjectLockRetentionMode::Governance) => LockMode::Governance,
+            .map_err(|e| self.sdk_err("HeadObject", &full, e))?;
+        let mode = match out.object_lock_mode() {
+            Some(ObjectLockMode::Compliance) => LockMode::Compliance,
+            Some(ObjectLockMode::Governance) => LockMode::Governance,
             _ => return Ok(None),
         };
-        Ok(r.retain_until_date()
+        Ok(out
+            .object_lock_retain_until_date()
             .and_then(to_chrono)
             .map(|until| Retention { mode, until }))
     }
