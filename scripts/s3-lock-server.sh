@@ -6,6 +6,7 @@
 #   scripts/s3-lock-server.sh env      print the env file of the running server
 #   scripts/s3-lock-server.sh status   exit 0 when the server is running
 #   scripts/s3-lock-server.sh stop     stop the server this script started and remove its state
+#   scripts/s3-lock-server.sh install  install moto into its venv when missing (CI)
 #
 # State (pid, env, log) lives in ${PGDR_MOTO_DIR:-/tmp/pgdr-moto}. moto (PyPI `moto[server]`)
 # is installed once into the venv ${PGDR_MOTO_VENV:-$HOME/.cache/pgdr/moto-venv}, kept
@@ -164,8 +165,12 @@ start) cmd_start ;;
 stop) cmd_stop ;;
 env) cmd_env ;;
 status) cmd_status ;;
+install)
+    mkdir -p "$DIR"
+    ensure_moto
+    ;;
 *)
-    echo "usage: $0 start|stop|env|status   (state dir: \$PGDR_MOTO_DIR, default /tmp/pgdr-moto)" >&2
+    echo "usage: $0 start|stop|env|status|install   (state dir: \$PGDR_MOTO_DIR, default /tmp/pgdr-moto)" >&2
     exit 2
     ;;
 esac

@@ -152,7 +152,12 @@ impl Repository {
             .buffer_unordered(4)
             .try_collect()
             .await?;
-        Ok(dates.into_iter().flatten().map(|r| r.until).filter(|u| *u > now).max())
+        Ok(dates
+            .into_iter()
+            .flatten()
+            .map(|r| r.until)
+            .filter(|u| *u > now)
+            .max())
     }
 
     /// Extend the lock of every object of a backup to `until` (never shortening one);

@@ -51,19 +51,8 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
             }),
         );
     }
-    let opened = crate::catalog::Repository::open(settings).await;
-    let repo = async {
-        let s = opened.as_ref().map_err(Clone::clone)?;
-        s.check_writable().await?;
-        Ok(format!("{} is writable", s.describe()))
-    }
-    .await;
-    let reachable = repo.is_ok();
-    push("repository".into(), repo);
-    if let (true, Ok(s)) = (reachable, &opened) {
-        if let Some(r) = bucket_protection(settings, s).await {
-            push("bucket protection".into(), r);
-        }
+    for (what, r) in repository(settings).await {
+        push(what, r);
     }
 
     if settings.databases.is_empty() {
@@ -98,6 +87,25 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
     checks
 }
 
+/// The repository is writable; then, for a bucket, how it protects its objects.
+async fn repository(settings: &Settings) -> Vec<(String, Result<String, PgdrError>)> {
+    let opened = crate::catalog::Repository::open(settings).await;
+    let repo = async {
+        let s = opened.as_ref().map_err(Clone::clone)?;
+        s.check_writable().await?;
+        Ok(format!("{} is writable", s.describe()))
+    }
+    .await;
+    let reachable = repo.is_ok();
+    let mut out = vec![("repository".to_string(), repo)];
+    if let (true, Ok(s)) = (reachable, &opened) {
+        if let Some(r) = bucket_protection(settings, s).await {
+            out.push(("bucket protection".into(), r));
+        }
+    }
+    out
+}
+
 /// The bucket's versioning, Object Lock and default retention; a failure when the settings ask
 /// for Object Lock and the bucket cannot do it. `None` for a local repository.
 async fn bucket_protection(
@@ -111,7 +119,11 @@ async fn bucket_protection(
     let detail = format!(
         "versioning {}, Object Lock {}, default retention {}",
         p.versioning,
-        if p.object_lock { "enabled" } else { "not enabled" },
+        if p.object_lock {
+            "enabled"
+        } else {
+            "not enabled"
+        },
         p.default_retention.as_deref().unwrap_or("none")
     );
     Some(match settings.s3.object_lock {

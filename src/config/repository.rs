@@ -115,8 +115,10 @@ fn lock_settings(f: &S3File) -> Result<(Option<LockMode>, std::time::Duration)> 
         None => DEFAULT_OBJECT_LOCK_MAX,
     };
     if max.is_zero() {
-        return Err(PgdrError::config("repository.s3.object_lock_max must be above zero")
-            .hint("write a duration such as \"3650d\""));
+        return Err(
+            PgdrError::config("repository.s3.object_lock_max must be above zero")
+                .hint("write a duration such as \"3650d\""),
+        );
     }
     Ok((mode, max))
 }
@@ -180,4 +182,37 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
         other => return Err(format!("unknown unit '{other}'")),
     };
     Ok((n * mult) as usize)
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    fn s3(text: &str) -> Result<S3Settings> {
+        let f = crate::config::parse_file(text, "t.toml")?;
+        s3_settings(&f.repository.s3)
+    }
+
+    #[test]
+    fn object_lock_modes_and_max_parse_and_bad_ones_are_named() {
+        let s = s3("[repository.s3]\nobject_lock = \"compliance\"\nobject_lock_max = \"400d\"\n")
+            .unwrap();
+        assert_eq!(s.object_lock, Some(LockMode::Compliance));
+        assert_eq!(s.object_lock_max.as_secs(), 400 * 86_400);
+        let s = s3("[repository.s3]\n").unwrap();
+        assert_eq!(s.object_lock, None);
+        assert_eq!(s.object_lock_max, DEFAULT_OBJECT_LOCK_MAX);
+        let e = s3("[repository.s3]\nobject_lock = \"strict\"\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "repository.s3.object_lock = 'strict' is not a lock mode"
+        );
+        let e = s3("[repository.s3]\nobject_lock_max = \"forever\"\n").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("repository.s3.object_lock_max = 'forever'"),
+            "{}",
+            e.message
+        );
+    }
 }

@@ -22,14 +22,20 @@ async fn retention(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> (String, 
         .object_lock_retain_until_date()
         .unwrap_or_else(|| panic!("{key} has no retain-until date"));
     (
-        out.object_lock_mode().expect("a lock mode").as_str().to_string(),
+        out.object_lock_mode()
+            .expect("a lock mode")
+            .as_str()
+            .to_string(),
         DateTime::from_timestamp(until.secs(), 0).unwrap(),
     )
 }
 
 fn assert_near(what: &str, got: DateTime<Utc>, want: DateTime<Utc>) {
     let off = (got - want).num_seconds().abs();
-    assert!(off < 600, "{what}: locked until {got}, expected about {want}");
+    assert!(
+        off < 600,
+        "{what}: locked until {got}, expected about {want}"
+    );
 }
 
 fn ids(w: &World) -> Vec<String> {

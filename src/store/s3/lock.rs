@@ -126,7 +126,10 @@ impl S3Store {
             .and_then(|c| c.rule())
             .and_then(|r| r.default_retention())
             .map(|d| {
-                let mode = d.mode().map(|m| m.as_str().to_lowercase()).unwrap_or_default();
+                let mode = d
+                    .mode()
+                    .map(|m| m.as_str().to_lowercase())
+                    .unwrap_or_default();
                 match (d.days(), d.years()) {
                     (Some(n), _) => format!("{mode} for {n} days"),
                     (_, Some(n)) => format!("{mode} for {n} years"),
