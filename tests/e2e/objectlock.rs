@@ -116,6 +116,13 @@ async fn object_lock_per_tier_prune_skips_locked_and_extends_kept() {
     let (_, until) = retention(&c, &m.bucket, &key(a, "dump.zst.age")).await;
     assert_near("dropped backup", until, created + Duration::days(8));
 
+    // Releasing the keep rule does not pretend to shorten the lock.
+    let released = pgdr_ok(&w, &cfg, &["keep", b, "--release"]);
+    assert!(
+        released.contains("governance Object Lock still holds it until"),
+        "keep --release does not say the lock stays:\n{released}"
+    );
+
     let check = run_config(&w, &cfg, &["config", "check"]);
     assert!(
         check.contains("versioning Enabled, Object Lock enabled"),
