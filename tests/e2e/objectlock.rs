@@ -141,3 +141,30 @@ fn run_config(w: &World, cfg: &std::path::Path, args: &[&str]) -> String {
     let r = crate::common::run(w.pgdr_config(cfg, args));
     format!("{}{}", r.stdout, r.stderr)
 }
+
+/// Object Lock asked of a bucket without it (Garage has none): `config check` names it.
+#[test]
+fn config_check_fails_when_the_bucket_has_no_object_lock() {
+    let g = crate::common::garage::garage();
+    let dir = tempdir();
+    let cfg = dir.path().join("lock.toml");
+    std::fs::write(&cfg, "[repository.s3]\nobject_lock = \"compliance\"\n").unwrap();
+    let mut c = crate::common::pgdr_cmd();
+    c.args(["config", "check", "--config"]).arg(&cfg);
+    c.arg("--repo").arg(format!(
+        "s3://{}/{}",
+        g.bucket,
+        crate::common::garage::unique_prefix("nolock")
+    ));
+    c.env("AWS_ENDPOINT_URL", &g.endpoint)
+        .env("AWS_REGION", &g.region)
+        .env("AWS_ACCESS_KEY_ID", &g.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &g.secret_key);
+    let r = crate::common::run(c);
+    let out = format!("{}{}", r.stdout, r.stderr);
+    assert_ne!(r.code, 0, "{out}");
+    assert!(
+        out.contains("object_lock = \"compliance\" but the bucket has no Object Lock"),
+        "{out}"
+    );
+}

@@ -13,8 +13,9 @@ use super::{to_chrono, S3Store};
 use crate::error::Result;
 use crate::store::{LockMode, Protection, Retention};
 
-/// Error codes of "this bucket has no Object Lock configuration".
-const NO_LOCK_CODES: &[&str] = &["ObjectLockConfigurationNotFoundError"];
+/// Error codes of "this bucket has no Object Lock configuration", and of a server that has
+/// no Object Lock at all (Garage answers NotImplemented).
+const NO_LOCK_CODES: &[&str] = &["ObjectLockConfigurationNotFoundError", "NotImplemented"];
 
 /// The PutObject/CreateMultipartUpload fields of a lock, and the checksum a locked PutObject
 /// must carry (S3 refuses a locked put without Content-MD5 or an x-amz-checksum; CRC32 is
