@@ -14,6 +14,8 @@ pgdr_install_deps() {
   command -v runuser >/dev/null || need+=(util-linux)
   command -v pgrep >/dev/null || need+=(procps)
   command -v python3 >/dev/null || need+=(python3)
+  # moto's S3 server (Object Lock tests) goes into a venv: scripts/s3-lock-server.sh.
+  python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
   command -v openssl >/dev/null || need+=(openssl)
   command -v minisign >/dev/null || need+=(minisign)
   if [ ${#need[@]} -gt 0 ]; then

@@ -30,7 +30,10 @@ pub use file::{
     FileConfig, RepositoryFile, S3File, ScratchFile, ToolsFile,
 };
 use repository::s3_settings;
-pub use repository::{parse_size, RepositoryUrl, S3Settings, DEFAULT_PART_SIZE, MIN_PART_SIZE};
+pub use repository::{
+    parse_size, LockMode, RepositoryUrl, S3Settings, DEFAULT_OBJECT_LOCK_MAX, DEFAULT_PART_SIZE,
+    MIN_PART_SIZE,
+};
 pub use scratch::ScratchSettings;
 pub use signing::SigningSettings;
 pub use sslmode::{CertCheck, Roots, VerifyMode};
@@ -127,6 +130,12 @@ impl Settings {
         })?;
         let repository: RepositoryUrl = repo_str.parse()?;
         let s3 = s3_settings(&file.repository.s3)?;
+        if s3.object_lock.is_some() && matches!(repository, RepositoryUrl::Local(_)) {
+            return Err(PgdrError::config(format!(
+                "repository.s3.object_lock is set but the repository {repository} is a directory"
+            ))
+            .hint("Object Lock needs an s3:// repository; remove object_lock for a local one"));
+        }
 
         let recipients = if ov.recipients.is_empty() {
             file.encryption.recipients.clone()

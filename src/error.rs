@@ -52,6 +52,8 @@ pub enum Cause {
     Sql(tokio_postgres::error::SqlState),
     /// The operating system's error, as std classifies it.
     Io(std::io::ErrorKind),
+    /// An S3 Object Lock holds the object until this date: pgdr sent no delete.
+    Locked(chrono::DateTime<chrono::Utc>),
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,14 @@ impl PgdrError {
     pub fn io_kind(&self) -> Option<std::io::ErrorKind> {
         match self.cause {
             Some(Cause::Io(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The date an Object Lock holds the object until, when that is why nothing was deleted.
+    pub fn locked_until(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        match self.cause {
+            Some(Cause::Locked(t)) => Some(t),
             _ => None,
         }
     }

@@ -29,6 +29,7 @@ mod jobs;
 pub mod keys;
 pub mod labels;
 pub mod leases;
+pub mod locks;
 pub mod manifest;
 pub mod marks;
 pub mod records;
@@ -105,6 +106,8 @@ pub struct Repository {
     store: DynStore,
     /// This host's signing key and trust keys (`signatures`).
     signing: signatures::Signing,
+    /// S3 Object Lock of backups and segments (`locks`), when configured.
+    lock: Option<std::sync::Arc<locks::LockPolicy>>,
 }
 
 /// The old name, kept while other modules move over.
@@ -131,6 +134,7 @@ impl Repository {
         Repository {
             store,
             signing: Default::default(),
+            lock: None,
         }
     }
 
@@ -143,7 +147,9 @@ impl Repository {
     /// Open the repository named in the settings (with its signing key and trust keys).
     pub async fn open(settings: &Settings) -> Result<Self> {
         let signing = signatures::Signing::load(&settings.signing)?;
-        Ok(Repository::new(crate::store::open(settings).await?).with_signing(signing))
+        Ok(Repository::new(crate::store::open(settings).await?)
+            .with_signing(signing)
+            .with_lock(locks::LockPolicy::from_settings(settings)))
     }
 
     /// For messages: `/var/backups/pgdr` or `s3://bucket/prefix`.
@@ -158,7 +164,7 @@ impl Repository {
 
     /// Store a stream under `key`, hashed on the way; nothing appears on an error.
     pub async fn put_object(&self, key: &Key, body: ByteStream) -> Result<Receipt> {
-        crate::store::put_hashed(self.store.as_ref(), &key.render(), body).await
+        self.put_stream_locked(key, body).await
     }
 
     /// Stream an object's bytes. A missing one is a `Kind::NotFound` error.
@@ -169,6 +175,7 @@ impl Repository {
     /// Remove one object (prune: an old record, an object of an uncommitted folder), and
     /// its signature if it has one.
     pub async fn remove(&self, key: &Key) -> Result<()> {
+        self.refuse_locked(key).await?;
         self.store.delete(&key.render()).await?;
         if !matches!(key, Key::Signature { .. }) {
             self.store.delete(&key.signature().render()).await?;
@@ -181,7 +188,7 @@ impl Repository {
     }
 
     async fn put_bytes(&self, key: &Key, data: Bytes) -> Result<()> {
-        self.store.put_bytes(&key.render(), data).await
+        self.put_bytes_locked(key, data).await
     }
 
     async fn delete(&self, key: &Key) -> Result<()> {

@@ -218,6 +218,9 @@ pub(super) async fn run_keep(g: &Global, a: &KeepArgs) -> Result<i32, PgdrError>
             r.before.as_deref().unwrap_or("no keep rule"),
             r.record
         );
+        if let Some(n) = &r.lock_note {
+            println!("note: {n}");
+        }
     }
     Ok(exit::OK)
 }

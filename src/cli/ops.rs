@@ -43,6 +43,15 @@ pub async fn prune(g: &Global, a: &PruneArgs) -> Result<i32, PgdrError> {
         for k in &r.kept_in_use {
             println!("kept (in use, or a keep record written, since the plan was made): {k}");
         }
+        for k in &r.locked {
+            println!("kept: {k}");
+        }
+        if r.extended_locks > 0 {
+            println!(
+                "extended the Object Lock of {} object(s) of backups a longer rule keeps",
+                r.extended_locks
+            );
+        }
         for e in &r.errors {
             report_error(&PgdrError::repository(format!("could not remove {e}")));
         }

@@ -51,13 +51,9 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
             }),
         );
     }
-    let repo = async {
-        let s = crate::catalog::Repository::open(settings).await?;
-        s.check_writable().await?;
-        Ok(format!("{} is writable", s.describe()))
+    for (what, r) in repository(settings).await {
+        push(what, r);
     }
-    .await;
-    push("repository".into(), repo);
 
     if settings.databases.is_empty() {
         push(
@@ -89,4 +85,54 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
         push(format!("database '{}'", db.name), r);
     }
     checks
+}
+
+/// The repository is writable; then, for a bucket, how it protects its objects.
+async fn repository(settings: &Settings) -> Vec<(String, Result<String, PgdrError>)> {
+    let opened = crate::catalog::Repository::open(settings).await;
+    let repo = async {
+        let s = opened.as_ref().map_err(Clone::clone)?;
+        s.check_writable().await?;
+        Ok(format!("{} is writable", s.describe()))
+    }
+    .await;
+    let reachable = repo.is_ok();
+    let mut out = vec![("repository".to_string(), repo)];
+    if let (true, Ok(s)) = (reachable, &opened) {
+        if let Some(r) = bucket_protection(settings, s).await {
+            out.push(("bucket protection".into(), r));
+        }
+    }
+    out
+}
+
+/// The bucket's versioning, Object Lock and default retention; a failure when the settings ask
+/// for Object Lock and the bucket cannot do it. `None` for a local repository.
+async fn bucket_protection(
+    settings: &Settings,
+    repo: &crate::catalog::Repository,
+) -> Option<Result<String, PgdrError>> {
+    let p = match repo.protection().await {
+        Ok(p) => p?,
+        Err(e) => return Some(Err(e)),
+    };
+    let detail = format!(
+        "versioning {}, Object Lock {}, default retention {}",
+        p.versioning,
+        if p.object_lock {
+            "enabled"
+        } else {
+            "not enabled"
+        },
+        p.default_retention.as_deref().unwrap_or("none")
+    );
+    Some(match settings.s3.object_lock {
+        Some(mode) if !p.object_lock => Err(PgdrError::config(format!(
+            "repository.s3.object_lock = \"{}\" but the bucket has no Object Lock ({detail})",
+            mode.as_str()
+        ))
+        .hint("Object Lock can only be enabled on a bucket (versioned) at or after creation: create one with Object Lock, or remove object_lock")),
+        Some(mode) => Ok(format!("{detail}; pgdr locks backups and segments in {} mode", mode.as_str())),
+        None => Ok(detail),
+    })
 }

@@ -29,6 +29,8 @@ pub struct KeepReport {
     pub after: Option<String>,
     /// The keep record written.
     pub record: String,
+    /// On release: the Object Lock that still holds the backup, which no keep rule shortens.
+    pub lock_note: Option<String>,
 }
 
 pub async fn run(
@@ -50,6 +52,19 @@ pub async fn run(
         host: crate::catalog::records::hostname(),
     };
     let key = catalog.write_keep(&record).await?;
+    let lock_note = match (opts.rule, catalog.lock_policy()) {
+        (None, Some(p)) => catalog
+            .backup_locked_until(&m.database, &m.id, now)
+            .await?
+            .map(|t| {
+                format!(
+                    "its {} Object Lock still holds it until {}: releasing the keep rule cannot shorten a lock; prune deletes it after that date",
+                    p.mode.as_str(),
+                    t.format("%Y-%m-%d %H:%M UTC")
+                )
+            }),
+        _ => None,
+    };
     Ok(KeepReport {
         database: m.database.clone(),
         id: m.id.clone(),
@@ -57,5 +72,6 @@ pub async fn run(
         before: e.keep_rule().map(|r| r.describe()),
         after: opts.rule.map(|r| r.describe()),
         record: key.to_string(),
+        lock_note,
     })
 }

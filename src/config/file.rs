@@ -63,6 +63,10 @@ pub struct S3File {
     pub storage_class: Option<String>,
     pub server_side_encryption: Option<String>,
     pub sse_kms_key_id: Option<String>,
+    /// "governance" or "compliance": write backups and change segments with a retain-until date.
+    pub object_lock: Option<String>,
+    /// The lock of a `--keep-forever` backup, renewed by prune (default "3650d").
+    pub object_lock_max: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -69,6 +69,58 @@ pub struct S3Settings {
     pub storage_class: Option<String>,
     pub server_side_encryption: Option<String>,
     pub sse_kms_key_id: Option<String>,
+    /// S3 Object Lock for backups and change segments; `None`: objects are written unlocked.
+    pub object_lock: Option<LockMode>,
+    /// The longest lock pgdr sets (a `--keep-forever` backup's, renewed by prune).
+    pub object_lock_max: std::time::Duration,
+}
+
+/// The S3 Object Lock retention mode: governance can be lifted by a principal with
+/// s3:BypassGovernanceRetention, compliance by nobody until the date passes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LockMode {
+    Governance,
+    Compliance,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Governance => "governance",
+            LockMode::Compliance => "compliance",
+        }
+    }
+}
+
+/// Ten years: long enough for "forever" (prune renews it), short enough not to outlive a bucket
+/// nobody pays for any more by decades.
+pub const DEFAULT_OBJECT_LOCK_MAX: std::time::Duration =
+    std::time::Duration::from_secs(3650 * 86_400);
+
+fn lock_settings(f: &S3File) -> Result<(Option<LockMode>, std::time::Duration)> {
+    let mode = match f.object_lock.as_deref() {
+        None => None,
+        Some("governance") => Some(LockMode::Governance),
+        Some("compliance") => Some(LockMode::Compliance),
+        Some(other) => {
+            return Err(PgdrError::config(format!(
+                "repository.s3.object_lock = '{other}' is not a lock mode"
+            ))
+            .hint("write \"governance\" or \"compliance\", or remove the key for no lock"))
+        }
+    };
+    let max = match &f.object_lock_max {
+        Some(s) => super::ops::duration(s, "repository.s3.object_lock_max")?,
+        None => DEFAULT_OBJECT_LOCK_MAX,
+    };
+    if max.is_zero() {
+        return Err(
+            PgdrError::config("repository.s3.object_lock_max must be above zero")
+                .hint("write a duration such as \"3650d\""),
+        );
+    }
+    Ok((mode, max))
 }
 
 /// S3 allows parts of 5 MiB to 5 GiB (the last may be smaller).
@@ -95,6 +147,7 @@ pub(super) fn s3_settings(f: &S3File) -> Result<S3Settings> {
             "repository.s3.max_parts_in_flight must be at least 1",
         ));
     }
+    let (object_lock, object_lock_max) = lock_settings(f)?;
     Ok(S3Settings {
         endpoint: f.endpoint.clone(),
         region: f.region.clone(),
@@ -108,6 +161,8 @@ pub(super) fn s3_settings(f: &S3File) -> Result<S3Settings> {
         storage_class: f.storage_class.clone(),
         server_side_encryption: f.server_side_encryption.clone(),
         sse_kms_key_id: f.sse_kms_key_id.clone(),
+        object_lock,
+        object_lock_max,
     })
 }
 
@@ -127,4 +182,37 @@ pub fn parse_size(s: &str) -> std::result::Result<usize, String> {
         other => return Err(format!("unknown unit '{other}'")),
     };
     Ok((n * mult) as usize)
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    fn s3(text: &str) -> Result<S3Settings> {
+        let f = crate::config::parse_file(text, "t.toml")?;
+        s3_settings(&f.repository.s3)
+    }
+
+    #[test]
+    fn object_lock_modes_and_max_parse_and_bad_ones_are_named() {
+        let s = s3("[repository.s3]\nobject_lock = \"compliance\"\nobject_lock_max = \"400d\"\n")
+            .unwrap();
+        assert_eq!(s.object_lock, Some(LockMode::Compliance));
+        assert_eq!(s.object_lock_max.as_secs(), 400 * 86_400);
+        let s = s3("[repository.s3]\n").unwrap();
+        assert_eq!(s.object_lock, None);
+        assert_eq!(s.object_lock_max, DEFAULT_OBJECT_LOCK_MAX);
+        let e = s3("[repository.s3]\nobject_lock = \"strict\"\n").unwrap_err();
+        assert_eq!(
+            e.message,
+            "repository.s3.object_lock = 'strict' is not a lock mode"
+        );
+        let e = s3("[repository.s3]\nobject_lock_max = \"forever\"\n").unwrap_err();
+        assert!(
+            e.message
+                .starts_with("repository.s3.object_lock_max = 'forever'"),
+            "{}",
+            e.message
+        );
+    }
 }

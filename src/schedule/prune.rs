@@ -30,6 +30,8 @@ pub struct PlannedBackup {
     pub proof: Proof,
     pub keep: bool,
     pub reasons: Vec<String>,
+    /// The Object Lock date prune gives this kept backup (`prune_locks`), when locking.
+    pub lock_until: Option<DateTime<Utc>>,
 }
 
 /// Objects of a backup folder without a manifest: a backup that was interrupted (killed) before
@@ -94,6 +96,11 @@ pub struct PruneReport {
     /// Capture segments (and segment objects without an entry) removed, and old gaps.
     pub removed_segments: usize,
     pub removed_gaps: usize,
+    /// Backups the plan would delete that an Object Lock still holds (or whose lock could
+    /// not be read): skipped, never a delete request.
+    pub locked: Vec<String>,
+    /// Objects whose lock was extended because a longer rule keeps their backup.
+    pub extended_locks: usize,
 }
 
 /// Plan (and unless `dry_run`, apply) for the selected databases.
@@ -179,7 +186,8 @@ async fn plan_database(
     // A backup being read (verify, drill, restore, cat) is never deleted under its reader.
     let in_use = catalog.in_use(name, now).await?;
     let kept = kept_by_rule(&listed, now);
-    let backups = plan_backups(&facts, &decisions, &in_use, &kept);
+    let mut backups = plan_backups(&facts, &decisions, &in_use, &kept);
+    locks::annotate(catalog, &mut backups, &facts, &ops.retention, &listed, now);
     let deleted: BTreeSet<&BackupId> = backups.iter().filter(|b| !b.keep).map(|b| &b.id).collect();
 
     let before = cutoff(now, ops);
@@ -268,6 +276,7 @@ fn plan_backups(
                 proof: f.proof,
                 keep: d.keep,
                 reasons: d.reasons.clone(),
+                lock_until: None,
             };
             if let Some(why) = kept.get(&f.id) {
                 if !b.keep {
@@ -445,6 +454,11 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
                     .push(format!("{}/{}: {why}", db.database, b.id));
                 continue;
             }
+            if let Some(why) = locks::held_by_lock(catalog, &db.database, &b.id).await {
+                tracing::info!(database = %db.database, id = %b.id, why = %why, "backup kept");
+                r.locked.push(why);
+                continue;
+            }
             match catalog.delete_backup(&db.database, &b.id).await {
                 Ok(()) => {
                     r.deleted_backups += 1;
@@ -455,6 +469,7 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
                     .push(format!("backup {}/{}: {}", db.database, b.id, e.message)),
             }
         }
+        locks::extend(catalog, db, &mut r).await;
         for l in &db.leftovers {
             match catalog.remove_leftover(l).await {
                 Ok(()) => {
@@ -471,7 +486,10 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
             for k in &o.keys {
                 if let Err(e) = catalog.remove(k).await {
                     ok = false;
-                    r.errors.push(format!("{k}: {}", e.message));
+                    match e.locked_until() {
+                        Some(_) => r.locked.push(e.message),
+                        None => r.errors.push(format!("{k}: {}", e.message)),
+                    }
                 }
             }
             if ok {
@@ -484,6 +502,7 @@ pub async fn apply(catalog: &Catalog, plan: &PrunePlan) -> PruneReport {
         r.removed_segments += removed.segments + removed.orphans;
         r.removed_gaps += removed.gaps;
         r.errors.extend(removed.errors);
+        r.locked.extend(removed.locked);
         for rec in &db.records {
             match catalog.remove(&rec.key).await {
                 Ok(()) => r.removed_records += 1,
@@ -500,6 +519,9 @@ mod memory_tests;
 
 #[path = "prune_segments.rs"]
 pub mod segments;
+
+#[path = "prune_locks.rs"]
+mod locks;
 
 #[cfg(test)]
 #[path = "prune_segments_tests.rs"]

@@ -116,6 +116,8 @@ pub struct Removed {
     pub orphans: usize,
     pub gaps: usize,
     pub errors: Vec<String>,
+    /// Objects an Object Lock still holds: skipped, removed by a later prune.
+    pub locked: Vec<String>,
 }
 
 /// Remove what the plan says, in the order the module explains; stop at the first segment
@@ -124,7 +126,11 @@ pub async fn apply(catalog: &Catalog, p: &SegmentPlan) -> Removed {
     let mut r = Removed::default();
     for (entry, object) in &p.segments {
         if let Err(e) = catalog.remove(entry).await {
-            r.errors.push(format!("{entry}: {}", e.message));
+            // Oldest first: the segments after a locked one are locked too.
+            match e.locked_until() {
+                Some(_) => r.locked.push(e.message),
+                None => r.errors.push(format!("{entry}: {}", e.message)),
+            }
             return r;
         }
         if let Some(object) = object {
@@ -139,6 +145,7 @@ pub async fn apply(catalog: &Catalog, p: &SegmentPlan) -> Removed {
         for k in list {
             match catalog.remove(k).await {
                 Ok(()) => *n += 1,
+                Err(e) if e.locked_until().is_some() => r.locked.push(e.message),
                 Err(e) => r.errors.push(format!("{k}: {}", e.message)),
             }
         }

@@ -14,6 +14,7 @@ use chrono::{DateTime, Utc};
 use futures::{Stream, StreamExt};
 use sha2::{Digest, Sha256};
 
+pub use crate::config::LockMode;
 use crate::config::{RepositoryUrl, Settings};
 use crate::error::Result;
 
@@ -46,6 +47,24 @@ pub struct Leftover {
     pub what: &'static str,
     /// The backend's handle on it: the partial file's key, or the upload id.
     pub handle: String,
+}
+
+/// An S3 Object Lock retention: the object cannot be deleted or overwritten before `until`
+/// (compliance: by nobody; governance: only with a bypass permission pgdr never uses).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub mode: LockMode,
+    pub until: DateTime<Utc>,
+}
+
+/// How a bucket protects its objects, as `config check` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Protection {
+    /// "Enabled", "Suspended", or "never enabled".
+    pub versioning: String,
+    pub object_lock: bool,
+    /// The bucket's default retention ("governance for 7 days"), if it has one.
+    pub default_retention: Option<String>,
 }
 
 /// What was stored: the size and sha256 of the bytes exactly as they sit in the repository.
@@ -82,6 +101,36 @@ pub trait Store: Send + Sync {
         let _ = leftover;
         Ok(())
     }
+    /// `put` with an Object Lock retention on the object. Only S3 can.
+    async fn put_retained(&self, key: &str, body: ByteStream, lock: Retention) -> Result<u64> {
+        let _ = (key, body, lock);
+        Err(no_lock(&self.describe()))
+    }
+    /// `put_bytes` with an Object Lock retention on the object.
+    async fn put_bytes_retained(&self, key: &str, data: Bytes, lock: Retention) -> Result<()> {
+        let _ = (key, data, lock);
+        Err(no_lock(&self.describe()))
+    }
+    /// The object's retention, if it has one (expired ones included). A missing key is a
+    /// `Kind::NotFound` error.
+    async fn retention(&self, key: &str) -> Result<Option<Retention>> {
+        let _ = key;
+        Ok(None)
+    }
+    /// Move the object's retain-until date later (never earlier: a lock only lengthens).
+    async fn extend_retention(&self, key: &str, lock: Retention) -> Result<()> {
+        let _ = (key, lock);
+        Err(no_lock(&self.describe()))
+    }
+    /// The bucket's versioning and Object Lock state; `None` for a store without buckets.
+    async fn protection(&self) -> Result<Option<Protection>> {
+        Ok(None)
+    }
+}
+
+fn no_lock(store: &str) -> crate::error::PgdrError {
+    crate::error::PgdrError::config(format!("{store} cannot lock objects (S3 Object Lock)"))
+        .hint("remove [repository.s3] object_lock, or use an s3:// repository")
 }
 
 pub type DynStore = Arc<dyn Store>;
@@ -99,6 +148,16 @@ pub async fn open(settings: &Settings) -> Result<DynStore> {
 /// Store a stream and hash it on the way, so every object's stored sha256 is computed the
 /// same way whatever the backend.
 pub async fn put_hashed(store: &dyn Store, key: &str, body: ByteStream) -> Result<Receipt> {
+    put_hashed_with(store, key, body, None).await
+}
+
+/// [`put_hashed`], with an Object Lock retention on the object when `lock` is given.
+pub async fn put_hashed_with(
+    store: &dyn Store,
+    key: &str,
+    body: ByteStream,
+    lock: Option<Retention>,
+) -> Result<Receipt> {
     let hasher = Arc::new(std::sync::Mutex::new((Sha256::new(), 0u64)));
     let h = hasher.clone();
     let body: ByteStream = Box::pin(body.map(move |chunk| {
@@ -109,7 +168,10 @@ pub async fn put_hashed(store: &dyn Store, key: &str, body: ByteStream) -> Resul
         }
         chunk
     }));
-    let size = store.put(key, body).await?;
+    let size = match lock {
+        Some(r) => store.put_retained(key, body, r).await?,
+        None => store.put(key, body).await?,
+    };
     let (sha, counted) = {
         let g = hasher.lock().expect("hash lock");
         (hex::encode(g.0.clone().finalize()), g.1)

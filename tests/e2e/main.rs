@@ -28,6 +28,7 @@ mod managed;
 mod managed_held;
 mod managed_owners;
 mod names;
+mod objectlock;
 mod pitr;
 mod pitr_plan;
 mod replay;

@@ -29,6 +29,7 @@
 //! Files: this one (the policy and the facts it is applied to), `plan.rs` (the decisions),
 //! `tests.rs`.
 
+pub mod lock;
 mod plan;
 #[cfg(test)]
 mod tests;

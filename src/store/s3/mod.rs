@@ -10,11 +10,12 @@
 //! the bucket, the key and the request that failed.
 //!
 //! Files: this one (client, configuration, the `Store` methods), `upload.rs` (single and
-//! multipart puts), `listing.rs` (object and upload listings, leftovers), `errors.rs` (what
-//! a failed request says).
+//! multipart puts), `listing.rs` (object and upload listings, leftovers), `lock.rs` (Object
+//! Lock retentions, bucket protection), `errors.rs` (what a failed request says).
 
 mod errors;
 mod listing;
+mod lock;
 mod upload;
 
 use errors::innermost;
@@ -34,7 +35,7 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 
-use super::{validate_key, ByteStream, Leftover, ObjectInfo, Store};
+use super::{validate_key, ByteStream, Leftover, ObjectInfo, Protection, Retention, Store};
 use crate::config::S3Settings;
 use crate::error::{PgdrError, Result};
 
@@ -198,12 +199,33 @@ fn to_chrono(t: &aws_sdk_s3::primitives::DateTime) -> Option<DateTime<Utc>> {
 #[async_trait::async_trait]
 impl Store for S3Store {
     async fn put(&self, key: &str, body: ByteStream) -> Result<u64> {
-        self.put_stream(key, body).await
+        self.put_stream(key, body, None).await
     }
 
     async fn put_bytes(&self, key: &str, data: Bytes) -> Result<()> {
         let full = self.full_key(key)?;
-        self.put_object(&full, data).await
+        self.put_object(&full, data, None).await
+    }
+
+    async fn put_retained(&self, key: &str, body: ByteStream, lock: Retention) -> Result<u64> {
+        self.put_stream(key, body, Some(lock)).await
+    }
+
+    async fn put_bytes_retained(&self, key: &str, data: Bytes, lock: Retention) -> Result<()> {
+        let full = self.full_key(key)?;
+        self.put_object(&full, data, Some(lock)).await
+    }
+
+    async fn retention(&self, key: &str) -> Result<Option<Retention>> {
+        self.object_retention(key).await
+    }
+
+    async fn extend_retention(&self, key: &str, lock: Retention) -> Result<()> {
+        self.set_retention(key, lock).await
+    }
+
+    async fn protection(&self) -> Result<Option<Protection>> {
+        self.bucket_protection().await.map(Some)
     }
 
     async fn get(&self, key: &str) -> Result<ByteStream> {

@@ -13,13 +13,19 @@ use futures::StreamExt;
 use tokio::task::JoinSet;
 
 use super::errors::{innermost, producer_err};
+use super::lock::lock_fields;
 use super::{S3Store, MAX_PARTS};
 use crate::error::{PgdrError, Result};
-use crate::store::ByteStream;
+use crate::store::{ByteStream, Retention};
 
 impl S3Store {
     /// The `Store::put` of S3: one PutObject, or a multipart upload for longer streams.
-    pub(super) async fn put_stream(&self, key: &str, mut body: ByteStream) -> Result<u64> {
+    pub(super) async fn put_stream(
+        &self,
+        key: &str,
+        mut body: ByteStream,
+        lock: Option<Retention>,
+    ) -> Result<u64> {
         let full = self.full_key(key)?;
         // Read up to one part before deciding: most objects (manifests, small databases) fit,
         // and one PutObject is cheaper and atomic by itself.
@@ -39,7 +45,7 @@ impl S3Store {
                             b.freeze()
                         }
                     };
-                    self.put_object(&full, data).await?;
+                    self.put_object(&full, data, lock).await?;
                     return Ok(total);
                 }
                 Some(Err(e)) => return Err(producer_err(key, e)),
@@ -49,13 +55,23 @@ impl S3Store {
                 }
             }
         }
-        self.put_multipart(key, &full, first, total, body).await
+        self.put_multipart(key, &full, first, total, body, lock)
+            .await
     }
 
-    pub(super) async fn put_object(&self, full: &str, data: Bytes) -> Result<()> {
+    pub(super) async fn put_object(
+        &self,
+        full: &str,
+        data: Bytes,
+        lock: Option<Retention>,
+    ) -> Result<()> {
         let len = data.len() as u64;
+        let (mode, until, checksum) = lock_fields(lock);
         self.client
             .put_object()
+            .set_object_lock_mode(mode)
+            .set_object_lock_retain_until_date(until)
+            .set_checksum_algorithm(checksum)
             .bucket(&self.bucket)
             .key(full)
             .content_length(len as i64)
@@ -77,10 +93,15 @@ impl S3Store {
         first: Vec<Bytes>,
         total: u64,
         body: ByteStream,
+        lock: Option<Retention>,
     ) -> Result<u64> {
+        // Parts carry the SDK's default CRC32 checksum, which a locked upload requires.
+        let (mode, until, _) = lock_fields(lock);
         let created = self
             .client
             .create_multipart_upload()
+            .set_object_lock_mode(mode)
+            .set_object_lock_retain_until_date(until)
             .bucket(&self.bucket)
             .key(full)
             .set_storage_class(self.storage_class.clone())

@@ -121,6 +121,8 @@ impl Garage {
             storage_class: None,
             server_side_encryption: None,
             sse_kms_key_id: None,
+            object_lock: None,
+            object_lock_max: pgdr::config::DEFAULT_OBJECT_LOCK_MAX,
         }
     }
 
