@@ -31,6 +31,7 @@ pub mod replay;
 pub mod roles;
 pub mod sensitive;
 pub mod spool;
+pub mod tables;
 
 pub use engine::restore_with;
 pub use roles::RolesMode;
