@@ -278,6 +278,9 @@ async fn run_pg_restore(
             if opts.single_transaction {
                 args.push("--single-transaction".into());
             }
+            if let Some(l) = &opts.use_list {
+                args.push(format!("--use-list={}", l.display()));
+            }
             feed_child(
                 repo,
                 m,

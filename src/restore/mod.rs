@@ -32,6 +32,7 @@ pub mod roles;
 pub mod sensitive;
 pub mod spool;
 pub mod tables;
+pub mod tables_run;
 
 pub use engine::restore_with;
 pub use roles::RolesMode;
@@ -197,6 +198,9 @@ pub struct EngineOptions {
     /// A target without SUPERUSER: restore as [`managed`] plans it (existing database kept,
     /// platform schemas' rows only, filtered TOC list).
     pub managed: Option<std::sync::Arc<managed::ManagedPlan>>,
+    /// A `pg_restore --use-list` file in archive order (streamed restore only): the entries
+    /// `restore --table` puts into its scratch database.
+    pub use_list: Option<PathBuf>,
 }
 
 /// What the engine did beyond restoring rows, in operator words.

@@ -36,6 +36,8 @@ pub struct Selected {
     pub objects: Vec<String>,
     /// Entries that belong to a selected table but are not restored, with why.
     pub skipped: Vec<String>,
+    /// Their dump ids.
+    pub skipped_ids: Vec<i32>,
     /// Foreign keys of tables that are not restored into a selected one ("public.x fk_name").
     pub incoming: Vec<String>,
     /// Their dump ids (restored again by `--replace --cascade`).
@@ -116,6 +118,7 @@ pub fn select(
             out.incoming.push(format!("{}.{}", e.namespace, e.tag));
             out.incoming_ids.push(e.dump_id);
         } else if into && !other_tables.is_empty() {
+            out.skipped_ids.push(e.dump_id);
             out.skipped.push(format!(
                 "{name}: refers to {}, which is not restored",
                 other_tables
