@@ -25,8 +25,10 @@ pub(super) async fn run_restore(
         return super::restore_tables::run(&settings, &opts, a, cancel).await;
     }
     if a.into.is_some() || a.replace {
-        return Err(PgdrError::usage("--into and --replace restore selected tables")
-            .hint("name them with --table SCHEMA.NAME or --schema NAME"));
+        return Err(
+            PgdrError::usage("--into and --replace restore selected tables")
+                .hint("name them with --table SCHEMA.NAME or --schema NAME"),
+        );
     }
     let plan = tokio::select! {
         p = r::prepare(&settings, &opts) => p?,
@@ -183,7 +185,10 @@ pub(super) async fn run_mark(g: &Global, name: &str, json: bool) -> Result<i32, 
 }
 
 /// The restore's options from the arguments.
-pub(super) fn options(g: &Global, a: &RestoreArgs) -> Result<commands::restore::RestoreOptions, PgdrError> {
+pub(super) fn options(
+    g: &Global,
+    a: &RestoreArgs,
+) -> Result<commands::restore::RestoreOptions, PgdrError> {
     use commands::restore::{self as r, ModeFlag, Selection};
     let selection = match (&a.backup, &a.before) {
         (Some(id), _) => Selection::Id(id.clone()),

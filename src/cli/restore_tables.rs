@@ -27,14 +27,18 @@ pub(super) async fn run(
         replace: a.replace,
         cascade: a.cascade,
     };
-    let interrupted = || PgdrError::new(Kind::Interrupted, "interrupted before anything was changed");
+    let interrupted =
+        || PgdrError::new(Kind::Interrupted, "interrupted before anything was changed");
     let plan = tokio::select! {
         p = r::prepare_tables(settings, opts, &t) => p?,
         _ = cancel.cancelled() => return Err(interrupted()),
     };
     if a.dry_run {
         if a.json {
-            println!("{}", serde_json::to_string_pretty(&plan_json(&plan)).expect("json"));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&plan_json(&plan)).expect("json")
+            );
         } else {
             print!("{}", plan_text(&plan));
             println!("dry run: nothing was changed");
@@ -101,7 +105,9 @@ pub(super) fn plan_text(p: &TablePlan) -> String {
         }
         TableMode::Replace => {
             for fk in &p.cascaded {
-                s.push_str(&format!("  --cascade: foreign key {fk} is dropped and re-created from the backup\n"));
+                s.push_str(&format!(
+                    "  --cascade: foreign key {fk} is dropped and re-created from the backup\n"
+                ));
             }
         }
     }
@@ -145,7 +151,9 @@ fn report_text(r: &TableReport) -> String {
     }
     match (r.verified, r.differences.is_empty()) {
         (false, _) => s.push_str("not verified (--no-verify)\n"),
-        (true, true) => s.push_str("proven: row counts and digests equal the backup's fingerprint\n"),
+        (true, true) => {
+            s.push_str("proven: row counts and digests equal the backup's fingerprint\n")
+        }
         (true, false) => {
             s.push_str("DIFFERENCES from the backup's fingerprint:\n");
             for d in &r.differences {

@@ -292,6 +292,7 @@ async fn run_pg_restore(
                     args: &args,
                     db: &target.database(),
                     on_line: toc_observer(&steps),
+                    drain: opts.use_list.is_some(),
                 },
                 Meter::new("restoring (fetched)", opts.show_progress),
                 parser.clone(),
@@ -373,6 +374,7 @@ async fn restore_from_spool(
             inner: writer,
             meter: Meter::new("spooling (fetched)", opts.show_progress),
             parser,
+            drain: false,
         },
     )
     .await

@@ -10,52 +10,103 @@ use crate::error::{PgdrError, Result};
 use crate::progress::Meter;
 use crate::scratch::ClientChild;
 
-use super::{feed_child, ChildSpec, Target};
+use super::Target;
 
-/// pg_restore of the entries in `list` (archive order, so the archive can come from a pipe),
-/// fed from the repository as it streams, in one transaction. `replace`: with
-/// `--clean --if-exists`, so the listed objects are dropped first in that same transaction
-/// and nothing changes unless all of it succeeds.
-pub async fn restore_list(
+/// `--replace`: pg_restore of the entries in `list` (archive order, so the archive can come
+/// from a pipe) with `--clean --if-exists`, as an SQL script run by psql in one transaction
+/// that pgdr commits only after the whole object was read and matched the manifest's sha256
+/// (pg_restore stops reading once its list is done; the rest is read and discarded). A
+/// forged or damaged object therefore changes nothing: the transaction is never committed.
+pub async fn replace_list(
     repo: &catalog::Repository,
     m: &Manifest,
     ids: Identities,
     target: &Target,
     list: &Path,
-    replace: bool,
     show_progress: bool,
 ) -> Result<()> {
-    let pg_restore = target.bin_dir.join("pg_restore");
-    let mut args: Vec<String> = vec![
+    use tokio::io::AsyncWriteExt;
+    let rec = m
+        .object("dump")
+        .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no dump object", m.id)))?;
+    let key = catalog::Key::object(&m.database, &m.id, &rec.file);
+    let db = target.database();
+    let restore_args: Vec<String> = vec![
         "--exit-on-error".into(),
-        "--no-password".into(),
-        "--single-transaction".into(),
+        "--clean".into(),
+        "--if-exists".into(),
         format!("--use-list={}", list.display()),
+        "--file=-".into(),
+    ];
+    let mut restore = ClientChild::spawn_out(
+        "pg_restore",
+        &target.bin_dir.join("pg_restore"),
+        &restore_args,
+        &db,
+        |_| {},
+        true,
+    )?;
+    let psql_args: Vec<String> = vec![
+        "--no-psqlrc".into(),
+        "--quiet".into(),
+        "--no-password".into(),
+        "--set=ON_ERROR_STOP=1".into(),
         format!(
             "--dbname={}",
             crate::config::names::libpq_dbname_arg(&target.dbname)
         ),
     ];
-    if replace {
-        args.extend(["--clean".into(), "--if-exists".into()]);
-    }
-    feed_child(
-        repo,
-        m,
-        "dump",
-        ids,
-        ChildSpec {
-            name: "pg_restore",
-            tool: &pg_restore,
-            args: &args,
-            db: &target.database(),
-            on_line: Box::new(|_| {}),
-        },
-        Meter::new("restoring tables (fetched)", show_progress),
-        None,
-    )
-    .await?;
-    Ok(())
+    let mut psql = ClientChild::spawn(
+        "psql",
+        &target.bin_dir.join("psql"),
+        &psql_args,
+        &db,
+        |_| {},
+    )?;
+    let mut script = restore.stdout.take().expect("piped");
+    let mut sql_in = psql.stdin.take().expect("piped");
+    let feed = super::Metered {
+        inner: restore.stdin.take().expect("piped"),
+        meter: Meter::new("restoring tables (fetched)", show_progress),
+        parser: None,
+        drain: true,
+    };
+    // Owns both pipe ends: when psql stops (an SQL error), pg_restore's output closes too.
+    let pass = async move {
+        sql_in.write_all(b"BEGIN;\n").await?;
+        tokio::io::copy(&mut script, &mut sql_in).await?;
+        Ok::<_, std::io::Error>(sql_in)
+    };
+    let fetch =
+        crate::pipeline::download_to(repo, &key, Some(rec.sha256_stored.clone()), ids, feed);
+    let (fetched, passed) = tokio::join!(fetch, pass);
+    let restored = restore.wait().await;
+    let fetched = fetched.and_then(|st| {
+        if st.plain_sha256 == rec.sha256_plain {
+            Ok(())
+        } else {
+            Err(PgdrError::corrupt(format!(
+                "object {}: decrypted content does not match the manifest's sha256",
+                rec.file
+            )))
+        }
+    });
+    // Committed only when the object is the backup's and pg_restore wrote all of its script;
+    // otherwise psql's input ends inside the transaction, which PostgreSQL rolls back.
+    let commit = match (&fetched, &restored, passed) {
+        (Ok(()), Ok(_), Ok(mut sql_in)) => {
+            let c = sql_in.write_all(b"COMMIT;\n").await;
+            drop(sql_in);
+            c.map_err(|e| PgdrError::tool(format!("psql stopped: {e}")))
+        }
+        _ => Err(PgdrError::internal("not committed")),
+    };
+    let ran = psql.wait().await;
+    // A damaged object first, then psql's SQL error (pg_restore then fails on a closed pipe).
+    fetched?;
+    ran?;
+    restored?;
+    commit
 }
 
 /// `pg_dump -t 'SCHEMA.*'` of `from` (the tables of the side schema with their indexes,

@@ -39,6 +39,7 @@ mod schema;
 mod secrets;
 mod security;
 mod signing;
+mod table_restore;
 mod tls;
 mod typed_errors;
 mod verify;

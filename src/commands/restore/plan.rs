@@ -255,7 +255,11 @@ pub(super) struct Backup {
     pub(super) notes: Vec<String>,
 }
 
-pub(super) async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> Result<Backup> {
+pub(super) async fn open_backup(
+    settings: &Settings,
+    opts: &RestoreOptions,
+    name: &str,
+) -> Result<Backup> {
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::open(settings).await?;
     let entry = select_backup(&catalog, settings, opts, name).await?;
@@ -316,7 +320,11 @@ pub(super) struct ServerFacts {
 
 /// Read the target server's version and the connecting role; refuse a server older than the
 /// backup's.
-pub(super) async fn read_server(client: &Client, maintenance: &Database, m: &Manifest) -> Result<ServerFacts> {
+pub(super) async fn read_server(
+    client: &Client,
+    maintenance: &Database,
+    m: &Manifest,
+) -> Result<ServerFacts> {
     let info = client
         .query_one(
             "SELECT current_setting('server_version'), current_setting('server_version_num')::int,

@@ -71,8 +71,10 @@ pub struct TablePlan {
 pub fn parse_table(s: &str) -> Result<(String, String)> {
     match s.split_once('.') {
         Some((sch, n)) if !sch.is_empty() && !n.is_empty() => Ok((sch.into(), n.into())),
-        _ => Err(PgdrError::usage(format!("--table '{s}' is not SCHEMA.NAME"))
-            .hint("name the schema too, e.g. --table public.orders")),
+        _ => Err(
+            PgdrError::usage(format!("--table '{s}' is not SCHEMA.NAME"))
+                .hint("name the schema too, e.g. --table public.orders"),
+        ),
     }
 }
 
@@ -118,7 +120,10 @@ pub async fn prepare_tables(
         }
         TableMode::Replace
     } else {
-        let schema = t.into.clone().unwrap_or_else(|| default_schema(m.id.as_str()));
+        let schema = t
+            .into
+            .clone()
+            .unwrap_or_else(|| default_schema(m.id.as_str()));
         free_schema(&client, &schema, &name).await?;
         notes.push(format!(
             "schema {schema} is created, owned by {}; the tables' grants are the backup's",
@@ -158,7 +163,8 @@ fn merge_in_order(s: &mut Selected, toc: &[tables::TocItem]) {
         .filter(|d| ids.contains(d))
         .collect();
     for fk in &s.incoming {
-        s.objects.push(format!("FK CONSTRAINT {fk} (re-created, --cascade)"));
+        s.objects
+            .push(format!("FK CONSTRAINT {fk} (re-created, --cascade)"));
     }
 }
 
@@ -172,7 +178,13 @@ async fn incoming_live(
     let names: Vec<String> = s
         .tables
         .iter()
-        .map(|(sch, n)| format!("{}.{}", crate::sql::quote_ident(sch), crate::sql::quote_ident(n)))
+        .map(|(sch, n)| {
+            format!(
+                "{}.{}",
+                crate::sql::quote_ident(sch),
+                crate::sql::quote_ident(n)
+            )
+        })
         .collect();
     let rows = client
         .query(
@@ -186,7 +198,12 @@ async fn incoming_live(
             &[&names],
         )
         .await
-        .map_err(|e| PgdrError::database(format!("reading foreign keys: {}", crate::restore::db_message(&e))))?;
+        .map_err(|e| {
+            PgdrError::database(format!(
+                "reading foreign keys: {}",
+                crate::restore::db_message(&e)
+            ))
+        })?;
     let live: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
     if live.is_empty() {
         return Ok(live);
@@ -214,7 +231,12 @@ async fn free_schema(client: &tokio_postgres::Client, schema: &str, db: &str) ->
     let exists = client
         .query_opt("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])
         .await
-        .map_err(|e| PgdrError::database(format!("reading schemas: {}", crate::restore::db_message(&e))))?
+        .map_err(|e| {
+            PgdrError::database(format!(
+                "reading schemas: {}",
+                crate::restore::db_message(&e)
+            ))
+        })?
         .is_some();
     if exists {
         return Err(PgdrError::usage(format!(
@@ -223,8 +245,10 @@ async fn free_schema(client: &tokio_postgres::Client, schema: &str, db: &str) ->
         .hint("name another with --into SCHEMA, or drop that schema first if it is a previous restore's"));
     }
     if schema.len() > 63 || schema.starts_with("pg_") {
-        return Err(PgdrError::usage(format!("--into '{schema}' is not a schema name pgdr can create"))
-            .hint("use at most 63 bytes, not starting with pg_"));
+        return Err(PgdrError::usage(format!(
+            "--into '{schema}' is not a schema name pgdr can create"
+        ))
+        .hint("use at most 63 bytes, not starting with pg_"));
     }
     Ok(())
 }

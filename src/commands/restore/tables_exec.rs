@@ -99,13 +99,12 @@ fn list_file(ids: &[i32]) -> Result<tempfile::NamedTempFile> {
 
 async fn replace(plan: &TablePlan) -> Result<()> {
     let list = list_file(&plan.selected.keep)?;
-    tables_run::restore_list(
+    tables_run::replace_list(
         &plan.catalog,
         &plan.manifest,
         plan.ids.clone(),
         &target_of(plan),
         list.path(),
-        true,
         plan.show_progress,
     )
     .await
@@ -131,7 +130,8 @@ fn scratch_list(plan: &TablePlan, toc: &[restore::tables::TocItem]) -> Vec<i32> 
 async fn into(plan: &TablePlan, schema: &str) -> Result<()> {
     let toc = restore::tables::read_toc(&plan.catalog, &plan.manifest, plan.ids.clone()).await?;
     let list = list_file(&scratch_list(plan, &toc))?;
-    let sc = crate::verify::scratch::Scratch::open(&plan.settings, &plan.manifest, "tables").await?;
+    let sc =
+        crate::verify::scratch::Scratch::open(&plan.settings, &plan.manifest, "tables").await?;
     let r = into_via(plan, schema, &sc, list.path()).await;
     sc.teardown().await;
     r
@@ -165,19 +165,34 @@ async fn into_via(
     let c = crate::source::connect(&sc.target.database()).await?;
     let mut sql = format!("CREATE SCHEMA {};", qi(schema));
     for (s, n) in &plan.selected.tables {
-        sql.push_str(&format!("ALTER TABLE {}.{} SET SCHEMA {};", qi(s), qi(n), qi(schema)));
+        sql.push_str(&format!(
+            "ALTER TABLE {}.{} SET SCHEMA {};",
+            qi(s),
+            qi(n),
+            qi(schema)
+        ));
     }
     c.batch_execute(&sql).await.map_err(|e| {
-        PgdrError::database(format!("moving the tables to schema {schema} in the scratch database: {}", restore::db_message(&e)))
+        PgdrError::database(format!(
+            "moving the tables to schema {schema} in the scratch database: {}",
+            restore::db_message(&e)
+        ))
     })?;
     let target = target_of(plan);
     let t = crate::source::connect(&target.database()).await?;
     t.batch_execute(&format!("CREATE SCHEMA {}", qi(schema)))
         .await
-        .map_err(|e| PgdrError::database(format!("creating schema {schema}: {}", restore::db_message(&e))))?;
+        .map_err(|e| {
+            PgdrError::database(format!(
+                "creating schema {schema}: {}",
+                restore::db_message(&e)
+            ))
+        })?;
     if let Err(e) = tables_run::copy_schema(&sc.target, &target, schema).await {
         // The schema is this run's own and empty (pg_restore ran in one transaction).
-        let _ = t.batch_execute(&format!("DROP SCHEMA {} RESTRICT", qi(schema))).await;
+        let _ = t
+            .batch_execute(&format!("DROP SCHEMA {} RESTRICT", qi(schema)))
+            .await;
         return Err(e.context(format!("copying schema {schema} into '{}'", plan.name)));
     }
     Ok(())
@@ -204,5 +219,9 @@ fn expected_data(plan: &TablePlan) -> Option<ArchiveSummary> {
 
 async fn prove(plan: &TablePlan, expected: &ArchiveSummary) -> Result<Vec<String>> {
     let actual = crate::verify::recompute_data(&target_of(plan), expected, 2).await?;
-    Ok(crate::verify::compare_data(expected, &actual, "after the restore"))
+    Ok(crate::verify::compare_data(
+        expected,
+        &actual,
+        "after the restore",
+    ))
 }
