@@ -201,3 +201,38 @@ fn replace_puts_the_backup_table_back_in_one_transaction() {
         "1"
     );
 }
+
+#[test]
+fn replace_from_a_swapped_dump_object_changes_nothing() {
+    let w = World::local();
+    let first = w.backup()["id"].as_str().unwrap().to_string();
+    w.pg.psql("app", "UPDATE auth.users SET email = 'forged-' || email");
+    let second = w.backup()["id"].as_str().unwrap().to_string();
+    let Repo::Local(root) = &w.repo else {
+        unreachable!("local")
+    };
+    // Someone with write access to the store puts the second backup's dump (a valid archive,
+    // encrypted to the same recipient) in place of the first's. auth.users' data comes first
+    // in the archive: pg_restore has all it needs long before the object's end, where the
+    // sha256 is checked.
+    std::fs::copy(
+        root.join("app").join(&second).join("dump.zst.age"),
+        root.join("app").join(&first).join("dump.zst.age"),
+    )
+    .unwrap();
+    w.pg.psql("app", "UPDATE auth.users SET email = 'live-' || email");
+    let live = table_state(&w.pg, "auth", "users");
+    let args = [
+        "--table",
+        "auth.users",
+        "--replace",
+        "--cascade",
+        "--backup",
+        &first,
+        "--yes",
+    ];
+    let r = run(w.restore_cmd(&w.pg, "app", &args));
+    assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("sha256"), "{}", r.stderr);
+    assert_eq!(table_state(&w.pg, "auth", "users"), live);
+}
