@@ -155,7 +155,7 @@ pub(super) enum Cmd {
     /// Emergency restore: find a backup in the repository, show the plan, restore it into
     /// --target with guard rails, prove it and record it. Exit 0 restored and proven,
     /// 1 restored but differences found, 2 could not run / refused / failed, 130 interrupted.
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
     /// Recovery drill: restore a backup into a scratch database as an emergency restore would,
     /// time every phase, prove it against the fingerprint, run the drill's smoke checks, and
     /// record RTO and RPO in the repository. Exit 0 passed, 1 failed, 2 could not run.

@@ -81,31 +81,7 @@ pub fn select(
         )
         .hint("name tables with --table SCHEMA.NAME or a schema that has tables with --schema"));
     }
-    // Entries reach the selection through selected ones; a pass per level of dependency.
-    let mut chosen: BTreeSet<i32> = tables.iter().copied().collect();
-    loop {
-        let before = chosen.len();
-        for e in toc {
-            if !chosen.contains(&e.dump_id)
-                && !is_table(e)
-                && e.dependencies.iter().any(|d| chosen.contains(d))
-            {
-                chosen.insert(e.dump_id);
-            }
-            // A serial column's sequence goes with its table (dropped with it by --replace);
-            // pg_dump ties them only through this entry, which depends on both.
-            if e.desc == "SEQUENCE OWNED BY" && chosen.contains(&e.dump_id) {
-                chosen.extend(
-                    e.dependencies
-                        .iter()
-                        .filter(|d| by_id.get(d).is_some_and(|x| x.desc == "SEQUENCE")),
-                );
-            }
-        }
-        if chosen.len() == before {
-            break;
-        }
-    }
+    let chosen = close_over(toc, &by_id, &tables);
     for e in toc.iter().filter(|e| chosen.contains(&e.dump_id)) {
         let name = format!("{} {}.{}", e.desc, e.namespace, e.tag);
         let other_tables: Vec<&TocItem> = e
@@ -135,6 +111,40 @@ pub fn select(
     Ok(out)
 }
 
+/// The selected tables and every entry that depends on them, directly or through another
+/// chosen entry (a pass per level of dependency).
+fn close_over(
+    toc: &[TocItem],
+    by_id: &HashMap<i32, &TocItem>,
+    tables: &HashSet<i32>,
+) -> BTreeSet<i32> {
+    let mut chosen: BTreeSet<i32> = tables.iter().copied().collect();
+    loop {
+        let before = chosen.len();
+        for e in toc {
+            if !chosen.contains(&e.dump_id)
+                && !is_table(e)
+                && e.dependencies.iter().any(|d| chosen.contains(d))
+            {
+                chosen.insert(e.dump_id);
+            }
+            // A serial column's sequence goes with its table (dropped with it by --replace);
+            // pg_dump ties them only through this entry, which depends on both.
+            if e.desc == "SEQUENCE OWNED BY" && chosen.contains(&e.dump_id) {
+                chosen.extend(
+                    e.dependencies
+                        .iter()
+                        .filter(|d| by_id.get(d).is_some_and(|x| x.desc == "SEQUENCE")),
+                );
+            }
+        }
+        if chosen.len() == before {
+            break;
+        }
+    }
+    chosen
+}
+
 /// An FK CONSTRAINT's tag is "TABLE CONSTRAINT": whether its table is one of the selection.
 fn owner_selected(e: &TocItem, tables: &[(String, String)]) -> bool {
     tables
@@ -151,6 +161,9 @@ pub fn list_text(ids: &[i32]) -> String {
     s
 }
 
+/// The sink's outcome, shared with the caller: the TOC, or why it could not be read.
+type TocDone = std::sync::Arc<std::sync::Mutex<Option<std::result::Result<Vec<TocItem>, String>>>>;
+
 /// A sink that parses the header and TOC from the archive's first bytes, then stops the
 /// download (by failing the write): the rest of the object is never fetched.
 #[derive(Default)]
@@ -160,7 +173,7 @@ struct TocSink {
     count: usize,
     items: Vec<TocItem>,
     /// Shared with the caller: set once the TOC is complete.
-    done: std::sync::Arc<std::sync::Mutex<Option<std::result::Result<Vec<TocItem>, String>>>>,
+    done: TocDone,
 }
 
 impl TocSink {

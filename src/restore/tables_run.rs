@@ -30,39 +30,7 @@ pub async fn replace_list(
         .object("dump")
         .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no dump object", m.id)))?;
     let key = catalog::Key::object(&m.database, &m.id, &rec.file);
-    let db = target.database();
-    let restore_args: Vec<String> = vec![
-        "--exit-on-error".into(),
-        "--clean".into(),
-        "--if-exists".into(),
-        format!("--use-list={}", list.display()),
-        "--file=-".into(),
-    ];
-    let mut restore = ClientChild::spawn_out(
-        "pg_restore",
-        &target.bin_dir.join("pg_restore"),
-        &restore_args,
-        &db,
-        |_| {},
-        true,
-    )?;
-    let psql_args: Vec<String> = vec![
-        "--no-psqlrc".into(),
-        "--quiet".into(),
-        "--no-password".into(),
-        "--set=ON_ERROR_STOP=1".into(),
-        format!(
-            "--dbname={}",
-            crate::config::names::libpq_dbname_arg(&target.dbname)
-        ),
-    ];
-    let mut psql = ClientChild::spawn(
-        "psql",
-        &target.bin_dir.join("psql"),
-        &psql_args,
-        &db,
-        |_| {},
-    )?;
+    let (mut restore, mut psql) = spawn_script_pair(target, list)?;
     let mut script = restore.stdout.take().expect("piped");
     let mut sql_in = psql.stdin.take().expect("piped");
     let feed = super::Metered {
@@ -107,6 +75,45 @@ pub async fn replace_list(
     ran?;
     restored?;
     commit
+}
+
+/// pg_restore writing the selection's script (`--clean --if-exists`) to its stdout, and the
+/// psql that runs it, stopping at the first error.
+fn spawn_script_pair(target: &Target, list: &Path) -> Result<(ClientChild, ClientChild)> {
+    let db = target.database();
+    let restore_args: Vec<String> = vec![
+        "--exit-on-error".into(),
+        "--clean".into(),
+        "--if-exists".into(),
+        format!("--use-list={}", list.display()),
+        "--file=-".into(),
+    ];
+    let restore = ClientChild::spawn_out(
+        "pg_restore",
+        &target.bin_dir.join("pg_restore"),
+        &restore_args,
+        &db,
+        |_| {},
+        true,
+    )?;
+    let psql_args: Vec<String> = vec![
+        "--no-psqlrc".into(),
+        "--quiet".into(),
+        "--no-password".into(),
+        "--set=ON_ERROR_STOP=1".into(),
+        format!(
+            "--dbname={}",
+            crate::config::names::libpq_dbname_arg(&target.dbname)
+        ),
+    ];
+    let psql = ClientChild::spawn(
+        "psql",
+        &target.bin_dir.join("psql"),
+        &psql_args,
+        &db,
+        |_| {},
+    )?;
+    Ok((restore, psql))
 }
 
 /// `pg_dump -t 'SCHEMA.*'` of `from` (the tables of the side schema with their indexes,
