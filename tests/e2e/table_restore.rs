@@ -134,6 +134,23 @@ fn a_table_restores_into_a_side_schema_with_its_policies_grants_and_rows() {
             .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
     );
     assert_eq!(r.json()["mode"]["schema"], want.as_str());
+    // Bad inputs: one line naming the fix, nothing changed.
+    let r = run(w.restore_cmd(&w.pg, "app", &["--into", "other", "--yes"]));
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("--table SCHEMA.NAME"), "{}", r.stderr);
+    let r = run(w.restore_cmd(&w.pg, "app", &["--table", "orders", "--yes"]));
+    assert!(
+        r.code == 2 && r.stderr.contains("is not SCHEMA.NAME"),
+        "{}",
+        r.stderr
+    );
+    let r = run(w.restore_cmd(&w.pg, "app", &["--table", "public.nope", "--yes"]));
+    assert!(
+        r.code == 2 && r.stderr.contains("public.nope is not in the backup"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(table_state(&w.pg, "public", "orders"), damaged);
 }
 
 #[test]
