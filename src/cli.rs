@@ -12,6 +12,7 @@ mod render;
 mod restore;
 mod restore_point;
 mod restore_render;
+mod restore_tables;
 
 use std::io::Write;
 

@@ -134,6 +134,9 @@ pub struct TocEntry<'a> {
     pub namespace: String,
     /// The role that owns the object (empty for entries without one).
     pub owner: String,
+    /// Dump ids of the entries this one depends on (a table's index, data, policies and ACL
+    /// name the table): what a restore of selected tables follows.
+    pub dependencies: Vec<i32>,
     /// The offset flag promises a data block (flag 1 or 2; 3 is "no data").
     pub has_data: bool,
     /// The offset flag itself, and where it sits from the start of the reader's buffer
@@ -325,7 +328,13 @@ impl<'a> Reader<'a> {
         }
         let owner = self.text("owner")?;
         self.str("with oids")?; // always "false" since 1.9
-        while self.str("dependency")?.is_some() {}
+        let mut dependencies = Vec::new();
+        while let Some(d) = self.str("dependency")? {
+            // Written as decimal text; anything else is no dump id and cannot be followed.
+            if let Some(id) = std::str::from_utf8(d).ok().and_then(|t| t.parse().ok()) {
+                dependencies.push(id);
+            }
+        }
         let offset_at = self.pos;
         let flag = self.byte()?;
         self.bytes(self.off_size)?;
@@ -347,6 +356,7 @@ impl<'a> Reader<'a> {
             copy_statement,
             namespace,
             owner,
+            dependencies,
             has_data,
             offset_flag: flag,
             offset_at,

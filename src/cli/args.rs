@@ -158,7 +158,7 @@ pub(super) enum Cmd {
     /// Emergency restore: find a backup in the repository, show the plan, restore it into
     /// --target with guard rails, prove it and record it. Exit 0 restored and proven,
     /// 1 restored but differences found, 2 could not run / refused / failed, 130 interrupted.
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
     /// Recovery drill: restore a backup into a scratch database as an emergency restore would,
     /// time every phase, prove it against the fingerprint, run the drill's smoke checks, and
     /// record RTO and RPO in the repository. Exit 0 passed, 1 failed, 2 could not run.
@@ -263,6 +263,23 @@ pub(super) struct RestoreArgs {
     /// The plan (--dry-run) or the restore record as JSON on stdout.
     #[arg(long)]
     pub(super) json: bool,
+    /// Restore only this table (SCHEMA.NAME; repeatable) with its data, indexes,
+    /// constraints, triggers, policies and grants into the live database.
+    #[arg(long, value_name = "SCHEMA.NAME", conflicts_with_all = ["clean", "swap", "at", "at_lsn", "at_mark", "managed", "jobs"])]
+    pub(super) table: Vec<String>,
+    /// Restore every table of this schema (repeatable), as --table does.
+    #[arg(long = "schema", value_name = "NAME", conflicts_with_all = ["clean", "swap", "at", "at_lsn", "at_mark", "managed", "jobs"])]
+    pub(super) table_schema: Vec<String>,
+    /// With --table/--schema: the new schema the tables land in (default restored_<backupid>).
+    #[arg(long, value_name = "SCHEMA", conflicts_with = "replace")]
+    pub(super) into: Option<String>,
+    /// With --table/--schema: replace the live tables in one transaction.
+    #[arg(long)]
+    pub(super) replace: bool,
+    /// With --replace: drop other tables' foreign keys into the replaced tables and re-create
+    /// them from the backup, in the same transaction.
+    #[arg(long, requires = "replace")]
+    pub(super) cascade: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

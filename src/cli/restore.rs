@@ -21,6 +21,15 @@ pub(super) async fn run_restore(
     use commands::restore as r;
     let settings = Settings::load(&overrides(g))?;
     let opts = options(g, a)?;
+    if !a.table.is_empty() || !a.table_schema.is_empty() {
+        return super::restore_tables::run(&settings, &opts, a, cancel).await;
+    }
+    if a.into.is_some() || a.replace {
+        return Err(
+            PgdrError::usage("--into and --replace restore selected tables")
+                .hint("name them with --table SCHEMA.NAME or --schema NAME"),
+        );
+    }
     let plan = tokio::select! {
         p = r::prepare(&settings, &opts) => p?,
         _ = cancel.cancelled() => {
@@ -45,7 +54,7 @@ pub(super) async fn run_restore(
         print!("{}", restore_render::plan_text(&plan));
         let _ = std::io::stdout().flush();
     }
-    confirm_restore(&plan, a.yes, a.confirm.as_deref())?;
+    confirm_restore(plan.is_source, &plan.name, a.yes, a.confirm.as_deref())?;
     if cancel.is_cancelled() {
         // Ctrl-C at the prompt: the signal handler caught it while the prompt waited.
         return Err(PgdrError::new(
@@ -70,7 +79,8 @@ pub(super) async fn run_restore(
 
 /// The one interactive step: a typed confirmation on a terminal, flags otherwise.
 pub(super) fn confirm_restore(
-    plan: &commands::restore::Plan,
+    is_source: bool,
+    name: &str,
     yes: bool,
     confirm: Option<&str>,
 ) -> Result<(), PgdrError> {
@@ -85,22 +95,22 @@ pub(super) fn confirm_restore(
     };
     let aborted = || PgdrError::usage("restore aborted: nothing was changed");
     let mut typed_name = false;
-    if plan.is_source {
+    if is_source {
         match confirm {
-            Some(n) if n == plan.name => {}
+            Some(n) if n == name => {}
             Some(n) => {
                 return Err(PgdrError::usage(format!(
                     "--confirm {n} does not match the target database '{}'",
-                    plan.name
+                    name
                 ))
-                .hint(format!("pass --confirm {} to restore over the source database", plan.name)))
+                .hint(format!("pass --confirm {} to restore over the source database", name)))
             }
             None if tty => {
                 let typed = ask(&format!(
                     "'{}' is a configured source database. Type its name to restore over it: ",
-                    plan.name
+                    name
                 ));
-                if typed != plan.name {
+                if typed != name {
                     return Err(aborted());
                 }
                 typed_name = true;
@@ -108,9 +118,9 @@ pub(super) fn confirm_restore(
             None => {
                 return Err(PgdrError::usage(format!(
                     "the target '{}' is a configured source database; restoring over it needs its name confirmed",
-                    plan.name
+                    name
                 ))
-                .hint(format!("pass --confirm {} (and --yes) after checking the plan", plan.name)))
+                .hint(format!("pass --confirm {} (and --yes) after checking the plan", name)))
             }
         }
     }
@@ -175,7 +185,10 @@ pub(super) async fn run_mark(g: &Global, name: &str, json: bool) -> Result<i32, 
 }
 
 /// The restore's options from the arguments.
-fn options(g: &Global, a: &RestoreArgs) -> Result<commands::restore::RestoreOptions, PgdrError> {
+pub(super) fn options(
+    g: &Global,
+    a: &RestoreArgs,
+) -> Result<commands::restore::RestoreOptions, PgdrError> {
     use commands::restore::{self as r, ModeFlag, Selection};
     let selection = match (&a.backup, &a.before) {
         (Some(id), _) => Selection::Id(id.clone()),

@@ -275,9 +275,7 @@ async fn run_pg_restore(
     }
     match spool_jobs(opts) {
         None => {
-            if opts.single_transaction {
-                args.push("--single-transaction".into());
-            }
+            stream_args(opts, &mut args);
             feed_child(
                 repo,
                 m,
@@ -289,6 +287,7 @@ async fn run_pg_restore(
                     args: &args,
                     db: &target.database(),
                     on_line: toc_observer(&steps),
+                    drain: opts.use_list.is_some(),
                 },
                 Meter::new("restoring (fetched)", opts.show_progress),
                 parser.clone(),
@@ -309,13 +308,30 @@ async fn run_pg_restore(
     steps.finish();
     timer.done("restore");
     if let Some(p) = parser {
-        let p = Arc::try_unwrap(p)
-            .map_err(|_| PgdrError::internal("archive parser still shared"))?
-            .into_inner()
-            .expect("parser lock");
-        report.archive = Some(p.finish().map_err(|e| e.to_string()));
+        report.archive = Some(finish_parser(p)?);
     }
     Ok(())
+}
+
+/// pg_restore's options that only a streamed restore takes: one transaction, a TOC list.
+fn stream_args(opts: &EngineOptions, args: &mut Vec<String>) {
+    if opts.single_transaction {
+        args.push("--single-transaction".into());
+    }
+    if let Some(l) = &opts.use_list {
+        args.push(format!("--use-list={}", l.display()));
+    }
+}
+
+/// The archive's fingerprint once the stream ended (the parser is no longer shared).
+fn finish_parser(
+    p: SharedParser,
+) -> Result<std::result::Result<crate::fingerprint::ArchiveSummary, String>> {
+    let p = Arc::try_unwrap(p)
+        .map_err(|_| PgdrError::internal("archive parser still shared"))?
+        .into_inner()
+        .expect("parser lock");
+    Ok(p.finish().map_err(|e| e.to_string()))
 }
 
 /// What the spooled restore shares with the streamed one: the tool, its arguments so far,
@@ -370,6 +386,7 @@ async fn restore_from_spool(
             inner: writer,
             meter: Meter::new("spooling (fetched)", opts.show_progress),
             parser,
+            drain: false,
         },
     )
     .await

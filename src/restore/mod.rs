@@ -31,6 +31,8 @@ pub mod replay;
 pub mod roles;
 pub mod sensitive;
 pub mod spool;
+pub mod tables;
+pub mod tables_run;
 
 pub use engine::restore_with;
 pub use roles::RolesMode;
@@ -61,6 +63,8 @@ struct ChildSpec<'a> {
     db: &'a crate::config::Database,
     /// Called with each stderr line (progress).
     on_line: LineObserver,
+    /// The child reads a `--use-list` selection and may stop early (see [`Metered::drain`]).
+    drain: bool,
 }
 
 type LineObserver = Box<dyn Fn(&str) + Send + 'static>;
@@ -97,6 +101,9 @@ struct Metered<W> {
     inner: W,
     meter: Meter,
     parser: Option<SharedParser>,
+    /// A child restoring a `--use-list` selection may exit before the archive ends: then the
+    /// rest is read and discarded, so the object's sha256 is still checked to its end.
+    drain: bool,
 }
 
 /// The archive parser shared with the caller, who reads its summary once the stream ended.
@@ -109,7 +116,12 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Metered<W> {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         let this = self.get_mut();
-        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        let r = match Pin::new(&mut this.inner).poll_write(cx, buf) {
+            Poll::Ready(Err(e)) if this.drain && e.kind() == std::io::ErrorKind::BrokenPipe => {
+                Poll::Ready(Ok(buf.len()))
+            }
+            r => r,
+        };
         if let Poll::Ready(Ok(n)) = &r {
             let _ = std::io::Write::write(&mut this.meter, &buf[..*n]);
             if let Some(p) = &this.parser {
@@ -120,10 +132,24 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for Metered<W> {
         r
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+        let this = self.get_mut();
+        let drain = this.drain;
+        drained(drain, Pin::new(&mut this.inner).poll_flush(cx))
     }
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        let drain = this.drain;
+        drained(drain, Pin::new(&mut this.inner).poll_shutdown(cx))
+    }
+}
+
+/// With `drain`, a pipe the child closed is no error (see [`Metered::drain`]).
+fn drained(drain: bool, r: Poll<std::io::Result<()>>) -> Poll<std::io::Result<()>> {
+    match r {
+        Poll::Ready(Err(e)) if drain && e.kind() == std::io::ErrorKind::BrokenPipe => {
+            Poll::Ready(Ok(()))
+        }
+        r => r,
     }
 }
 
@@ -142,6 +168,7 @@ async fn feed_child(
         .object(object)
         .ok_or_else(|| PgdrError::corrupt(format!("backup {} has no {object} object", m.id)))?;
     let key = catalog::Key::object(&m.database, &m.id, &rec.file);
+    let drain = child.drain;
     let (child, stdin) = crate::scratch::ClientChild::spawn(
         child.name,
         child.tool,
@@ -157,6 +184,7 @@ async fn feed_child(
         inner: stdin,
         meter,
         parser,
+        drain,
     };
     let fed = pipeline::download_to(repo, &key, Some(rec.sha256_stored.clone()), ids, stdin).await;
     let waited = child.wait().await;
@@ -196,6 +224,9 @@ pub struct EngineOptions {
     /// A target without SUPERUSER: restore as [`managed`] plans it (existing database kept,
     /// platform schemas' rows only, filtered TOC list).
     pub managed: Option<std::sync::Arc<managed::ManagedPlan>>,
+    /// A `pg_restore --use-list` file in archive order (streamed restore only): the entries
+    /// `restore --table` puts into its scratch database.
+    pub use_list: Option<PathBuf>,
 }
 
 /// What the engine did beyond restoring rows, in operator words.

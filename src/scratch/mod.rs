@@ -403,6 +403,7 @@ pub struct ClientChild {
     child: tokio::process::Child,
     stderr: tokio::task::JoinHandle<String>,
     pub stdin: Option<tokio::process::ChildStdin>,
+    pub stdout: Option<tokio::process::ChildStdout>,
 }
 
 impl ClientChild {
@@ -416,11 +417,28 @@ impl ClientChild {
         db: &Database,
         on_line: impl Fn(&str) + Send + 'static,
     ) -> Result<ClientChild> {
+        Self::spawn_out(name, tool, args, db, on_line, false)
+    }
+
+    /// Like [`spawn`](Self::spawn); with `piped_out` its stdout is in `stdout` (pg_dump
+    /// feeding a pg_restore).
+    pub fn spawn_out(
+        name: &str,
+        tool: &Path,
+        args: &[String],
+        db: &Database,
+        on_line: impl Fn(&str) + Send + 'static,
+        piped_out: bool,
+    ) -> Result<ClientChild> {
         use tokio::io::AsyncBufReadExt;
         let mut cmd = Command::new(tool);
         cmd.args(args)
             .stdin(Stdio::piped())
-            .stdout(Stdio::null())
+            .stdout(if piped_out {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
             .stderr(Stdio::piped())
             .kill_on_drop(true);
         crate::source::process::libpq_env(&mut cmd, db);
@@ -445,6 +463,7 @@ impl ClientChild {
         Ok(ClientChild {
             name: name.to_string(),
             stdin: child.stdin.take(),
+            stdout: child.stdout.take(),
             child,
             stderr,
         })

@@ -41,6 +41,7 @@ mod schema;
 mod secrets;
 mod security;
 mod signing;
+mod table_restore;
 mod tls;
 mod typed_errors;
 mod verify;

@@ -125,6 +125,7 @@ async fn restore_and_prove(
         show_progress: plan.show_progress,
         single_transaction: false,
         managed: plan.managed.clone(),
+        use_list: None,
     };
     restore::restore_with(
         &plan.catalog,

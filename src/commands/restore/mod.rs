@@ -21,11 +21,15 @@ mod managed_swap;
 mod plan;
 mod replay_run;
 mod select;
+mod tables;
+mod tables_exec;
 mod target;
 
 pub use execute::{execute, RestoreReport};
 pub(crate) use plan::target_database;
 pub use plan::{prepare, Plan};
+pub use tables::{prepare_tables, TableMode, TableOptions, TablePlan};
+pub use tables_exec::{execute_tables, TableReport};
 pub use target::{describe_sessions, Sessions, TargetState};
 
 #[derive(Debug, Clone)]

@@ -217,7 +217,7 @@ async fn sessions_now(client: &Client, state: &TargetState, name: &str) -> Resul
 }
 
 /// Whether the target is a configured source database (same host, port and name).
-fn is_source(settings: &Settings, target: &Database) -> bool {
+pub(super) fn is_source(settings: &Settings, target: &Database) -> bool {
     settings
         .databases
         .iter()
@@ -243,19 +243,23 @@ fn check_name_length(name: &str, previous: &str, swap: bool) -> Result<()> {
 
 /// The selected backup, opened: its globals decrypted and parsed, its sensitive parts
 /// revealed. Proves the identity (and the repository) before the target is touched.
-struct Backup {
-    manifest: Manifest,
+pub(super) struct Backup {
+    pub(super) manifest: Manifest,
     verification: Option<crate::catalog::VerificationRecord>,
-    globals_sql: String,
+    pub(super) globals_sql: String,
     parsed: Vec<restore::globals::Statement>,
-    ids: Identities,
-    catalog: Catalog,
+    pub(super) ids: Identities,
+    pub(super) catalog: Catalog,
     signature: crate::catalog::format::signature::BackupSignature,
     /// The plan's first notes: the signature's (when not proven), `--before`'s.
-    notes: Vec<String>,
+    pub(super) notes: Vec<String>,
 }
 
-async fn open_backup(settings: &Settings, opts: &RestoreOptions, name: &str) -> Result<Backup> {
+pub(super) async fn open_backup(
+    settings: &Settings,
+    opts: &RestoreOptions,
+    name: &str,
+) -> Result<Backup> {
     let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
     let catalog = Catalog::open(settings).await?;
     let entry = select_backup(&catalog, settings, opts, name).await?;
@@ -307,16 +311,20 @@ async fn open_point_and_backup(
 }
 
 /// What the plan needs to know of the target server.
-struct ServerFacts {
+pub(super) struct ServerFacts {
     /// "15.18"
-    version: String,
-    major: u32,
-    superuser: bool,
+    pub(super) version: String,
+    pub(super) major: u32,
+    pub(super) superuser: bool,
 }
 
 /// Read the target server's version and the connecting role; refuse a server older than the
 /// backup's.
-async fn read_server(client: &Client, maintenance: &Database, m: &Manifest) -> Result<ServerFacts> {
+pub(super) async fn read_server(
+    client: &Client,
+    maintenance: &Database,
+    m: &Manifest,
+) -> Result<ServerFacts> {
     let info = client
         .query_one(
             "SELECT current_setting('server_version'), current_setting('server_version_num')::int,
@@ -468,7 +476,7 @@ async fn leftover_if(
 }
 
 /// Where the PostgreSQL client tools for this major version are.
-fn client_tools(settings: &Settings, major: u32) -> Result<PathBuf> {
+pub(super) fn client_tools(settings: &Settings, major: u32) -> Result<PathBuf> {
     let tool = crate::scratch::pg_restore(major, &settings.scratch)?;
     Ok(tool.path.parent().expect("a file").to_path_buf())
 }
