@@ -113,7 +113,7 @@ fn overrides(g: &Global) -> Overrides {
             .filter(|r| !r.trim().is_empty())
             .cloned()
             .collect(),
-        identity: g.identity.clone(),
+        identities: g.identities.clone(),
         database: g.database.clone(),
         signing_key: g.signing_key.clone(),
         trust_keys: g

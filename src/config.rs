@@ -70,7 +70,8 @@ pub struct Overrides {
     pub source: Option<String>,
     pub repo: Option<String>,
     pub recipients: Vec<String>,
-    pub identity: Option<PathBuf>,
+    /// `--identity`, repeatable (PGDR_IDENTITY: comma-separated).
+    pub identities: Vec<PathBuf>,
     pub database: Option<String>,
     pub signing_key: Option<PathBuf>,
     pub trust_keys: Vec<String>,
@@ -85,7 +86,9 @@ pub struct Settings {
     pub repository: RepositoryUrl,
     pub s3: S3Settings,
     pub recipients: Vec<String>,
-    pub identity: Option<PathBuf>,
+    /// Identity files for commands that decrypt: every one is tried (a key drill proves each
+    /// alone). Flags replace the config's list.
+    pub identities: Vec<PathBuf>,
     pub compression: Compression,
     pub pg_bin_dir: Option<PathBuf>,
     pub scratch: ScratchSettings,
@@ -133,7 +136,11 @@ impl Settings {
         } else {
             ov.recipients.clone()
         };
-        let identity = ov.identity.clone().or(file.encryption.identity.clone());
+        let identities = if ov.identities.is_empty() {
+            file.encryption.identity.clone().into_paths()
+        } else {
+            ov.identities.clone()
+        };
 
         let compression = compression(&file)?;
 
@@ -148,7 +155,7 @@ impl Settings {
             repository,
             s3,
             recipients,
-            identity,
+            identities,
             compression,
             pg_bin_dir: file.tools.pg_bin_dir.clone(),
             scratch: ScratchSettings {

@@ -39,9 +39,15 @@ pub(super) struct Global {
         global = true
     )]
     pub(super) recipients: Vec<String>,
-    /// age identity file, for commands that decrypt.
-    #[arg(long, env = "PGDR_IDENTITY", global = true)]
-    pub(super) identity: Option<PathBuf>,
+    /// age identity file, for commands that decrypt (repeatable: each is tried; a key drill
+    /// proves each alone; env: comma-separated).
+    #[arg(
+        long = "identity",
+        env = "PGDR_IDENTITY",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub(super) identities: Vec<PathBuf>,
     /// minisign secret key this host signs manifests, segment entries and records with.
     #[arg(long, env = "PGDR_SIGNING_KEY", global = true)]
     pub(super) signing_key: Option<PathBuf>,

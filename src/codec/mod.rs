@@ -66,13 +66,18 @@ pub type Identities = std::sync::Arc<Vec<age::x25519::Identity>>;
 
 /// The identities of `--identity` / PGDR_IDENTITY, for commands that decrypt; its absence is
 /// an error that says where the identity comes from.
-pub fn require_identities(path: Option<&std::path::Path>) -> Result<Vec<age::x25519::Identity>> {
-    let path = path.ok_or_else(|| {
-        PgdrError::crypto("no identity given to decrypt the backup with").hint(
+/// Several files: all their identities together (any one may open a backup).
+pub fn require_identities(paths: &[std::path::PathBuf]) -> Result<Vec<age::x25519::Identity>> {
+    if paths.is_empty() {
+        return Err(PgdrError::crypto("no identity given to decrypt the backup with").hint(
             "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)",
-        )
-    })?;
-    load_identities(path)
+        ));
+    }
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(load_identities(p)?);
+    }
+    Ok(all)
 }
 
 /// Read identities (private keys) from an age identity file, as written by `pgdr keygen` or

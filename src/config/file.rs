@@ -70,7 +70,29 @@ pub struct S3File {
 pub struct EncryptionFile {
     #[serde(default)]
     pub recipients: Vec<String>,
-    pub identity: Option<PathBuf>,
+    /// One identity file, or a list (`identity = ["ops.txt", "escrow.txt"]`).
+    #[serde(default)]
+    pub identity: IdentityFiles,
+}
+
+/// `[encryption] identity`: the old single path still reads.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum IdentityFiles {
+    #[default]
+    None,
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl IdentityFiles {
+    pub fn into_paths(self) -> Vec<PathBuf> {
+        match self {
+            IdentityFiles::None => Vec::new(),
+            IdentityFiles::One(p) => vec![p],
+            IdentityFiles::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
