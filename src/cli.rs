@@ -5,6 +5,7 @@ mod capture;
 mod capture_chain;
 mod capture_run;
 mod capture_status;
+mod key_check;
 mod labels;
 mod ops;
 mod render;
@@ -345,6 +346,7 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
     use commands::drill::{self as d, report};
     let settings = Settings::load(&overrides(g))?;
     match &a.cmd {
+        None if a.key_check => key_check::run(&settings, g.database.as_deref(), a.json).await,
         None => {
             let opts = d::DrillOptions {
                 database: g.database.clone(),

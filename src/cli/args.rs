@@ -287,6 +287,10 @@ pub(super) struct DrillArgs {
     /// Drill definition: database, backup selection, targets, smoke checks (drills/README.md).
     #[arg(long, value_name = "FILE")]
     pub(super) drill: Option<PathBuf>,
+    /// Key drill: prove each --identity alone on the newest backup of each database (quick
+    /// verify, no restore) and record which recipients it proved. Exit 1 if one fails.
+    #[arg(long, conflicts_with_all = ["backup", "drill"])]
+    pub(super) key_check: bool,
     /// The drill record(s) as JSON on stdout.
     #[arg(long)]
     pub(super) json: bool,

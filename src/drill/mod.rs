@@ -33,6 +33,7 @@ use crate::verify::Scratch;
 
 mod capture_rpo;
 mod checks;
+pub mod key_check;
 mod point;
 mod prove;
 pub mod rpo;
