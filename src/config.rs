@@ -99,7 +99,14 @@ pub struct Settings {
     pub config_path: Option<PathBuf>,
     /// Signing key and trust keys (issue 19).
     pub signing: SigningSettings,
+    /// `[keys] proof_max_age`: set, every recipient of the newest backups must have been
+    /// proven by a key drill within it; unset, only databases that have key-check records are
+    /// judged, against [`DEFAULT_PROOF_MAX_AGE`].
+    pub proof_max_age: Option<std::time::Duration>,
 }
+
+/// How long a key drill's proof of a recipient counts.
+pub const DEFAULT_PROOF_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(90 * 86400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Compression {
@@ -166,6 +173,12 @@ impl Settings {
             },
             databases,
             config_path: ov.config.clone(),
+            proof_max_age: file
+                .keys
+                .proof_max_age
+                .as_deref()
+                .map(|v| ops::duration(v, "[keys] proof_max_age"))
+                .transpose()?,
             signing: SigningSettings {
                 key_file: ov.signing_key.clone().or(file.signing.key_file.clone()),
                 trust_keys: if ov.trust_keys.is_empty() {

@@ -37,6 +37,16 @@ pub struct FileConfig {
     pub signing: super::signing::SigningFile,
     #[serde(default)]
     pub trust: super::signing::TrustFile,
+    #[serde(default)]
+    pub keys: KeysFile,
+}
+
+/// `[keys]`: how recently every recipient of the newest backups must have been proven by a
+/// key drill (`pgdr drill --key-check`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysFile {
+    pub proof_max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

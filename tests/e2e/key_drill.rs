@@ -1,0 +1,158 @@
+//! `pgdr drill --key-check`: each identity proven alone on the newest backup, recorded; and
+//! `status` judging recipients by those proofs.
+
+use std::path::{Path, PathBuf};
+
+use crate::common::*;
+
+/// pgdr with --source, --repo and the given recipients and identities only.
+fn cmd(
+    w: &World,
+    args: &[&str],
+    recipients: &[&str],
+    identities: &[&Path],
+) -> std::process::Command {
+    let mut c = pgdr_cmd();
+    c.args(args);
+    c.arg("--source").arg(w.pg.url("app"));
+    w.repo.apply(&mut c);
+    for r in recipients {
+        c.arg("--recipient").arg(r);
+    }
+    for i in identities {
+        c.arg("--identity").arg(i);
+    }
+    c
+}
+
+fn key_checks(w: &World) -> Vec<serde_json::Value> {
+    let Repo::Local(root) = &w.repo else {
+        unreachable!("local only")
+    };
+    let dir = root.join("app/key-checks");
+    files_under(&dir)
+        .iter()
+        .filter(|f| f.ends_with(".json"))
+        .map(|f| serde_json::from_slice(&std::fs::read(dir.join(f)).unwrap()).unwrap())
+        .collect()
+}
+
+#[test]
+fn key_check_wrong_identity_fails_and_is_recorded_right_ones_prove_recipients() {
+    let w = World::local();
+    let (escrow, escrow_pub) = keypair(w.dir.path());
+    let (stranger, _) = keypair(w.dir.path());
+    let both = [w.recipient.as_str(), escrow_pub.as_str()];
+    run(cmd(&w, &["backup"], &both, &[])).ok();
+    let cfg: PathBuf = w.config_file("keys.toml", "[keys]\nproof_max_age = \"90d\"\n");
+
+    // Before any key drill: with a proof age configured, both recipients are unproven.
+    let mut st = cmd(&w, &["status"], &both, &[]);
+    st.arg("--config").arg(&cfg);
+    let st = run(st);
+    assert_eq!(st.code, 1, "{}{}", st.stdout, st.stderr);
+    let text = format!("{}{}", st.stdout, st.stderr);
+    assert!(
+        text.contains(&format!(
+            "recipient {} of the newest backup: never proven",
+            w.recipient
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "recipient {escrow_pub} of the newest backup: never proven"
+        )),
+        "{text}"
+    );
+
+    // A wrong identity: exit 1, recorded as failed, named by its file, its content never.
+    let bad = run(cmd(&w, &["drill", "--key-check"], &both, &[&stranger]));
+    assert_eq!(bad.code, 1, "{}{}", bad.stdout, bad.stderr);
+    assert!(
+        bad.stdout.contains(&stranger.display().to_string()),
+        "{}",
+        bad.stdout
+    );
+    assert!(bad.stdout.contains("FAILED"), "{}", bad.stdout);
+    let recs = key_checks(&w);
+    assert_eq!(recs.len(), 1);
+    let r = &recs[0];
+    assert_eq!(r["outcome"], "failed");
+    assert_eq!(r["identities"][0]["file"], stranger.display().to_string());
+    assert_eq!(r["identities"][0]["outcome"], "failed");
+    assert_eq!(
+        r["identities"][0]["recipients_proved"],
+        serde_json::json!([])
+    );
+    assert!(
+        r["identities"][0]["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("no identity matches"),
+        "{r}"
+    );
+    let secret = std::fs::read_to_string(&stranger).unwrap();
+    let secret_line = secret
+        .lines()
+        .find(|l| l.starts_with("AGE-SECRET-KEY-"))
+        .unwrap();
+    assert!(!r.to_string().contains(secret_line));
+    assert!(!bad.stdout.contains(secret_line) && !bad.stderr.contains(secret_line));
+
+    // The operational key and the escrow key, each alone: both pass, each proves its own.
+    let good = run(cmd(
+        &w,
+        &["drill", "--key-check", "--json"],
+        &both,
+        &[&w.identity, &escrow],
+    ));
+    assert_eq!(good.code, 0, "{}{}", good.stdout, good.stderr);
+    let v: serde_json::Value = serde_json::from_str(&good.stdout).unwrap();
+    let ids = &v[0]["identities"];
+    assert_eq!(v[0]["outcome"], "passed");
+    assert_eq!(
+        ids[0]["recipients_proved"],
+        serde_json::json!([w.recipient])
+    );
+    assert_eq!(ids[1]["recipients_proved"], serde_json::json!([escrow_pub]));
+    assert_eq!(key_checks(&w).len(), 2);
+
+    // Status stops warning about keys.
+    let mut st = cmd(&w, &["status"], &both, &[]);
+    st.arg("--config").arg(&cfg);
+    let st = run(st);
+    let text = format!("{}{}", st.stdout, st.stderr);
+    assert!(!text.contains("of the newest backup"), "{text}");
+
+    // A recipient dropped from the configuration is named.
+    let mut st = cmd(&w, &["status"], &[w.recipient.as_str()], &[]);
+    st.arg("--config").arg(&cfg);
+    let st = run(st);
+    let text = format!("{}{}", st.stdout, st.stderr);
+    assert_eq!(st.code, 1, "{text}");
+    assert!(
+        text.contains(&format!(
+            "recipient {escrow_pub}, which is no longer configured"
+        )),
+        "{text}"
+    );
+}
+
+#[test]
+fn identity_is_repeatable_for_commands_that_decrypt() {
+    let w = World::local();
+    let (other, _) = keypair(w.dir.path());
+    w.backup();
+    // The matching identity second: every file given is tried.
+    let r = run(cmd(
+        &w,
+        &["verify", "--quick"],
+        &[&w.recipient],
+        &[&other, &w.identity],
+    ));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    // Only the wrong one: refused.
+    let r = run(cmd(&w, &["verify", "--quick"], &[&w.recipient], &[&other]));
+    assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
+}
