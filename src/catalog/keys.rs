@@ -420,10 +420,6 @@ mod tests {
                 database: db.clone(),
                 file: "20260101T000000.000Z.json".into(),
             },
-            Key::KeyCheck {
-                database: db.clone(),
-                file: "20260101T000000.000Z.json".into(),
-            },
             Key::Restoring {
                 database: db.clone(),
                 digest: "0123456789abcdef0123456789abcdef".into(),
@@ -483,6 +479,17 @@ mod tests {
             .to_string(),
             "app/jobs/drill.lease"
         );
+    }
+
+    #[test]
+    fn key_check_key_round_trips() {
+        let k = Key::KeyCheck {
+            database: "app".into(),
+            file: "20260101T000000.000Z.json".into(),
+        };
+        assert_eq!(k.to_string(), "app/key-checks/20260101T000000.000Z.json");
+        assert_eq!(Key::parse(&k.to_string()), Some(k.clone()));
+        assert_eq!(Key::parse(&k.signature().to_string()), Some(k.signature()));
     }
 
     #[test]
