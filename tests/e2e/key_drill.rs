@@ -101,12 +101,19 @@ fn key_check_wrong_identity_fails_and_is_recorded_right_ones_prove_recipients() 
     assert!(!bad.stdout.contains(secret_line) && !bad.stderr.contains(secret_line));
 
     // The operational key and the escrow key, each alone: both pass, each proves its own.
-    let good = run(cmd(
+    // Signed like every record when this host has a signing key.
+    let sk = w.dir.path().join("host.key");
+    let mut c = pgdr_cmd();
+    c.args(["keygen", "--signing", "--out"]).arg(&sk);
+    run(c).ok();
+    let mut c = cmd(
         &w,
         &["drill", "--key-check", "--json"],
         &both,
         &[&w.identity, &escrow],
-    ));
+    );
+    c.arg("--signing-key").arg(&sk);
+    let good = run(c);
     assert_eq!(good.code, 0, "{}{}", good.stdout, good.stderr);
     let v: serde_json::Value = serde_json::from_str(&good.stdout).unwrap();
     let ids = &v[0]["identities"];
@@ -117,6 +124,18 @@ fn key_check_wrong_identity_fails_and_is_recorded_right_ones_prove_recipients() 
     );
     assert_eq!(ids[1]["recipients_proved"], serde_json::json!([escrow_pub]));
     assert_eq!(key_checks(&w).len(), 2);
+    let Repo::Local(root) = &w.repo else {
+        unreachable!("local only")
+    };
+    let sigs: Vec<String> = files_under(&root.join("app/key-checks"))
+        .into_iter()
+        .filter(|f| f.ends_with(".json.minisig"))
+        .collect();
+    assert_eq!(
+        sigs.len(),
+        1,
+        "the signed run's record has its signature: {sigs:?}"
+    );
 
     // Status stops warning about keys.
     let mut st = cmd(&w, &["status"], &both, &[]);
