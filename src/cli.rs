@@ -169,6 +169,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         } => run_verify(g, id.as_deref(), *unverified, *quick, *json, cancel).await,
         Cmd::Restore(a) => run_restore(g, a, cancel).await,
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
+        Cmd::Rekey { ids, all } => key_check::rekey(g, ids, *all, overrides(g)).await,
         Cmd::Prune(a) => ops::prune(g, a).await,
         Cmd::Schedule(a) => ops::schedule(g, a).await,
         Cmd::Daemon(a) => {

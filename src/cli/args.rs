@@ -113,6 +113,17 @@ pub(super) enum Cmd {
         #[arg(long)]
         all_unsigned: bool,
     },
+    /// Re-encrypt backups to the current recipients (--identity: the old key; --signing-key:
+    /// the manifests are re-signed); new objects beside the old, manifest last, old removed
+    /// after. Resumable: run it again after an interruption.
+    Rekey {
+        /// Backup ids, prefixes or labels.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<String>,
+        /// Every backup (of --database, or of all databases).
+        #[arg(long)]
+        all: bool,
+    },
     /// Back up the selected (or every configured) database into the repository; --label
     /// names it, --keep-* keeps it beyond retention, --verify proves it before returning.
     Backup(super::labels::BackupArgs),

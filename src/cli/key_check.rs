@@ -60,3 +60,32 @@ fn word(o: StoredOutcome) -> &'static str {
         StoredOutcome::Error => "could not run",
     }
 }
+
+/// `pgdr rekey`: one line per backup.
+pub(super) async fn rekey(
+    g: &super::Global,
+    ids: &[String],
+    all: bool,
+    ov: crate::config::Overrides,
+) -> Result<i32, PgdrError> {
+    let settings = Settings::load(&ov)?;
+    let opts = crate::rekey::RekeyOptions {
+        database: g.database.clone(),
+        ids: ids.to_vec(),
+        all,
+    };
+    for r in crate::rekey::run(&settings, &opts).await? {
+        let what = if r.reencrypted {
+            "re-encrypted to the current recipients"
+        } else {
+            "already encrypted to the current recipients"
+        };
+        let removed = if r.removed.is_empty() {
+            String::new()
+        } else {
+            format!("; old objects removed: {}", r.removed.join(", "))
+        };
+        println!("{}/{}: {what}{removed}", r.database, r.backup_id);
+    }
+    Ok(exit::OK)
+}

@@ -175,3 +175,92 @@ fn identity_is_repeatable_for_commands_that_decrypt() {
     let r = run(cmd(&w, &["verify", "--quick"], &[&w.recipient], &[&other]));
     assert_ne!(r.code, 0, "{}{}", r.stdout, r.stderr);
 }
+
+/// Files of the backup folder that hold encrypted objects.
+fn encrypted_files(w: &World) -> Vec<String> {
+    let Repo::Local(root) = &w.repo else {
+        unreachable!("local only")
+    };
+    files_under(&root.join("app"))
+        .into_iter()
+        .filter(|f| f.ends_with(".age"))
+        .collect()
+}
+
+#[test]
+fn rekey_killed_midway_stays_readable_and_the_next_run_finishes_it() {
+    let w = World::local();
+    let (new_id, new_pub) = keypair(w.dir.path());
+    let sk = w.dir.path().join("host.key");
+    let mut c = pgdr_cmd();
+    c.args(["keygen", "--signing", "--out"]).arg(&sk);
+    let pubkey = run(c).ok().stdout.trim().to_string();
+    let signed = |mut c: std::process::Command| {
+        c.arg("--signing-key")
+            .arg(&sk)
+            .arg("--trust-key")
+            .arg(&pubkey);
+        c
+    };
+    run(signed(cmd(&w, &["backup"], &[&w.recipient], &[]))).ok();
+    let old_files = encrypted_files(&w);
+    let rekey = |pause: bool| {
+        let mut c = signed(cmd(&w, &["rekey", "--all"], &[&new_pub], &[&w.identity]));
+        if pause {
+            c.env("PGDR_REKEY_PAUSE", "1");
+        }
+        c
+    };
+
+    // Killed after the first new object, before the manifest: readable with the old key.
+    let mut child = rekey(true)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    while encrypted_files(&w).len() == old_files.len() {
+        assert!(t0.elapsed().as_secs() < 60, "rekey wrote no new object");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let verify = |id: &Path| run(signed(cmd(&w, &["verify", "--quick"], &[&new_pub], &[id])));
+    let r = verify(&w.identity);
+    assert_eq!(
+        r.code, 0,
+        "old key after a killed rekey: {}{}",
+        r.stdout, r.stderr
+    );
+
+    // The next run finishes: signed, trusted, readable with the new key only, old objects gone.
+    let r = run(rekey(false));
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("re-encrypted"), "{}", r.stdout);
+    let r = verify(&new_id);
+    assert_eq!(r.code, 0, "new key after rekey: {}{}", r.stdout, r.stderr);
+    let r = verify(&w.identity);
+    assert_ne!(
+        r.code, 0,
+        "the old key must no longer read it: {}{}",
+        r.stdout, r.stderr
+    );
+    let now = encrypted_files(&w);
+    assert!(
+        old_files.iter().all(|f| !now.contains(f)),
+        "old objects left: {now:?}"
+    );
+    assert_eq!(now.len(), old_files.len(), "{now:?}");
+    // Unsigned readers refuse what the untrusted key did not sign: the manifest is signed.
+    let Repo::Local(root) = &w.repo else {
+        unreachable!()
+    };
+    assert!(files_under(&root.join("app"))
+        .iter()
+        .any(|f| f.ends_with("manifest.json.minisig")));
+    // A second run has nothing to do.
+    let r = run(rekey(false));
+    assert_eq!(r.code, 0);
+    assert!(r.stdout.contains("already encrypted"), "{}", r.stdout);
+}
