@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use crate::catalog::format::signature::Acceptance;
 use crate::catalog::{Catalog, Key, Listed, Manifest, Pick};
 use crate::codec;
 use crate::config::Settings;
@@ -90,8 +91,16 @@ async fn rekey_one(
     recipients: Arc<Vec<age::x25519::Recipient>>,
     wanted: &[String],
 ) -> Result<Rekeyed> {
-    // A forged manifest is never re-signed.
-    catalog.authenticate(&m).await?;
+    // A forged manifest is never re-signed: re-signing would make it trusted. Without trust
+    // keys nothing is proven, so that is refused too (unless the operator allows it).
+    let sig = catalog.authenticate(&m).await?;
+    if sig.acceptance == Acceptance::NoTrustKeys {
+        return Err(PgdrError::usage(format!(
+            "backup {}/{}: rekey re-signs the manifest, and no trust key is configured to check it first",
+            m.database, m.id
+        ))
+        .hint("pass --trust-key (the key that signed the backups), or --allow-unsigned to re-sign it anyway"));
+    }
     let now: BTreeSet<&String> = m.codec.recipients.iter().collect();
     let reencrypted = now != wanted.iter().collect::<BTreeSet<_>>();
     let mut new = m.clone();

@@ -212,6 +212,14 @@ fn rekey_killed_midway_stays_readable_and_the_next_run_finishes_it() {
         c
     };
 
+    // A manifest not signed by a trusted key is never re-signed: refused, nothing written.
+    let mut c = cmd(&w, &["rekey", "--all"], &[&new_pub], &[&w.identity]);
+    c.arg("--signing-key").arg(&sk);
+    let r = run(c);
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(r.stderr.contains("no trust key"), "{}", r.stderr);
+    assert_eq!(encrypted_files(&w), old_files);
+
     // Killed after the first new object, before the manifest: readable with the old key.
     let mut child = rekey(true)
         .stdout(std::process::Stdio::null())
