@@ -6,6 +6,7 @@ mod capture_chain;
 mod capture_run;
 mod capture_status;
 mod diff;
+mod key_check;
 mod labels;
 mod ops;
 mod render;
@@ -115,7 +116,7 @@ fn overrides(g: &Global) -> Overrides {
             .filter(|r| !r.trim().is_empty())
             .cloned()
             .collect(),
-        identity: g.identity.clone(),
+        identities: g.identities.clone(),
         database: g.database.clone(),
         signing_key: g.signing_key.clone(),
         trust_keys: g
@@ -171,6 +172,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
         } => run_verify(g, id.as_deref(), *unverified, *quick, *json, cancel).await,
         Cmd::Restore(a) => run_restore(g, a, cancel).await,
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
+        Cmd::Rekey { ids, all } => key_check::rekey(g, ids, *all, overrides(g)).await,
         Cmd::Prune(a) => ops::prune(g, a).await,
         Cmd::Schedule(a) => ops::schedule(g, a).await,
         Cmd::Daemon(a) => {
@@ -348,6 +350,7 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
     use commands::drill::{self as d, report};
     let settings = Settings::load(&overrides(g))?;
     match &a.cmd {
+        None if a.key_check => key_check::run(&settings, g.database.as_deref(), a.json).await,
         None => {
             let opts = d::DrillOptions {
                 database: g.database.clone(),

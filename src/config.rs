@@ -73,7 +73,8 @@ pub struct Overrides {
     pub source: Option<String>,
     pub repo: Option<String>,
     pub recipients: Vec<String>,
-    pub identity: Option<PathBuf>,
+    /// `--identity`, repeatable (PGDR_IDENTITY: comma-separated).
+    pub identities: Vec<PathBuf>,
     pub database: Option<String>,
     pub signing_key: Option<PathBuf>,
     pub trust_keys: Vec<String>,
@@ -88,7 +89,9 @@ pub struct Settings {
     pub repository: RepositoryUrl,
     pub s3: S3Settings,
     pub recipients: Vec<String>,
-    pub identity: Option<PathBuf>,
+    /// Identity files for commands that decrypt: every one is tried (a key drill proves each
+    /// alone). Flags replace the config's list.
+    pub identities: Vec<PathBuf>,
     pub compression: Compression,
     pub pg_bin_dir: Option<PathBuf>,
     pub scratch: ScratchSettings,
@@ -99,7 +102,14 @@ pub struct Settings {
     pub config_path: Option<PathBuf>,
     /// Signing key and trust keys (issue 19).
     pub signing: SigningSettings,
+    /// `[keys] proof_max_age`: set, every recipient of the newest backups must have been
+    /// proven by a key drill within it; unset, only databases that have key-check records are
+    /// judged, against [`DEFAULT_PROOF_MAX_AGE`].
+    pub proof_max_age: Option<std::time::Duration>,
 }
+
+/// How long a key drill's proof of a recipient counts.
+pub const DEFAULT_PROOF_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(90 * 86400);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Compression {
@@ -142,7 +152,11 @@ impl Settings {
         } else {
             ov.recipients.clone()
         };
-        let identity = ov.identity.clone().or(file.encryption.identity.clone());
+        let identities = if ov.identities.is_empty() {
+            file.encryption.identity.clone().into_paths()
+        } else {
+            ov.identities.clone()
+        };
 
         let compression = compression(&file)?;
 
@@ -157,7 +171,7 @@ impl Settings {
             repository,
             s3,
             recipients,
-            identity,
+            identities,
             compression,
             pg_bin_dir: file.tools.pg_bin_dir.clone(),
             scratch: ScratchSettings {
@@ -168,6 +182,12 @@ impl Settings {
             },
             databases,
             config_path: ov.config.clone(),
+            proof_max_age: file
+                .keys
+                .proof_max_age
+                .as_deref()
+                .map(|v| ops::duration(v, "[keys] proof_max_age"))
+                .transpose()?,
             signing: SigningSettings {
                 key_file: ov.signing_key.clone().or(file.signing.key_file.clone()),
                 trust_keys: if ov.trust_keys.is_empty() {

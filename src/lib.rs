@@ -20,6 +20,7 @@ pub mod error;
 pub mod fingerprint;
 pub mod pipeline;
 pub mod progress;
+pub mod rekey;
 pub mod restore;
 pub mod schedule;
 pub mod scratch;

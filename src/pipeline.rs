@@ -175,6 +175,49 @@ where
     })
 }
 
+/// Re-encrypt `from` into `to` for `recipients` (rekey): stored bytes checked against
+/// `expected_sha256` on the way in, never decompressed, streamed with bounded memory.
+pub async fn reencrypt(
+    repo: &Repository,
+    from: &Key,
+    to: &Key,
+    expected_sha256: String,
+    identities: Arc<Vec<age::x25519::Identity>>,
+    recipients: Arc<Vec<age::x25519::Recipient>>,
+) -> Result<Receipt> {
+    let raw = repo.get_object(from).await?;
+    let reader = StreamReader::new(sha_checked(raw, from.to_string(), Some(expected_sha256)));
+    let (tx, rx) = mpsc::channel(DEPTH);
+    let task = tokio::task::spawn_blocking(move || {
+        let mut out = ChannelWriter::new(tx);
+        let r = codec::reencrypt(
+            SyncIoBridge::new(reader),
+            &mut out,
+            &identities,
+            &recipients,
+        );
+        match r {
+            Ok(_) => out.finish(),
+            Err(e) => {
+                out.fail(&e);
+                Err(e)
+            }
+        }
+    });
+    let (put, enc) = tokio::join!(repo.put_object(to, channel_stream(rx)), task);
+    let enc = enc.map_err(|e| PgdrError::internal(format!("rekey thread: {e}")))?;
+    match (put, enc) {
+        (Ok(receipt), Ok(())) => Ok(receipt),
+        (Err(pe), Err(ee)) if ee.kind() == io::ErrorKind::BrokenPipe => Err(pe),
+        (_, Err(ee)) => Err(from_io(
+            ee,
+            format_args!("re-encrypting {from}"),
+            Kind::Crypto,
+        )),
+        (Err(pe), Ok(())) => Err(pe),
+    }
+}
+
 /// Like [`download`], into an async writer (a child's stdin, a file).
 pub async fn download_to<W>(
     repo: &Repository,

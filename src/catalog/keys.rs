@@ -8,6 +8,7 @@
 //! <db>/<id>/keep/<time>.json                 Keep (`pgdr keep`: the backup's keep rule now)
 //! <db>/drills/<time>.json                    Drill
 //! <db>/restores/<time>.json                  Restore
+//! <db>/key-checks/<time>.json                KeyCheck (`pgdr drill --key-check`: keys proven)
 //! <db>/restores/in-progress/<digest>.json    Restoring (a restore in progress)
 //! <db>/restores/triggers/<digest>.json       HeldTriggers (triggers a managed restore disabled)
 //! <db>/in-use/<id>/<holder>.json             InUse (a reader's heartbeat)
@@ -34,6 +35,8 @@ pub const VERIFICATIONS_DIR: &str = "verifications";
 pub const RESTORES_DIR: &str = "restores";
 /// Folder (inside a database's folder) of its drill records.
 pub const DRILLS_DIR: &str = "drills";
+/// Folder (inside a database's folder) of its key-check records.
+pub const KEY_CHECKS_DIR: &str = "key-checks";
 /// Folder (inside a database's `restores/`) of the marks of restores in progress.
 pub const IN_PROGRESS_DIR: &str = "in-progress";
 /// Folder (inside a database's `restores/`) of the triggers a managed restore holds disabled.
@@ -86,6 +89,12 @@ pub enum Key {
         file: String,
     },
     Restore {
+        database: String,
+        file: String,
+    },
+    /// A key drill's record: which identities opened the newest backup, which recipients
+    /// that proved.
+    KeyCheck {
         database: String,
         file: String,
     },
@@ -176,6 +185,7 @@ impl Key {
             | Key::Keep { database, .. }
             | Key::Drill { database, .. }
             | Key::Restore { database, .. }
+            | Key::KeyCheck { database, .. }
             | Key::Restoring { database, .. }
             | Key::HeldTriggers { database, .. }
             | Key::InUse { database, .. }
@@ -215,6 +225,7 @@ impl Key {
             }
             Key::Drill { database, file } => format!("{database}/{DRILLS_DIR}/{file}"),
             Key::Restore { database, file } => format!("{database}/{RESTORES_DIR}/{file}"),
+            Key::KeyCheck { database, file } => format!("{database}/{KEY_CHECKS_DIR}/{file}"),
             Key::Restoring { database, digest } => {
                 format!("{database}/{RESTORES_DIR}/{IN_PROGRESS_DIR}/{digest}.json")
             }
@@ -294,6 +305,10 @@ impl Key {
         }
         match (parts[1], &parts[2..]) {
             (DRILLS_DIR, [file]) => Some(Key::Drill {
+                database,
+                file: s(file),
+            }),
+            (KEY_CHECKS_DIR, [file]) => Some(Key::KeyCheck {
                 database,
                 file: s(file),
             }),
@@ -464,6 +479,17 @@ mod tests {
             .to_string(),
             "app/jobs/drill.lease"
         );
+    }
+
+    #[test]
+    fn key_check_key_round_trips() {
+        let k = Key::KeyCheck {
+            database: "app".into(),
+            file: "20260101T000000.000Z.json".into(),
+        };
+        assert_eq!(k.to_string(), "app/key-checks/20260101T000000.000Z.json");
+        assert_eq!(Key::parse(&k.to_string()), Some(k.clone()));
+        assert_eq!(Key::parse(&k.signature().to_string()), Some(k.signature()));
     }
 
     #[test]

@@ -26,6 +26,7 @@ pub mod held_triggers;
 pub mod id;
 pub mod inuse;
 mod jobs;
+mod key_checks;
 pub mod keys;
 pub mod labels;
 pub mod leases;

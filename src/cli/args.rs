@@ -39,9 +39,15 @@ pub(super) struct Global {
         global = true
     )]
     pub(super) recipients: Vec<String>,
-    /// age identity file, for commands that decrypt.
-    #[arg(long, env = "PGDR_IDENTITY", global = true)]
-    pub(super) identity: Option<PathBuf>,
+    /// age identity file, for commands that decrypt (repeatable: each is tried; a key drill
+    /// proves each alone; env: comma-separated).
+    #[arg(
+        long = "identity",
+        env = "PGDR_IDENTITY",
+        value_delimiter = ',',
+        global = true
+    )]
+    pub(super) identities: Vec<PathBuf>,
     /// minisign secret key this host signs manifests, segment entries and records with.
     #[arg(long, env = "PGDR_SIGNING_KEY", global = true)]
     pub(super) signing_key: Option<PathBuf>,
@@ -106,6 +112,17 @@ pub(super) enum Cmd {
         /// Every backup without a signature.
         #[arg(long)]
         all_unsigned: bool,
+    },
+    /// Re-encrypt backups to the current recipients (--identity: the old key; --signing-key:
+    /// the manifests are re-signed); new objects beside the old, manifest last, old removed
+    /// after. Resumable: run it again after an interruption.
+    Rekey {
+        /// Backup ids, prefixes or labels.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        ids: Vec<String>,
+        /// Every backup (of --database, or of all databases).
+        #[arg(long)]
+        all: bool,
     },
     /// Back up the selected (or every configured) database into the repository; --label
     /// names it, --keep-* keeps it beyond retention, --verify proves it before returning.
@@ -301,6 +318,10 @@ pub(super) struct DrillArgs {
     /// Drill definition: database, backup selection, targets, smoke checks (drills/README.md).
     #[arg(long, value_name = "FILE")]
     pub(super) drill: Option<PathBuf>,
+    /// Key drill: prove each --identity alone on the newest backup of each database (quick
+    /// verify, no restore) and record which recipients it proved. Exit 1 if one fails.
+    #[arg(long, conflicts_with_all = ["backup", "drill"])]
+    pub(super) key_check: bool,
     /// The drill record(s) as JSON on stdout.
     #[arg(long)]
     pub(super) json: bool,

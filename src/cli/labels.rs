@@ -95,7 +95,7 @@ pub(super) async fn run_backup(
     let settings = Settings::load(&overrides(g))?;
     if a.verify.is_some() {
         // Refused before the dump, not after it: the proof needs the identity.
-        crate::codec::require_identities(settings.identity.as_deref())
+        crate::codec::require_identities(&settings.identities)
             .map_err(|e| e.hint("--verify proves the backup here; without it, verify later where the identity lives"))?;
     }
     let opts = commands::backup::BackupOptions {

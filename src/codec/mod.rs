@@ -66,13 +66,18 @@ pub type Identities = std::sync::Arc<Vec<age::x25519::Identity>>;
 
 /// The identities of `--identity` / PGDR_IDENTITY, for commands that decrypt; its absence is
 /// an error that says where the identity comes from.
-pub fn require_identities(path: Option<&std::path::Path>) -> Result<Vec<age::x25519::Identity>> {
-    let path = path.ok_or_else(|| {
-        PgdrError::crypto("no identity given to decrypt the backup with").hint(
+/// Several files: all their identities together (any one may open a backup).
+pub fn require_identities(paths: &[std::path::PathBuf]) -> Result<Vec<age::x25519::Identity>> {
+    if paths.is_empty() {
+        return Err(PgdrError::crypto("no identity given to decrypt the backup with").hint(
             "pass --identity FILE or set PGDR_IDENTITY (the age identity made by `pgdr keygen`)",
-        )
-    })?;
-    load_identities(path)
+        ));
+    }
+    let mut all = Vec::new();
+    for p in paths {
+        all.extend(load_identities(p)?);
+    }
+    Ok(all)
 }
 
 /// Read identities (private keys) from an age identity file, as written by `pgdr keygen` or
@@ -227,6 +232,39 @@ pub fn decode<R: Read, W: Write>(
         plain_bytes: plain,
         plain_sha256: hex::encode(sha.finalize()),
     })
+}
+
+/// Decrypt with `identities` and encrypt again to `recipients`, chunk by chunk: the zstd
+/// stream inside is passed through untouched (rekey needs no decompression). Memory stays
+/// flat whatever the object's size.
+pub fn reencrypt<R: Read, W: Write>(
+    input: R,
+    out: W,
+    identities: &[age::x25519::Identity],
+    recipients: &[age::x25519::Recipient],
+) -> io::Result<W> {
+    let mut raw = io::BufReader::with_capacity(CHUNK, input);
+    let out = {
+        let decryptor =
+            age::Decryptor::new_buffered(&mut raw).map_err(|e| age_error(e, identities))?;
+        let ids = identities.iter().map(|i| i as &dyn age::Identity);
+        let mut reader = decryptor
+            .decrypt(ids)
+            .map_err(|e| age_error(e, identities))?;
+        let rs = recipients.iter().map(|r| r as &dyn age::Recipient);
+        let encryptor = age::Encryptor::with_recipients(rs)
+            .map_err(|e| io::Error::other(format!("age: {e}")))?;
+        let mut w = encryptor.wrap_output(out)?;
+        io::copy(&mut reader, &mut w)?;
+        w.finish()?
+    };
+    let extra = io::copy(&mut raw, &mut io::sink())?;
+    if extra > 0 {
+        return Err(to_io(PgdrError::corrupt(format!(
+            "{extra} unexpected bytes follow the end of the encrypted stream"
+        ))));
+    }
+    Ok(out)
 }
 
 fn age_error(e: age::DecryptError, identities: &[age::x25519::Identity]) -> io::Error {

@@ -17,7 +17,7 @@ pub async fn run(
     object: &str,
     out: Option<&Path>,
 ) -> Result<(Manifest, DecodeStats)> {
-    let ids = Arc::new(codec::require_identities(settings.identity.as_deref())?);
+    let ids = Arc::new(codec::require_identities(&settings.identities)?);
     let catalog = Catalog::open(settings).await?;
     let m = catalog.select(database, Pick::Id(id)).await?.manifest;
     // Prune keeps it while it is read; the mark goes when this function returns.

@@ -35,9 +35,9 @@ pub async fn run(settings: &Settings) -> Vec<Check> {
         codec::parse_recipients(&settings.recipients)
             .map(|r| format!("{} age recipient(s)", r.len())),
     );
-    if let Some(id) = &settings.identity {
+    for id in &settings.identities {
         push(
-            "identity".into(),
+            format!("identity {}", id.display()),
             codec::load_identities(id).map(|ids| {
                 let pubs: Vec<String> = ids.iter().map(|i| i.to_public().to_string()).collect();
                 let matching = pubs

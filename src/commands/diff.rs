@@ -46,15 +46,15 @@ pub async fn run(settings: &Settings, opts: &DiffOptions) -> Result<DiffReport> 
     let m = entry.manifest;
     // With the identity, setting values and comments are compared too; without it (the
     // database host, where diff runs after a migration) only their names are.
-    let (m, revealed) = match settings.identity.as_deref() {
-        Some(path) => {
-            let ids = std::sync::Arc::new(crate::codec::load_identities(path)?);
+    let (m, revealed) = match settings.identities.is_empty() {
+        false => {
+            let ids = std::sync::Arc::new(crate::codec::require_identities(&settings.identities)?);
             (
                 crate::restore::sensitive::reveal(&catalog, &m, ids).await?,
                 true,
             )
         }
-        None => {
+        true => {
             // Made before values were sealed: the manifest holds them in clear.
             let clear = m.object(sensitive::OBJECT).is_none();
             (m, clear)

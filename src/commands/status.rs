@@ -20,6 +20,8 @@ use crate::schedule::state::{self, JobState, RunOutcome};
 
 #[path = "status_capture.rs"]
 mod capture;
+#[path = "status_keys.rs"]
+mod keys;
 #[path = "status_labels.rs"]
 mod labels;
 pub use labels::LabelledBackup;
@@ -173,6 +175,7 @@ async fn database_status(
         capture::apply(&mut s, h);
     }
     labels::apply(&mut s, &listed);
+    keys::apply(&mut s, settings, catalog, &listed, now).await?;
     Ok(s)
 }
 

@@ -37,6 +37,16 @@ pub struct FileConfig {
     pub signing: super::signing::SigningFile,
     #[serde(default)]
     pub trust: super::signing::TrustFile,
+    #[serde(default)]
+    pub keys: KeysFile,
+}
+
+/// `[keys]`: how recently every recipient of the newest backups must have been proven by a
+/// key drill (`pgdr drill --key-check`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeysFile {
+    pub proof_max_age: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -74,7 +84,29 @@ pub struct S3File {
 pub struct EncryptionFile {
     #[serde(default)]
     pub recipients: Vec<String>,
-    pub identity: Option<PathBuf>,
+    /// One identity file, or a list (`identity = ["ops.txt", "escrow.txt"]`).
+    #[serde(default)]
+    pub identity: IdentityFiles,
+}
+
+/// `[encryption] identity`: the old single path still reads.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum IdentityFiles {
+    #[default]
+    None,
+    One(PathBuf),
+    Many(Vec<PathBuf>),
+}
+
+impl IdentityFiles {
+    pub fn into_paths(self) -> Vec<PathBuf> {
+        match self {
+            IdentityFiles::None => Vec::new(),
+            IdentityFiles::One(p) => vec![p],
+            IdentityFiles::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]

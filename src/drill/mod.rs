@@ -33,6 +33,7 @@ use crate::verify::Scratch;
 
 mod capture_rpo;
 mod checks;
+pub mod key_check;
 mod point;
 mod prove;
 pub mod rpo;
@@ -62,7 +63,7 @@ pub struct DrillRun {
 
 pub async fn run(settings: &Settings, opts: &DrillOptions) -> Result<Vec<DrillRun>> {
     let spec = opts.drill.as_deref().map(DrillSpec::load).transpose()?;
-    let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
+    let ids: Identities = Arc::new(codec::require_identities(&settings.identities)?);
     let catalog = Catalog::open(settings).await?;
     let names = databases(&catalog, settings, opts, spec.as_ref()).await?;
     if let Some(Selection::RandomPointWithinDays(n)) = spec.as_ref().map(|s| &s.selection) {

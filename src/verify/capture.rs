@@ -15,7 +15,7 @@ use crate::error::Result;
 /// enabled, in that order.
 pub async fn capture_checks(settings: &Settings, databases: &[String]) -> Result<Vec<CheckReport>> {
     let catalog = Catalog::open(settings).await?;
-    let ids = Arc::new(codec::require_identities(settings.identity.as_deref())?);
+    let ids = Arc::new(codec::require_identities(&settings.identities)?);
     let mut out = Vec::new();
     for name in databases {
         if catalog

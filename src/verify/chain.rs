@@ -41,7 +41,7 @@ struct Link {
 /// restore (no previous anchored backup, a gap) is returned as such: nothing was proven.
 pub async fn run(settings: &Settings, opts: &ChainOptions) -> Result<VerificationRecord> {
     crate::scratch::sweep_orphans(&settings.scratch).await;
-    let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
+    let ids: Identities = Arc::new(codec::require_identities(&settings.identities)?);
     let catalog = Catalog::open(settings).await?;
     let link = plan(&catalog, opts).await?;
     let db = link.next.database.clone();

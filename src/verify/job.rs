@@ -43,7 +43,7 @@ enum Target {
 
 pub async fn run(settings: &Settings, opts: &VerifyOptions) -> Result<Vec<VerificationRecord>> {
     crate::scratch::sweep_orphans(&settings.scratch).await;
-    let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
+    let ids: Identities = Arc::new(codec::require_identities(&settings.identities)?);
     let catalog = Catalog::open(settings).await?;
     let targets = select(&catalog, settings, opts).await?;
     let mut out = Vec::new();

@@ -23,6 +23,7 @@ mod drill_capture;
 mod drill_point;
 mod globals;
 mod guards;
+mod key_drill;
 mod labels;
 mod managed;
 mod managed_held;

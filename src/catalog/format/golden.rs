@@ -286,3 +286,17 @@ fn a_labelled_manifest_and_a_keep_record_read_and_write_back_byte_for_byte() {
     assert_eq!(r.rule(), Some(KeepRule::Forever));
     pretty_round_trip::<StoredKeepRecord>("keep-v1.json");
 }
+
+#[test]
+fn key_check_records_v1() {
+    use super::key_check::{StoredKeyCheck, KEY_CHECK_FORMAT};
+    use super::records::StoredOutcome;
+    let r: StoredKeyCheck = pretty_round_trip("key-check-v1.json");
+    assert_eq!(r.format_version, KEY_CHECK_FORMAT);
+    assert_eq!(r.outcome, StoredOutcome::Passed);
+    assert_eq!(r.identities.len(), 2);
+    assert!(r.identities.iter().all(|i| i.recipients_proved.len() == 1));
+    let f: StoredKeyCheck = pretty_round_trip("key-check-v1-failed.json");
+    assert_eq!(f.outcome, StoredOutcome::Failed);
+    assert!(f.identities[0].problems[0].contains("no identity matches"));
+}

@@ -22,12 +22,14 @@
 //!   are absent unless set, so unlabelled manifests keep format 2's bytes; no version bump.
 //! - records gain an optional `backup_signature` (how the backup was accepted: issue 19);
 //!   absent in older records, so still version 1.
+//! - key-check records (`pgdr drill --key-check`) 1.
 
 pub mod capture;
 pub mod fingerprint;
 pub mod held_triggers;
 pub mod jobs;
 pub mod keep;
+pub mod key_check;
 pub mod manifest;
 pub mod mark;
 pub mod marks;

@@ -17,7 +17,7 @@ pub async fn run(
     let database = database.ok_or_else(|| {
         PgdrError::usage("capture check needs the database").hint("add --database NAME")
     })?;
-    let ids = Arc::new(codec::require_identities(settings.identity.as_deref())?);
+    let ids = Arc::new(codec::require_identities(&settings.identities)?);
     let repo = Repository::open(settings).await?;
     crate::capture::check::check(&repo, database, ids, list_transactions).await
 }

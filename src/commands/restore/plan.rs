@@ -260,7 +260,7 @@ pub(super) async fn open_backup(
     opts: &RestoreOptions,
     name: &str,
 ) -> Result<Backup> {
-    let ids: Identities = Arc::new(codec::require_identities(settings.identity.as_deref())?);
+    let ids: Identities = Arc::new(codec::require_identities(&settings.identities)?);
     let catalog = Catalog::open(settings).await?;
     let entry = select_backup(&catalog, settings, opts, name).await?;
     // A backup no trusted key signed is refused before anything is decrypted or touched.

@@ -113,7 +113,7 @@ fn plan_slots(settings: &Settings, databases: &[String]) -> Result<Vec<Slot>> {
         let ops = settings.ops.database(name);
         let needs_identity = ops.verify_after != VerifyAfter::Off
             || ops.jobs.iter().any(|j| j.kind == JobKind::Drill);
-        if needs_identity && settings.identity.is_none() {
+        if needs_identity && settings.identities.is_empty() {
             return Err(PgdrError::config(format!(
                 "database '{name}': scheduled verifications and drills need the age identity"
             ))
@@ -122,7 +122,7 @@ fn plan_slots(settings: &Settings, databases: &[String]) -> Result<Vec<Slot>> {
         for job in &ops.jobs {
             // Scheduled by default, so a host without the key (verify and drill off) still
             // starts: the chain proof is left out there, and said so.
-            if job.kind == JobKind::ChainProof && settings.identity.is_none() {
+            if job.kind == JobKind::ChainProof && settings.identities.is_empty() {
                 tracing::warn!(database = %name, "no age identity: the chain proof is not scheduled on this host");
                 continue;
             }
