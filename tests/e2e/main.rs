@@ -15,6 +15,7 @@ mod capture_ops;
 mod capture_run;
 mod capture_schema;
 mod capture_sequences;
+mod capture_stop;
 mod chain;
 mod common;
 mod drill;
