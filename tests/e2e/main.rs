@@ -16,6 +16,7 @@ mod capture_run;
 mod capture_schema;
 mod capture_sequences;
 mod capture_stop;
+mod capture_tls;
 mod chain;
 mod common;
 mod drill;
