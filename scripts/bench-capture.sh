@@ -19,21 +19,27 @@
 #
 #   scripts/bench-capture.sh [--minutes 10 | --seconds S] [--rate TPS] [--big-mb 1024] [--scale 10]
 #                            [--clients 4] [--replay-only] [--compare OLD_PGDR] [--rounds 1]
+#                            [--only bigtxn]
 # --replay-only skips the baseline and the big transaction (capture runs: replay needs its
 # segments). --compare OLD_PGDR replays the same segments with another pgdr binary too (a
 # release build of the code before a change), alternating old and new --rounds times: the
 # paired ratio holds on a shared machine where absolute rates drift.
+# --only bigtxn runs the big transaction alone (capture enable, no pgbench load, no replay):
+# the memory figure in minutes instead of the whole run.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PGDR_ROOT"
 
-minutes=10 secs="" rate=500 big_mb=1024 scale=10 clients=4 replay_only="" old_pgdr="" rounds=1
-usage="usage: $0 [--minutes 10 | --seconds S] [--rate TPS] [--big-mb 1024] [--scale 10] [--clients 4] [--replay-only] [--compare OLD_PGDR] [--rounds 1]"
+minutes=10 secs="" rate=500 big_mb=1024 scale=10 clients=4 replay_only="" old_pgdr="" rounds=1 only=""
+usage="usage: $0 [--minutes 10 | --seconds S] [--rate TPS] [--big-mb 1024] [--scale 10] [--clients 4] [--replay-only] [--compare OLD_PGDR] [--rounds 1] [--only bigtxn]"
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="$2"; shift 2 ;;
     --seconds) secs="$2"; shift 2 ;;
     --replay-only) replay_only=1; shift ;;
+    --only)
+      [ "${2:-}" = bigtxn ] || { echo "--only takes 'bigtxn' (the big transaction alone); $usage" >&2; exit 64; }
+      only=bigtxn; shift 2 ;;
     --compare) old_pgdr="$2"; shift 2 ;;
     --rounds) rounds="$2"; shift 2 ;;
     --rate) rate="$2"; shift 2 ;;
@@ -43,6 +49,10 @@ while [ $# -gt 0 ]; do
     *) echo "$usage" >&2; exit 64 ;;
   esac
 done
+if [ -n "$only" ] && [ -n "$replay_only" ]; then
+  echo "--only bigtxn and --replay-only exclude each other (the replay needs the load's segments)" >&2
+  exit 64
+fi
 if [ -n "$old_pgdr" ] && [ ! -x "$old_pgdr" ]; then
   echo "--compare $old_pgdr: not an executable pgdr binary; build the older code with cargo build --release and copy the binary it built" >&2
   exit 64
@@ -108,7 +118,7 @@ txns_of() { awk '/number of transactions actually processed/ {print $NF}' "$1" |
 tps_of() { awk '/^tps = / {printf "%.1f", $3; exit}' "$1"; }
 
 # ---------------------------------------------------------------- baseline (no capture)
-if [ -z "$replay_only" ]; then
+if [ -z "$replay_only" ] && [ -z "$only" ]; then
   echo "== baseline: pgbench --rate $rate for ${secs} s, no capture"
   run_load base 0
   cpu1="$(helper cpu "$data")"
@@ -123,6 +133,7 @@ echo "== capture enable and an anchored backup"
 recipient="$("$PGDR" keygen --out "$work/identity.txt" 2>/dev/null)"
 P=("$PGDR" --quiet --source "$src" --repo "$repo" --recipient "$recipient" --identity "$work/identity.txt")
 "${P[@]}" capture enable >/dev/null
+if [ -z "$only" ]; then
 "${P[@]}" backup
 anchor="$("$PGDR" --quiet list --json --repo "$repo" | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')"
 cut="$("$PGDR" --quiet show "$anchor" --json --repo "$repo" | helper find cut_lsn)"
@@ -251,6 +262,8 @@ else
   echo "replay: skipped (pgdr restore --at not available)"
   summary+=("replay   skipped (pgdr restore --at not available)")
 fi
+
+fi # not --only bigtxn
 
 if [ -n "$replay_only" ]; then
   summary+=("machine  load average at end $(loadavg)")

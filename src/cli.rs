@@ -180,7 +180,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
             ops::daemon(g, a, cancel).await
         }
         Cmd::Status(a) => ops::status(g, a).await,
-        Cmd::Capture(a) => capture::run(g, a).await,
+        Cmd::Capture(a) => capture::run(g, a, cancel).await,
         Cmd::Mark { name, json } => restore::run_mark(g, name, *json).await,
         Cmd::Config {
             cmd: ConfigCmd::Check { json },

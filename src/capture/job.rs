@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use super::anchors::{AnchorWhy, Anchors};
-use super::pause::Pause;
+use super::pause::{Pause, PausePoint};
 use super::recover::check_and_recover;
 use crate::capture::runner::{
     Heartbeat, Limits, RunReport, Runner, Target, HEARTBEAT_PREFIX, SEQUENCES_PREFIX,
@@ -185,7 +185,9 @@ async fn stream(
         previous.as_ref(),
     );
     runner.ask_anchors(anchors.sender());
-    runner.pause_at(Pause::from_env());
+    let pause = Pause::from_env();
+    Pause::at(&pause, PausePoint::BeforeStream).await;
+    runner.pause_at(pause);
     let auto =
         (state.auto_add && db.capture.auto_add != Some(false)) || db.capture.auto_add == Some(true);
     let reconcile = match auto {

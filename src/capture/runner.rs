@@ -4,7 +4,8 @@
 //!
 //! A segment closes at a transaction boundary after `max_age` or `max_bytes`, or before a
 //! transaction that brings a changed Relation (schema change). Transactions are held in memory
-//! only up to `max_bytes`; a larger one streams into the open segment as it arrives.
+//! only up to [`HOLD_BYTES`] (or `max_bytes` if smaller); a larger one streams into the open
+//! segment as it arrives, message by message.
 
 use std::collections::BTreeSet;
 use std::future::Future;
@@ -34,6 +35,13 @@ pub const PGDR_PREFIX: &str = "pgdr";
 pub const HEARTBEAT_PREFIX: &str = "pgdr.heartbeat";
 /// The prefix of the sequence samples (format agreed in CDC.md, read by the replay).
 pub const SEQUENCES_PREFIX: &str = "pgdr.sequences";
+
+/// Most plain bytes of one transaction held before it streams into the open segment. Holding
+/// only lets a schema change seen early in a transaction close the segment before it; the
+/// transaction lands in the same segment either way. Held messages cost about twice their
+/// size (the transport's buffers), so holding a whole 16 MiB segment's worth took 35 MB of
+/// pgdr's 64 MiB budget (scripts/bench-capture.sh --only bigtxn: 69 MB peak, 35 MB at 1 MiB).
+pub const HOLD_BYTES: u64 = 1024 * 1024;
 
 /// When segments close and how often an idle stream is woken.
 #[derive(Debug, Clone)]
@@ -378,9 +386,10 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
         Ok(())
     }
 
-    /// A message of the current transaction: held, or streamed once the transaction is big.
+    /// A message of the current transaction: held, or streamed once the transaction is big
+    /// (then every later message of it goes straight through).
     async fn hold(&mut self, lsn: Lsn, data: Bytes) -> Result<()> {
-        let max = self.limits.max_bytes;
+        let max = self.limits.max_bytes.min(HOLD_BYTES);
         let txn = self.txn.as_mut().ok_or_else(|| {
             PgdrError::tool(format!(
                 "change stream at {lsn}: a transaction's message outside Begin/Commit"
@@ -392,7 +401,7 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
         txn.held_bytes += data.len() as u64;
         txn.held.push((lsn, data));
         self.report.peak_buffered = self.report.peak_buffered.max(txn.held_bytes);
-        if txn.held_bytes > max {
+        if txn.held_bytes > max || txn.spilled {
             self.spill().await?;
         }
         Ok(())

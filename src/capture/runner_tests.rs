@@ -402,6 +402,44 @@ async fn a_transaction_larger_than_a_segment_streams_through_without_being_held(
     assert_eq!(c.transactions[0].changes, n as u64);
 }
 
+/// With the default 16 MiB segments, an 11 MB transaction is still held only up to
+/// HOLD_BYTES: holding a segment's worth cost pgdr twice that in memory.
+#[tokio::test]
+async fn a_transaction_is_held_only_up_to_hold_bytes_whatever_the_segment_size() {
+    let w = World::new();
+    let rec = recorded("pg15-workload");
+    let b = rec
+        .iter()
+        .position(|r| r.data[0] == b'R' && r.data.windows(4).any(|x| x == b"big\0"))
+        .unwrap()
+        - 1;
+    let msg = |r: &crate::capture::fixtures::Recorded| Change::Message {
+        lsn: r.lsn,
+        data: Bytes::from(r.data.clone()),
+    };
+    let ins = &rec[b + 2];
+    let mut script = vec![msg(&rec[b]), msg(&rec[b + 1])];
+    script.extend(std::iter::repeat_with(|| msg(ins)).take(600));
+    script.push(msg(&rec[b + 3]));
+    let rep = w
+        .runner(Limits::default(), now(script), rec[b].lsn, None)
+        .run(never())
+        .await
+        .unwrap();
+    assert!(
+        rep.peak_buffered <= super::HOLD_BYTES + ins.data.len() as u64,
+        "{}",
+        rep.peak_buffered
+    );
+    let e = w.entries().await;
+    assert_eq!((e.len(), e[0].transactions), (1, 1));
+    assert!(
+        e[0].plain.bytes > 10 * super::HOLD_BYTES,
+        "{}",
+        e[0].plain.bytes
+    );
+}
+
 #[tokio::test]
 async fn heartbeats_on_an_idle_stream_are_recorded_as_pgdrs_own() {
     let w = World::new();

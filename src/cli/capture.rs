@@ -71,12 +71,17 @@ pub struct JsonArg {
     json: bool,
 }
 
-pub async fn run(g: &Global, a: &CaptureArgs) -> Result<i32, PgdrError> {
+/// `cancel` is the process's SIGINT/SIGTERM token: `capture run` stops on it.
+pub async fn run(
+    g: &Global,
+    a: &CaptureArgs,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let db = g.database.as_deref();
     match &a.cmd {
         CaptureCmd::Enable(e) => enable(&settings, db, e).await,
-        CaptureCmd::Run(r) => super::capture_run::run_capture(g, &settings, r).await,
+        CaptureCmd::Run(r) => super::capture_run::run_capture(g, &settings, r, cancel).await,
         CaptureCmd::Check(c) => super::capture_run::check_capture(g, &settings, c).await,
         CaptureCmd::ProveChain(c) => super::capture_chain::prove_chain(g, &settings, c).await,
         CaptureCmd::Disable(d) => {

@@ -46,19 +46,18 @@ fn duration(v: &Option<String>, flag: &str, default: Duration) -> Result<Duratio
         .map(|d| d.unwrap_or(default))
 }
 
-/// Until SIGINT or SIGTERM: the open segment is then committed at a transaction boundary.
-async fn stop_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term.recv() => {},
-    }
-}
-
-pub async fn run_capture(g: &Global, s: &Settings, a: &RunArgs) -> Result<i32, PgdrError> {
+/// Runs until SIGINT or SIGTERM (`cancel`, cancelled by the process's one signal handler):
+/// the open segment is then committed at a transaction boundary. The token stays cancelled,
+/// so a signal that comes while the run is still starting (lease, recovery, connecting) stops
+/// it as soon as the runner starts; a second handler of its own, installed only when the
+/// runner first polled it, missed such a signal (the process's handler had taken it) and the
+/// run went on after SIGTERM.
+pub async fn run_capture(
+    g: &Global,
+    s: &Settings,
+    a: &RunArgs,
+    cancel: tokio_util::sync::CancellationToken,
+) -> Result<i32, PgdrError> {
     // Flags over `[database.capture]` over the built-in defaults.
     let configured = s
         .select(g.database.as_deref())?
@@ -74,7 +73,7 @@ pub async fn run_capture(g: &Global, s: &Settings, a: &RunArgs) -> Result<i32, P
         "--sequence-sample",
         configured.sequence_sample,
     )?;
-    let r = run::run(s, g.database.as_deref(), limits, stop_signal()).await?;
+    let r = run::run(s, g.database.as_deref(), limits, cancel.cancelled_owned()).await?;
     if a.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {

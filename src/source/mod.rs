@@ -14,6 +14,7 @@ pub mod dump;
 pub mod lsn;
 pub mod process;
 pub mod replication;
+mod replication_tls;
 pub mod snapshot;
 pub mod tls;
 pub mod tools;

@@ -16,12 +16,11 @@ use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use chrono::{DateTime, Utc};
-use pgwire_replication::{
-    ReplicationClient, ReplicationConfig, ReplicationEvent, SslMode, TlsConfig,
-};
+use pgwire_replication::{ReplicationClient, ReplicationConfig, ReplicationEvent};
 
+use super::replication_tls::{tls, RootsFile};
 use super::{Change, ChangeSource, Lsn};
-use crate::config::{Database, Roots, VerifyMode};
+use crate::config::Database;
 use crate::error::{Cause, PgdrError, Result};
 
 /// Session settings pinned as pg_dump pins them, so the text of every value in the stream is
@@ -47,16 +46,18 @@ pub struct ReplicationStream {
     client: ReplicationClient,
     /// "slot 's' of database 'app' (user@host:port/app)", for errors.
     what: String,
+    _roots: RootsFile,
 }
 
 /// The crate's connection settings for `db`: host, port, user, password and TLS from pgdr's
-/// `Database` (its sslmode, libpq's semantics), the pinned session settings. The result holds
-/// the password: never log or print it (its `Debug` shows it).
+/// `Database` (its sslmode, libpq's semantics, the same roots as pgdr's own connections), the
+/// pinned session settings. The result holds the password: never log or print it (its
+/// `Debug` shows it). Keep the [`RootsFile`] as long as the connection.
 pub(crate) fn connection(
     db: &Database,
     slot: &str,
     publication: &str,
-) -> Result<ReplicationConfig> {
+) -> Result<(ReplicationConfig, RootsFile)> {
     for (what, name) in [("slot", slot), ("publication", publication)] {
         check_name(what, name)?;
     }
@@ -74,35 +75,13 @@ pub(crate) fn connection(
         .with_options(SESSION_OPTIONS)
         .with_application_name("pgdr")
         .with_status_interval(STATUS_INTERVAL);
+    let mut roots = None;
     if !cfg.is_unix_socket() {
-        cfg = cfg.with_tls(tls(db)?);
+        let (t, file) = tls(db, &cfg.host)?;
+        cfg = cfg.with_tls(t);
+        roots = file;
     }
-    Ok(cfg)
-}
-
-/// pgdr's sslmode (and sslrootcert) as the crate's TLS settings.
-fn tls(db: &Database) -> Result<TlsConfig> {
-    use tokio_postgres::config::SslMode as Pg;
-    let Some(check) = &db.cert_check else {
-        return Ok(match db.conn.get_ssl_mode() {
-            Pg::Disable => TlsConfig::disabled(),
-            Pg::Require => TlsConfig::require(),
-            _ => TlsConfig {
-                mode: SslMode::Prefer,
-                ..TlsConfig::default()
-            },
-        });
-    };
-    let roots = match &check.roots {
-        Roots::File(p) | Roots::Default(p) => Some(p.clone()),
-        // The crate checks against Mozilla's roots (webpki-roots) when given no file: the
-        // public CAs, which is what the system store is trusted for here.
-        Roots::System => None,
-    };
-    Ok(match check.mode {
-        VerifyMode::Ca => TlsConfig::verify_ca(roots),
-        VerifyMode::Full => TlsConfig::verify_full(roots),
-    })
+    Ok((cfg, roots))
 }
 
 /// Slot and publication names go into replication commands unquoted: only what PostgreSQL
@@ -137,7 +116,8 @@ pub async fn start(
         db.name,
         db.describe()
     );
-    let cfg = connection(db, slot, publication)?
+    let (cfg, roots) = connection(db, slot, publication)?;
+    let cfg = cfg
         .with_start_lsn(pgwire_replication::Lsn(from.0))
         .with_ack_lsn(pgwire_replication::Lsn(from.0))
         .with_buffer_size(BUFFER_EVENTS);
@@ -148,7 +128,11 @@ pub async fn start(
         .wait_started()
         .await
         .map_err(|e| wire_error(&what, e))?;
-    Ok(ReplicationStream { client, what })
+    Ok(ReplicationStream {
+        client,
+        what,
+        _roots: roots,
+    })
 }
 
 impl ReplicationStream {

@@ -149,7 +149,7 @@ pub fn connector(check: Option<&CertCheck>) -> Result<MakeRustlsConnect> {
 pub const SUPABASE_HINT: &str = "for Supabase, download the CA certificate from the dashboard's database settings (SSL configuration)";
 
 /// Read the trusted roots, re-read at each connect so a renewed CA file is picked up.
-fn load_roots(check: &CertCheck) -> Result<RootCertStore> {
+pub(crate) fn load_roots(check: &CertCheck) -> Result<RootCertStore> {
     let mut store = RootCertStore::empty();
     let path = match &check.roots {
         Roots::System => {

@@ -14,6 +14,8 @@ use crate::error::{PgdrError, Result};
 pub struct Walsender {
     client: ReplicationClient,
     what: String,
+    /// The roots file the connection's TLS handshake reads (sslrootcert=system).
+    _roots: super::replication_tls::RootsFile,
 }
 
 /// What IDENTIFY_SYSTEM says about the server.
@@ -47,7 +49,8 @@ impl Walsender {
             db.describe()
         );
         // Slot and publication are never used: the session never starts streaming.
-        let cfg = connection(db, "unused", "unused")?
+        let (cfg, roots) = connection(db, "unused", "unused")?;
+        let cfg = cfg
             .with_application_name(application_name)
             // The exported snapshot lives while this session idles, however long the dump.
             .with_options(format!(
@@ -57,7 +60,11 @@ impl Walsender {
         let client = ReplicationClient::connect_gated(cfg)
             .await
             .map_err(|e| wire_error(&what, e))?;
-        Ok(Walsender { client, what })
+        Ok(Walsender {
+            client,
+            what,
+            _roots: roots,
+        })
     }
 
     pub async fn identify(&mut self) -> Result<SystemId> {

@@ -332,35 +332,67 @@ fn walk_tree(root: &Path, start_rel: &str) -> Result<Vec<ObjectInfo>, WalkError>
     }
     let mut stack = vec![start];
     while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir)? {
-            let entry = entry?;
-            let ft = entry.file_type()?;
-            let path = entry.path();
-            if ft.is_symlink() {
-                return Err(WalkError::Link(path));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(it) => it,
+            Err(e) if gone(&e) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        for entry in entries {
+            if let Some(o) = listed(root, entry?, &mut stack)? {
+                out.push(o);
             }
-            if ft.is_dir() {
-                stack.push(path);
-                continue;
-            }
-            if !ft.is_file() {
-                continue;
-            }
-            let rel = path
-                .strip_prefix(root)
-                .expect("under root")
-                .to_string_lossy()
-                .replace('\\', "/");
-            let meta = entry.metadata()?;
-            out.push(ObjectInfo {
-                key: rel,
-                size: meta.len(),
-                modified: meta.modified().ok().map(Into::into),
-            });
         }
     }
     out.sort_by(|a, b| a.key.cmp(&b.key));
     Ok(out)
+}
+
+/// Removed or renamed since its folder was read: another process writes the repository while
+/// it is listed (a `.partial` file renamed into its object, a folder left empty removed).
+/// Not there is the right answer; failing the whole list made `capture check` exit 2 now and
+/// then while a capture runner wrote.
+fn gone(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::NotFound
+}
+
+/// One directory entry of the walk: a file as an object, a folder onto `stack`, nothing for
+/// what vanished in between.
+fn listed(
+    root: &Path,
+    entry: std::fs::DirEntry,
+    stack: &mut Vec<PathBuf>,
+) -> Result<Option<ObjectInfo>, WalkError> {
+    let path = entry.path();
+    let ft = match entry.file_type() {
+        Ok(ft) => ft,
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if ft.is_symlink() {
+        return Err(WalkError::Link(path));
+    }
+    if ft.is_dir() {
+        stack.push(path);
+        return Ok(None);
+    }
+    if !ft.is_file() {
+        return Ok(None);
+    }
+    let meta = match entry.metadata() {
+        Ok(m) => m,
+        Err(e) if gone(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let rel = path
+        .strip_prefix(root)
+        .expect("under root")
+        .to_string_lossy()
+        .replace('\\', "/");
+    Ok(Some(ObjectInfo {
+        key: rel,
+        size: meta.len(),
+        modified: meta.modified().ok().map(Into::into),
+    }))
 }
 
 /// Every partial file and probe under the root (keys relative to it).
@@ -472,6 +504,30 @@ mod tests {
         assert!(!dir.path().join("a/b").exists(), "empty folder removed");
         let e = store.get("a/b/c.json").await.err().unwrap();
         assert_eq!(e.kind, Kind::NotFound);
+    }
+
+    #[test]
+    fn a_file_renamed_while_listed_is_left_out_not_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let seg = dir.path().join("app/capture/segments");
+        std::fs::create_dir_all(&seg).unwrap();
+        let partial = seg.join("0-1.json.partial-7-1");
+        std::fs::write(&partial, b"{}").unwrap();
+        // The folder is read, then the writer renames its partial file into place.
+        let entries: Vec<_> = std::fs::read_dir(&seg).unwrap().collect();
+        std::fs::rename(&partial, seg.join("0-1.json")).unwrap();
+        let mut stack = Vec::new();
+        for e in entries {
+            let got = listed(dir.path(), e.unwrap(), &mut stack);
+            assert!(matches!(got, Ok(None)), "the vanished partial file");
+        }
+        let keys: Vec<String> = walk_tree(dir.path(), "app")
+            .ok()
+            .unwrap()
+            .into_iter()
+            .map(|o| o.key)
+            .collect();
+        assert_eq!(keys, ["app/capture/segments/0-1.json"]);
     }
 
     #[tokio::test]

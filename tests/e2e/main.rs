@@ -15,6 +15,8 @@ mod capture_ops;
 mod capture_run;
 mod capture_schema;
 mod capture_sequences;
+mod capture_stop;
+mod capture_tls;
 mod chain;
 mod common;
 mod diff;
