@@ -12,6 +12,7 @@ mod render;
 mod restore;
 mod restore_point;
 mod restore_render;
+mod run_alerts;
 
 use std::io::Write;
 
@@ -81,6 +82,7 @@ pub fn main() -> i32 {
 }
 
 fn report_error(e: &PgdrError) {
+    run_alerts::remember(e);
     eprintln!("pgdr: error: {}", e.message);
     for h in &e.hints {
         eprintln!("  hint: {h}");
@@ -127,7 +129,15 @@ fn overrides(g: &Global) -> Overrides {
     }
 }
 
+/// A command that runs a job goes through the shared alerts and metrics file.
 async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
+    match run_alerts::job_of(&cli.cmd) {
+        Some(job) => run_alerts::around(&cli.global, job, dispatch_cmd(cli, cancel)).await,
+        None => dispatch_cmd(cli, cancel).await,
+    }
+}
+
+async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
     let g = &cli.global;
     match &cli.cmd {
         Cmd::Keygen { out, signing } => run_keygen(out, *signing),

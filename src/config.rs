@@ -18,6 +18,7 @@ pub mod cron;
 mod database;
 mod file;
 pub mod names;
+pub mod notify;
 pub mod ops;
 mod repository;
 pub mod scratch;
@@ -96,6 +97,8 @@ pub struct Settings {
     pub config_path: Option<PathBuf>,
     /// Signing key and trust keys (issue 19).
     pub signing: SigningSettings,
+    /// Heartbeats, mail, the metrics textfile and progress (issue 20).
+    pub notify: notify::NotifySettings,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -143,8 +146,10 @@ impl Settings {
 
         let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
         let ops = ops::OpsSettings::resolve(&file, &names)?;
+        let notify = notify::NotifySettings::resolve(&file)?;
         Ok(Settings {
             ops,
+            notify,
             repository,
             s3,
             recipients,

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 use crate::catalog::Catalog;
 use crate::config::Settings;
 use crate::telemetry::metrics::Metrics;
-use crate::telemetry::webhook::Notifier;
+use crate::telemetry::alerts::Alerts;
 
 mod capture;
 mod chain;
@@ -40,7 +40,7 @@ struct Ctx {
     settings: Arc<Settings>,
     catalog: Catalog,
     metrics: Arc<Metrics>,
-    notifier: Notifier,
+    notifier: Alerts,
     /// `host:pid:random`: who holds a lease.
     owner: String,
 }

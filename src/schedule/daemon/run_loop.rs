@@ -17,7 +17,7 @@ use crate::error::{PgdrError, Result};
 use crate::telemetry::events::JobSkipped;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::server::{self, Health, TICK_SECONDS};
-use crate::telemetry::webhook::Notifier;
+use crate::telemetry::alerts::Alerts;
 
 use super::jobs::run_job;
 use super::planning::{missed, seed_metrics, Slot};
@@ -50,7 +50,11 @@ pub async fn run(
     health.tick();
     let ctx = Arc::new(Ctx {
         catalog,
-        notifier: Notifier::new(settings.ops.webhooks.clone(), metrics.clone()),
+        notifier: Alerts::new(
+            settings.ops.webhooks.clone(),
+            &settings.notify,
+            metrics.clone(),
+        ),
         metrics: metrics.clone(),
         owner: format!(
             "{}:{}:{:08x}",
