@@ -53,11 +53,7 @@ where
     let Ok(settings) = Settings::load(&overrides(g)) else {
         return command.await;
     };
-    let alerts = Alerts::new(
-        settings.ops.webhooks.clone(),
-        &settings.notify,
-        Arc::new(Metrics::new()),
-    );
+    let alerts = Alerts::for_settings(&settings, Arc::new(Metrics::new()));
     let textfile = g
         .metrics_file
         .clone()
@@ -97,7 +93,11 @@ where
         source: "pgdr",
         database: database.clone(),
         job: job.to_string(),
-        outcome: if error.is_some() { "failed" } else { "succeeded" },
+        outcome: if error.is_some() {
+            "failed"
+        } else {
+            "succeeded"
+        },
         error: error.map(|e| interrupted(code).unwrap_or(e)),
         summary,
         started_at,

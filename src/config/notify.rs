@@ -104,7 +104,14 @@ pub struct NotifySettings {
     pub progress_interval: Option<Duration>,
 }
 
-const JOBS: [&str; 6] = ["backup", "verify", "drill", "prune", "capture", "chain-proof"];
+const JOBS: [&str; 6] = [
+    "backup",
+    "verify",
+    "drill",
+    "prune",
+    "capture",
+    "chain-proof",
+];
 
 impl NotifySettings {
     pub fn resolve(file: &FileConfig) -> Result<NotifySettings> {
@@ -203,8 +210,10 @@ fn http_url(u: &Secret, key: &str) -> Result<()> {
     if u.starts_with("http://") || u.starts_with("https://") {
         return Ok(());
     }
-    Err(PgdrError::config(format!("{key}.url is not an http(s) URL"))
-        .hint("write url = \"https://hc-ping.com/<uuid>\" (or ${ENV_VAR})"))
+    Err(
+        PgdrError::config(format!("{key}.url is not an http(s) URL"))
+            .hint("write url = \"https://hc-ping.com/<uuid>\" (or ${ENV_VAR})"),
+    )
 }
 
 fn opt_duration(s: &Option<String>, key: &str, default_secs: u64) -> Result<Duration> {
@@ -245,8 +254,16 @@ mod tests {
         assert!(e.message.starts_with("heartbeat[0].url"), "{}", e.message);
         let e = resolve("[[email]]\nhost = \"h\"\nfrom = \"a@b\"\nto = [\"c@d\"]\ntls = \"ssl\"\n")
             .unwrap_err();
-        assert!(e.message.starts_with("email[0].tls = 'ssl'"), "{}", e.message);
+        assert!(
+            e.message.starts_with("email[0].tls = 'ssl'"),
+            "{}",
+            e.message
+        );
         let e = resolve("[progress]\nmode = \"fancy\"\n").unwrap_err();
-        assert!(e.message.starts_with("progress.mode = 'fancy'"), "{}", e.message);
+        assert!(
+            e.message.starts_with("progress.mode = 'fancy'"),
+            "{}",
+            e.message
+        );
     }
 }

@@ -35,6 +35,11 @@ impl Alerts {
         }
     }
 
+    /// Everything `settings` asks for: `[[webhook]]`, `[[heartbeat]]`, `[[email]]`.
+    pub fn for_settings(settings: &crate::config::Settings, metrics: Arc<Metrics>) -> Alerts {
+        Alerts::new(settings.ops.webhooks.clone(), &settings.notify, metrics)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.webhooks.is_empty() && self.heartbeats.is_empty() && self.emails.is_empty()
     }
@@ -46,8 +51,10 @@ impl Alerts {
             .heartbeats
             .iter()
             .filter(|h| heartbeat::wants(h, database, job));
-        futures::future::join_all(wanted.map(|h| heartbeat::ping(&self.client, h, Ping::Start, &body)))
-            .await;
+        futures::future::join_all(
+            wanted.map(|h| heartbeat::ping(&self.client, h, Ping::Start, &body)),
+        )
+        .await;
     }
 
     /// A run of `job` ended (`n.job` may name the part that failed, "verify" after a backup):
@@ -58,7 +65,11 @@ impl Alerts {
 
     /// Only the heartbeats' end ping: a run skipped or cancelled closes its `/start`.
     pub async fn beat(&self, job: &str, n: &Notification) {
-        let p = if n.failed() { Ping::Fail } else { Ping::Success };
+        let p = if n.failed() {
+            Ping::Fail
+        } else {
+            Ping::Success
+        };
         let body = n.one_line();
         let beats = self
             .heartbeats
@@ -70,7 +81,10 @@ impl Alerts {
 
     /// An event outside a run (capture lag, a gap): webhooks and mail, no heartbeat.
     pub async fn alert(&self, n: &Notification) {
-        tokio::join!(self.webhooks.notify(n), super::email::send_all(&self.emails, n));
+        tokio::join!(
+            self.webhooks.notify(n),
+            super::email::send_all(&self.emails, n)
+        );
     }
 }
 

@@ -19,7 +19,9 @@ pub async fn send_all(emails: &[EmailSettings], n: &Notification) {
 async fn send_logged(e: &EmailSettings, n: &Notification) {
     match send(e, n).await {
         Ok(()) => tracing::debug!(relay = %e.host, "alert mail sent"),
-        Err(why) => tracing::warn!(relay = %e.host, error = %why, "alert mail not sent (the run's outcome is unchanged)"),
+        Err(why) => {
+            tracing::warn!(relay = %e.host, error = %why, "alert mail not sent (the run's outcome is unchanged)")
+        }
     }
 }
 
@@ -52,7 +54,11 @@ async fn send(e: &EmailSettings, n: &Notification) -> Result<(), String> {
 /// Subject: the one-line outcome; body: every field a person needs to act on it.
 fn message(e: &EmailSettings, n: &Notification) -> Result<Message, String> {
     let mut m = Message::builder()
-        .from(e.from.parse().map_err(|x| format!("from '{}': {x}", e.from))?)
+        .from(
+            e.from
+                .parse()
+                .map_err(|x| format!("from '{}': {x}", e.from))?,
+        )
         .subject(subject(n));
     for to in &e.to {
         m = m.to(to.parse().map_err(|x| format!("to '{to}': {x}"))?);
@@ -117,6 +123,9 @@ mod tests {
         };
         assert_eq!(subject(&n), "[pgdr] FAILED: backup of 'app' on db1");
         assert!(body(&n).contains("error: connection refused\n"));
-        assert_eq!(redact("535 bad secret s3cr", Some("s3cr")), "535 bad secret ***");
+        assert_eq!(
+            redact("535 bad secret s3cr", Some("s3cr")),
+            "535 bad secret ***"
+        );
     }
 }

@@ -77,7 +77,12 @@ async fn send(
     let resp = tokio::time::timeout(timeout, client.request(req))
         .await
         .map_err(|_| format!("no answer within {timeout:?}"))?
-        .map_err(|e| format!("cannot reach the heartbeat: {}", redact(&error_chain(&e), url)))?;
+        .map_err(|e| {
+            format!(
+                "cannot reach the heartbeat: {}",
+                redact(&error_chain(&e), url)
+            )
+        })?;
     let status = resp.status();
     let _ = tokio::time::timeout(timeout, resp.into_body().collect()).await;
     if status.is_success() {

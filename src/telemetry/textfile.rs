@@ -184,15 +184,18 @@ mod tests {
         let text = std::fs::read_to_string(&p).unwrap();
         assert!(text.contains("pgdr_last_run_success{database=\"app\",job=\"backup\"} 0\n"));
         assert!(text.contains("pgdr_last_run_success{database=\"we\\\"ird\",job=\"verify\"} 0\n"));
+        assert!(
+            text.contains("pgdr_last_run_duration_seconds{database=\"app\",job=\"backup\"} 2.5\n")
+        );
         assert!(text.contains(
-            "pgdr_last_run_duration_seconds{database=\"app\",job=\"backup\"} 2.5\n"
-        ));
-        assert!(text.contains(
-            "pgdr_last_run_start_timestamp_seconds{database=\"app\",job=\"backup\"} 1795053600\n"
+            "pgdr_last_run_start_timestamp_seconds{database=\"app\",job=\"backup\"} 1795658400\n"
         ));
         // The failed rerun wrote no bytes: the old value is not kept beside a new outcome.
-        assert!(!text.contains("pgdr_last_run_bytes"), "{text}");
-        assert_eq!(text.matches("# TYPE pgdr_last_run_success gauge").count(), 1);
+        assert!(!text.contains("pgdr_last_run_bytes{"), "{text}");
+        assert_eq!(
+            text.matches("# TYPE pgdr_last_run_success gauge").count(),
+            1
+        );
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp file left behind");
     }

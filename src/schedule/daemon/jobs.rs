@@ -87,7 +87,12 @@ pub(super) async fn run_job(
     match outcome {
         // A shutdown is not news for webhooks or mail, but the heartbeat's start needs an end.
         RunOutcome::Cancelled => {
-            let n = note("failed", label, Some("cancelled by the shutdown".into()), None);
+            let n = note(
+                "failed",
+                label,
+                Some("cancelled by the shutdown".into()),
+                None,
+            );
             ctx.notifier.beat(job.as_str(), &n).await;
         }
         RunOutcome::Failed => {

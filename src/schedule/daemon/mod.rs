@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::Catalog;
 use crate::config::Settings;
-use crate::telemetry::metrics::Metrics;
 use crate::telemetry::alerts::Alerts;
+use crate::telemetry::metrics::Metrics;
 
 mod capture;
 mod chain;
