@@ -131,6 +131,7 @@ fn overrides(g: &Global) -> Overrides {
 
 /// A command that runs a job goes through the shared alerts and metrics file.
 async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
+    run_alerts::setup_progress(&cli.global, &cli.cmd);
     match run_alerts::job_of(&cli.cmd) {
         Some(job) => run_alerts::around(&cli.global, job, dispatch_cmd(cli, cancel)).await,
         None => dispatch_cmd(cli, cancel).await,

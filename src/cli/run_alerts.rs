@@ -12,9 +12,10 @@ use super::args::{Cmd, Global};
 use super::capture::CaptureCmd;
 use super::overrides;
 use crate::catalog::Catalog;
+use crate::config::notify::{NotifySettings, ProgressMode, DEFAULT_PROGRESS_INTERVAL};
 use crate::config::Settings;
 use crate::error::{exit, PgdrError};
-use crate::progress::human_bytes;
+use crate::progress::{human_bytes, Show};
 use crate::telemetry::alerts::{hostname, Alerts};
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::textfile::{self, RunEntry};
@@ -152,4 +153,25 @@ async fn stored_since(
     }
     let summary = format!("backup {}, {} stored", ids.join(", "), human_bytes(total));
     (Some(total), Some(summary))
+}
+
+/// `--progress` (or `[progress]`) for this process: `auto` is a bar on a terminal and nothing
+/// elsewhere, except in the daemon, where it is a log line every interval.
+pub(super) fn setup_progress(g: &Global, cmd: &Cmd) {
+    // A config that does not read: the command says why; progress keeps its default.
+    let file = g
+        .config
+        .as_deref()
+        .and_then(|p| crate::config::load_file(p).ok())
+        .and_then(|f| NotifySettings::resolve(&f).ok())
+        .unwrap_or_default();
+    let every = file.progress_interval.unwrap_or(DEFAULT_PROGRESS_INTERVAL);
+    let show = match g.progress.unwrap_or(file.progress) {
+        ProgressMode::Auto if matches!(cmd, Cmd::Daemon(_)) => Show::Log(every),
+        ProgressMode::Auto => Show::Auto,
+        ProgressMode::Bar => Show::Bar,
+        ProgressMode::Log => Show::Log(every),
+        ProgressMode::None => Show::Nothing,
+    };
+    crate::progress::configure(show);
 }

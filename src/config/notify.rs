@@ -145,7 +145,15 @@ impl NotifySettings {
             })?,
         };
         let progress_interval = match &p.interval {
-            Some(s) => Some(duration(s, "progress.interval")?),
+            Some(s) => match duration(s, "progress.interval")? {
+                d if d.is_zero() => {
+                    return Err(
+                        PgdrError::config(format!("progress.interval = '{s}' is zero"))
+                            .hint("write an interval such as \"30s\""),
+                    )
+                }
+                d => Some(d),
+            },
             None => None,
         };
         Ok(NotifySettings {

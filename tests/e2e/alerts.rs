@@ -288,3 +288,58 @@ fn a_failed_backup_is_mailed_and_the_smtp_password_never_logged() {
         );
     }
 }
+
+#[test]
+fn progress_log_shows_a_long_backup_is_alive_and_auto_says_nothing_off_a_terminal() {
+    let w = World::local();
+    // Enough rows that the dump outlasts a few intervals.
+    w.pg.psql(
+        "app",
+        "create table big as select g, md5(g::text) || md5((g * 7)::text) as t \
+         from generate_series(1, 600000) g",
+    );
+    let cfg = w.config_file("p.toml", "[progress]\ninterval = \"100ms\"\n");
+    let r = run(w.pgdr_config(&cfg, &["backup", "--progress", "log"])).ok();
+    let plain = strip_ansi(&r.stderr);
+    let lines: Vec<_> = plain
+        .lines()
+        .filter(|l| l.contains("progress: app dump: "))
+        .collect();
+    assert!(!lines.is_empty(), "no progress line:\n{}", r.stderr);
+    let bytes: Vec<u64> = lines
+        .iter()
+        .map(|l| {
+            let v = l
+                .split(" bytes=")
+                .nth(1)
+                .unwrap_or_else(|| panic!("no bytes field: {l}"));
+            v.split_whitespace().next().unwrap().parse().unwrap()
+        })
+        .collect();
+    assert!(bytes.iter().any(|b| *b > 0), "{}", r.stderr);
+    assert!(
+        bytes.windows(2).all(|p| p[0] <= p[1]),
+        "counts only grow: {bytes:?}"
+    );
+    // auto, not on a terminal (cron): nothing.
+    let quiet = run(w.pgdr_config(&cfg, &["backup"])).ok();
+    assert!(!quiet.stderr.contains("progress:"), "{}", quiet.stderr);
+}
+
+/// The human log format colours its fields even on a pipe.
+fn strip_ansi(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
