@@ -53,6 +53,12 @@ fn drain<T>(rx: &Receiver<T>) -> Vec<T> {
     got
 }
 
+/// -vvv takes effect: the harness's PGDR_LOG=info would override it.
+fn vvv(mut c: std::process::Command) -> std::process::Command {
+    c.env_remove("PGDR_LOG");
+    c
+}
+
 /// A source nobody listens on: the backup fails at once (exit 2).
 fn dead_source() -> String {
     format!("postgres://postgres@127.0.0.1:{}/app", free_port())
@@ -71,7 +77,7 @@ fn heartbeat_pings_start_then_success_or_fail_and_never_logs_its_url() {
              [[heartbeat]]\nurl = \"http://127.0.0.1:{port}/drills-only\"\njob = \"drill\"\n"
         ),
     );
-    let r = run(w.pgdr_config(&cfg, &["backup", "-vvv"]));
+    let r = run(vvv(w.pgdr_config(&cfg, &["backup", "-vvv"])));
     // The unreachable heartbeat is a warning: the backup's exit code stays 0.
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(r.stderr.contains("heartbeat ping failed"), "{}", r.stderr);
@@ -96,7 +102,7 @@ fn heartbeat_pings_start_then_success_or_fail_and_never_logs_its_url() {
         got[1].2
     );
 
-    let mut c = pgdr_cmd();
+    let mut c = vvv(pgdr_cmd());
     c.args(["backup", "-vvv", "--source", &dead_source(), "--config"])
         .arg(&cfg);
     w.repo.apply(&mut c);
@@ -256,11 +262,11 @@ fn a_failed_backup_is_mailed_and_the_smtp_password_never_logged() {
         ),
     );
     // A success is not mailed unless on_success: nothing arrives.
-    let ok = run(w.pgdr_config(&cfg, &["backup", "-vvv"]));
+    let ok = run(vvv(w.pgdr_config(&cfg, &["backup", "-vvv"])));
     assert_eq!(ok.code, 0, "{}", ok.stderr);
     assert!(drain(&rx).is_empty());
 
-    let mut c = pgdr_cmd();
+    let mut c = vvv(pgdr_cmd());
     c.args(["backup", "-vvv", "--source", &dead_source(), "--config"])
         .arg(&cfg);
     w.repo.apply(&mut c);
@@ -342,4 +348,63 @@ fn strip_ansi(s: &str) -> String {
         }
     }
     out
+}
+
+/// The daemon goes through the same notifier: its scheduled backup pings start, then fail.
+#[test]
+fn the_daemon_pings_the_same_heartbeats() {
+    use chrono::Timelike;
+    let dir = tempdir();
+    let (_, recipient) = keypair(dir.path());
+    let (port, rx) = http_recorder();
+    let t = chrono::Utc::now() + chrono::Duration::seconds(4);
+    let cron = format!("{} {} {} * * *", t.second(), t.minute(), t.hour());
+    let cfg = dir.path().join("d.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[daemon]\ncron_seconds = true\ngrace_period = \"0s\"\n\
+             [schedule]\nbackup = \"{cron}\"\nverify = \"off\"\ndrill = \"off\"\nprune = \"off\"\ncatch_up = false\n\
+             [[heartbeat]]\nurl = \"http://127.0.0.1:{port}/hb/dAEMONsecret\"\n\
+             [[database]]\nname = \"app\"\nurl = \"{}\"\n",
+            dead_source()
+        ),
+    )
+    .unwrap();
+    let log = dir.path().join("daemon.log");
+    let mut c = vvv(pgdr_cmd());
+    c.args(["daemon", "-vvv", "--config"])
+        .arg(&cfg)
+        .arg("--repo")
+        .arg(dir.path().join("repo"))
+        .arg("--recipient")
+        .arg(&recipient)
+        .stderr(std::fs::File::create(&log).unwrap());
+    let mut child = c.spawn().unwrap();
+    let mut got = Vec::new();
+    while got.len() < 2 {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok((_, path, body)) => got.push((path, body)),
+            Err(_) => break,
+        }
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let stderr = std::fs::read_to_string(&log).unwrap();
+    let paths: Vec<_> = got.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(
+        paths,
+        ["/hb/dAEMONsecret/start", "/hb/dAEMONsecret/fail"],
+        "{stderr}"
+    );
+    assert!(
+        got[1].1.starts_with("pgdr backup of 'app' failed on "),
+        "{}",
+        got[1].1
+    );
+    assert_eq!(status.code(), Some(0), "{stderr}");
+    assert!(
+        !stderr.contains("dAEMONsecret"),
+        "the heartbeat URL leaked:\n{stderr}"
+    );
 }
