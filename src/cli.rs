@@ -14,6 +14,7 @@ mod restore;
 mod restore_point;
 mod restore_render;
 mod restore_tables;
+mod run_alerts;
 
 use std::io::Write;
 
@@ -83,6 +84,7 @@ pub fn main() -> i32 {
 }
 
 fn report_error(e: &PgdrError) {
+    run_alerts::remember(e);
     eprintln!("pgdr: error: {}", e.message);
     for h in &e.hints {
         eprintln!("  hint: {h}");
@@ -129,7 +131,16 @@ fn overrides(g: &Global) -> Overrides {
     }
 }
 
+/// A command that runs a job goes through the shared alerts and metrics file.
 async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
+    run_alerts::setup_progress(&cli.global, &cli.cmd);
+    match run_alerts::job_of(&cli.cmd) {
+        Some(job) => run_alerts::around(&cli.global, job, dispatch_cmd(cli, cancel)).await,
+        None => dispatch_cmd(cli, cancel).await,
+    }
+}
+
+async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
     let g = &cli.global;
     match &cli.cmd {
         Cmd::Keygen { out, signing } => run_keygen(out, *signing),

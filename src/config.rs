@@ -18,6 +18,7 @@ pub mod cron;
 mod database;
 mod file;
 pub mod names;
+pub mod notify;
 pub mod ops;
 mod repository;
 pub mod scratch;
@@ -106,6 +107,8 @@ pub struct Settings {
     /// proven by a key drill within it; unset, only databases that have key-check records are
     /// judged, against [`DEFAULT_PROOF_MAX_AGE`].
     pub proof_max_age: Option<std::time::Duration>,
+    /// Heartbeats, mail, the metrics textfile and progress (issue 20).
+    pub notify: notify::NotifySettings,
 }
 
 /// How long a key drill's proof of a recipient counts.
@@ -166,8 +169,10 @@ impl Settings {
 
         let names: Vec<String> = databases.iter().map(|d| d.name.clone()).collect();
         let ops = ops::OpsSettings::resolve(&file, &names)?;
+        let notify = notify::NotifySettings::resolve(&file)?;
         Ok(Settings {
             ops,
+            notify,
             repository,
             s3,
             recipients,

@@ -1,19 +1,91 @@
 //! Progress display. The pipeline only sees a `Write` tap that counts plaintext bytes; this
-//! module decides whether that becomes a bar (interactive terminal) or nothing (logs, cron).
+//! module decides whether that becomes a bar (interactive terminal), a log line every
+//! interval (the daemon, `--progress log`: journald and Kubernetes see a long job is alive)
+//! or nothing (cron mails any output).
 
 use std::io::{self, IsTerminal, Write};
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// Whether progress bars are shown: only on a terminal, and not with --quiet.
+/// How progress is shown, decided once per process by the command line (`--progress`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Show {
+    /// A bar on a terminal, nothing elsewhere.
+    Auto,
+    Bar,
+    /// An info log line every interval.
+    Log(Duration),
+    Nothing,
+}
+
+static SHOW: OnceLock<Show> = OnceLock::new();
+
+/// Set the process's progress display; the first call wins (tests and libraries call none).
+pub fn configure(show: Show) {
+    let _ = SHOW.set(show);
+}
+
+fn current() -> Show {
+    *SHOW.get().unwrap_or(&Show::Auto)
+}
+
+/// Whether progress bars are shown: on a terminal (or asked for), and not with --quiet.
 pub fn enabled(quiet: bool) -> bool {
-    !quiet && io::stderr().is_terminal()
+    match current() {
+        Show::Auto => !quiet && io::stderr().is_terminal(),
+        Show::Bar => !quiet,
+        Show::Log(_) | Show::Nothing => false,
+    }
+}
+
+/// The log-line thread of a [`Meter`]: wakes every interval and logs the count; ends when the
+/// meter is dropped.
+struct Ticker {
+    bytes: Arc<AtomicU64>,
+    stop: Option<mpsc::Sender<()>>,
+}
+
+impl Ticker {
+    fn start(label: &str, every: Duration) -> Ticker {
+        let bytes = Arc::new(AtomicU64::new(0));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let (count, label, t0) = (bytes.clone(), label.to_string(), Instant::now());
+        std::thread::spawn(move || {
+            while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                let n = count.load(Ordering::Relaxed);
+                let secs = t0.elapsed().as_secs_f64();
+                let rate = (n as f64 / secs.max(0.001)) as u64;
+                tracing::info!(
+                    phase = %label,
+                    bytes = n,
+                    bytes_per_second = rate,
+                    "progress: {label}: {} ({}/s) after {}",
+                    human_bytes(n),
+                    human_bytes(rate),
+                    human_duration(secs)
+                );
+            }
+        });
+        Ticker {
+            bytes,
+            stop: Some(stop),
+        }
+    }
+}
+
+impl Drop for Ticker {
+    fn drop(&mut self) {
+        self.stop.take();
+    }
 }
 
 /// Counts bytes and, when enabled, shows bytes, rate and elapsed time.
 pub struct Meter {
     bar: Option<ProgressBar>,
+    ticker: Option<Ticker>,
     pub bytes: u64,
 }
 
@@ -31,7 +103,15 @@ impl Meter {
             b.enable_steady_tick(Duration::from_millis(200));
             b
         });
-        Meter { bar, bytes: 0 }
+        let ticker = match current() {
+            Show::Log(every) => Some(Ticker::start(label, every)),
+            _ => None,
+        };
+        Meter {
+            bar,
+            ticker,
+            bytes: 0,
+        }
     }
 
     pub fn finish(&self) {
@@ -44,6 +124,9 @@ impl Meter {
 impl Write for Meter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.bytes += buf.len() as u64;
+        if let Some(t) = &self.ticker {
+            t.bytes.store(self.bytes, Ordering::Relaxed);
+        }
         if let Some(b) = &self.bar {
             b.inc(buf.len() as u64);
         }

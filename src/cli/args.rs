@@ -75,6 +75,14 @@ pub(super) struct Global {
     /// More detail (repeat for more).
     #[arg(long, short, action = clap::ArgAction::Count, global = true)]
     pub(super) verbose: u8,
+    /// After a run of backup, verify, drill, prune or capture: write its gauges into this
+    /// node_exporter textfile, merged with the other databases' and jobs' (or [metrics] textfile).
+    #[arg(long, env = "PGDR_METRICS_FILE", global = true, value_name = "PATH")]
+    pub(super) metrics_file: Option<PathBuf>,
+    /// Progress: auto (a bar on a terminal, nothing elsewhere), bar, log (a line every
+    /// [progress] interval, default 30s), none (or [progress] mode).
+    #[arg(long, env = "PGDR_PROGRESS", value_enum, global = true)]
+    pub(super) progress: Option<crate::config::notify::ProgressMode>,
 }
 
 /// `--database` becomes a folder of the repository: checked before anything runs (exit 2).

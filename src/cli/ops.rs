@@ -13,7 +13,7 @@ use crate::progress::human_bytes;
 pub struct PruneArgs {
     /// Print every backup with keep/delete and the rule that decided it; change nothing.
     #[arg(long)]
-    dry_run: bool,
+    pub(super) dry_run: bool,
     /// The plan (and what was done) as JSON on stdout.
     #[arg(long)]
     json: bool,

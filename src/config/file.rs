@@ -32,6 +32,11 @@ pub struct FileConfig {
     pub metrics: Option<ops::MetricsFile>,
     #[serde(default)]
     pub webhook: Vec<ops::WebhookFile>,
+    #[serde(default)]
+    pub heartbeat: Vec<super::notify::HeartbeatFile>,
+    #[serde(default)]
+    pub email: Vec<super::notify::EmailFile>,
+    pub progress: Option<super::notify::ProgressFile>,
     pub daemon: Option<ops::DaemonFile>,
     #[serde(default)]
     pub signing: super::signing::SigningFile,

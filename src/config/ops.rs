@@ -100,6 +100,8 @@ pub struct ScheduleFile {
 pub struct MetricsFile {
     /// `127.0.0.1:9187`: serves /metrics and /healthz.
     pub listen: Option<String>,
+    /// node_exporter textfile every one-shot run updates (see `config::notify`).
+    pub textfile: Option<PathBuf>,
 }
 
 #[derive(Debug, Deserialize, Clone)]

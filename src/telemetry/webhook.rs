@@ -17,7 +17,7 @@ use super::events::WebhookFailed;
 use super::metrics::Metrics;
 use crate::config::ops::WebhookSettings;
 
-type Https = hyper_rustls::HttpsConnector<HttpConnector>;
+pub(super) type Https = hyper_rustls::HttpsConnector<HttpConnector>;
 
 /// What happened, for the receiver.
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +38,20 @@ pub struct Notification {
 impl Notification {
     pub fn failed(&self) -> bool {
         self.outcome == "failed"
+    }
+
+    /// One line for a heartbeat body or a mail subject: job, database, outcome and why.
+    pub fn one_line(&self) -> String {
+        let detail = if self.failed() {
+            self.error.as_deref().unwrap_or("unknown error")
+        } else {
+            self.summary.as_deref().unwrap_or("done")
+        };
+        let detail = detail.lines().next().unwrap_or_default();
+        format!(
+            "pgdr {} of '{}' {} on {} in {:.1}s: {detail}",
+            self.job, self.database, self.outcome, self.host, self.duration_seconds
+        )
     }
 
     /// The generic body: the notification itself.
@@ -86,6 +100,28 @@ impl Notification {
     }
 }
 
+/// The HTTP(S) client webhooks and heartbeats share: native roots, or none (with a warning)
+/// so plain-http receivers still work on a host without CA certificates.
+pub(super) fn https_client() -> Client<Https, Full<Bytes>> {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let builder = hyper_rustls::HttpsConnectorBuilder::new();
+    let builder = match builder.with_provider_and_native_roots(provider.clone()) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::warn!(error = %e, "no CA certificates found: https webhooks will fail (install ca-certificates)");
+            hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
+                rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+                    .with_safe_default_protocol_versions()
+                    .expect("default protocol versions")
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth(),
+            )
+        }
+    };
+    let https = builder.https_or_http().enable_http1().build();
+    Client::builder(TokioExecutor::new()).build(https)
+}
+
 pub struct Notifier {
     hooks: Vec<WebhookSettings>,
     client: Client<Https, Full<Bytes>>,
@@ -96,25 +132,9 @@ pub struct Notifier {
 
 impl Notifier {
     pub fn new(hooks: Vec<WebhookSettings>, metrics: Arc<Metrics>) -> Notifier {
-        let provider = rustls::crypto::aws_lc_rs::default_provider();
-        let builder = hyper_rustls::HttpsConnectorBuilder::new();
-        let builder = match builder.with_provider_and_native_roots(provider.clone()) {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!(error = %e, "no CA certificates found: https webhooks will fail (install ca-certificates)");
-                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(
-                    rustls::ClientConfig::builder_with_provider(Arc::new(provider))
-                        .with_safe_default_protocol_versions()
-                        .expect("default protocol versions")
-                        .with_root_certificates(rustls::RootCertStore::empty())
-                        .with_no_client_auth(),
-                )
-            }
-        };
-        let https = builder.https_or_http().enable_http1().build();
         Notifier {
             hooks,
-            client: Client::builder(TokioExecutor::new()).build(https),
+            client: https_client(),
             metrics,
             backoff: Duration::from_secs(1),
         }
@@ -201,7 +221,7 @@ impl Notifier {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(super) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

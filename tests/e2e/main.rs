@@ -2,6 +2,7 @@
 //! server (Garage), both started and stopped by the harness. One test binary, so the heavy
 //! dependencies link once.
 
+mod alerts;
 mod anchor;
 mod backup;
 mod capture;

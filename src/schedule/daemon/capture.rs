@@ -284,7 +284,7 @@ async fn alerts(ctx: &Ctx, h: &CaptureHealth, open: &mut BTreeMap<String, AlertK
         };
         e.emit(&ctx.metrics);
         if !ctx.notifier.is_empty() {
-            ctx.notifier.notify(&e.notification(Utc::now())).await;
+            ctx.notifier.alert(&e.notification(Utc::now())).await;
         }
     }
     for kind in ended {

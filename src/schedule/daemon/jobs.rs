@@ -35,6 +35,7 @@ pub(super) async fn run_job(
 ) {
     let started_at = Utc::now();
     let t0 = Instant::now();
+    ctx.notifier.started(database, job.as_str()).await;
     let result = match job {
         JobKind::Backup => backup_job(ctx, database, ops, trigger, cancel).await,
         JobKind::Drill => drill_job(ctx, database, ops, trigger, cancel).await,
@@ -43,12 +44,31 @@ pub(super) async fn run_job(
     };
     let finished_at = Utc::now();
     let seconds = t0.elapsed().as_secs_f64();
+    let skipped = match &result {
+        JobResult::Skipped(why) => Some(format!("skipped: {why}")),
+        _ => None,
+    };
+    let note = |outcome, label: &str, error, summary| Notification {
+        source: "pgdr",
+        database: database.to_string(),
+        job: label.to_string(),
+        outcome,
+        error,
+        summary,
+        started_at,
+        finished_at,
+        duration_seconds: seconds,
+        host: records::hostname(),
+    };
     let Some((outcome, error, summary, label)) =
         account(ctx, database, job, result, finished_at, seconds)
     else {
+        // Close the heartbeat's start: another pgdr did the work, nothing is wrong.
+        let n = note("succeeded", job.as_str(), None, skipped);
+        ctx.notifier.beat(job.as_str(), &n).await;
         return;
     };
-    // Remember the run in the repository (the only state), then tell the webhooks.
+    // Remember the run in the repository (the only state), then tell the world.
     let mut st = match state::load(&ctx.catalog, database, job).await {
         Ok(Some(s)) => s,
         _ => JobState::new(database, job),
@@ -64,25 +84,25 @@ pub(super) async fn run_job(
     if let Err(e) = state::save(&ctx.catalog, &st).await {
         tracing::warn!(database, job = %job, error = %e, "could not record the job run in the repository");
     }
-    if outcome != RunOutcome::Cancelled && !ctx.notifier.is_empty() {
-        ctx.notifier
-            .notify(&Notification {
-                source: "pgdr",
-                database: database.to_string(),
-                job: label.to_string(),
-                outcome: if outcome == RunOutcome::Failed {
-                    "failed"
-                } else {
-                    "succeeded"
-                },
-                error,
-                summary,
-                started_at,
-                finished_at,
-                duration_seconds: seconds,
-                host: records::hostname(),
-            })
-            .await;
+    match outcome {
+        // A shutdown is not news for webhooks or mail, but the heartbeat's start needs an end.
+        RunOutcome::Cancelled => {
+            let n = note(
+                "failed",
+                label,
+                Some("cancelled by the shutdown".into()),
+                None,
+            );
+            ctx.notifier.beat(job.as_str(), &n).await;
+        }
+        RunOutcome::Failed => {
+            let n = note("failed", label, error, summary);
+            ctx.notifier.finished(job.as_str(), &n).await;
+        }
+        _ => {
+            let n = note("succeeded", label, error, summary);
+            ctx.notifier.finished(job.as_str(), &n).await;
+        }
     }
 }
 

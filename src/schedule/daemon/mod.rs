@@ -20,8 +20,8 @@ use chrono::{DateTime, Utc};
 
 use crate::catalog::Catalog;
 use crate::config::Settings;
+use crate::telemetry::alerts::Alerts;
 use crate::telemetry::metrics::Metrics;
-use crate::telemetry::webhook::Notifier;
 
 mod capture;
 mod chain;
@@ -40,7 +40,7 @@ struct Ctx {
     settings: Arc<Settings>,
     catalog: Catalog,
     metrics: Arc<Metrics>,
-    notifier: Notifier,
+    notifier: Alerts,
     /// `host:pid:random`: who holds a lease.
     owner: String,
 }

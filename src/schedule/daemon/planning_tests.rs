@@ -8,7 +8,7 @@ use crate::catalog::testkit::{at, settings, Repo};
 use crate::catalog::BackupId;
 use crate::catalog::Catalog;
 use crate::schedule::state::{JobRun, JobState, RunOutcome};
-use crate::telemetry::webhook::Notifier;
+use crate::telemetry::alerts::Alerts;
 
 const CONFIG: &str =
     "[schedule]\nbackup = \"0 2 * * *\"\ndrill = \"0 4 1 * *\"\nprune = \"30 5 * * *\"\n\
@@ -19,7 +19,7 @@ fn ctx(r: &Repo, owner: &str) -> Ctx {
     Ctx {
         settings: Arc::new(settings(CONFIG)),
         catalog: Catalog::new(r.store.clone()),
-        notifier: Notifier::new(Vec::new(), metrics.clone()),
+        notifier: Alerts::new(Vec::new(), &Default::default(), metrics.clone()),
         metrics,
         owner: owner.to_string(),
     }

@@ -14,10 +14,10 @@ use crate::catalog::Catalog;
 use crate::config::ops::{JobKind, VerifyAfter};
 use crate::config::Settings;
 use crate::error::{PgdrError, Result};
+use crate::telemetry::alerts::Alerts;
 use crate::telemetry::events::JobSkipped;
 use crate::telemetry::metrics::Metrics;
 use crate::telemetry::server::{self, Health, TICK_SECONDS};
-use crate::telemetry::webhook::Notifier;
 
 use super::jobs::run_job;
 use super::planning::{missed, seed_metrics, Slot};
@@ -50,7 +50,7 @@ pub async fn run(
     health.tick();
     let ctx = Arc::new(Ctx {
         catalog,
-        notifier: Notifier::new(settings.ops.webhooks.clone(), metrics.clone()),
+        notifier: Alerts::for_settings(&settings, metrics.clone()),
         metrics: metrics.clone(),
         owner: format!(
             "{}:{}:{:08x}",
