@@ -323,6 +323,7 @@ mod tests {
         Listed::Ok(Box::new(Entry {
             manifest: m,
             verification: None,
+            dump_verification: None,
             keep: None,
         }))
     }

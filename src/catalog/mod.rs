@@ -42,6 +42,7 @@ mod select;
 pub mod sensitive;
 pub mod signatures;
 mod stale_lease;
+mod verifications;
 
 #[cfg(test)]
 mod memory_tests;
@@ -68,8 +69,11 @@ fn backup_dir(database: &str, id: &BackupId) -> String {
 #[derive(Debug, Clone)]
 pub struct Entry {
     pub manifest: Manifest,
-    /// The newest verification (quick or full), if any.
+    /// The newest verification (quick, full or chain), if any.
     pub verification: Option<VerificationRecord>,
+    /// The newest verification of the backup's own dump (quick or full): a chain proof,
+    /// which judges the stream after the backup, does not hide an earlier one from retention.
+    pub dump_verification: Option<VerificationRecord>,
     /// The newest keep record (`pgdr keep`), or why it cannot be read; see
     /// [`Entry::keep_rule`].
     pub keep: Option<std::result::Result<labels::KeepRecord, String>>,
@@ -126,7 +130,8 @@ pub struct Stored {
 struct Keys {
     /// (database, id) of every committed backup, oldest first.
     backups: Vec<(String, BackupId)>,
-    newest_verification: std::collections::HashMap<(String, BackupId), String>,
+    /// Every verification record's key per backup, oldest first.
+    verifications: std::collections::HashMap<(String, BackupId), Vec<String>>,
     newest_keep: std::collections::HashMap<(String, BackupId), Key>,
 }
 
@@ -276,12 +281,12 @@ impl Repository {
             checked_folder(db, &Key::manifest(db, id).render())?;
         }
         backups.sort_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
-        // Newest verification record per backup: keys sort by time.
-        let mut newest = std::collections::HashMap::new();
+        // Verification records per backup: keys sort by time.
+        let mut verifications: std::collections::HashMap<_, Vec<String>> = Default::default();
         let mut newest_keep = std::collections::HashMap::new();
         for o in &objects {
             if let Some(k) = verification_key(o) {
-                newest.insert(k, o.key.clone());
+                verifications.entry(k).or_default().push(o.key.clone());
             }
             if let Some(Key::Keep { database, id, file }) = Key::parse(&o.key) {
                 let k = Key::Keep {
@@ -299,16 +304,19 @@ impl Repository {
         }
         Ok(Keys {
             backups,
-            newest_verification: newest,
+            verifications: verifications
+                .into_iter()
+                .map(|(k, mut v)| {
+                    v.sort();
+                    (k, v)
+                })
+                .collect(),
             newest_keep,
         })
     }
 
     async fn load_listed(&self, keys: &Keys, db: String, id: BackupId) -> Listed {
-        let verification = match keys.newest_verification.get(&(db.clone(), id.clone())) {
-            Some(key) => self.load_record(key).await,
-            None => None,
-        };
+        let (verification, dump_verification) = self.verifications(keys, &db, &id).await;
         let keep = match keys.newest_keep.get(&(db.clone(), id.clone())) {
             Some(key) => labels::newest_keep(self.load_keep(key).await),
             None => None,
@@ -317,6 +325,7 @@ impl Repository {
             Ok(manifest) => Listed::Ok(Box::new(Entry {
                 manifest,
                 verification,
+                dump_verification,
                 keep,
             })),
             Err(e) => Listed::Damaged {

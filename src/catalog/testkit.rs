@@ -120,13 +120,26 @@ impl Repo {
         outcome: Outcome,
         t: DateTime<Utc>,
     ) {
+        self.verified_as(database, id, VerifyMode::Quick, outcome, t)
+            .await
+    }
+
+    /// A verification of a backup in this mode with this outcome, at `t`.
+    pub async fn verified_as(
+        &self,
+        database: &str,
+        id: &BackupId,
+        mode: VerifyMode,
+        outcome: Outcome,
+        t: DateTime<Utc>,
+    ) {
         let r = VerificationRecord {
             backup_signature: None,
             format_version: RECORD_FORMAT_VERSION,
             pgdr_version: "0.1.0".into(),
             database: database.to_string(),
             backup_id: id.clone(),
-            mode: VerifyMode::Quick,
+            mode,
             outcome,
             started_at: t,
             finished_at: t,

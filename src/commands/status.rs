@@ -403,6 +403,7 @@ mod tests {
         });
         Listed::Ok(Box::new(Entry {
             manifest: m,
+            dump_verification: verification.clone(),
             verification,
             keep: None,
         }))

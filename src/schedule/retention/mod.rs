@@ -41,7 +41,7 @@ use chrono::{DateTime, Datelike, Utc};
 use chrono_tz::Tz;
 use serde::Serialize;
 
-use crate::catalog::records::{Outcome, VerifyMode};
+use crate::catalog::records::Outcome;
 use crate::catalog::{BackupId, DrillRecord, Listed};
 use crate::config::ops::RetentionPolicy;
 
@@ -169,11 +169,9 @@ pub fn facts(listed: &[Listed], drills: &[DrillRecord]) -> Vec<BackupFacts> {
             Listed::Ok(e) => {
                 let m = &e.manifest;
                 // A chain proof judges the stream between two backups, not this backup's
-                // dump: a failed one must not make prune delete it.
-                let v = e
-                    .verification
-                    .as_ref()
-                    .filter(|v| v.mode != VerifyMode::Chain);
+                // dump: a failed one must not make prune delete it, nor a newer one hide an
+                // earlier proof of the dump.
+                let v = e.dump_verification.as_ref();
                 let v = v.and_then(|v| match v.outcome {
                     Outcome::Passed => Some((v.finished_at, Proof::Passed)),
                     Outcome::Failed => Some((v.finished_at, Proof::Failed)),
