@@ -143,3 +143,54 @@ async fn a_keep_record_written_after_the_plan_still_saves_the_backup() {
     assert_eq!(done.kept_in_use.len(), 1, "{:?}", done.kept_in_use);
     assert!(r.catalog.load_exact("app", &ids[3]).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_newer_chain_proof_does_not_hide_the_proof_of_the_dump() {
+    use crate::catalog::records::Outcome;
+    use crate::catalog::records::VerifyMode;
+    use crate::catalog::Listed;
+    use crate::schedule::retention::{facts, Proof};
+    let r = Repo::new();
+    let ids = r
+        .backups(
+            "app",
+            &[at("2026-03-01T02:00:00Z"), at("2026-03-02T02:00:00Z")],
+        )
+        .await;
+    let t = |s| at(s);
+    r.verified_as(
+        "app",
+        &ids[0],
+        VerifyMode::Full,
+        Outcome::Passed,
+        t("2026-03-01T03:00:00Z"),
+    )
+    .await;
+    // The chain proof of the stream after it, newer, failed; then another chain record.
+    for (o, when) in [
+        (Outcome::Failed, "2026-03-02T05:00:00Z"),
+        (Outcome::Passed, "2026-03-02T06:00:00Z"),
+    ] {
+        r.verified_as("app", &ids[0], VerifyMode::Chain, o, t(when))
+            .await;
+    }
+    let listed = r.list(Some("app")).await;
+    let Listed::Ok(e) = &listed[0] else {
+        panic!("readable")
+    };
+    assert_eq!(
+        e.verification.as_ref().map(|v| v.mode),
+        Some(VerifyMode::Chain)
+    );
+    let dump = e
+        .dump_verification
+        .as_ref()
+        .expect("the full proof is found");
+    assert_eq!(
+        (dump.mode, dump.outcome),
+        (VerifyMode::Full, Outcome::Passed)
+    );
+    let f = facts(&listed, &[]);
+    assert_eq!(f[0].proof, Proof::Passed, "the dump's own proof counts");
+    assert_eq!(f[1].proof, Proof::Unproven);
+}
