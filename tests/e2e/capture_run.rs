@@ -206,20 +206,7 @@ fn every_committed_transaction_is_stored_once_in_commit_order_across_a_restart()
     assert!(report["problems"].as_array().unwrap().is_empty());
     assert_eq!(report["foreign_messages"], serde_json::json!([]));
     let stored: Vec<u64> = stored.into_iter().collect();
-    let mut sorted = stored.clone();
-    sorted.sort();
-    sorted.dedup();
-    assert_eq!(sorted.len(), stored.len(), "a transaction stored twice");
-    let mut want: Vec<u64> = committed
-        .iter()
-        .flatten()
-        .map(|x| x & 0xFFFF_FFFF)
-        .collect();
-    want.sort();
-    assert_eq!(
-        sorted, want,
-        "stored transactions differ from the client's log"
-    );
+    assert_stored_once_as_logged(&stored, &committed);
     for r in &rolled {
         assert!(
             !stored.contains(&(r & 0xFFFF_FFFF)),
@@ -384,4 +371,23 @@ fn a_slot_dropped_behind_pgdrs_back_is_a_recorded_gap_then_a_new_slot_and_anchor
     std::thread::sleep(Duration::from_secs(2));
     let r = stop_runner(again);
     assert!(r["gap"].is_null(), "{r:#}");
+}
+
+/// Every transaction the client logged as committed is stored exactly once, and nothing else
+/// (xids compared modulo 2^32, as pgoutput carries them).
+pub fn assert_stored_once_as_logged(stored: &[u64], committed: &[Vec<u64>]) {
+    let mut sorted = stored.to_vec();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), stored.len(), "a transaction stored twice");
+    let mut want: Vec<u64> = committed
+        .iter()
+        .flatten()
+        .map(|x| x & 0xFFFF_FFFF)
+        .collect();
+    want.sort();
+    assert_eq!(
+        sorted, want,
+        "stored transactions differ from the client's log"
+    );
 }

@@ -139,20 +139,12 @@ impl Garage {
 
     /// A plain SDK client, to look at what the store did (ETags, raw listings).
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(self.region.clone()))
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                &self.access_key,
-                &self.secret_key,
-                None,
-                None,
-                "e2e",
-            ))
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        sdk_client(
+            &self.endpoint,
+            &self.region,
+            &self.access_key,
+            &self.secret_key,
+        )
     }
 
     /// Run the garage CLI against this instance.
@@ -241,4 +233,23 @@ fn parse_env(text: &str, dir: &Path) -> Garage {
         dir: dir.to_path_buf(),
         pid: get("PGDR_GARAGE_PID").parse().expect("numeric pid"),
     }
+}
+
+/// A plain SDK client of a local S3 server (Garage or moto), path-style, static keys.
+pub fn sdk_client(
+    endpoint: &str,
+    region: &str,
+    access_key: &str,
+    secret_key: &str,
+) -> aws_sdk_s3::Client {
+    let conf = aws_sdk_s3::Config::builder()
+        .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
+        .region(aws_sdk_s3::config::Region::new(region.to_string()))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(aws_sdk_s3::config::Credentials::new(
+            access_key, secret_key, None, None, "e2e",
+        ))
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
 }

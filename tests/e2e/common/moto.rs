@@ -88,19 +88,11 @@ impl Moto {
 
     /// A plain SDK client, to read back what pgdr did (retentions, versions, delete markers).
     pub fn client(&self) -> aws_sdk_s3::Client {
-        let conf = aws_sdk_s3::Config::builder()
-            .behavior_version(aws_sdk_s3::config::BehaviorVersion::latest())
-            .region(aws_sdk_s3::config::Region::new(self.region.clone()))
-            .endpoint_url(&self.endpoint)
-            .force_path_style(true)
-            .credentials_provider(aws_sdk_s3::config::Credentials::new(
-                &self.access_key,
-                &self.secret_key,
-                None,
-                None,
-                "e2e",
-            ))
-            .build();
-        aws_sdk_s3::Client::from_conf(conf)
+        super::garage::sdk_client(
+            &self.endpoint,
+            &self.region,
+            &self.access_key,
+            &self.secret_key,
+        )
     }
 }
