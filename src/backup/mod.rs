@@ -7,24 +7,20 @@ use std::time::Instant;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use crate::catalog::manifest::{CodecInfo, ObjectRecord, PhaseTimer, SnapshotInfo, ToolsInfo};
-use crate::catalog::sensitive;
+use crate::catalog::manifest::{CodecInfo, PhaseTimer, SnapshotInfo, ToolsInfo};
 use crate::catalog::{self, BackupId, Catalog, Manifest};
 use crate::codec::{self, EncodeParams};
 use crate::config::ops::JobKind;
 use crate::config::{Database, Settings};
 use crate::error::{Kind, PgdrError, Result};
-use crate::fingerprint::schema::SchemaFingerprint;
-use crate::fingerprint::{schema, ArchiveParser, ArchiveSummary, Fingerprint};
-use crate::pipeline;
-use crate::progress::{Meter, Tee};
-use crate::source::dump::{self, GlobalsMode};
+use crate::fingerprint::Fingerprint;
 use crate::source::snapshot::Snapshot;
 use crate::source::{self, tools};
 
 mod anchor;
 mod labelling;
 mod lock;
+mod objects;
 
 pub use labelling::Labelling;
 pub use lock::SourceLock;
@@ -137,7 +133,7 @@ async fn backup_one(
 
     let id = BackupId::from_time(started_at);
     let mut written: Vec<catalog::Key> = Vec::new();
-    let result = upload_objects(
+    let result = objects::upload(
         catalog,
         db,
         &id,
@@ -155,8 +151,6 @@ async fn backup_one(
         pg_dump,
         pg_dumpall,
         snapshot,
-        schema,
-        secret: _,
     } = prepared;
     let snapshot_info = SnapshotInfo::of(&snapshot);
     // The snapshot transaction ends either way; its failure matters only if all else worked.
@@ -190,7 +184,7 @@ async fn backup_one(
         objects: o.objects,
         fingerprint: Some(Fingerprint {
             data: o.data,
-            schema: Some(schema),
+            schema: Some(o.schema),
             revealed: false,
         }),
         label: opts.labelling.label.clone(),
@@ -215,19 +209,16 @@ fn codec_info(params: &EncodeParams) -> CodecInfo {
 }
 
 /// What the backup learns from the server before the dump: its version and privileges, the
-/// client tools that match it, the open snapshot and the schema fingerprint as that snapshot
-/// sees it (split into the plaintext part and the sensitive values).
+/// client tools that match it and the open snapshot.
 struct Prepared {
     info: source::ServerInfo,
     pg_dump: tools::Tool,
     pg_dumpall: tools::Tool,
     snapshot: Snapshot,
-    schema: SchemaFingerprint,
-    secret: SchemaFingerprint,
 }
 
-/// Connect, find the tools, open the snapshot and capture the schema. Everything here can
-/// wait on the server, so it races the cancel token; nothing is written yet.
+/// Connect, find the tools and open the snapshot. Everything here can wait on the server, so
+/// it races the cancel token; nothing is written yet.
 async fn prepare(
     settings: &Settings,
     db: &Database,
@@ -244,115 +235,20 @@ async fn prepare(
         phases.done("connect");
         let snapshot = anchor::open_snapshot(settings, db, client).await?;
         phases.done("snapshot");
-        // The catalog as the snapshot sees it: what a restore must bring back besides rows.
-        let schema = match schema::capture(&snapshot.client).await {
-            Ok(mut s) => {
-                // Setting values and comments leave the plaintext manifest (see `sensitive`).
-                let secret = crate::fingerprint::sensitive::split(&mut s);
-                (s, secret)
-            }
-            Err(e) => {
-                let _ = snapshot.release().await;
-                return Err(e.context(format!("database '{}': fingerprinting the schema", db.name)));
-            }
-        };
-        phases.done("schema");
-        Ok::<_, PgdrError>((info, pg_dump, pg_dumpall, snapshot, schema))
+        Ok::<_, PgdrError>(Prepared {
+            info,
+            pg_dump,
+            pg_dumpall,
+            snapshot,
+        })
     };
-    let (info, pg_dump, pg_dumpall, snapshot, schema) = tokio::select! {
-        r = prepare => r?,
-        _ = cancel.cancelled() => {
-            return Err(PgdrError::new(
-                Kind::Interrupted,
-                format!("database '{}': interrupted before the dump started; nothing was written", db.name),
-            ));
-        }
-    };
-
-    let (schema, secret) = schema;
-    Ok(Prepared {
-        info,
-        pg_dump,
-        pg_dumpall,
-        snapshot,
-        schema,
-        secret,
-    })
-}
-
-/// What the uploads produced, for the manifest.
-struct Objects {
-    mode: GlobalsMode,
-    globals_args: Vec<String>,
-    dump_args: Vec<String>,
-    objects: Vec<ObjectRecord>,
-    data: ArchiveSummary,
-}
-
-/// Upload the backup's objects: globals, the sensitive values, then the dump inside the
-/// snapshot. Each key is pushed to `written` before its upload starts, so a failure anywhere
-/// lets the caller discard exactly what may exist.
-#[allow(clippy::too_many_arguments)]
-async fn upload_objects(
-    catalog: &Catalog,
-    db: &Database,
-    id: &BackupId,
-    p: &Prepared,
-    params: &Arc<EncodeParams>,
-    opts: &BackupOptions,
-    cancel: &CancellationToken,
-    phases: &mut PhaseTimer,
-    written: &mut Vec<catalog::Key>,
-) -> Result<Objects> {
-    // Globals first: small, and a permission problem shows before the long dump.
-    let mode = if p.info.is_superuser {
-        GlobalsMode::Full
-    } else {
-        GlobalsMode::RolesOnlyNoPasswords
-    };
-    let globals_args = dump::pg_dumpall_args(mode, db);
-    let key = catalog::Key::object(&db.name, id, catalog::GLOBALS_FILE);
-    written.push(key.clone());
-    let child = dump::spawn(
-        &p.pg_dumpall,
-        "pg_dumpall",
-        db,
-        &globals_args,
-        cancel.clone(),
-    )?;
-    let up = pipeline::upload(catalog, &key, child, params.clone(), std::io::sink()).await?;
-    let globals = record("globals", catalog::GLOBALS_FILE, &up);
-    phases.done("globals");
-
-    let key = catalog::Key::object(&db.name, id, sensitive::FILE);
-    written.push(key.clone());
-    let plain = std::io::Cursor::new(sensitive::to_bytes(&p.secret)?);
-    let up = pipeline::upload(catalog, &key, plain, params.clone(), std::io::sink()).await?;
-    let secret_rec = record(sensitive::OBJECT, sensitive::FILE, &up);
-
-    let dump_args = dump::pg_dump_args(&p.snapshot.id, db);
-    let key = catalog::Key::object(&db.name, id, catalog::DUMP_FILE);
-    written.push(key.clone());
-    let child = dump::spawn(&p.pg_dump, "pg_dump", db, &dump_args, cancel.clone())?;
-    let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
-    let tap = Tee(meter, ArchiveParser::new());
-    let up = pipeline::upload(catalog, &key, child, params.clone(), tap).await?;
-    let dump_rec = record("dump", catalog::DUMP_FILE, &up);
-    let Tee(meter, parser) = up.tap;
-    meter.finish();
-    // An archive that ended early (pg_dump cut off, yet exiting 0) fails here.
-    let data = parser
-        .finish()
-        .map_err(|e| PgdrError::corrupt(format!("pg_dump output: {e}")))?;
-    phases.done("dump");
-
-    Ok(Objects {
-        mode,
-        globals_args,
-        dump_args,
-        objects: vec![dump_rec, globals, secret_rec],
-        data,
-    })
+    tokio::select! {
+        r = prepare => r,
+        _ = cancel.cancelled() => Err(PgdrError::new(
+            Kind::Interrupted,
+            format!("database '{}': interrupted before the dump started; nothing was written", db.name),
+        )),
+    }
 }
 
 /// Write the manifest, the step that makes the backup exist; an interrupt before it, or a
@@ -376,16 +272,4 @@ async fn commit(
         return Err(e.context(format!("database '{}'", db.name)));
     }
     Ok(())
-}
-
-fn record<T>(name: &str, file: &str, up: &pipeline::Uploaded<T>) -> ObjectRecord {
-    ObjectRecord {
-        name: name.to_string(),
-        file: file.to_string(),
-        raw_bytes: up.stats.plain_bytes,
-        compressed_bytes: up.stats.compressed_bytes,
-        stored_bytes: up.receipt.size,
-        sha256_plain: up.stats.plain_sha256.clone(),
-        sha256_stored: up.receipt.sha256.clone(),
-    }
 }
