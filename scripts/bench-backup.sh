@@ -10,14 +10,16 @@
 #   s3:      pgdr backup and restore against a local S3 server (Garage) vs the local store
 # pg_dump and pg_restore are separate processes; the RSS figures are pgdr's own.
 #
-#   scripts/bench-backup.sh [--scale 70] [--dataset a|b] [--runs 3] [--level N] [--only LIST]
+#   scripts/bench-backup.sh [--scale 70] [--dataset a|b] [--runs 3] [--level N] [--only LIST] [--profile]
+# --profile: one more backup under `perf record`, its CPU time split by stage (zstd, sha256,
+# age, the archive parse and fingerprint, copies, kernel, pg_dump): where pgdr's CPU goes per MB.
 # Dataset a: pgbench as generated (compresses ~100:1). Dataset b: the same rows with 84
 # random hex characters of filler (compresses ~2:1), the hard case for compression.
 set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$PGDR_ROOT"
 
-scale=70 dataset=a runs=3 level="" only="backup,verify,restore,s3"
+scale=70 dataset=a runs=3 level="" only="backup,verify,restore,s3" profile=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --scale) scale="$2"; shift 2 ;;
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
     --runs) runs="$2"; shift 2 ;;
     --level) level="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    *) echo "usage: $0 [--scale N] [--dataset a|b] [--runs N] [--level N] [--only backup,verify,restore,s3]" >&2; exit 2 ;;
+    --profile) profile=1; shift ;;
+    *) echo "usage: $0 [--scale N] [--dataset a|b] [--runs N] [--level N] [--only backup,verify,restore,s3] [--profile]" >&2; exit 2 ;;
   esac
 done
 
@@ -42,7 +45,7 @@ echo "== preparing pgbench scale $scale, dataset $dataset"
 "$BIN/createdb" bench
 "$BIN/pgbench" -i -q -s "$scale" bench >/dev/null 2>&1
 if [ "$dataset" = b ]; then
-  "$BIN/psql" -X -q -d bench -c "UPDATE pgbench_accounts SET filler = substr(md5(aid::text) || md5((aid * 7)::text) || md5((aid * 13)::text), 1, 84)" \
+  "$BIN/psql" -X -q -d bench -c "UPDATE pgbench_accounts SET filler = substr(md5(random()::text) || md5(random()::text) || md5(random()::text), 1, 84)" \
     -c "VACUUM FULL pgbench_accounts" >/dev/null
 fi
 "$BIN/psql" -X -q -d bench -c "CHECKPOINT" >/dev/null
@@ -93,14 +96,25 @@ rm -rf "$work/repo"
 "$PGDR" --quiet --config "$cfg" backup --source "$src" --repo "$work/repo" --recipient "$recipient"
 if want backup; then
   echo "== backup"
-  dump_t=() pgdr_t=() pgdr_rss=() ratios=()
+  dump_t=() pgdr_t=() pgdr_rss=() ratios=() times=() pre=()
   for i in $(seq 1 "$runs"); do
     time_run "$work/t.dump" sh -c "'$BIN/pg_dump' -Fc -Z0 -d bench > /dev/null"
     rm -rf "$work/repo"
     time_run "$work/t.pgdr" "$PGDR" --quiet --config "$cfg" backup --source "$src" --repo "$work/repo" --recipient "$recipient"
     read -r dw _ <"$work/t.dump"
     read -r pw prss <"$work/t.pgdr"
-    dump_t+=("$dw"); pgdr_t+=("$pw"); pgdr_rss+=("$prss"); ratios+=("$(ratio "$dw" "$pw")")
+    dump_t+=("$dw"); pgdr_t+=("$pw"); pgdr_rss+=("$prss"); ratios+=("$(ratio "$dw" "$pw")"); times+=("$(ratio "$pw" "$dw")")
+    # The backup's own phases from its manifest: what ran before the dump is the fixed cost.
+    phases="$(python3 - "$work/repo/bench" <<'PY'
+import json, os, sys
+d = sys.argv[1]
+m = json.load(open(os.path.join(d, sorted(os.listdir(d))[-1], "manifest.json")))
+ph = {p["name"]: p["seconds"] for p in m["phases"]}
+print(f'{ph.get("connect", 0) + ph.get("snapshot", 0):.3f}', ", ".join(f"{k} {v:.2f}s" for k, v in ph.items()))
+PY
+)"
+    pre+=("${phases%% *}")
+    echo "          phases: ${phases#* }"
     echo "   run $i: pg_dump ${dw}s, pgdr backup ${pw}s, pgdr peak RSS $((prss / 1024)) MiB"
   done
   raw="$("$PGDR" --quiet list --json --repo "$work/repo" | python3 -c 'import json,sys; l=json.load(sys.stdin)[-1]; print(l["raw_bytes"], l["stored_bytes"])')"
@@ -108,7 +122,30 @@ if want backup; then
   summary+=("dataset $dataset, scale $scale ($size; archive $((raw_b / 1048576)) MiB, stored $((stored_b / 1048576)) MiB, $(ratio "$raw_b" "$stored_b"):1)")
   summary+=("backup   pg_dump -Fc -Z0 >/dev/null median $(med "${dump_t[@]}")s; pgdr backup median $(med "${pgdr_t[@]}")s")
   summary+=("backup   throughput ratio pgdr/pg_dump median $(med "${ratios[@]}")  (target >= 0.90)")
+  summary+=("backup   time ratio pgdr/pg_dump median $(med "${times[@]}")  (targets: <= 1.30 dataset b; a: <= 1.03 at scale 60, <= 1.10 at scale 20)")
+  summary+=("backup   before the dump (connect + snapshot) median $(med "${pre[@]}")s  (fixed cost target < 0.1 s; schema and globals run beside the dump)")
   summary+=("backup   pgdr peak RSS median $(( $(med "${pgdr_rss[@]}" | cut -d. -f1) / 1024 )) MiB  (target <= 64 MiB)")
+  if [ -n "$profile" ] && command -v perf >/dev/null; then
+    rm -rf "$work/repo"
+    perf record -q -F 999 -o "$work/perf.data" "$PGDR" --quiet --config "$cfg" backup --source "$src" --repo "$work/repo" --recipient "$recipient" >/dev/null 2>&1
+    echo "== backup CPU by stage (perf, one run; pgdr and its pg_dump, not the server)"
+    perf report -i "$work/perf.data" --no-children --sort comm,dso,sym --stdio -g none 2>/dev/null | python3 -c '
+import re, sys
+stages = [("zstd", r"ZSTD|HUF_|HIST_|FSE_|ZSTDMT|POOL_"), ("sha256", r"sha2::|sha256"),
+          ("age (chacha20-poly1305)", r"chacha|poly1305"), ("fingerprint + archive parse", r"fingerprint|archive|memchr|xxh"),
+          ("copies (memmove)", r"memmove|memcpy"), ("kernel (pipes, files)", r"\[k\]")]
+tot, by = 0.0, {}
+for line in sys.stdin:
+    m = re.match(r"\s*([\d.]+)%\s+(\S+)\s+(.*)", line)
+    if not m: continue
+    pct, comm, rest = float(m.group(1)), m.group(2), m.group(3)
+    tot += pct
+    name = "pg_dump (client)" if comm.startswith("pg_dump") else next((n for n, rx in stages if re.search(rx, rest)), "other pgdr")
+    by[name] = by.get(name, 0) + pct
+for n, v in sorted(by.items(), key=lambda x: -x[1]):
+    print(f"   {n:30s} {v:5.1f}%")
+'
+  fi
 fi
 
 id="$("$PGDR" --quiet list --json --repo "$work/repo" | python3 -c 'import json,sys; print(json.load(sys.stdin)[-1]["id"])')"
