@@ -106,20 +106,7 @@ pub(super) async fn upload(
         ))
     };
     let schema = capture_schema(catalog, db, p, params, &secret_key, start);
-    let dump = async {
-        let child = dump::spawn(&p.pg_dump, "pg_dump", db, &dump_args, f.stop.clone())?;
-        let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
-        let tap = Tee(meter, ArchiveParser::new());
-        let up = pipeline::upload(catalog, &dump_key, child, params.clone(), tap).await?;
-        let rec = record("dump", catalog::DUMP_FILE, &up);
-        let Tee(meter, parser) = up.tap;
-        meter.finish();
-        // An archive that ended early (pg_dump cut off, yet exiting 0) fails here.
-        let data = parser
-            .finish()
-            .map_err(|e| PgdrError::corrupt(format!("pg_dump output: {e}")))?;
-        Ok((rec, data))
-    };
+    let dump = dump_object(catalog, db, p, params, opts, &dump_args, &dump_key, &f.stop);
     let (g, s, d) = tokio::join!(
         async { f.watch("globals", globals.await) },
         async { f.watch("schema", schema.await) },
@@ -146,6 +133,32 @@ pub(super) async fn upload(
         data,
         schema,
     })
+}
+
+/// The dump itself, with the archive parser listening for the data fingerprint.
+#[allow(clippy::too_many_arguments)]
+async fn dump_object(
+    catalog: &Catalog,
+    db: &Database,
+    p: &Prepared,
+    params: &Arc<EncodeParams>,
+    opts: &BackupOptions,
+    args: &[String],
+    key: &catalog::Key,
+    stop: &CancellationToken,
+) -> Result<(ObjectRecord, ArchiveSummary)> {
+    let child = dump::spawn(&p.pg_dump, "pg_dump", db, args, stop.clone())?;
+    let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
+    let tap = Tee(meter, ArchiveParser::new());
+    let up = pipeline::upload(catalog, key, child, params.clone(), tap).await?;
+    let rec = record("dump", catalog::DUMP_FILE, &up);
+    let Tee(meter, parser) = up.tap;
+    meter.finish();
+    // An archive that ended early (pg_dump cut off, yet exiting 0) fails here.
+    let data = parser
+        .finish()
+        .map_err(|e| PgdrError::corrupt(format!("pg_dump output: {e}")))?;
+    Ok((rec, data))
 }
 
 /// The schema fingerprint, as the snapshot sees it, with its sensitive values (settings,
