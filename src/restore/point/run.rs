@@ -301,7 +301,11 @@ mod tests {
                     Stop::Time(t(13).parse().unwrap()),
                 ] {
                     let rule = SampleRule::new(stop, Lsn(last));
-                    assert_eq!(chosen(&kept, rule), chosen(&all, rule), "{commit} {last} {stop:?}");
+                    assert_eq!(
+                        chosen(&kept, rule),
+                        chosen(&all, rule),
+                        "{commit} {last} {stop:?}"
+                    );
                     let fallback = |s: &[(Lsn, Vec<u8>)]| after::pick(s, Lsn(last)).map(|(l, _)| l);
                     assert_eq!(fallback(&kept), fallback(&all), "{commit} {last}");
                 }

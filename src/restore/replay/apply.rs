@@ -10,8 +10,8 @@ use futures::FutureExt;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
-use super::sql::{self, Locate, Table};
 use super::memory::Trim;
+use super::sql::{self, Locate, Table};
 use super::target::{self, Mapped, Role};
 
 mod pipe;
