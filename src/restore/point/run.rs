@@ -84,8 +84,8 @@ pub async fn replay_to(
     let tap = samples.clone();
     let stream =
         crate::capture::stream::messages(catalog.clone(), point.segments.clone(), ids.clone())
-            .inspect(move |item| {
-                if let Ok((
+            .inspect(move |item| match item {
+                Ok((
                     _,
                     Message::LogicalMessage {
                         lsn,
@@ -93,12 +93,13 @@ pub async fn replay_to(
                         content,
                         ..
                     },
-                )) = item
-                {
-                    if prefix == after::SEQUENCES_PREFIX {
-                        tap.lock().expect("samples").push((*lsn, content.clone()));
-                    }
+                )) if prefix == after::SEQUENCES_PREFIX => {
+                    tap.lock().expect("samples").push((*lsn, content.clone()));
                 }
+                Ok((_, Message::Commit { commit_lsn, .. })) => {
+                    prune_samples(&mut tap.lock().expect("samples"), *commit_lsn);
+                }
+                _ => {}
             });
     let bounds = Bounds {
         from: Some(point.anchor.cut),
@@ -143,6 +144,21 @@ pub async fn replay_to(
         sequences,
         notes,
     })
+}
+
+/// Forget the samples no rule can choose once the stream reached a commit at `commit`: the
+/// replay applies (or skips as the dump's) every transaction whose Commit it is handed, so its
+/// last commit, and with it every rule's lower bound, is at least `commit`. The newest sample
+/// stays (the fallback when none follows the point). Without this a day's stream held a
+/// sample every 5 s, each naming every sequence: memory that grew with the stream.
+fn prune_samples(samples: &mut Vec<(Lsn, Vec<u8>)>, commit: Lsn) {
+    let newest = samples.len().saturating_sub(1);
+    let mut i = 0;
+    samples.retain(|(lsn, _)| {
+        let keep = *lsn >= commit || i == newest;
+        i += 1;
+        keep
+    });
 }
 
 /// The first sample the rule accepts in the stored stream past the replayed segments, if the
@@ -263,6 +279,38 @@ mod tests {
             after::pick(&samples, Lsn(100)).map(|(l, _)| l),
             Some(Lsn(110))
         );
+    }
+
+    /// Pruning at each commit leaves every rule the sample it would choose from the whole list.
+    #[test]
+    fn pruned_samples_give_every_rule_the_same_choice() {
+        let t = |s: u32| format!("2026-12-05T10:00:{s:02}Z");
+        let all: Vec<(Lsn, Vec<u8>)> = (1..=9)
+            .map(|i| (Lsn(i * 100), sample(&t(i as u32 * 2), i as i64)))
+            .collect();
+        for commit in [50, 100, 250, 900, 950] {
+            let mut kept = all.clone();
+            prune_samples(&mut kept, Lsn(commit));
+            let below = all.iter().filter(|(l, _)| *l < Lsn(commit)).count();
+            assert_eq!(kept.len(), 9 - below.min(8), "{commit}");
+            // The replay's last commit is at least the commit the pruning saw.
+            for last in [commit, commit + 30, 1000] {
+                for stop in [
+                    Stop::End,
+                    Stop::Lsn(Lsn(last + 120)),
+                    Stop::Time(t(13).parse().unwrap()),
+                ] {
+                    let rule = SampleRule::new(stop, Lsn(last));
+                    assert_eq!(
+                        chosen(&kept, rule),
+                        chosen(&all, rule),
+                        "{commit} {last} {stop:?}"
+                    );
+                    let fallback = |s: &[(Lsn, Vec<u8>)]| after::pick(s, Lsn(last)).map(|(l, _)| l);
+                    assert_eq!(fallback(&kept), fallback(&all), "{commit} {last}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -10,6 +10,7 @@ use futures::FutureExt;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 use tokio_postgres::{Client, Statement};
 
+use super::memory::Trim;
 use super::sql::{self, Locate, Table};
 use super::target::{self, Mapped, Role};
 
@@ -93,6 +94,8 @@ pub struct Applier<'c> {
     report: ReplayReport,
     started: Instant,
     stopped: bool,
+    /// Gives freed memory back now and then (RSS stays flat over a long stream).
+    trim: Trim,
 }
 
 /// A text value as a query parameter, its bytes as the source wrote them (no UTF-8 pass).
@@ -164,6 +167,7 @@ impl<'c> Applier<'c> {
             },
             started: Instant::now(),
             stopped: false,
+            trim: Trim::default(),
         })
     }
 
@@ -181,6 +185,7 @@ impl<'c> Applier<'c> {
         if self.stopped {
             return Ok(Flow::Stop);
         }
+        self.trim.tick();
         if !matches!(msg, Message::Insert { .. }) {
             self.flush_run().await?;
         }

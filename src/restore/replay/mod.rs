@@ -20,6 +20,7 @@ use crate::source::Lsn;
 
 pub mod after;
 mod apply;
+mod memory;
 pub mod sql;
 mod target;
 pub mod triggers;
