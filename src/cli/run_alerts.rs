@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use super::args::{Cmd, Global};
+use super::args::Cmd;
+use super::flags::Global;
 use super::capture::CaptureCmd;
 use super::overrides;
 use crate::catalog::Catalog;
