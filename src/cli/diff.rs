@@ -20,7 +20,7 @@ pub(super) struct DiffArgs {
     latest: bool,
     /// The live database, postgres://USER@HOST:PORT/DBNAME (password via PGPASSWORD or
     /// ~/.pgpass); only read, inside one read-only snapshot.
-    #[arg(long, env = "PGDR_TARGET", value_name = "URL")]
+    #[arg(long, env = "PGDR_TARGET", hide_env_values = true, value_name = "URL")]
     target: String,
     /// Only this table (SCHEMA.NAME, or a unique NAME); repeatable.
     #[arg(long = "table", env = "PGDR_TABLE", value_name = "NAME")]

@@ -91,6 +91,16 @@ fn every_flag_has_its_pgdr_variable_except_the_safety_flags() {
 }
 
 #[test]
+fn variables_that_may_hold_a_password_are_never_shown_in_help() {
+    // A connection URL may carry its password: `--help` must not print the variable's value.
+    for (path, a) in all_args() {
+        if matches!(a.get_long(), Some("source" | "target" | "admin-url")) {
+            assert!(a.is_hide_env_values_set(), "{path} --{}", a.get_long().unwrap());
+        }
+    }
+}
+
+#[test]
 fn every_safety_flag_exists_somewhere() {
     // A renamed safety flag must not silently leave the list (and gain a variable).
     let longs: Vec<String> = all_args()
