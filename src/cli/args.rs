@@ -145,6 +145,8 @@ pub(super) enum Cmd {
         #[command(flatten)]
         repo: RepoArgs,
         #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
         decrypt: DecryptArgs,
         #[command(flatten)]
         sign: SignArgs,
@@ -299,6 +301,8 @@ pub(super) struct RestoreArgs {
     #[command(flatten)]
     pub(super) repo: RepoArgs,
     #[command(flatten)]
+    pub(super) source: SourceArgs,
+    #[command(flatten)]
     pub(super) decrypt: DecryptArgs,
     #[command(flatten)]
     pub(super) sign: SignArgs,
@@ -336,6 +340,8 @@ pub(super) struct DrillArgs {
     pub(super) json: bool,
     #[command(flatten)]
     pub(super) repo: RepoArgs,
+    #[command(flatten)]
+    pub(super) source: SourceArgs,
     #[command(flatten)]
     pub(super) decrypt: DecryptArgs,
     #[command(flatten)]

@@ -54,7 +54,9 @@ pub(super) struct RepoArgs {
     database: Option<String>,
 }
 
-/// Commands that connect to the source database.
+/// Commands that connect to the source database, or that act on the configured databases
+/// (a one-off `--source` is one: verify, drill, prune and schedule select it, restore's
+/// default backup is its, and restoring onto it asks for `--confirm`).
 #[derive(Args, Debug, Default)]
 pub(super) struct SourceArgs {
     /// Source database URL, postgres://USER@HOST:PORT/DBNAME (password via PGPASSWORD, ~/.pgpass or the config).
@@ -222,23 +224,24 @@ fn take_command(cmd: &Cmd, g: &mut Global) {
         Cmd::Cat { repo, decrypt, .. } => take!(g; repo, decrypt),
         Cmd::Verify {
             repo,
+            source,
             decrypt,
             sign,
             trust,
             unsigned,
             job,
             ..
-        } => take!(g; repo, decrypt, sign, trust, unsigned, job),
-        Cmd::Restore(a) => take!(g; a.repo, a.decrypt, a.sign, a.trust, a.unsigned),
+        } => take!(g; repo, source, decrypt, sign, trust, unsigned, job),
+        Cmd::Restore(a) => take!(g; a.repo, a.source, a.decrypt, a.sign, a.trust, a.unsigned),
         Cmd::Drill(a) => match &a.cmd {
-            None => take!(g; a.repo, a.decrypt, a.sign, a.trust, a.unsigned, a.job),
+            None => take!(g; a.repo, a.source, a.decrypt, a.sign, a.trust, a.unsigned, a.job),
             Some(DrillCmd::History { repo, .. } | DrillCmd::Report { repo, .. }) => {
                 take!(g; repo)
             }
         },
-        Cmd::Prune(a) => take!(g; a.repo, a.job),
+        Cmd::Prune(a) => take!(g; a.repo, a.source, a.job),
         Cmd::Status(a) => take!(g; a.repo, a.source, a.encrypt),
-        Cmd::Schedule(a) => take!(g; a.repo),
+        Cmd::Schedule(a) => take!(g; a.repo, a.source),
         Cmd::Daemon(a) => take!(g; a.repo, a.source, a.encrypt, a.decrypt, a.sign, a.trust),
         Cmd::Mark { repo, source, .. } => take!(g; repo, source),
         Cmd::Capture(a) => take_capture(&a.cmd, g),

@@ -186,6 +186,9 @@ fn each_command_gets_the_values_of_the_groups_it_takes() {
     let g = parse(&["capture", "check", "--repo", "/r", "--identity", "/id"]).unwrap();
     assert_eq!(g.identities, [std::path::Path::new("/id")]);
     assert!(g.source.is_none() && g.recipients.is_empty());
+    // Restore reads the source: restoring onto it asks for --confirm (plan::is_source).
+    let g = parse(&["restore", "--target", "postgres://h/app", "--source", "postgres://h/app"]);
+    assert_eq!(g.unwrap().source.as_deref(), Some("postgres://h/app"));
     // The global flags anywhere.
     let g = parse(&["--config", "/c.toml", "list", "--log-format", "json"]).unwrap();
     assert_eq!(g.config.as_deref(), Some("/c.toml".as_ref()));

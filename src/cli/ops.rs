@@ -20,6 +20,8 @@ pub struct PruneArgs {
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
+    #[command(flatten)]
     pub(super) job: super::flags::JobArgs,
 }
 
@@ -322,6 +324,8 @@ pub struct ScheduleArgs {
     json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
 }
 
 pub async fn schedule(g: &Global, a: &ScheduleArgs) -> Result<i32, PgdrError> {
