@@ -289,7 +289,12 @@ pub(super) struct RestoreArgs {
     #[arg(long = "schema", env = "PGDR_SCHEMA", value_name = "NAME", conflicts_with_all = ["clean", "swap", "at", "at_lsn", "at_mark", "managed", "jobs"])]
     pub(super) table_schema: Vec<String>,
     /// With --table/--schema: the new schema the tables land in (default restored_<backupid>).
-    #[arg(long, env = "PGDR_INTO", value_name = "SCHEMA", conflicts_with = "replace")]
+    #[arg(
+        long,
+        env = "PGDR_INTO",
+        value_name = "SCHEMA",
+        conflicts_with = "replace"
+    )]
     pub(super) into: Option<String>,
     /// With --table/--schema: replace the live tables in one transaction.
     #[arg(long)]

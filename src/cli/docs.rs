@@ -20,8 +20,11 @@ pub(super) fn completions(shell: Shell) -> Result<i32, PgdrError> {
 /// pgdr.1 and one page per subcommand (pgdr-restore.1, pgdr-drill-history.1, ...) in `out`.
 pub(super) fn man(out: &Path, quiet: bool) -> Result<i32, PgdrError> {
     let cannot = |e: std::io::Error| {
-        PgdrError::usage(format!("cannot write man pages into {}: {e}", out.display()))
-            .hint("give --out a directory this user can write")
+        PgdrError::usage(format!(
+            "cannot write man pages into {}: {e}",
+            out.display()
+        ))
+        .hint("give --out a directory this user can write")
     };
     std::fs::create_dir_all(out).map_err(cannot)?;
     clap_mangen::generate_to(Cli::command(), out).map_err(cannot)?;

@@ -22,7 +22,13 @@ pub(super) struct GlobalArgs {
     #[arg(long, env = "PGDR_CONFIG", global = true)]
     pub(super) config: Option<PathBuf>,
     /// Log format on stderr.
-    #[arg(long, env = "PGDR_LOG_FORMAT", value_enum, default_value = "human", global = true)]
+    #[arg(
+        long,
+        env = "PGDR_LOG_FORMAT",
+        value_enum,
+        default_value = "human",
+        global = true
+    )]
     pub(super) log_format: LogFormat,
     /// Only errors; no progress.
     #[arg(long, short, env = "PGDR_QUIET", global = true)]

@@ -95,7 +95,11 @@ fn variables_that_may_hold_a_password_are_never_shown_in_help() {
     // A connection URL may carry its password: `--help` must not print the variable's value.
     for (path, a) in all_args() {
         if matches!(a.get_long(), Some("source" | "target" | "admin-url")) {
-            assert!(a.is_hide_env_values_set(), "{path} --{}", a.get_long().unwrap());
+            assert!(
+                a.is_hide_env_values_set(),
+                "{path} --{}",
+                a.get_long().unwrap()
+            );
         }
     }
 }
@@ -108,7 +112,10 @@ fn every_safety_flag_exists_somewhere() {
         .filter_map(|(_, a)| a.get_long().map(str::to_string))
         .collect();
     for f in SAFETY_FLAGS {
-        assert!(longs.iter().any(|l| l == f), "--{f} is not a flag of any command");
+        assert!(
+            longs.iter().any(|l| l == f),
+            "--{f} is not a flag of any command"
+        );
     }
 }
 
@@ -129,7 +136,10 @@ fn a_flag_a_command_does_not_take_is_a_usage_error_naming_it() {
         (&["keygen", "--out", "k", "--repo", "/r"][..], "--repo"),
         (&["list", "--recipient", "age1x"], "--recipient"),
         (&["list", "--identity", "/id"], "--identity"),
-        (&["keygen", "--out", "k", "--source", "postgres://h/db"], "--source"),
+        (
+            &["keygen", "--out", "k", "--source", "postgres://h/db"],
+            "--source",
+        ),
         (&["daemon", "--allow-unsigned"], "--allow-unsigned"),
         (&["prune", "--signing-key", "/k"], "--signing-key"),
         (&["drill", "history", "--identity", "/id"], "--identity"),
@@ -137,7 +147,11 @@ fn a_flag_a_command_does_not_take_is_a_usage_error_naming_it() {
         (&["--repo", "/r", "list"], "--repo"),
     ] {
         let e = parse(args).expect_err(&format!("{args:?} was accepted"));
-        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{args:?}");
+        assert_eq!(
+            e.kind(),
+            clap::error::ErrorKind::UnknownArgument,
+            "{args:?}"
+        );
         assert!(e.to_string().contains(flag), "{args:?}: {e}");
     }
 }
@@ -173,7 +187,10 @@ fn each_command_gets_the_values_of_the_groups_it_takes() {
     assert_eq!(g.database.as_deref(), Some("app"));
     assert_eq!(g.source.as_deref(), Some("postgres://h/app"));
     assert_eq!(g.recipients, ["age1a", "age1b"]);
-    assert_eq!(g.identities, [std::path::Path::new("/id1"), "/id2".as_ref()]);
+    assert_eq!(
+        g.identities,
+        [std::path::Path::new("/id1"), "/id2".as_ref()]
+    );
     assert_eq!(g.signing_key.as_deref(), Some("/sk".as_ref()));
     assert_eq!(g.trust_keys, ["RWQ1"]);
     assert!(g.allow_unsigned && g.quiet);
@@ -182,12 +199,21 @@ fn each_command_gets_the_values_of_the_groups_it_takes() {
 
     // A subcommand of a group takes its own flags, placed after it.
     let g = parse(&["drill", "history", "--repo", "/r", "--database", "app"]).unwrap();
-    assert_eq!((g.repo.as_deref(), g.database.as_deref()), (Some("/r"), Some("app")));
+    assert_eq!(
+        (g.repo.as_deref(), g.database.as_deref()),
+        (Some("/r"), Some("app"))
+    );
     let g = parse(&["capture", "check", "--repo", "/r", "--identity", "/id"]).unwrap();
     assert_eq!(g.identities, [std::path::Path::new("/id")]);
     assert!(g.source.is_none() && g.recipients.is_empty());
     // Restore reads the source: restoring onto it asks for --confirm (plan::is_source).
-    let g = parse(&["restore", "--target", "postgres://h/app", "--source", "postgres://h/app"]);
+    let g = parse(&[
+        "restore",
+        "--target",
+        "postgres://h/app",
+        "--source",
+        "postgres://h/app",
+    ]);
     assert_eq!(g.unwrap().source.as_deref(), Some("postgres://h/app"));
     // The global flags anywhere.
     let g = parse(&["--config", "/c.toml", "list", "--log-format", "json"]).unwrap();

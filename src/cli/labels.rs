@@ -52,7 +52,12 @@ pub(super) struct BackupArgs {
 #[derive(Args, Debug, Default)]
 struct KeepFlags {
     /// Retention keeps the backup at least this long (e.g. 30d, 12w).
-    #[arg(long, env = "PGDR_KEEP_FOR", value_name = "DURATION", conflicts_with = "keep_forever")]
+    #[arg(
+        long,
+        env = "PGDR_KEEP_FOR",
+        value_name = "DURATION",
+        conflicts_with = "keep_forever"
+    )]
     keep_for: Option<String>,
     /// Retention never deletes the backup (until `pgdr keep ... --release`).
     #[arg(long, env = "PGDR_KEEP_FOREVER")]

@@ -44,7 +44,10 @@ fn a_flag_the_command_does_not_take_is_refused_by_name_and_nothing_is_written() 
     let r = pgdr(&["keygen", "--out", key.to_str().unwrap(), "--repo", "/tmp/x"]);
     assert_ne!(r.code, 0, "{r:?}");
     assert!(r.stderr.contains("--repo"), "{}", r.stderr);
-    assert!(!key.exists(), "keygen ran although its arguments were refused");
+    assert!(
+        !key.exists(),
+        "keygen ran although its arguments were refused"
+    );
     // A flag of another command, on a command that reads the repository.
     let r = pgdr(&["list", "--repo", "/tmp/x", "--recipient", "age1xyz"]);
     assert_ne!(r.code, 0, "{r:?}");
@@ -64,7 +67,10 @@ fn completions_for_each_shell_name_every_command() {
         assert!(r.stdout.len() > 1000, "{shell}: {}", r.stdout);
         for path in &all {
             let name = path.last().unwrap();
-            assert!(r.stdout.contains(name.as_str()), "{shell}: {path:?} missing");
+            assert!(
+                r.stdout.contains(name.as_str()),
+                "{shell}: {path:?} missing"
+            );
         }
         // Flags are completed per command: restore's safety flag is there.
         assert!(r.stdout.contains("allow-unsigned"), "{shell}");
@@ -83,8 +89,8 @@ fn man_writes_a_page_per_command() {
     assert!(root.contains(".TH pgdr"), "{root}");
     for path in commands(&[]) {
         let page = out.join(format!("pgdr-{}.1", path.join("-")));
-        let text = std::fs::read_to_string(&page)
-            .unwrap_or_else(|e| panic!("{}: {e}", page.display()));
+        let text =
+            std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{}: {e}", page.display()));
         let title = format!(".TH pgdr-{} 1", path.join("-"));
         assert!(text.contains(&title), "{}: {text}", page.display());
     }
@@ -136,7 +142,8 @@ fn variables_of_flags_a_command_does_not_take_are_ignored() {
     let key = dir.path().join("id.txt");
     let mut c: Command = pgdr_cmd();
     c.args(["keygen", "--out"]).arg(&key);
-    c.env("PGDR_REPO", "/nonexistent").env("PGDR_SOURCE", "postgres://nohost/x");
+    c.env("PGDR_REPO", "/nonexistent")
+        .env("PGDR_SOURCE", "postgres://nohost/x");
     let r = run(c).ok();
     assert!(r.stdout.trim().starts_with("age1"), "{}", r.stdout);
     assert!(key.exists());
