@@ -131,7 +131,9 @@ fi
 # ---------------------------------------------------------------- capture
 echo "== capture enable and an anchored backup"
 recipient="$("$PGDR" keygen --out "$work/identity.txt" 2>/dev/null)"
-P=("$PGDR" --quiet --source "$src" --repo "$repo" --recipient "$recipient" --identity "$work/identity.txt")
+# As PGDR_* variables: each subcommand reads those of the flags it takes (capture enable
+# takes no keys, capture run no identity).
+P=(env PGDR_SOURCE="$src" PGDR_REPO="$repo" PGDR_RECIPIENT="$recipient" PGDR_IDENTITY="$work/identity.txt" "$PGDR" --quiet)
 "${P[@]}" capture enable >/dev/null
 if [ -z "$only" ]; then
 "${P[@]}" backup

@@ -6,6 +6,8 @@ mod capture_chain;
 mod capture_run;
 mod capture_status;
 mod diff;
+mod docs;
+mod flags;
 mod key_check;
 mod labels;
 mod ops;
@@ -25,7 +27,8 @@ use crate::commands;
 use crate::config::{Overrides, Settings};
 use crate::error::{exit, PgdrError};
 
-use args::{Cli, Cmd, ConfigCmd, DrillArgs, DrillCmd, Global, LogFormat};
+use args::{Cli, Cmd, ConfigCmd, DrillArgs, DrillCmd};
+use flags::{Global, LogFormat};
 use render::{listed_json, render_entry, render_list, verification_text};
 use restore::run_restore;
 
@@ -56,7 +59,8 @@ fn init_logging(g: &Global) {
 /// Parse, run, render; returns the exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    init_logging(&cli.global);
+    let g = flags::context(&cli);
+    init_logging(&g);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,7 +74,7 @@ pub fn main() -> i32 {
     let code = rt.block_on(async {
         let cancel = CancellationToken::new();
         spawn_signal_handler(cancel.clone());
-        match dispatch(&cli, cancel).await {
+        match dispatch(&cli, &g, cancel).await {
             Ok(code) => code,
             Err(e) => {
                 report_error(&e);
@@ -132,26 +136,24 @@ fn overrides(g: &Global) -> Overrides {
 }
 
 /// A command that runs a job goes through the shared alerts and metrics file.
-async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
-    run_alerts::setup_progress(&cli.global, &cli.cmd);
+async fn dispatch(cli: &Cli, g: &Global, cancel: CancellationToken) -> Result<i32, PgdrError> {
+    run_alerts::setup_progress(g, &cli.cmd);
     match run_alerts::job_of(&cli.cmd) {
-        Some(job) => run_alerts::around(&cli.global, job, dispatch_cmd(cli, cancel)).await,
-        None => dispatch_cmd(cli, cancel).await,
+        Some(job) => run_alerts::around(g, job, dispatch_cmd(cli, g, cancel)).await,
+        None => dispatch_cmd(cli, g, cancel).await,
     }
 }
 
-async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
-    let g = &cli.global;
+async fn dispatch_cmd(cli: &Cli, g: &Global, cancel: CancellationToken) -> Result<i32, PgdrError> {
     match &cli.cmd {
         Cmd::Keygen { out, signing } => run_keygen(out, *signing),
-        Cmd::Sign {
-            id,
-            all_unsigned: _,
-        } => run_sign(g, id.as_deref()).await,
+        Cmd::Completions { shell } => docs::completions(*shell),
+        Cmd::Man { out } => docs::man(out, g.quiet),
+        Cmd::Sign { id, .. } => run_sign(g, id.as_deref()).await,
         Cmd::Backup(a) => labels::run_backup(g, a, cancel).await,
         Cmd::Keep(a) => labels::run_keep(g, a).await,
         Cmd::Diff(a) => diff::run(g, a).await,
-        Cmd::List { json } => {
+        Cmd::List { json, .. } => {
             let settings = Settings::load(&overrides(g))?;
             let listed = commands::list::list(&settings, g.database.as_deref()).await?;
             let mut out = std::io::stdout().lock();
@@ -165,8 +167,10 @@ async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrE
             }
             Ok(exit::OK)
         }
-        Cmd::Show { id, json } => run_show(g, id, *json).await,
-        Cmd::Cat { id, object, out } => {
+        Cmd::Show { id, json, .. } => run_show(g, id, *json).await,
+        Cmd::Cat {
+            id, object, out, ..
+        } => {
             let settings = Settings::load(&overrides(g))?;
             let (m, st) =
                 commands::cat::run(&settings, g.database.as_deref(), id, object, out.as_deref())
@@ -180,21 +184,19 @@ async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrE
             unverified,
             quick,
             json,
+            ..
         } => run_verify(g, id.as_deref(), *unverified, *quick, *json, cancel).await,
         Cmd::Restore(a) => run_restore(g, a, cancel).await,
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
-        Cmd::Rekey { ids, all } => key_check::rekey(g, ids, *all, overrides(g)).await,
+        Cmd::Rekey { ids, all, .. } => key_check::rekey(g, ids, *all, overrides(g)).await,
         Cmd::Prune(a) => ops::prune(g, a).await,
         Cmd::Schedule(a) => ops::schedule(g, a).await,
-        Cmd::Daemon(a) => {
-            refuse_allow_unsigned(g)?;
-            ops::daemon(g, a, cancel).await
-        }
+        Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
         Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Capture(a) => capture::run(g, a, cancel).await,
-        Cmd::Mark { name, json } => restore::run_mark(g, name, *json).await,
+        Cmd::Mark { name, json, .. } => restore::run_mark(g, name, *json).await,
         Cmd::Config {
-            cmd: ConfigCmd::Check { json },
+            cmd: ConfigCmd::Check { json, .. },
         } => {
             let settings = Settings::load(&overrides(g))?;
             let checks = commands::config_check::run(&settings).await;
@@ -213,17 +215,6 @@ async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrE
             })
         }
     }
-}
-
-/// `--allow-unsigned` is for one run a person decides on, never the daemon's every run.
-fn refuse_allow_unsigned(g: &Global) -> Result<(), PgdrError> {
-    if g.allow_unsigned {
-        return Err(PgdrError::usage(
-            "--allow-unsigned is for one run a person decides on, not for the daemon",
-        )
-        .hint("run `pgdr verify|drill|restore --allow-unsigned` by hand, or sign the backups with `pgdr sign`"));
-    }
-    Ok(())
 }
 
 /// `pgdr keygen [--signing]`: the public half on stdout, where it goes on stderr.
@@ -391,7 +382,7 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
                 exit::OK
             })
         }
-        Some(DrillCmd::History { json }) => {
+        Some(DrillCmd::History { json, .. }) => {
             let h = d::history(&settings, g.database.as_deref()).await?;
             if *json {
                 println!("{}", serde_json::to_string_pretty(&h).expect("json"));
@@ -400,7 +391,7 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
             }
             Ok(exit::OK)
         }
-        Some(DrillCmd::Report { out, format }) => {
+        Some(DrillCmd::Report { out, format, .. }) => {
             let text = d::report(&settings, g.database.as_deref(), *format).await?;
             std::fs::write(out, text).map_err(|e| {
                 PgdrError::usage(format!("cannot write the report to {}: {e}", out.display()))

@@ -4,6 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::flags::{
+    DecryptArgs, EncryptArgs, GlobalArgs, JobArgs, RepoArgs, SignArgs, SourceArgs, TrustArgs,
+    UnsignedArgs,
+};
 use super::ops;
 use crate::commands;
 
@@ -15,74 +19,9 @@ use crate::commands;
 )]
 pub(super) struct Cli {
     #[command(flatten)]
-    pub(super) global: Global,
+    pub(super) global: GlobalArgs,
     #[command(subcommand)]
     pub(super) cmd: Cmd,
-}
-
-#[derive(Args, Debug)]
-pub(super) struct Global {
-    /// Config file (TOML); see config/pgdr.example.toml.
-    #[arg(long, env = "PGDR_CONFIG", global = true)]
-    pub(super) config: Option<PathBuf>,
-    /// Source database URL, postgres://USER@HOST:PORT/DBNAME (password via PGPASSWORD, ~/.pgpass or the config).
-    #[arg(long, env = "PGDR_SOURCE", global = true, hide_env_values = true)]
-    pub(super) source: Option<String>,
-    /// Repository: a local directory or s3://BUCKET/PREFIX.
-    #[arg(long, env = "PGDR_REPO", global = true)]
-    pub(super) repo: Option<String>,
-    /// age public key backups are encrypted to (repeatable; env: comma-separated).
-    #[arg(
-        long = "recipient",
-        env = "PGDR_RECIPIENT",
-        value_delimiter = ',',
-        global = true
-    )]
-    pub(super) recipients: Vec<String>,
-    /// age identity file, for commands that decrypt (repeatable: each is tried; a key drill
-    /// proves each alone; env: comma-separated).
-    #[arg(
-        long = "identity",
-        env = "PGDR_IDENTITY",
-        value_delimiter = ',',
-        global = true
-    )]
-    pub(super) identities: Vec<PathBuf>,
-    /// minisign secret key this host signs manifests, segment entries and records with.
-    #[arg(long, env = "PGDR_SIGNING_KEY", global = true)]
-    pub(super) signing_key: Option<PathBuf>,
-    /// minisign public key whose signatures readers accept (repeatable; env: comma-separated).
-    #[arg(
-        long = "trust-key",
-        env = "PGDR_TRUST_KEYS",
-        value_delimiter = ',',
-        global = true
-    )]
-    pub(super) trust_keys: Vec<String>,
-    /// Restore, verify or drill a backup that is not signed by a trusted key (command line
-    /// only; printed in the plan and stored in the record).
-    #[arg(long, global = true)]
-    pub(super) allow_unsigned: bool,
-    /// Database name (as configured, or the dbname of --source).
-    #[arg(long, env = "PGDR_DATABASE", global = true, value_parser = database_name)]
-    pub(super) database: Option<String>,
-    /// Log format on stderr.
-    #[arg(long, value_enum, default_value = "human", global = true)]
-    pub(super) log_format: LogFormat,
-    /// Only errors; no progress.
-    #[arg(long, short, global = true)]
-    pub(super) quiet: bool,
-    /// More detail (repeat for more).
-    #[arg(long, short, action = clap::ArgAction::Count, global = true)]
-    pub(super) verbose: u8,
-    /// After a run of backup, verify, drill, prune or capture: write its gauges into this
-    /// node_exporter textfile, merged with the other databases' and jobs' (or [metrics] textfile).
-    #[arg(long, env = "PGDR_METRICS_FILE", global = true, value_name = "PATH")]
-    pub(super) metrics_file: Option<PathBuf>,
-    /// Progress: auto (a bar on a terminal, nothing elsewhere), bar, log (a line every
-    /// [progress] interval, default 30s), none (or [progress] mode).
-    #[arg(long, env = "PGDR_PROGRESS", value_enum, global = true)]
-    pub(super) progress: Option<crate::config::notify::ProgressMode>,
 }
 
 /// `--database` becomes a folder of the repository: checked before anything runs (exit 2).
@@ -92,20 +31,16 @@ pub(super) fn database_name(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum LogFormat {
-    Human,
-    Json,
-}
-
 #[derive(Subcommand, Debug)]
 pub(super) enum Cmd {
     /// Create an age identity (private key, mode 0600) and print its public recipient; with
     /// --signing, a minisign signing key (unencrypted, 0600) and print its public key.
     Keygen {
-        #[arg(long)]
+        /// Where the new key is written (refused if the file exists).
+        #[arg(long, env = "PGDR_OUT", value_name = "FILE")]
         out: PathBuf,
-        #[arg(long)]
+        /// A minisign signing key instead of an age identity.
+        #[arg(long, env = "PGDR_SIGNING")]
         signing: bool,
     },
     /// Sign backups made before signing existed, after checking them (manifest checksum
@@ -118,8 +53,12 @@ pub(super) enum Cmd {
         )]
         id: Option<String>,
         /// Every backup without a signature.
-        #[arg(long)]
+        #[arg(long, env = "PGDR_ALL_UNSIGNED")]
         all_unsigned: bool,
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Re-encrypt backups to the current recipients (--identity: the old key; --signing-key:
     /// the manifests are re-signed); new objects beside the old, manifest last, old removed
@@ -129,8 +68,20 @@ pub(super) enum Cmd {
         #[arg(required_unless_present = "all", conflicts_with = "all")]
         ids: Vec<String>,
         /// Every backup (of --database, or of all databases).
-        #[arg(long)]
+        #[arg(long, env = "PGDR_ALL")]
         all: bool,
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        encrypt: EncryptArgs,
+        #[command(flatten)]
+        decrypt: DecryptArgs,
+        #[command(flatten)]
+        sign: SignArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
+        #[command(flatten)]
+        unsigned: UnsignedArgs,
     },
     /// Back up the selected (or every configured) database into the repository; --label
     /// names it, --keep-* keeps it beyond retention, --verify proves it before returning.
@@ -144,6 +95,10 @@ pub(super) enum Cmd {
     List {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Show one backup's manifest.
     Show {
@@ -151,17 +106,25 @@ pub(super) enum Cmd {
         id: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Decrypt one object of a backup (checked against its manifest) to a file or stdout.
     Cat {
         /// Backup id, unique prefix or label.
         id: String,
         /// Which object: dump (a pg_restore archive) or globals (SQL).
-        #[arg(long, default_value = "dump")]
+        #[arg(long, env = "PGDR_OBJECT", default_value = "dump")]
         object: String,
         /// Output file; stdout if absent.
-        #[arg(long)]
+        #[arg(long, env = "PGDR_OUT", value_name = "FILE")]
         out: Option<PathBuf>,
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        decrypt: DecryptArgs,
     },
     /// Prove backups: check every object and (unless --quick) restore into a scratch
     /// database and compare the fingerprint. Exit 0 verified, 1 differences, 2 could not run.
@@ -169,16 +132,30 @@ pub(super) enum Cmd {
         /// Backup id, unique prefix or label; default: the newest backup of each database.
         id: Option<String>,
         /// The newest backup of each selected database (the default).
-        #[arg(long, conflicts_with_all = ["id", "unverified"])]
+        #[arg(long, env = "PGDR_LATEST", conflicts_with_all = ["id", "unverified"])]
         latest: bool,
         /// Every backup without a passed verification.
-        #[arg(long, conflicts_with = "id")]
+        #[arg(long, env = "PGDR_UNVERIFIED", conflicts_with = "id")]
         unverified: bool,
         /// No restore: checksums, decryption, archive parse and data digests only.
-        #[arg(long)]
+        #[arg(long, env = "PGDR_QUICK")]
         quick: bool,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        decrypt: DecryptArgs,
+        #[command(flatten)]
+        sign: SignArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
+        #[command(flatten)]
+        unsigned: UnsignedArgs,
+        #[command(flatten)]
+        job: JobArgs,
     },
     /// Emergency restore: find a backup in the repository, show the plan, restore it into
     /// --target with guard rails, prove it and record it. Exit 0 restored and proven,
@@ -207,6 +184,10 @@ pub(super) enum Cmd {
         name: String,
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        source: SourceArgs,
     },
     /// Change capture between dumps: enable, disable, doctor.
     Capture(super::capture::CaptureArgs),
@@ -214,6 +195,18 @@ pub(super) enum Cmd {
     Config {
         #[command(subcommand)]
         cmd: ConfigCmd,
+    },
+    /// Print a shell completion script: `pgdr completions bash > /etc/bash_completion.d/pgdr`.
+    Completions {
+        /// The shell the script is for.
+        #[arg(value_enum)]
+        shell: super::docs::Shell,
+    },
+    /// Write man pages (pgdr.1 and one per subcommand, e.g. pgdr-restore.1) into a directory.
+    Man {
+        /// The directory the pages are written to (created if missing).
+        #[arg(long, env = "PGDR_OUT", value_name = "DIR")]
+        out: PathBuf,
     },
 }
 
@@ -224,23 +217,23 @@ pub(super) struct RestoreArgs {
     #[arg(long, env = "PGDR_TARGET", hide_env_values = true)]
     pub(super) target: String,
     /// Backup id, unique prefix or label.
-    #[arg(long, conflicts_with_all = ["latest", "before"])]
+    #[arg(long, env = "PGDR_BACKUP", conflicts_with_all = ["latest", "before"])]
     pub(super) backup: Option<String>,
     /// The newest backup (the default).
-    #[arg(long, conflicts_with = "before")]
+    #[arg(long, env = "PGDR_LATEST", conflicts_with = "before")]
     pub(super) latest: bool,
     /// The newest backup whose snapshot is at or before TIME (RFC 3339, or 'YYYY-MM-DD HH:MM[:SS]' UTC).
-    #[arg(long, value_name = "TIME")]
+    #[arg(long, env = "PGDR_BEFORE", value_name = "TIME")]
     pub(super) before: Option<String>,
     /// Point-in-time restore to TIME (commits at or before it; 'latest': everything stored):
     /// the newest anchored backup before it, then the captured changes replayed onto it.
-    #[arg(long, value_name = "TIME", conflicts_with_all = ["backup", "latest", "before", "at_lsn", "at_mark"])]
+    #[arg(long, env = "PGDR_AT", value_name = "TIME", conflicts_with_all = ["backup", "latest", "before", "at_lsn", "at_mark"])]
     pub(super) at: Option<String>,
     /// Point-in-time restore up to the transaction whose commit record is at LSN (included).
-    #[arg(long, value_name = "LSN", conflicts_with_all = ["backup", "latest", "before", "at_mark"])]
+    #[arg(long, env = "PGDR_AT_LSN", value_name = "LSN", conflicts_with_all = ["backup", "latest", "before", "at_mark"])]
     pub(super) at_lsn: Option<String>,
     /// Point-in-time restore to a mark written with `pgdr mark NAME`.
-    #[arg(long, value_name = "NAME", conflicts_with_all = ["backup", "latest", "before"])]
+    #[arg(long, env = "PGDR_AT_MARK", value_name = "NAME", conflicts_with_all = ["backup", "latest", "before"])]
     pub(super) at_mark: Option<String>,
     /// If the target database has tables: drop it and restore in its place.
     #[arg(long, conflicts_with = "swap")]
@@ -259,13 +252,13 @@ pub(super) struct RestoreArgs {
     #[arg(long)]
     pub(super) yes: bool,
     /// Print the plan and change nothing.
-    #[arg(long)]
+    #[arg(long, env = "PGDR_DRY_RUN")]
     pub(super) dry_run: bool,
     /// Parallel pg_restore jobs; more than 1 spools the decrypted dump to a temp file first.
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    #[arg(long, env = "PGDR_JOBS", value_parser = clap::value_parser!(u32).range(1..=64))]
     pub(super) jobs: Option<u32>,
     /// Directory of the spool file for --jobs (default: the system temp dir).
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, env = "PGDR_SPOOL_DIR", value_name = "DIR")]
     pub(super) spool_dir: Option<PathBuf>,
     /// Roles the target already has: merge (settings, comments, memberships made the
     /// backup's; attributes and passwords kept), keep (unchanged; alias skip-existing), or
@@ -277,26 +270,31 @@ pub(super) struct RestoreArgs {
     pub(super) no_verify: bool,
     /// Plan for a managed server (Supabase, RDS, Cloud SQL) even when connecting as a
     /// superuser; automatic for a role without SUPERUSER.
-    #[arg(long)]
+    #[arg(long, env = "PGDR_MANAGED")]
     pub(super) managed: bool,
     /// On a managed target: a schema the platform owns (only its tables' rows are restored).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "PGDR_PLATFORM_SCHEMA", value_name = "NAME")]
     pub(super) platform_schema: Vec<String>,
     /// On a managed target: a schema that is the application's (restored whole).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "PGDR_APP_SCHEMA", value_name = "NAME")]
     pub(super) app_schema: Vec<String>,
     /// The plan (--dry-run) or the restore record as JSON on stdout.
     #[arg(long)]
     pub(super) json: bool,
     /// Restore only this table (SCHEMA.NAME; repeatable) with its data, indexes,
     /// constraints, triggers, policies and grants into the live database.
-    #[arg(long, value_name = "SCHEMA.NAME", conflicts_with_all = ["clean", "swap", "at", "at_lsn", "at_mark", "managed", "jobs"])]
+    #[arg(long, env = "PGDR_TABLE", value_name = "SCHEMA.NAME", conflicts_with_all = ["clean", "swap", "at", "at_lsn", "at_mark", "managed", "jobs"])]
     pub(super) table: Vec<String>,
     /// Restore every table of this schema (repeatable), as --table does.
-    #[arg(long = "schema", value_name = "NAME", conflicts_with_all = ["clean", "swap", "at", "at_lsn", "at_mark", "managed", "jobs"])]
+    #[arg(long = "schema", env = "PGDR_SCHEMA", value_name = "NAME", conflicts_with_all = ["clean", "swap", "at", "at_lsn", "at_mark", "managed", "jobs"])]
     pub(super) table_schema: Vec<String>,
     /// With --table/--schema: the new schema the tables land in (default restored_<backupid>).
-    #[arg(long, value_name = "SCHEMA", conflicts_with = "replace")]
+    #[arg(
+        long,
+        env = "PGDR_INTO",
+        value_name = "SCHEMA",
+        conflicts_with = "replace"
+    )]
     pub(super) into: Option<String>,
     /// With --table/--schema: replace the live tables in one transaction.
     #[arg(long)]
@@ -305,6 +303,18 @@ pub(super) struct RestoreArgs {
     /// them from the backup, in the same transaction.
     #[arg(long, requires = "replace")]
     pub(super) cascade: bool,
+    #[command(flatten)]
+    pub(super) repo: RepoArgs,
+    #[command(flatten)]
+    pub(super) source: SourceArgs,
+    #[command(flatten)]
+    pub(super) decrypt: DecryptArgs,
+    #[command(flatten)]
+    pub(super) sign: SignArgs,
+    #[command(flatten)]
+    pub(super) trust: TrustArgs,
+    #[command(flatten)]
+    pub(super) unsigned: UnsignedArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -321,18 +331,32 @@ pub(super) struct DrillArgs {
     #[command(subcommand)]
     pub(super) cmd: Option<DrillCmd>,
     /// Backup id, unique prefix or label; default: per the drill file's selection (the newest).
-    #[arg(long)]
+    #[arg(long, env = "PGDR_BACKUP")]
     pub(super) backup: Option<String>,
     /// Drill definition: database, backup selection, targets, smoke checks (drills/README.md).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, env = "PGDR_DRILL", value_name = "FILE")]
     pub(super) drill: Option<PathBuf>,
     /// Key drill: prove each --identity alone on the newest backup of each database (quick
     /// verify, no restore) and record which recipients it proved. Exit 1 if one fails.
-    #[arg(long, conflicts_with_all = ["backup", "drill"])]
+    #[arg(long, env = "PGDR_KEY_CHECK", conflicts_with_all = ["backup", "drill"])]
     pub(super) key_check: bool,
     /// The drill record(s) as JSON on stdout.
     #[arg(long)]
     pub(super) json: bool,
+    #[command(flatten)]
+    pub(super) repo: RepoArgs,
+    #[command(flatten)]
+    pub(super) source: SourceArgs,
+    #[command(flatten)]
+    pub(super) decrypt: DecryptArgs,
+    #[command(flatten)]
+    pub(super) sign: SignArgs,
+    #[command(flatten)]
+    pub(super) trust: TrustArgs,
+    #[command(flatten)]
+    pub(super) unsigned: UnsignedArgs,
+    #[command(flatten)]
+    pub(super) job: JobArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -341,14 +365,20 @@ pub(super) enum DrillCmd {
     History {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        repo: RepoArgs,
     },
     /// One self-contained file: the latest drill's phases, the history, RTO and RPO charts
     /// against their targets, and whether the backup schedule can meet the RPO target.
     Report {
-        #[arg(long, value_name = "FILE")]
+        /// The report file to write.
+        #[arg(long, env = "PGDR_OUT", value_name = "FILE")]
         out: PathBuf,
-        #[arg(long, value_enum, default_value = "html")]
+        /// html (one self-contained page), md (Markdown) or json.
+        #[arg(long, env = "PGDR_FORMAT", value_enum, default_value = "html")]
         format: commands::drill::report::Format,
+        #[command(flatten)]
+        repo: RepoArgs,
     },
 }
 
@@ -358,5 +388,17 @@ pub(super) enum ConfigCmd {
     Check {
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        repo: RepoArgs,
+        #[command(flatten)]
+        source: SourceArgs,
+        #[command(flatten)]
+        encrypt: EncryptArgs,
+        #[command(flatten)]
+        decrypt: DecryptArgs,
+        #[command(flatten)]
+        sign: SignArgs,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
 }

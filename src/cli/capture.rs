@@ -42,18 +42,22 @@ pub struct EnableArgs {
     #[arg(long, env = "PGDR_ADMIN_URL", hide_env_values = true)]
     admin_url: Option<String>,
     /// Print the setup statements for an operator to run as the owner; change nothing.
-    #[arg(long, conflicts_with = "admin_url")]
+    #[arg(long, env = "PGDR_PRINT_SQL", conflicts_with = "admin_url")]
     print_sql: bool,
     /// How long each backup waits for its anchor slot (in-progress transactions delay it)
     /// before it goes on unanchored and says who blocked: "60s" (the default), "5m".
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, env = "PGDR_ANCHOR_TIMEOUT", value_name = "DURATION")]
     anchor_timeout: Option<String>,
     /// The runner adds tables created later that have a replica identity to the publication
     /// (and records it); tables without one are reported with the ALTER that would include them.
-    #[arg(long)]
+    #[arg(long, env = "PGDR_AUTO_ADD")]
     auto_add: bool,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
 }
 
 #[derive(Args, Debug)]
@@ -63,12 +67,20 @@ pub struct DisableArgs {
     admin_url: Option<String>,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct JsonArg {
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
 }
 
 /// `cancel` is the process's SIGINT/SIGTERM token: `capture run` stops on it.

@@ -12,10 +12,20 @@ use crate::verify::chain::{self, ChainOptions};
 pub struct ProveChainArgs {
     /// Backup N, an id or unique prefix (default: the newest): the proof replays from the
     /// anchored backup before it to its cut.
-    #[arg(long, value_name = "ID")]
+    #[arg(long, env = "PGDR_BACKUP", value_name = "ID")]
     backup: Option<String>,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) decrypt: super::flags::DecryptArgs,
+    #[command(flatten)]
+    pub(super) sign: super::flags::SignArgs,
+    #[command(flatten)]
+    pub(super) trust: super::flags::TrustArgs,
+    #[command(flatten)]
+    pub(super) unsigned: super::flags::UnsignedArgs,
 }
 
 /// The record rendered as `pgdr verify` renders its own; exit 1 on a difference, 2 when the

@@ -15,28 +15,44 @@ use crate::error::{exit, PgdrError};
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Close a segment after this long (at a transaction boundary): "10s" (the default).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, env = "PGDR_SEGMENT_AGE", value_name = "DURATION")]
     segment_age: Option<String>,
     /// Close a segment at this many plain bytes (at a transaction boundary); default 16 MiB.
-    #[arg(long, value_name = "BYTES")]
+    #[arg(long, env = "PGDR_SEGMENT_BYTES", value_name = "BYTES")]
     segment_bytes: Option<u64>,
     /// Write a heartbeat message after this long without changes: "10s" (the default).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, env = "PGDR_HEARTBEAT", value_name = "DURATION")]
     heartbeat: Option<String>,
     /// Write a sample of every sequence into the stream this often: "5s" (the default).
-    #[arg(long, value_name = "DURATION")]
+    #[arg(long, env = "PGDR_SEQUENCE_SAMPLE", value_name = "DURATION")]
     sequence_sample: Option<String>,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
+    #[command(flatten)]
+    pub(super) encrypt: super::flags::EncryptArgs,
+    #[command(flatten)]
+    pub(super) sign: super::flags::SignArgs,
+    #[command(flatten)]
+    pub(super) job: super::flags::JobArgs,
 }
 
 #[derive(Args, Debug)]
 pub struct CheckArgs {
     /// List every stored transaction (xid, commit LSN) in the JSON report.
-    #[arg(long)]
+    #[arg(long, env = "PGDR_LIST_TRANSACTIONS")]
     list_transactions: bool,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) decrypt: super::flags::DecryptArgs,
+    #[command(flatten)]
+    pub(super) job: super::flags::JobArgs,
 }
 
 fn duration(v: &Option<String>, flag: &str, default: Duration) -> Result<Duration, PgdrError> {

@@ -16,20 +16,28 @@ pub(super) struct DiffArgs {
     #[arg(required_unless_present = "latest", conflicts_with = "latest")]
     id: Option<String>,
     /// The newest backup of --database (or of the target's database name).
-    #[arg(long)]
+    #[arg(long, env = "PGDR_LATEST")]
     latest: bool,
     /// The live database, postgres://USER@HOST:PORT/DBNAME (password via PGPASSWORD or
     /// ~/.pgpass); only read, inside one read-only snapshot.
-    #[arg(long, value_name = "URL")]
+    #[arg(long, env = "PGDR_TARGET", hide_env_values = true, value_name = "URL")]
     target: String,
     /// Only this table (SCHEMA.NAME, or a unique NAME); repeatable.
-    #[arg(long = "table", value_name = "NAME")]
+    #[arg(long = "table", env = "PGDR_TABLE", value_name = "NAME")]
     tables: Vec<String>,
     /// Row counts only, no content digests (faster on a large database).
-    #[arg(long)]
+    #[arg(long, env = "PGDR_COUNTS_ONLY")]
     counts_only: bool,
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) decrypt: super::flags::DecryptArgs,
+    #[command(flatten)]
+    pub(super) trust: super::flags::TrustArgs,
+    #[command(flatten)]
+    pub(super) unsigned: super::flags::UnsignedArgs,
 }
 
 /// Exit 0 identical, 1 different, 2 could not run (the error path).

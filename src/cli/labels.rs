@@ -19,27 +19,48 @@ use crate::progress;
 pub(super) struct BackupArgs {
     /// Name the backup (unique per database; a-z, 0-9, '.', '_', '-', starting with a letter,
     /// not all 0-9a-f): usable wherever a backup id is (show, verify, restore --backup, keep).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, env = "PGDR_LABEL", value_name = "NAME")]
     label: Option<String>,
     /// Why it was taken (one line), shown by list and show.
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, env = "PGDR_NOTE", value_name = "TEXT")]
     note: Option<String>,
     #[command(flatten)]
     keep: KeepFlags,
     /// Prove the backup before returning (quick: objects and digests; full: restore into a
     /// scratch cluster and compare). Needs --identity; exit 1 if the proof finds differences,
     /// 2 if it cannot run (the backup stays committed either way).
-    #[arg(long, value_enum, value_name = "MODE")]
+    #[arg(long, env = "PGDR_VERIFY", value_enum, value_name = "MODE")]
     verify: Option<VerifyMode>,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
+    #[command(flatten)]
+    pub(super) encrypt: super::flags::EncryptArgs,
+    #[command(flatten)]
+    pub(super) decrypt: super::flags::DecryptArgs,
+    #[command(flatten)]
+    pub(super) sign: super::flags::SignArgs,
+    #[command(flatten)]
+    pub(super) trust: super::flags::TrustArgs,
+    #[command(flatten)]
+    pub(super) unsigned: super::flags::UnsignedArgs,
+    #[command(flatten)]
+    pub(super) job: super::flags::JobArgs,
 }
 
 #[derive(Args, Debug, Default)]
 struct KeepFlags {
     /// Retention keeps the backup at least this long (e.g. 30d, 12w).
-    #[arg(long, value_name = "DURATION", conflicts_with = "keep_forever")]
+    #[arg(
+        long,
+        env = "PGDR_KEEP_FOR",
+        value_name = "DURATION",
+        conflicts_with = "keep_forever"
+    )]
     keep_for: Option<String>,
     /// Retention never deletes the backup (until `pgdr keep ... --release`).
-    #[arg(long)]
+    #[arg(long, env = "PGDR_KEEP_FOREVER")]
     keep_forever: bool,
 }
 
@@ -83,6 +104,8 @@ pub(super) struct KeepArgs {
     /// The report (backup, rule before and after, record written) as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
 }
 
 /// `pgdr backup`: one line per committed backup; the first failure decides the exit code;

@@ -12,11 +12,17 @@ use crate::progress::human_bytes;
 #[derive(Args, Debug)]
 pub struct PruneArgs {
     /// Print every backup with keep/delete and the rule that decided it; change nothing.
-    #[arg(long)]
+    #[arg(long, env = "PGDR_DRY_RUN")]
     pub(super) dry_run: bool,
     /// The plan (and what was done) as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
+    #[command(flatten)]
+    pub(super) job: super::flags::JobArgs,
 }
 
 pub async fn prune(g: &Global, a: &PruneArgs) -> Result<i32, PgdrError> {
@@ -134,6 +140,12 @@ pub struct StatusArgs {
     /// The report as JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
+    #[command(flatten)]
+    pub(super) encrypt: super::flags::EncryptArgs,
 }
 
 pub async fn status(g: &Global, a: &StatusArgs) -> Result<i32, PgdrError> {
@@ -305,11 +317,15 @@ fn worst_rpo_text(d: &commands::status::DatabaseStatus) -> String {
 #[derive(Args, Debug)]
 pub struct ScheduleArgs {
     /// How many next runs to show per job.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, env = "PGDR_NEXT", default_value_t = 3)]
     next: usize,
     /// As JSON on stdout.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
 }
 
 pub async fn schedule(g: &Global, a: &ScheduleArgs) -> Result<i32, PgdrError> {
@@ -372,7 +388,20 @@ pub fn render_schedule(jobs: &[commands::schedule::ScheduledJob]) -> String {
 }
 
 #[derive(Args, Debug)]
-pub struct DaemonArgs {}
+pub struct DaemonArgs {
+    #[command(flatten)]
+    pub(super) repo: super::flags::RepoArgs,
+    #[command(flatten)]
+    pub(super) source: super::flags::SourceArgs,
+    #[command(flatten)]
+    pub(super) encrypt: super::flags::EncryptArgs,
+    #[command(flatten)]
+    pub(super) decrypt: super::flags::DecryptArgs,
+    #[command(flatten)]
+    pub(super) sign: super::flags::SignArgs,
+    #[command(flatten)]
+    pub(super) trust: super::flags::TrustArgs,
+}
 
 pub async fn daemon(
     g: &Global,

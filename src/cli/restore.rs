@@ -10,7 +10,8 @@ use crate::config::Settings;
 use crate::error::{exit, PgdrError};
 use crate::progress;
 
-use super::args::{Global, RestoreArgs, RolesArg};
+use super::args::{RestoreArgs, RolesArg};
+use super::flags::Global;
 use super::{overrides, report_error, restore_render};
 
 pub(super) async fn run_restore(

@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 
-use super::args::{Cmd, Global};
+use super::args::Cmd;
 use super::capture::CaptureCmd;
+use super::flags::Global;
 use super::overrides;
 use crate::catalog::Catalog;
 use crate::config::notify::{NotifySettings, ProgressMode, DEFAULT_PROGRESS_INTERVAL};

@@ -29,14 +29,12 @@ impl Anchored {
     }
 
     fn pgdr(&self, args: &[&str]) -> Run {
+        // Through the environment: each command reads the variables of the flags it takes.
         let mut c = pgdr_cmd();
         c.args(args)
-            .arg("--source")
-            .arg(self.pg.url("app"))
-            .arg("--repo")
-            .arg(self.dir.path().join("repo"))
-            .arg("--recipient")
-            .arg(&self.recipient);
+            .env("PGDR_SOURCE", self.pg.url("app"))
+            .env("PGDR_REPO", self.dir.path().join("repo"))
+            .env("PGDR_RECIPIENT", &self.recipient);
         run(c)
     }
 

@@ -18,11 +18,9 @@ fn capture(w: &World, host: &str, query: &str, args: &[&str]) -> Command {
             "postgres://postgres:{PG_PASSWORD}@{host}:{}/app?{query}",
             w.pg.port
         ),
-        "--recipient",
-        &w.recipient,
-        "--identity",
-        &w.identity.display().to_string(),
     ]);
+    // `enable` takes neither key, `run` only the recipient: the environment gives them.
+    c.env("PGDR_RECIPIENT", &w.recipient);
     w.repo.apply(&mut c);
     c
 }

@@ -39,13 +39,14 @@ fn config(w: &World) -> PathBuf {
     )
 }
 
-/// pgdr with the repository and keys, no --source: the config names the databases.
+/// pgdr with the repository and keys (as PGDR_* variables: each command reads those of
+/// the flags it takes), no --source: the config names the databases.
 pub(crate) fn pgdr_repo(w: &World, args: &[&str]) -> std::process::Command {
     let mut c = pgdr_cmd();
     c.args(args);
-    w.repo.apply(&mut c);
-    c.arg("--recipient").arg(&w.recipient);
-    c.arg("--identity").arg(&w.identity);
+    w.repo.apply_env(&mut c);
+    c.env("PGDR_RECIPIENT", &w.recipient);
+    c.env("PGDR_IDENTITY", &w.identity);
     c
 }
 

@@ -10,8 +10,9 @@ use crate::common::*;
 fn bare(w: &World, args: &[&str]) -> Command {
     let mut c = pgdr_cmd();
     c.args(args);
-    w.repo.apply(&mut c);
-    c.arg("--identity").arg(&w.identity);
+    // As variables: `list` takes no --identity, `verify` does.
+    w.repo.apply_env(&mut c);
+    c.env("PGDR_IDENTITY", &w.identity);
     c
 }
 
@@ -21,8 +22,7 @@ fn backup_of(w: &World, db: &str) -> String {
     w.repo.apply(&mut c);
     c.arg("--recipient").arg(&w.recipient);
     run(c).ok();
-    let mut c = bare(w, &["list", "--json", "--database", db]);
-    c.arg("--recipient").arg(&w.recipient);
+    let c = bare(w, &["list", "--json", "--database", db]);
     run(c).ok().json().as_array().unwrap().last().unwrap()["id"]
         .as_str()
         .unwrap()

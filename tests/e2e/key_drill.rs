@@ -12,15 +12,17 @@ fn cmd(
     recipients: &[&str],
     identities: &[&Path],
 ) -> std::process::Command {
+    // As variables (comma-separated lists): each command reads those of the flags it takes.
     let mut c = pgdr_cmd();
     c.args(args);
-    c.arg("--source").arg(w.pg.url("app"));
-    w.repo.apply(&mut c);
-    for r in recipients {
-        c.arg("--recipient").arg(r);
+    c.env("PGDR_SOURCE", w.pg.url("app"));
+    w.repo.apply_env(&mut c);
+    if !recipients.is_empty() {
+        c.env("PGDR_RECIPIENT", recipients.join(","));
     }
-    for i in identities {
-        c.arg("--identity").arg(i);
+    if !identities.is_empty() {
+        let ids: Vec<String> = identities.iter().map(|i| i.display().to_string()).collect();
+        c.env("PGDR_IDENTITY", ids.join(","));
     }
     c
 }

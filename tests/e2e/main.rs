@@ -19,6 +19,7 @@ mod capture_sequences;
 mod capture_stop;
 mod capture_tls;
 mod chain;
+mod cli_args;
 mod common;
 mod diff;
 mod drill;

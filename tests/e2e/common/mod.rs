@@ -473,6 +473,14 @@ impl Repo {
     }
     pub fn apply(&self, c: &mut Command) {
         c.arg("--repo").arg(self.url());
+        self.apply_store_env(c);
+    }
+    /// As [`Repo::apply`], the repository given as PGDR_REPO.
+    pub fn apply_env(&self, c: &mut Command) {
+        c.env("PGDR_REPO", self.url());
+        self.apply_store_env(c);
+    }
+    fn apply_store_env(&self, c: &mut Command) {
         if let Repo::S3 { env, .. } = self {
             for (k, v) in env {
                 c.env(k, v);
@@ -537,14 +545,17 @@ impl World {
         }
     }
 
-    /// pgdr with --source (db `app`), --repo, --recipient and --identity set.
+    /// pgdr with the source (db `app`), repository, recipient and identity set through
+    /// PGDR_SOURCE, PGDR_REPO, PGDR_RECIPIENT and PGDR_IDENTITY: each command takes only the
+    /// flags that mean something to it, and reads only those variables (a flag the test
+    /// adds replaces its variable).
     pub fn pgdr(&self, args: &[&str]) -> Command {
         let mut c = pgdr_cmd();
         c.args(args);
-        c.arg("--source").arg(self.pg.url("app"));
-        self.repo.apply(&mut c);
-        c.arg("--recipient").arg(&self.recipient);
-        c.arg("--identity").arg(&self.identity);
+        c.env("PGDR_SOURCE", self.pg.url("app"));
+        self.repo.apply_env(&mut c);
+        c.env("PGDR_RECIPIENT", &self.recipient);
+        c.env("PGDR_IDENTITY", &self.identity);
         c
     }
 
