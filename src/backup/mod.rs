@@ -133,7 +133,7 @@ async fn backup_one(
 ) -> Result<Manifest> {
     let started_at = Utc::now();
     let mut phases = PhaseTimer::default();
-    let prepared = prepare(settings, db, &mut phases, &cancel).await?;
+    let prepared = prepare(settings, db, &mut phases, &cancel, opts.show_progress).await?;
 
     let id = BackupId::from_time(started_at);
     let mut written: Vec<catalog::Key> = Vec::new();
@@ -157,6 +157,7 @@ async fn backup_one(
         snapshot,
         schema,
         secret: _,
+        size_estimate: _,
     } = prepared;
     let snapshot_info = SnapshotInfo::of(&snapshot);
     // The snapshot transaction ends either way; its failure matters only if all else worked.
@@ -224,6 +225,9 @@ struct Prepared {
     snapshot: Snapshot,
     schema: SchemaFingerprint,
     secret: SchemaFingerprint,
+    /// `pg_database_size`, the progress display's guess at the dump's size; None where
+    /// nothing shows progress or the role may not read it.
+    size_estimate: Option<u64>,
 }
 
 /// Connect, find the tools, open the snapshot and capture the schema. Everything here can
@@ -233,12 +237,17 @@ async fn prepare(
     db: &Database,
     phases: &mut PhaseTimer,
     cancel: &CancellationToken,
+    show_progress: bool,
 ) -> Result<Prepared> {
     // Everything before the dump can wait on the server (a lock held by a migration, a slow
     // network): a cancel must not wait with it. Nothing has been written yet.
     let prepare = async {
         let client = source::connect(db).await?;
         let info = source::server_info(&client).await?;
+        let size_estimate = match crate::progress::shown(show_progress) {
+            true => database_size(&client).await,
+            false => None,
+        };
         let pg_dump = tools::find("pg_dump", info.major(), settings.pg_bin_dir.as_deref())?;
         let pg_dumpall = tools::find("pg_dumpall", info.major(), settings.pg_bin_dir.as_deref())?;
         phases.done("connect");
@@ -257,9 +266,9 @@ async fn prepare(
             }
         };
         phases.done("schema");
-        Ok::<_, PgdrError>((info, pg_dump, pg_dumpall, snapshot, schema))
+        Ok::<_, PgdrError>((info, pg_dump, pg_dumpall, snapshot, schema, size_estimate))
     };
-    let (info, pg_dump, pg_dumpall, snapshot, schema) = tokio::select! {
+    let (info, pg_dump, pg_dumpall, snapshot, schema, size_estimate) = tokio::select! {
         r = prepare => r?,
         _ = cancel.cancelled() => {
             return Err(PgdrError::new(
@@ -277,7 +286,18 @@ async fn prepare(
         snapshot,
         schema,
         secret,
+        size_estimate,
     })
+}
+
+/// The database's size on disk, best effort: a guess at the dump's size for the progress
+/// display (a role without CONNECT on it cannot be here, but a managed service may refuse).
+async fn database_size(client: &tokio_postgres::Client) -> Option<u64> {
+    let row = client
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .await
+        .ok()?;
+    u64::try_from(row.get::<_, i64>(0)).ok()
 }
 
 /// What the uploads produced, for the manifest.
@@ -334,7 +354,11 @@ async fn upload_objects(
     let key = catalog::Key::object(&db.name, id, catalog::DUMP_FILE);
     written.push(key.clone());
     let child = dump::spawn(&p.pg_dump, "pg_dump", db, &dump_args, cancel.clone())?;
-    let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
+    let total = p.size_estimate.map(|bytes| crate::progress::Total {
+        bytes,
+        estimated: true,
+    });
+    let meter = Meter::with_total(&format!("{} dump", db.name), opts.show_progress, total);
     let tap = Tee(meter, ArchiveParser::new());
     let up = pipeline::upload(catalog, &key, child, params.clone(), tap).await?;
     let dump_rec = record("dump", catalog::DUMP_FILE, &up);
