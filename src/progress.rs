@@ -327,17 +327,18 @@ mod tests {
             bytes: 400,
             estimated: false,
         });
-        let guess = Some(Total {
+        let estimate = Total {
             bytes: 400,
             estimated: true,
-        });
+        };
+        let guess = Some(estimate);
         assert_eq!(remaining_text(100, exact, s(10)), ", about 30.0s left");
         assert_eq!(remaining_text(100, guess, s(250)), ", about 12m 30s left");
         assert_eq!(remaining_text(500, guess, s(10)), ", past the estimate");
         assert_eq!(remaining_text(400, exact, s(10)), "");
         assert_eq!(remaining_text(100, None, s(10)), "");
         assert_eq!(
-            guess.unwrap().describe(),
+            estimate.describe(),
             "of ~400 B (estimated from the database size)"
         );
     }
