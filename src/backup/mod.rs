@@ -156,8 +156,7 @@ async fn backup_one(
         pg_dumpall,
         snapshot,
         schema,
-        secret: _,
-        size_estimate: _,
+        ..
     } = prepared;
     let snapshot_info = SnapshotInfo::of(&snapshot);
     // The snapshot transaction ends either way; its failure matters only if all else worked.

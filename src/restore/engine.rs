@@ -388,11 +388,7 @@ async fn restore_from_spool(
         ids,
         Metered {
             inner: writer,
-            meter: Meter::with_total(
-                "spooling (fetched)",
-                opts.show_progress,
-                super::archive_total(m),
-            ),
+            meter: Meter::with_total("spooling", opts.show_progress, super::archive_total(m)),
             parser,
             drain: false,
         },
