@@ -43,12 +43,24 @@ fn log_filter(quiet: bool, verbose: u8) -> &'static str {
     }
 }
 
+/// Colour codes only for a person at a terminal: a pipe, a file, journald or a CI log gets
+/// plain text, and NO_COLOR (set and not empty, no-color.org) turns them off everywhere.
+fn use_colour(stderr_is_terminal: bool, no_color: Option<std::ffi::OsString>) -> bool {
+    stderr_is_terminal && no_color.is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(g: &Global) {
+    use std::io::IsTerminal;
     use tracing_subscriber::EnvFilter;
     let default = log_filter(g.quiet, g.verbose);
     let filter = EnvFilter::try_from_env("PGDR_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let ansi = use_colour(
+        std::io::stderr().is_terminal(),
+        std::env::var_os("NO_COLOR"),
+    );
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match g.log_format {
         LogFormat::Json => b.json().init(),
@@ -132,6 +144,7 @@ fn overrides(g: &Global) -> Overrides {
             .cloned()
             .collect(),
         allow_unsigned: g.allow_unsigned,
+        libpq_env: Some(crate::config::libpq::LibpqEnv::from_process()),
     }
 }
 
@@ -401,5 +414,19 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
             }
             Ok(exit::OK)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::use_colour;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, None));
+        assert!(use_colour(true, Some("".into())), "empty NO_COLOR is unset");
+        assert!(!use_colour(true, Some("1".into())));
+        assert!(!use_colour(false, None));
+        assert!(!use_colour(false, Some("1".into())));
     }
 }

@@ -17,9 +17,11 @@ pub mod capture;
 pub mod cron;
 mod database;
 mod file;
+pub mod libpq;
 pub mod names;
 pub mod notify;
 pub mod ops;
+mod pg_service;
 mod repository;
 pub mod scratch;
 pub mod signing;
@@ -80,6 +82,10 @@ pub struct Overrides {
     pub signing_key: Option<PathBuf>,
     pub trust_keys: Vec<String>,
     pub allow_unsigned: bool,
+    /// The caller's libpq environment (PGHOST, PGSERVICE, ...), applied to the source
+    /// connections only; None for strings that are not a source (`--target`, the scratch
+    /// url), which the caller's PG* variables must never steer.
+    pub libpq_env: Option<libpq::LibpqEnv>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -163,7 +169,7 @@ impl Settings {
 
         let compression = compression(&file)?;
 
-        let mut databases = file_databases(&file)?;
+        let mut databases = file_databases(&file, ov.libpq_env.as_ref())?;
 
         apply_source(ov, &mut databases)?;
 
@@ -251,7 +257,7 @@ fn compression(file: &FileConfig) -> Result<Compression> {
 }
 
 /// The `[[database]]` entries, each parsed and named; a name given twice is refused.
-fn file_databases(file: &FileConfig) -> Result<Vec<Database>> {
+fn file_databases(file: &FileConfig, env: Option<&libpq::LibpqEnv>) -> Result<Vec<Database>> {
     let mut databases = Vec::new();
     for (i, d) in file.databases.iter().enumerate() {
         let path = format!("database[{i}]");
@@ -259,12 +265,14 @@ fn file_databases(file: &FileConfig) -> Result<Vec<Database>> {
             PgdrError::config(format!("{path}.url is missing"))
                 .hint("give each [[database]] a url = \"postgres://user@host:5432/dbname\"")
         })?;
+        let key = format!("{path}.url");
+        let url = with_libpq_env(url, env, &key)?;
         let mut db = parse_database(
             d.name.as_deref(),
-            url,
+            &url,
             d.password.clone(),
             d.exclude_tables.clone(),
-            &format!("{path}.url"),
+            &key,
         )?;
         if let Some(t) = &d.rto_target {
             db.rto_target = Some(parse_duration(t, &format!("{path}.rto_target"))?);
@@ -291,32 +299,51 @@ fn file_databases(file: &FileConfig) -> Result<Vec<Database>> {
 }
 
 /// `--source`: replaces the selected (or only) configured database, keeping its name and
-/// targets, or stands alone.
+/// targets, or stands alone. Without `--source` and without a configured database, the
+/// libpq environment is the source when it names a database (PGDATABASE or PGSERVICE).
 fn apply_source(ov: &Overrides, databases: &mut Vec<Database>) -> Result<()> {
-    if let Some(src) = &ov.source {
-        // A one-off source replaces the selected (or only) configured database, or stands alone.
-        let replaced = match &ov.database {
-            Some(n) => databases.iter().position(|d| &d.name == n),
-            None if databases.len() == 1 => Some(0),
-            None => None,
-        };
-        let name = ov.database.clone();
-        let db = parse_database(name.as_deref(), src, None, Vec::new(), "--source")?;
-        match replaced {
-            Some(i) => {
-                let keep_name = databases[i].name.clone();
-                databases[i] = Database {
-                    name: keep_name,
-                    rto_target: databases[i].rto_target,
-                    rpo_target: databases[i].rpo_target,
-                    capture: databases[i].capture.clone(),
-                    ..db
-                };
-            }
-            None => databases.push(db),
+    let env = ov.libpq_env.as_ref();
+    let (src, key) = match (&ov.source, env) {
+        (Some(src), _) => (src.clone(), "--source"),
+        (None, Some(e)) if databases.is_empty() && e.names_database() => {
+            ("postgres://".to_string(), ENV_SOURCE)
         }
+        (None, _) => return Ok(()),
+    };
+    let src = with_libpq_env(&src, env, key)?;
+    // A one-off source replaces the selected (or only) configured database, or stands alone.
+    let replaced = match &ov.database {
+        Some(n) => databases.iter().position(|d| &d.name == n),
+        None if databases.len() == 1 => Some(0),
+        None => None,
+    };
+    let name = ov.database.clone();
+    let db = parse_database(name.as_deref(), &src, None, Vec::new(), key)?;
+    match replaced {
+        Some(i) => {
+            let keep_name = databases[i].name.clone();
+            databases[i] = Database {
+                name: keep_name,
+                rto_target: databases[i].rto_target,
+                rpo_target: databases[i].rpo_target,
+                capture: databases[i].capture.clone(),
+                ..db
+            };
+        }
+        None => databases.push(db),
     }
     Ok(())
+}
+
+/// How messages name a source that came from the environment alone.
+const ENV_SOURCE: &str = "the PG* environment (PGDATABASE/PGSERVICE)";
+
+/// A source string with libpq's defaults filled in, when this load applies them.
+fn with_libpq_env(url: &str, env: Option<&libpq::LibpqEnv>, key: &str) -> Result<String> {
+    match env {
+        Some(e) => libpq::resolve(url, e, key),
+        None => Ok(url.to_string()),
+    }
 }
 
 /// "15m", "1h 30m", "90s", "24h" (humantime); errors name the key.

@@ -41,6 +41,51 @@ pub fn enabled(quiet: bool) -> bool {
     }
 }
 
+/// What a meter's count is heading for, when known: a restore's archive size from the
+/// manifest, or a backup's guess from `pg_database_size` (indexes and free space are not
+/// dumped, so said as an estimate).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Total {
+    pub bytes: u64,
+    pub estimated: bool,
+}
+
+impl Total {
+    /// "of 1.2 GiB", or "of ~1.2 GiB (estimated from the database size)".
+    fn describe(&self) -> String {
+        match self.estimated {
+            false => format!("of {}", human_bytes(self.bytes)),
+            true => format!(
+                "of ~{} (estimated from the database size)",
+                human_bytes(self.bytes)
+            ),
+        }
+    }
+}
+
+/// Time left at the average rate so far: None before there is a rate to go by, and once the
+/// count reached the total (an estimate that was too small says so instead of "0s left").
+pub fn remaining(done: u64, total: u64, elapsed: Duration) -> Option<Duration> {
+    if done == 0 || done >= total || elapsed.is_zero() {
+        return None;
+    }
+    let rate = done as f64 / elapsed.as_secs_f64();
+    Some(Duration::from_secs_f64((total - done) as f64 / rate))
+}
+
+/// ", about 4m 05s left", ", past the estimate", or nothing: what the bar and the log line
+/// append after the rate.
+pub fn remaining_text(done: u64, total: Option<Total>, elapsed: Duration) -> String {
+    let Some(t) = total else {
+        return String::new();
+    };
+    match remaining(done, t.bytes, elapsed) {
+        Some(left) => format!(", about {} left", human_duration(left.as_secs_f64())),
+        None if done >= t.bytes && t.estimated => ", past the estimate".to_string(),
+        None => String::new(),
+    }
+}
+
 /// The log-line thread of a [`Meter`]: wakes every interval and logs the count; ends when the
 /// meter is dropped.
 struct Ticker {
@@ -49,23 +94,31 @@ struct Ticker {
 }
 
 impl Ticker {
-    fn start(label: &str, every: Duration) -> Ticker {
+    fn start(label: &str, every: Duration, total: Option<Total>) -> Ticker {
         let bytes = Arc::new(AtomicU64::new(0));
         let (stop, stopped) = mpsc::channel::<()>();
         let (count, label, t0) = (bytes.clone(), label.to_string(), Instant::now());
+        let of = total
+            .map(|t| format!(" {}", t.describe()))
+            .unwrap_or_default();
         std::thread::spawn(move || {
             while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
                 let n = count.load(Ordering::Relaxed);
-                let secs = t0.elapsed().as_secs_f64();
-                let rate = (n as f64 / secs.max(0.001)) as u64;
+                let elapsed = t0.elapsed();
+                let rate = (n as f64 / elapsed.as_secs_f64().max(0.001)) as u64;
+                let left = remaining(n, total.map_or(0, |t| t.bytes), elapsed);
                 tracing::info!(
                     phase = %label,
                     bytes = n,
                     bytes_per_second = rate,
-                    "progress: {label}: {} ({}/s) after {}",
+                    total_bytes = total.map(|t| t.bytes),
+                    total_estimated = total.map(|t| t.estimated),
+                    seconds_left = left.map(|d| d.as_secs()),
+                    "progress: {label}: {}{of} ({}/s) after {}{}",
                     human_bytes(n),
                     human_bytes(rate),
-                    human_duration(secs)
+                    human_duration(elapsed.as_secs_f64()),
+                    remaining_text(n, total, elapsed)
                 );
             }
         });
@@ -91,20 +144,14 @@ pub struct Meter {
 
 impl Meter {
     pub fn new(label: &str, show: bool) -> Self {
-        let bar = show.then(|| {
-            let b = ProgressBar::new_spinner();
-            b.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} {prefix} {bytes} ({bytes_per_sec}) {elapsed}",
-                )
-                .expect("valid template"),
-            );
-            b.set_prefix(label.to_string());
-            b.enable_steady_tick(Duration::from_millis(200));
-            b
-        });
+        Self::with_total(label, show, None)
+    }
+
+    /// A meter that also shows how much is left of `total` (bar and log line).
+    pub fn with_total(label: &str, show: bool, total: Option<Total>) -> Self {
+        let bar = show.then(|| bar(label, total));
         let ticker = match current() {
-            Show::Log(every) => Some(Ticker::start(label, every)),
+            Show::Log(every) => Some(Ticker::start(label, every, total)),
             _ => None,
         };
         Meter {
@@ -141,6 +188,37 @@ impl Drop for Meter {
     fn drop(&mut self) {
         self.finish();
     }
+}
+
+/// A spinner with bytes and rate; with a total, also "of N" and the time left.
+fn bar(label: &str, total: Option<Total>) -> ProgressBar {
+    let template = match total {
+        None => "{spinner} {prefix} {bytes} ({bytes_per_sec}) {elapsed}".to_string(),
+        Some(t) => format!(
+            "{{spinner}} {{prefix}} {{bytes}} {} ({{bytes_per_sec}}) {{elapsed}}{{left}}",
+            t.describe()
+        ),
+    };
+    let b = ProgressBar::new_spinner();
+    b.set_style(
+        ProgressStyle::with_template(&template)
+            .expect("valid template")
+            .with_key(
+                "left",
+                move |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&remaining_text(s.pos(), total, s.elapsed()));
+                },
+            ),
+    );
+    b.set_prefix(label.to_string());
+    b.enable_steady_tick(Duration::from_millis(200));
+    b
+}
+
+/// Whether a meter shows anything (a bar asked for, or log lines): only then is a total
+/// worth a query.
+pub fn shown(show: bool) -> bool {
+    show || matches!(current(), Show::Log(_))
 }
 
 /// A count of steps out of a known total (TOC entries restored), shown on a terminal only.
@@ -232,5 +310,36 @@ mod tests {
         assert_eq!(human_duration(3.0 * 86400.0 + 4.0 * 3600.0), "3d 04h");
         assert_eq!(human_age(chrono::Duration::hours(27)), "27h 00m");
         assert_eq!(human_age(chrono::Duration::seconds(-5)), "0.0s");
+    }
+
+    #[test]
+    fn time_left_goes_by_the_average_rate() {
+        let s = Duration::from_secs;
+        // 100 of 400 bytes in 10 s: 300 more at 10 B/s.
+        assert_eq!(remaining(100, 400, s(10)), Some(s(30)));
+        assert_eq!(remaining(1 << 30, 4 << 30, s(60)), Some(s(180)));
+        // No rate yet, nothing left, or past an estimate: no number.
+        assert_eq!(remaining(0, 400, s(10)), None);
+        assert_eq!(remaining(100, 400, Duration::ZERO), None);
+        assert_eq!(remaining(400, 400, s(10)), None);
+        assert_eq!(remaining(500, 400, s(10)), None);
+        let exact = Some(Total {
+            bytes: 400,
+            estimated: false,
+        });
+        let estimate = Total {
+            bytes: 400,
+            estimated: true,
+        };
+        let guess = Some(estimate);
+        assert_eq!(remaining_text(100, exact, s(10)), ", about 30.0s left");
+        assert_eq!(remaining_text(100, guess, s(250)), ", about 12m 30s left");
+        assert_eq!(remaining_text(500, guess, s(10)), ", past the estimate");
+        assert_eq!(remaining_text(400, exact, s(10)), "");
+        assert_eq!(remaining_text(100, None, s(10)), "");
+        assert_eq!(
+            estimate.describe(),
+            "of ~400 B (estimated from the database size)"
+        );
     }
 }

@@ -129,7 +129,7 @@ async fn backup_one(
 ) -> Result<Manifest> {
     let started_at = Utc::now();
     let mut phases = PhaseTimer::default();
-    let prepared = prepare(settings, db, &mut phases, &cancel).await?;
+    let prepared = prepare(settings, db, &mut phases, &cancel, opts.show_progress).await?;
 
     let id = BackupId::from_time(started_at);
     let mut written: Vec<catalog::Key> = Vec::new();
@@ -151,6 +151,7 @@ async fn backup_one(
         pg_dump,
         pg_dumpall,
         snapshot,
+        ..
     } = prepared;
     let snapshot_info = SnapshotInfo::of(&snapshot);
     // The snapshot transaction ends either way; its failure matters only if all else worked.
@@ -215,6 +216,9 @@ struct Prepared {
     pg_dump: tools::Tool,
     pg_dumpall: tools::Tool,
     snapshot: Snapshot,
+    /// `pg_database_size`, the progress display's guess at the dump's size; None where
+    /// nothing shows progress or the role may not read it.
+    size_estimate: Option<u64>,
 }
 
 /// Connect, find the tools and open the snapshot. Everything here can wait on the server, so
@@ -224,12 +228,17 @@ async fn prepare(
     db: &Database,
     phases: &mut PhaseTimer,
     cancel: &CancellationToken,
+    show_progress: bool,
 ) -> Result<Prepared> {
     // Everything before the dump can wait on the server (a lock held by a migration, a slow
     // network): a cancel must not wait with it. Nothing has been written yet.
     let prepare = async {
         let client = source::connect(db).await?;
         let info = source::server_info(&client).await?;
+        let size_estimate = match crate::progress::shown(show_progress) {
+            true => database_size(&client).await,
+            false => None,
+        };
         let pg_dump = tools::find("pg_dump", info.major(), settings.pg_bin_dir.as_deref())?;
         let pg_dumpall = tools::find("pg_dumpall", info.major(), settings.pg_bin_dir.as_deref())?;
         phases.done("connect");
@@ -240,6 +249,7 @@ async fn prepare(
             pg_dump,
             pg_dumpall,
             snapshot,
+            size_estimate,
         })
     };
     tokio::select! {
@@ -249,6 +259,16 @@ async fn prepare(
             format!("database '{}': interrupted before the dump started; nothing was written", db.name),
         )),
     }
+}
+
+/// The database's size on disk, best effort: a guess at the dump's size for the progress
+/// display (a role without CONNECT on it cannot be here, but a managed service may refuse).
+async fn database_size(client: &tokio_postgres::Client) -> Option<u64> {
+    let row = client
+        .query_one("SELECT pg_database_size(current_database())", &[])
+        .await
+        .ok()?;
+    u64::try_from(row.get::<_, i64>(0)).ok()
 }
 
 /// Write the manifest, the step that makes the backup exist; an interrupt before it, or a

@@ -148,7 +148,11 @@ async fn dump_object(
     stop: &CancellationToken,
 ) -> Result<(ObjectRecord, ArchiveSummary)> {
     let child = dump::spawn(&p.pg_dump, "pg_dump", db, args, stop.clone())?;
-    let meter = Meter::new(&format!("{} dump", db.name), opts.show_progress);
+    let total = p.size_estimate.map(|bytes| crate::progress::Total {
+        bytes,
+        estimated: true,
+    });
+    let meter = Meter::with_total(&format!("{} dump", db.name), opts.show_progress, total);
     let tap = Tee(meter, ArchiveParser::new());
     let up = pipeline::upload(catalog, key, child, params.clone(), tap).await?;
     let rec = record("dump", catalog::DUMP_FILE, &up);

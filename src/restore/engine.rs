@@ -289,7 +289,11 @@ async fn run_pg_restore(
                     on_line: toc_observer(&steps),
                     drain: opts.use_list.is_some(),
                 },
-                Meter::new("restoring (fetched)", opts.show_progress),
+                Meter::with_total(
+                    "restoring (fetched)",
+                    opts.show_progress,
+                    super::archive_total(m),
+                ),
                 parser.clone(),
             )
             .await?;
@@ -384,7 +388,7 @@ async fn restore_from_spool(
         ids,
         Metered {
             inner: writer,
-            meter: Meter::new("spooling (fetched)", opts.show_progress),
+            meter: Meter::with_total("spooling", opts.show_progress, super::archive_total(m)),
             parser,
             drain: false,
         },

@@ -94,6 +94,15 @@ fn toc_observer(steps: &Steps) -> LineObserver {
     })
 }
 
+/// What a restore's meter counts up to: the plaintext archive, whose size the manifest
+/// records, so the bar and the log lines can say how long is left.
+pub(crate) fn archive_total(m: &crate::catalog::Manifest) -> Option<crate::progress::Total> {
+    m.object("dump").map(|r| crate::progress::Total {
+        bytes: r.raw_bytes,
+        estimated: false,
+    })
+}
+
 /// An async writer that counts what passes into a [`Meter`] (a progress bar on a terminal).
 /// With a parser, it also fingerprints the archive on its way to pg_restore, so a full proof
 /// needs no separate pass over the object.

@@ -35,7 +35,11 @@ pub async fn replace_list(
     let mut sql_in = psql.stdin.take().expect("piped");
     let feed = super::Metered {
         inner: restore.stdin.take().expect("piped"),
-        meter: Meter::new("restoring tables (fetched)", show_progress),
+        meter: Meter::with_total(
+            "restoring tables (fetched)",
+            show_progress,
+            super::archive_total(m),
+        ),
         parser: None,
         drain: true,
     };

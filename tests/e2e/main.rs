@@ -21,6 +21,7 @@ mod capture_tls;
 mod chain;
 mod cli_args;
 mod common;
+mod conventions;
 mod diff;
 mod drill;
 mod drill_capture;
