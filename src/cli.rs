@@ -8,7 +8,9 @@ mod capture_status;
 mod diff;
 mod key_check;
 mod labels;
+mod nagios;
 mod ops;
+mod output;
 mod render;
 mod restore;
 mod restore_point;
@@ -18,14 +20,13 @@ mod run_alerts;
 
 use std::io::Write;
 
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands;
 use crate::config::{Overrides, Settings};
 use crate::error::{exit, PgdrError};
 
-use args::{Cli, Cmd, ConfigCmd, DrillArgs, DrillCmd, Global, LogFormat};
+use args::{Cli, Cmd, DrillArgs, DrillCmd, Global, LogFormat};
 use render::{listed_json, render_entry, render_list, verification_text};
 use restore::run_restore;
 
@@ -55,7 +56,10 @@ fn init_logging(g: &Global) {
 
 /// Parse, run, render; returns the exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match output::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     init_logging(&cli.global);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -74,13 +78,16 @@ pub fn main() -> i32 {
             Ok(code) => code,
             Err(e) => {
                 report_error(&e);
+                if cli.global.json {
+                    output::print_error_json(&e);
+                }
                 e.exit_code()
             }
         }
     });
     // Child processes were reaped by their owners; do not wait on stray blocking reads.
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
-    code
+    output::final_status(&cli.cmd, code)
 }
 
 fn report_error(e: &PgdrError) {
@@ -99,8 +106,8 @@ fn spawn_signal_handler(cancel: CancellationToken) {
                 Err(_) => return,
             };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => output::record_signal(exit::INTERRUPTED),
+            _ = term.recv() => output::record_signal(output::TERMINATED),
         }
         tracing::warn!("interrupted: stopping; nothing partial will be left visible");
         cancel.cancel();
@@ -134,6 +141,12 @@ fn overrides(g: &Global) -> Overrides {
 /// A command that runs a job goes through the shared alerts and metrics file.
 async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
     run_alerts::setup_progress(&cli.global, &cli.cmd);
+    if output::stops_at_once(&cli.cmd) {
+        return tokio::select! {
+            r = dispatch_cmd(cli, cancel.clone()) => r,
+            _ = cancel.cancelled() => Err(output::interrupted()),
+        };
+    }
     match run_alerts::job_of(&cli.cmd) {
         Some(job) => run_alerts::around(&cli.global, job, dispatch_cmd(cli, cancel)).await,
         None => dispatch_cmd(cli, cancel).await,
@@ -143,7 +156,7 @@ async fn dispatch(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError
 async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrError> {
     let g = &cli.global;
     match &cli.cmd {
-        Cmd::Keygen { out, signing } => run_keygen(out, *signing),
+        Cmd::Keygen { out, signing } => output::keygen(out, *signing, g.json),
         Cmd::Sign {
             id,
             all_unsigned: _,
@@ -151,11 +164,11 @@ async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrE
         Cmd::Backup(a) => labels::run_backup(g, a, cancel).await,
         Cmd::Keep(a) => labels::run_keep(g, a).await,
         Cmd::Diff(a) => diff::run(g, a).await,
-        Cmd::List { json } => {
+        Cmd::List => {
             let settings = Settings::load(&overrides(g))?;
             let listed = commands::list::list(&settings, g.database.as_deref()).await?;
             let mut out = std::io::stdout().lock();
-            if *json {
+            if g.json {
                 let v: Vec<serde_json::Value> = listed.iter().map(listed_json).collect();
                 let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
@@ -165,13 +178,21 @@ async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrE
             }
             Ok(exit::OK)
         }
-        Cmd::Show { id, json } => run_show(g, id, *json).await,
+        Cmd::Show { id } => run_show(g, id).await,
         Cmd::Cat { id, object, out } => {
+            if g.json && out.is_none() {
+                return Err(PgdrError::usage("cat --json: the object itself is stdout")
+                    .hint("add --out FILE: the object goes there, the JSON summary to stdout"));
+            }
             let settings = Settings::load(&overrides(g))?;
             let (m, st) =
                 commands::cat::run(&settings, g.database.as_deref(), id, object, out.as_deref())
                     .await?;
             tracing::info!(id = %m.id, object = %object, bytes = st.plain_bytes, "decrypted; sha256 matches the manifest");
+            if let (true, Some(out)) = (g.json, out) {
+                let v = serde_json::json!({ "id": m.id, "database": m.database, "object": object, "bytes": st.plain_bytes, "out": out });
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            }
             Ok(exit::OK)
         }
         Cmd::Verify {
@@ -179,8 +200,7 @@ async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrE
             latest: _,
             unverified,
             quick,
-            json,
-        } => run_verify(g, id.as_deref(), *unverified, *quick, *json, cancel).await,
+        } => run_verify(g, id.as_deref(), *unverified, *quick, cancel).await,
         Cmd::Restore(a) => run_restore(g, a, cancel).await,
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
         Cmd::Rekey { ids, all } => key_check::rekey(g, ids, *all, overrides(g)).await,
@@ -192,26 +212,8 @@ async fn dispatch_cmd(cli: &Cli, cancel: CancellationToken) -> Result<i32, PgdrE
         }
         Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Capture(a) => capture::run(g, a, cancel).await,
-        Cmd::Mark { name, json } => restore::run_mark(g, name, *json).await,
-        Cmd::Config {
-            cmd: ConfigCmd::Check { json },
-        } => {
-            let settings = Settings::load(&overrides(g))?;
-            let checks = commands::config_check::run(&settings).await;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&checks).expect("json"));
-            } else {
-                for c in &checks {
-                    let mark = if c.ok { "ok  " } else { "FAIL" };
-                    println!("{mark} {}: {}", c.what, c.detail.replace('\n', "\n     "));
-                }
-            }
-            Ok(if checks.iter().all(|c| c.ok) {
-                exit::OK
-            } else {
-                exit::COULD_NOT_RUN
-            })
-        }
+        Cmd::Mark { name } => restore::run_mark(g, name).await,
+        Cmd::Config { cmd } => output::config_check(g, cmd).await,
     }
 }
 
@@ -226,35 +228,23 @@ fn refuse_allow_unsigned(g: &Global) -> Result<(), PgdrError> {
     Ok(())
 }
 
-/// `pgdr keygen [--signing]`: the public half on stdout, where it goes on stderr.
-fn run_keygen(out: &std::path::Path, signing: bool) -> Result<i32, PgdrError> {
-    if signing {
-        let (public, id) = commands::keygen::run_signing(out)?;
-        eprintln!(
-            "signing key {id} written to {} (unencrypted, 0600: the backup host signs unattended; keep it on that host only)",
-            out.display()
-        );
-        eprintln!("trust it where backups are restored, verified or drilled: [trust] keys = [\"{public}\"]");
-        println!("{public}");
-        return Ok(exit::OK);
-    }
-    let public = commands::keygen::run(out)?;
-    eprintln!(
-        "identity written to {} (keep it off the database host; it is needed to restore)",
-        out.display()
-    );
-    println!("{public}");
-    Ok(exit::OK)
-}
-
 /// `pgdr sign`: one line per backup; a refused one (damaged manifest) exits 1.
 async fn run_sign(g: &Global, id: Option<&str>) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let r = commands::sign::run(&settings, g.database.as_deref(), id).await?;
-    for b in &r.signed {
+    if g.json {
+        let refused: Vec<_> = r
+            .refused
+            .iter()
+            .map(|(b, why)| serde_json::json!({ "backup": b, "reason": why }))
+            .collect();
+        let v = serde_json::json!({ "key_id": r.key_id, "signed": r.signed, "already_signed": r.already_signed, "refused": refused });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    }
+    for b in r.signed.iter().filter(|_| !g.json) {
         println!("signed {b} with key {}", r.key_id);
     }
-    for b in &r.already_signed {
+    for b in r.already_signed.iter().filter(|_| !g.json) {
         println!("already signed: {b}");
     }
     for (b, why) in &r.refused {
@@ -268,7 +258,7 @@ async fn run_sign(g: &Global, id: Option<&str>) -> Result<i32, PgdrError> {
 }
 
 /// `pgdr show`: a manifest with its newest verification, as text or JSON.
-async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
+async fn run_show(g: &Global, id: &str) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let e = commands::list::show(&settings, g.database.as_deref(), id).await?;
     let signed = commands::list::signed_by(&settings, &e.manifest).await?;
@@ -276,7 +266,7 @@ async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
         Some(v) => Some(commands::list::verification_signed_by(&settings, v).await?),
         None => None,
     };
-    if json {
+    if g.json {
         // The manifest as stored, plus the newest verification beside it.
         let mut v = serde_json::to_value(&e.manifest).expect("json");
         // A manifest written before format 2 holds setting values and comments in
@@ -318,7 +308,6 @@ async fn run_verify(
     id: Option<&str>,
     unverified: bool,
     quick: bool,
-    json: bool,
     cancel: CancellationToken,
 ) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
@@ -342,7 +331,7 @@ async fn run_verify(
     databases.sort();
     databases.dedup();
     let captures = commands::verify::capture_checks(&settings, &databases).await?;
-    render::render_verify_run(&records, &captures, json);
+    render::render_verify_run(&records, &captures, g.json);
     use crate::catalog::records::Outcome;
     let gap = captures.iter().any(|c| !c.ok());
     Ok(
@@ -361,7 +350,7 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
     use commands::drill::{self as d, report};
     let settings = Settings::load(&overrides(g))?;
     match &a.cmd {
-        None if a.key_check => key_check::run(&settings, g.database.as_deref(), a.json).await,
+        None if a.key_check => key_check::run(&settings, g.database.as_deref(), g.json).await,
         None => {
             let opts = d::DrillOptions {
                 database: g.database.clone(),
@@ -374,7 +363,7 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
                     return Err(PgdrError::new(crate::error::Kind::Interrupted, "drill interrupted; the scratch database was removed; nothing recorded"));
                 }
             };
-            if a.json {
+            if g.json {
                 let v: Vec<_> = runs.iter().map(|r| &r.record).collect();
                 println!("{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
@@ -391,9 +380,9 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
                 exit::OK
             })
         }
-        Some(DrillCmd::History { json }) => {
+        Some(DrillCmd::History) => {
             let h = d::history(&settings, g.database.as_deref()).await?;
-            if *json {
+            if g.json {
                 println!("{}", serde_json::to_string_pretty(&h).expect("json"));
             } else {
                 print!("{}", report::render_history(&h));
@@ -405,7 +394,10 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
             std::fs::write(out, text).map_err(|e| {
                 PgdrError::usage(format!("cannot write the report to {}: {e}", out.display()))
             })?;
-            if !g.quiet {
+            if g.json {
+                let v = serde_json::json!({ "report": out, "format": format!("{format:?}").to_lowercase() });
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            } else if !g.quiet {
                 eprintln!("report written to {}", out.display());
             }
             Ok(exit::OK)

@@ -66,6 +66,10 @@ pub(super) struct Global {
     /// Database name (as configured, or the dbname of --source).
     #[arg(long, env = "PGDR_DATABASE", global = true, value_parser = database_name)]
     pub(super) database: Option<String>,
+    /// Output as JSON on stdout, for every command (fields: README "JSON output"); an error is
+    /// one {"error": ...} object there too, and its line still goes to stderr.
+    #[arg(long, global = true)]
+    pub(super) json: bool,
     /// Log format on stderr.
     #[arg(long, value_enum, default_value = "human", global = true)]
     pub(super) log_format: LogFormat,
@@ -85,7 +89,7 @@ pub(super) struct Global {
     pub(super) progress: Option<crate::config::notify::ProgressMode>,
 }
 
-/// `--database` becomes a folder of the repository: checked before anything runs (exit 2).
+/// `--database` becomes a folder of the repository: checked before anything runs (exit 64).
 pub(super) fn database_name(s: &str) -> Result<String, String> {
     crate::config::names::database_name(s, "database name")
         .map(|()| s.to_string())
@@ -141,16 +145,11 @@ pub(super) enum Cmd {
     /// restoring nothing. Exit 0 identical, 1 different, 2 could not run.
     Diff(super::diff::DiffArgs),
     /// List committed backups.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
+    List,
     /// Show one backup's manifest.
     Show {
         /// Backup id, a unique prefix of it, or its label.
         id: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Decrypt one object of a backup (checked against its manifest) to a file or stdout.
     Cat {
@@ -177,12 +176,10 @@ pub(super) enum Cmd {
         /// No restore: checksums, decryption, archive parse and data digests only.
         #[arg(long)]
         quick: bool,
-        #[arg(long)]
-        json: bool,
     },
     /// Emergency restore: find a backup in the repository, show the plan, restore it into
     /// --target with guard rails, prove it and record it. Exit 0 restored and proven,
-    /// 1 restored but differences found, 2 could not run / refused / failed, 130 interrupted.
+    /// 1 restored but differences found, 2 could not run / refused / failed, 130/143 interrupted (SIGINT/SIGTERM).
     Restore(Box<RestoreArgs>),
     /// Recovery drill: restore a backup into a scratch database as an emergency restore would,
     /// time every phase, prove it against the fingerprint, run the drill's smoke checks, and
@@ -205,8 +202,6 @@ pub(super) enum Cmd {
     Mark {
         /// Letters, digits, '_', '-', '.'.
         name: String,
-        #[arg(long)]
-        json: bool,
     },
     /// Change capture between dumps: enable, disable, doctor.
     Capture(super::capture::CaptureArgs),
@@ -285,9 +280,6 @@ pub(super) struct RestoreArgs {
     /// On a managed target: a schema that is the application's (restored whole).
     #[arg(long, value_name = "NAME")]
     pub(super) app_schema: Vec<String>,
-    /// The plan (--dry-run) or the restore record as JSON on stdout.
-    #[arg(long)]
-    pub(super) json: bool,
     /// Restore only this table (SCHEMA.NAME; repeatable) with its data, indexes,
     /// constraints, triggers, policies and grants into the live database.
     #[arg(long, value_name = "SCHEMA.NAME", conflicts_with_all = ["clean", "swap", "at", "at_lsn", "at_mark", "managed", "jobs"])]
@@ -330,18 +322,12 @@ pub(super) struct DrillArgs {
     /// verify, no restore) and record which recipients it proved. Exit 1 if one fails.
     #[arg(long, conflicts_with_all = ["backup", "drill"])]
     pub(super) key_check: bool,
-    /// The drill record(s) as JSON on stdout.
-    #[arg(long)]
-    pub(super) json: bool,
 }
 
 #[derive(Subcommand, Debug)]
 pub(super) enum DrillCmd {
     /// Past drills, newest first: RTO, RPO, worst RPO, result.
-    History {
-        #[arg(long)]
-        json: bool,
-    },
+    History,
     /// One self-contained file: the latest drill's phases, the history, RTO and RPO charts
     /// against their targets, and whether the backup schedule can meet the RPO target.
     Report {
@@ -355,8 +341,5 @@ pub(super) enum DrillCmd {
 #[derive(Subcommand, Debug)]
 pub(super) enum ConfigCmd {
     /// Validate the configuration and reach every database and the repository.
-    Check {
-        #[arg(long)]
-        json: bool,
-    },
+    Check,
 }

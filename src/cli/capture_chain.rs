@@ -14,8 +14,6 @@ pub struct ProveChainArgs {
     /// anchored backup before it to its cut.
     #[arg(long, value_name = "ID")]
     backup: Option<String>,
-    #[arg(long)]
-    json: bool,
 }
 
 /// The record rendered as `pgdr verify` renders its own; exit 1 on a difference, 2 when the
@@ -26,7 +24,7 @@ pub async fn prove_chain(g: &Global, s: &Settings, a: &ProveChainArgs) -> Result
         backup: a.backup.clone(),
     };
     let rec = chain::run(s, &opts).await?;
-    super::render::render_verify_run(std::slice::from_ref(&rec), &[], a.json);
+    super::render::render_verify_run(std::slice::from_ref(&rec), &[], g.json);
     Ok(match rec.outcome {
         Outcome::Passed => exit::OK,
         Outcome::Failed => exit::CHECK_FAILED,

@@ -14,9 +14,6 @@ pub struct PruneArgs {
     /// Print every backup with keep/delete and the rule that decided it; change nothing.
     #[arg(long)]
     pub(super) dry_run: bool,
-    /// The plan (and what was done) as JSON on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 pub async fn prune(g: &Global, a: &PruneArgs) -> Result<i32, PgdrError> {
@@ -26,7 +23,7 @@ pub async fn prune(g: &Global, a: &PruneArgs) -> Result<i32, PgdrError> {
         dry_run: a.dry_run,
     };
     let (plan, report) = commands::prune::run(&settings, &opts, Utc::now()).await?;
-    if a.json {
+    if g.json {
         let v = serde_json::json!({ "plan": plan, "done": report, "dry_run": a.dry_run });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
@@ -131,18 +128,22 @@ pub fn render_prune_plan(plan: &commands::prune::PrunePlan, dry_run: bool) -> St
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The report as JSON on stdout.
-    #[arg(long)]
-    json: bool,
+    /// One Nagios/Icinga plugin line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN (the repository cannot be read).
+    #[arg(long, conflicts_with = "json")]
+    nagios: bool,
 }
 
 pub async fn status(g: &Global, a: &StatusArgs) -> Result<i32, PgdrError> {
+    if a.nagios {
+        return Ok(super::nagios::status(g).await);
+    }
     let settings = Settings::load(&overrides(g))?;
     let opts = commands::status::StatusOptions {
         database: g.database.clone(),
     };
     let report = commands::status::run(&settings, &opts, Utc::now()).await?;
-    if a.json {
+    if g.json {
         let mut v = serde_json::to_value(&report).expect("json");
         v["healthy"] = serde_json::Value::Bool(report.healthy());
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -307,16 +308,13 @@ pub struct ScheduleArgs {
     /// How many next runs to show per job.
     #[arg(long, default_value_t = 3)]
     next: usize,
-    /// As JSON on stdout.
-    #[arg(long)]
-    json: bool,
 }
 
 pub async fn schedule(g: &Global, a: &ScheduleArgs) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let jobs =
         commands::schedule::run(&settings, g.database.as_deref(), Utc::now(), a.next).await?;
-    if a.json {
+    if g.json {
         println!("{}", serde_json::to_string_pretty(&jobs).expect("json"));
         return Ok(exit::OK);
     }
