@@ -107,7 +107,7 @@ fn spawn_signal_handler(cancel: CancellationToken) {
             };
         tokio::select! {
             _ = tokio::signal::ctrl_c() => output::record_signal(exit::INTERRUPTED),
-            _ = term.recv() => output::record_signal(output::TERMINATED),
+            _ = term.recv() => output::record_signal(exit::TERMINATED),
         }
         tracing::warn!("interrupted: stopping; nothing partial will be left visible");
         cancel.cancel();

@@ -11,12 +11,6 @@ use super::args::{Cli, Cmd, ConfigCmd, DrillArgs};
 use super::capture::CaptureCmd;
 use crate::error::{exit, PgdrError};
 
-/// The exit status of a command line that argument parsing rejects (BSD sysexits' EX_USAGE):
-/// clap's own 2 would say "could not run", which scripts retry.
-pub const USAGE: i32 = 64;
-/// SIGTERM's conventional status (128 + 15); SIGINT's is `exit::INTERRUPTED` (130).
-pub const TERMINATED: i32 = 143;
-
 /// The status the received signal asks for (0: none yet).
 static SIGNAL_EXIT: AtomicI32 = AtomicI32::new(0);
 
@@ -40,7 +34,7 @@ pub(super) fn parse() -> Result<Cli, i32> {
             println!("{}", json!({ "error": msg, "kind": "usage" }));
         }
         let _ = e.print();
-        USAGE
+        exit::USAGE
     })
 }
 
