@@ -48,9 +48,13 @@ pub(super) fn print_error_json(e: &PgdrError) {
 /// finished its step after the signal both say which signal it was. The daemon and `capture
 /// run` stop on a signal by design (systemd's convention: 0 after a graceful stop).
 pub(super) fn final_status(cmd: &Cmd, code: i32) -> i32 {
-    let signal = SIGNAL_EXIT.load(Ordering::SeqCst);
     let service = matches!(cmd, Cmd::Daemon(_))
         || matches!(cmd, Cmd::Capture(a) if matches!(a.cmd, CaptureCmd::Run(_)));
+    status_after(SIGNAL_EXIT.load(Ordering::SeqCst), service, code)
+}
+
+/// [`final_status`] without the process state: `signal` is 0, 130 or 143.
+fn status_after(signal: i32, service: bool, code: i32) -> i32 {
     match (signal, code) {
         (0, _) => code,
         (_, exit::INTERRUPTED) => signal,
@@ -136,4 +140,31 @@ pub(super) async fn config_check(g: &super::Global, cmd: &ConfigCmd) -> Result<i
     } else {
         exit::CHECK_FAILED
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signal_decides_the_status_of_an_interrupted_or_finished_one_shot_command() {
+        // No signal: the command's own status.
+        assert_eq!(status_after(0, false, exit::INTERRUPTED), 130);
+        assert_eq!(status_after(0, false, exit::CHECK_FAILED), 1);
+        // SIGTERM: an interrupted command and one that finished its step say 143.
+        assert_eq!(
+            status_after(exit::TERMINATED, false, exit::INTERRUPTED),
+            143
+        );
+        assert_eq!(status_after(exit::TERMINATED, false, exit::OK), 143);
+        assert_eq!(status_after(exit::INTERRUPTED, false, exit::OK), 130);
+        // A finding or a failure stays what it is.
+        assert_eq!(status_after(exit::TERMINATED, false, exit::CHECK_FAILED), 1);
+        assert_eq!(
+            status_after(exit::TERMINATED, false, exit::COULD_NOT_RUN),
+            2
+        );
+        // The daemon and capture run stop gracefully: 0 (systemd's convention).
+        assert_eq!(status_after(exit::TERMINATED, true, exit::OK), 0);
+    }
 }
