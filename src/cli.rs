@@ -10,7 +10,9 @@ mod docs;
 mod flags;
 mod key_check;
 mod labels;
+mod nagios;
 mod ops;
+mod output;
 mod render;
 mod restore;
 mod restore_point;
@@ -20,14 +22,13 @@ mod run_alerts;
 
 use std::io::Write;
 
-use clap::Parser;
 use tokio_util::sync::CancellationToken;
 
 use crate::commands;
 use crate::config::{Overrides, Settings};
 use crate::error::{exit, PgdrError};
 
-use args::{Cli, Cmd, ConfigCmd, DrillArgs, DrillCmd};
+use args::{Cli, Cmd, DrillArgs, DrillCmd};
 use flags::{Global, LogFormat};
 use render::{listed_json, render_entry, render_list, verification_text};
 use restore::run_restore;
@@ -70,7 +71,10 @@ fn init_logging(g: &Global) {
 
 /// Parse, run, render; returns the exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let cli = match output::parse() {
+        Ok(cli) => cli,
+        Err(code) => return code,
+    };
     let g = flags::context(&cli);
     init_logging(&g);
     let rt = match tokio::runtime::Builder::new_multi_thread()
@@ -90,13 +94,16 @@ pub fn main() -> i32 {
             Ok(code) => code,
             Err(e) => {
                 report_error(&e);
+                if g.json {
+                    output::print_error_json(&e);
+                }
                 e.exit_code()
             }
         }
     });
     // Child processes were reaped by their owners; do not wait on stray blocking reads.
     rt.shutdown_timeout(std::time::Duration::from_secs(5));
-    code
+    output::final_status(&cli.cmd, code)
 }
 
 fn report_error(e: &PgdrError) {
@@ -115,8 +122,8 @@ fn spawn_signal_handler(cancel: CancellationToken) {
                 Err(_) => return,
             };
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => output::record_signal(exit::INTERRUPTED),
+            _ = term.recv() => output::record_signal(exit::TERMINATED),
         }
         tracing::warn!("interrupted: stopping; nothing partial will be left visible");
         cancel.cancel();
@@ -151,6 +158,12 @@ fn overrides(g: &Global) -> Overrides {
 /// A command that runs a job goes through the shared alerts and metrics file.
 async fn dispatch(cli: &Cli, g: &Global, cancel: CancellationToken) -> Result<i32, PgdrError> {
     run_alerts::setup_progress(g, &cli.cmd);
+    if output::stops_at_once(&cli.cmd) {
+        return tokio::select! {
+            r = dispatch_cmd(cli, g, cancel.clone()) => r,
+            _ = cancel.cancelled() => Err(output::interrupted()),
+        };
+    }
     match run_alerts::job_of(&cli.cmd) {
         Some(job) => run_alerts::around(g, job, dispatch_cmd(cli, g, cancel)).await,
         None => dispatch_cmd(cli, g, cancel).await,
@@ -159,18 +172,18 @@ async fn dispatch(cli: &Cli, g: &Global, cancel: CancellationToken) -> Result<i3
 
 async fn dispatch_cmd(cli: &Cli, g: &Global, cancel: CancellationToken) -> Result<i32, PgdrError> {
     match &cli.cmd {
-        Cmd::Keygen { out, signing } => run_keygen(out, *signing),
+        Cmd::Keygen { out, signing } => output::keygen(out, *signing, g.json),
         Cmd::Completions { shell } => docs::completions(*shell),
         Cmd::Man { out } => docs::man(out, g.quiet),
         Cmd::Sign { id, .. } => run_sign(g, id.as_deref()).await,
         Cmd::Backup(a) => labels::run_backup(g, a, cancel).await,
         Cmd::Keep(a) => labels::run_keep(g, a).await,
         Cmd::Diff(a) => diff::run(g, a).await,
-        Cmd::List { json, .. } => {
+        Cmd::List { .. } => {
             let settings = Settings::load(&overrides(g))?;
             let listed = commands::list::list(&settings, g.database.as_deref()).await?;
             let mut out = std::io::stdout().lock();
-            if *json {
+            if g.json {
                 let v: Vec<serde_json::Value> = listed.iter().map(listed_json).collect();
                 let _ = writeln!(out, "{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
@@ -180,15 +193,23 @@ async fn dispatch_cmd(cli: &Cli, g: &Global, cancel: CancellationToken) -> Resul
             }
             Ok(exit::OK)
         }
-        Cmd::Show { id, json, .. } => run_show(g, id, *json).await,
+        Cmd::Show { id, .. } => run_show(g, id).await,
         Cmd::Cat {
             id, object, out, ..
         } => {
+            if g.json && out.is_none() {
+                return Err(PgdrError::usage("cat --json: the object itself is stdout")
+                    .hint("add --out FILE: the object goes there, the JSON summary to stdout"));
+            }
             let settings = Settings::load(&overrides(g))?;
             let (m, st) =
                 commands::cat::run(&settings, g.database.as_deref(), id, object, out.as_deref())
                     .await?;
             tracing::info!(id = %m.id, object = %object, bytes = st.plain_bytes, "decrypted; sha256 matches the manifest");
+            if let (true, Some(out)) = (g.json, out) {
+                let v = serde_json::json!({ "id": m.id, "database": m.database, "object": object, "bytes": st.plain_bytes, "out": out });
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            }
             Ok(exit::OK)
         }
         Cmd::Verify {
@@ -196,9 +217,8 @@ async fn dispatch_cmd(cli: &Cli, g: &Global, cancel: CancellationToken) -> Resul
             latest: _,
             unverified,
             quick,
-            json,
             ..
-        } => run_verify(g, id.as_deref(), *unverified, *quick, *json, cancel).await,
+        } => run_verify(g, id.as_deref(), *unverified, *quick, cancel).await,
         Cmd::Restore(a) => run_restore(g, a, cancel).await,
         Cmd::Drill(a) => run_drill(g, a, cancel).await,
         Cmd::Rekey { ids, all, .. } => key_check::rekey(g, ids, *all, overrides(g)).await,
@@ -207,58 +227,28 @@ async fn dispatch_cmd(cli: &Cli, g: &Global, cancel: CancellationToken) -> Resul
         Cmd::Daemon(a) => ops::daemon(g, a, cancel).await,
         Cmd::Status(a) => ops::status(g, a).await,
         Cmd::Capture(a) => capture::run(g, a, cancel).await,
-        Cmd::Mark { name, json, .. } => restore::run_mark(g, name, *json).await,
-        Cmd::Config {
-            cmd: ConfigCmd::Check { json, .. },
-        } => {
-            let settings = Settings::load(&overrides(g))?;
-            let checks = commands::config_check::run(&settings).await;
-            if *json {
-                println!("{}", serde_json::to_string_pretty(&checks).expect("json"));
-            } else {
-                for c in &checks {
-                    let mark = if c.ok { "ok  " } else { "FAIL" };
-                    println!("{mark} {}: {}", c.what, c.detail.replace('\n', "\n     "));
-                }
-            }
-            Ok(if checks.iter().all(|c| c.ok) {
-                exit::OK
-            } else {
-                exit::COULD_NOT_RUN
-            })
-        }
+        Cmd::Mark { name, .. } => restore::run_mark(g, name).await,
+        Cmd::Config { cmd } => output::config_check(g, cmd).await,
     }
-}
-
-/// `pgdr keygen [--signing]`: the public half on stdout, where it goes on stderr.
-fn run_keygen(out: &std::path::Path, signing: bool) -> Result<i32, PgdrError> {
-    if signing {
-        let (public, id) = commands::keygen::run_signing(out)?;
-        eprintln!(
-            "signing key {id} written to {} (unencrypted, 0600: the backup host signs unattended; keep it on that host only)",
-            out.display()
-        );
-        eprintln!("trust it where backups are restored, verified or drilled: [trust] keys = [\"{public}\"]");
-        println!("{public}");
-        return Ok(exit::OK);
-    }
-    let public = commands::keygen::run(out)?;
-    eprintln!(
-        "identity written to {} (keep it off the database host; it is needed to restore)",
-        out.display()
-    );
-    println!("{public}");
-    Ok(exit::OK)
 }
 
 /// `pgdr sign`: one line per backup; a refused one (damaged manifest) exits 1.
 async fn run_sign(g: &Global, id: Option<&str>) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let r = commands::sign::run(&settings, g.database.as_deref(), id).await?;
-    for b in &r.signed {
+    if g.json {
+        let refused: Vec<_> = r
+            .refused
+            .iter()
+            .map(|(b, why)| serde_json::json!({ "backup": b, "reason": why }))
+            .collect();
+        let v = serde_json::json!({ "key_id": r.key_id, "signed": r.signed, "already_signed": r.already_signed, "refused": refused });
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+    }
+    for b in r.signed.iter().filter(|_| !g.json) {
         println!("signed {b} with key {}", r.key_id);
     }
-    for b in &r.already_signed {
+    for b in r.already_signed.iter().filter(|_| !g.json) {
         println!("already signed: {b}");
     }
     for (b, why) in &r.refused {
@@ -272,7 +262,7 @@ async fn run_sign(g: &Global, id: Option<&str>) -> Result<i32, PgdrError> {
 }
 
 /// `pgdr show`: a manifest with its newest verification, as text or JSON.
-async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
+async fn run_show(g: &Global, id: &str) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let e = commands::list::show(&settings, g.database.as_deref(), id).await?;
     let signed = commands::list::signed_by(&settings, &e.manifest).await?;
@@ -280,7 +270,7 @@ async fn run_show(g: &Global, id: &str, json: bool) -> Result<i32, PgdrError> {
         Some(v) => Some(commands::list::verification_signed_by(&settings, v).await?),
         None => None,
     };
-    if json {
+    if g.json {
         // The manifest as stored, plus the newest verification beside it.
         let mut v = serde_json::to_value(&e.manifest).expect("json");
         // A manifest written before format 2 holds setting values and comments in
@@ -322,7 +312,6 @@ async fn run_verify(
     id: Option<&str>,
     unverified: bool,
     quick: bool,
-    json: bool,
     cancel: CancellationToken,
 ) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
@@ -346,7 +335,7 @@ async fn run_verify(
     databases.sort();
     databases.dedup();
     let captures = commands::verify::capture_checks(&settings, &databases).await?;
-    render::render_verify_run(&records, &captures, json);
+    render::render_verify_run(&records, &captures, g.json);
     use crate::catalog::records::Outcome;
     let gap = captures.iter().any(|c| !c.ok());
     Ok(
@@ -365,7 +354,7 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
     use commands::drill::{self as d, report};
     let settings = Settings::load(&overrides(g))?;
     match &a.cmd {
-        None if a.key_check => key_check::run(&settings, g.database.as_deref(), a.json).await,
+        None if a.key_check => key_check::run(&settings, g.database.as_deref(), g.json).await,
         None => {
             let opts = d::DrillOptions {
                 database: g.database.clone(),
@@ -378,7 +367,7 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
                     return Err(PgdrError::new(crate::error::Kind::Interrupted, "drill interrupted; the scratch database was removed; nothing recorded"));
                 }
             };
-            if a.json {
+            if g.json {
                 let v: Vec<_> = runs.iter().map(|r| &r.record).collect();
                 println!("{}", serde_json::to_string_pretty(&v).expect("json"));
             } else {
@@ -395,9 +384,9 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
                 exit::OK
             })
         }
-        Some(DrillCmd::History { json, .. }) => {
+        Some(DrillCmd::History { .. }) => {
             let h = d::history(&settings, g.database.as_deref()).await?;
-            if *json {
+            if g.json {
                 println!("{}", serde_json::to_string_pretty(&h).expect("json"));
             } else {
                 print!("{}", report::render_history(&h));
@@ -409,7 +398,10 @@ async fn run_drill(g: &Global, a: &DrillArgs, cancel: CancellationToken) -> Resu
             std::fs::write(out, text).map_err(|e| {
                 PgdrError::usage(format!("cannot write the report to {}: {e}", out.display()))
             })?;
-            if !g.quiet {
+            if g.json {
+                let v = serde_json::json!({ "report": out, "format": format!("{format:?}").to_lowercase() });
+                println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+            } else if !g.quiet {
                 eprintln!("report written to {}", out.display());
             }
             Ok(exit::OK)

@@ -14,8 +14,13 @@ pub mod exit {
     pub const CHECK_FAILED: i32 = 1;
     /// The command could not run: bad config, unreachable database or store, wrong key, ...
     pub const COULD_NOT_RUN: i32 = 2;
-    /// Interrupted by a signal before it finished (nothing partial is left visible).
+    /// Interrupted by SIGINT before it finished (nothing partial is left visible); 128 + 2.
     pub const INTERRUPTED: i32 = 130;
+    /// Interrupted by SIGTERM (systemd's stop, Kubernetes' termination); 128 + 15.
+    pub const TERMINATED: i32 = 143;
+    /// The command line is malformed (what argument parsing rejects; BSD sysexits' EX_USAGE):
+    /// clap's own 2 would read as "could not run".
+    pub const USAGE: i32 = 64;
 }
 
 /// What kind of failure; decides the exit status and lets tests and scripts match without

@@ -24,7 +24,7 @@ pub(super) struct Cli {
     pub(super) cmd: Cmd,
 }
 
-/// `--database` becomes a folder of the repository: checked before anything runs (exit 2).
+/// `--database` becomes a folder of the repository: checked before anything runs (exit 64).
 pub(super) fn database_name(s: &str) -> Result<String, String> {
     crate::config::names::database_name(s, "database name")
         .map(|()| s.to_string())
@@ -93,8 +93,6 @@ pub(super) enum Cmd {
     Diff(super::diff::DiffArgs),
     /// List committed backups.
     List {
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         repo: RepoArgs,
         #[command(flatten)]
@@ -104,8 +102,6 @@ pub(super) enum Cmd {
     Show {
         /// Backup id, a unique prefix of it, or its label.
         id: String,
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         repo: RepoArgs,
         #[command(flatten)]
@@ -140,8 +136,6 @@ pub(super) enum Cmd {
         /// No restore: checksums, decryption, archive parse and data digests only.
         #[arg(long, env = "PGDR_QUICK")]
         quick: bool,
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         repo: RepoArgs,
         #[command(flatten)]
@@ -159,7 +153,7 @@ pub(super) enum Cmd {
     },
     /// Emergency restore: find a backup in the repository, show the plan, restore it into
     /// --target with guard rails, prove it and record it. Exit 0 restored and proven,
-    /// 1 restored but differences found, 2 could not run / refused / failed, 130 interrupted.
+    /// 1 restored but differences found, 2 could not run / refused / failed, 130/143 interrupted (SIGINT/SIGTERM).
     Restore(Box<RestoreArgs>),
     /// Recovery drill: restore a backup into a scratch database as an emergency restore would,
     /// time every phase, prove it against the fingerprint, run the drill's smoke checks, and
@@ -182,8 +176,6 @@ pub(super) enum Cmd {
     Mark {
         /// Letters, digits, '_', '-', '.'.
         name: String,
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         repo: RepoArgs,
         #[command(flatten)]
@@ -278,9 +270,6 @@ pub(super) struct RestoreArgs {
     /// On a managed target: a schema that is the application's (restored whole).
     #[arg(long, env = "PGDR_APP_SCHEMA", value_name = "NAME")]
     pub(super) app_schema: Vec<String>,
-    /// The plan (--dry-run) or the restore record as JSON on stdout.
-    #[arg(long)]
-    pub(super) json: bool,
     /// Restore only this table (SCHEMA.NAME; repeatable) with its data, indexes,
     /// constraints, triggers, policies and grants into the live database.
     #[arg(long, env = "PGDR_TABLE", value_name = "SCHEMA.NAME", conflicts_with_all = ["clean", "swap", "at", "at_lsn", "at_mark", "managed", "jobs"])]
@@ -341,8 +330,6 @@ pub(super) struct DrillArgs {
     #[arg(long, env = "PGDR_KEY_CHECK", conflicts_with_all = ["backup", "drill"])]
     pub(super) key_check: bool,
     /// The drill record(s) as JSON on stdout.
-    #[arg(long)]
-    pub(super) json: bool,
     #[command(flatten)]
     pub(super) repo: RepoArgs,
     #[command(flatten)]
@@ -363,8 +350,6 @@ pub(super) struct DrillArgs {
 pub(super) enum DrillCmd {
     /// Past drills, newest first: RTO, RPO, worst RPO, result.
     History {
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         repo: RepoArgs,
     },
@@ -386,8 +371,6 @@ pub(super) enum DrillCmd {
 pub(super) enum ConfigCmd {
     /// Validate the configuration and reach every database and the repository.
     Check {
-        #[arg(long)]
-        json: bool,
         #[command(flatten)]
         repo: RepoArgs,
         #[command(flatten)]

@@ -22,7 +22,7 @@ pub enum CaptureCmd {
     /// Drop the slot and the publication; the repository keeps the state, marked disabled.
     Disable(DisableArgs),
     /// List pgdr's replication slots with the WAL each holds, and the DROP for orphans.
-    Doctor(JsonArg),
+    Doctor(DoctorArgs),
     /// Capture the change stream into segments until stopped (SIGINT/SIGTERM).
     Run(super::capture_run::RunArgs),
     /// Prove the stored stream complete: contiguous, one cluster, checksums, each transaction
@@ -52,8 +52,6 @@ pub struct EnableArgs {
     /// (and records it); tables without one are reported with the ALTER that would include them.
     #[arg(long, env = "PGDR_AUTO_ADD")]
     auto_add: bool,
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -65,8 +63,6 @@ pub struct DisableArgs {
     /// Owner/admin connection for DROP PUBLICATION.
     #[arg(long, env = "PGDR_ADMIN_URL", hide_env_values = true)]
     admin_url: Option<String>,
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -74,9 +70,8 @@ pub struct DisableArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct JsonArg {
-    #[arg(long)]
-    json: bool,
+/// `capture doctor` reads the repository and connects to the source.
+pub struct DoctorArgs {
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -92,16 +87,16 @@ pub async fn run(
     let settings = Settings::load(&overrides(g))?;
     let db = g.database.as_deref();
     match &a.cmd {
-        CaptureCmd::Enable(e) => enable(&settings, db, e).await,
+        CaptureCmd::Enable(e) => enable(&settings, db, e, g.json).await,
         CaptureCmd::Run(r) => super::capture_run::run_capture(g, &settings, r, cancel).await,
         CaptureCmd::Check(c) => super::capture_run::check_capture(g, &settings, c).await,
         CaptureCmd::ProveChain(c) => super::capture_chain::prove_chain(g, &settings, c).await,
         CaptureCmd::Disable(d) => {
             let r = setup::disable(&settings, db, d.admin_url.as_deref()).await?;
-            if d.json {
+            if g.json {
                 println!("{}", serde_json::to_string_pretty(&r).expect("json"));
             }
-            for x in r.iter().filter(|_| !d.json) {
+            for x in r.iter().filter(|_| !g.json) {
                 println!(
                     "database '{}': slot {}, publication {}; capture disabled",
                     x.database,
@@ -119,9 +114,9 @@ pub async fn run(
             }
             Ok(exit::OK)
         }
-        CaptureCmd::Doctor(j) => {
+        CaptureCmd::Doctor(_) => {
             let slots = doctor::run(&settings, db).await?;
-            if j.json {
+            if g.json {
                 println!("{}", serde_json::to_string_pretty(&slots).expect("json"));
             } else {
                 print!("{}", render_doctor(&slots));
@@ -135,7 +130,12 @@ pub async fn run(
     }
 }
 
-async fn enable(settings: &Settings, db: Option<&str>, a: &EnableArgs) -> Result<i32, PgdrError> {
+async fn enable(
+    settings: &Settings,
+    db: Option<&str>,
+    a: &EnableArgs,
+    json: bool,
+) -> Result<i32, PgdrError> {
     let opts = setup::EnableOptions {
         database: db.map(str::to_string),
         admin_url: a.admin_url.clone(),
@@ -148,7 +148,7 @@ async fn enable(settings: &Settings, db: Option<&str>, a: &EnableArgs) -> Result
             .transpose()?,
     };
     let reports = setup::enable(settings, &opts).await?;
-    if a.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&reports).expect("json"));
         return Ok(exit::OK);
     }

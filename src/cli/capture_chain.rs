@@ -14,8 +14,6 @@ pub struct ProveChainArgs {
     /// anchored backup before it to its cut.
     #[arg(long, env = "PGDR_BACKUP", value_name = "ID")]
     backup: Option<String>,
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -36,7 +34,7 @@ pub async fn prove_chain(g: &Global, s: &Settings, a: &ProveChainArgs) -> Result
         backup: a.backup.clone(),
     };
     let rec = chain::run(s, &opts).await?;
-    super::render::render_verify_run(std::slice::from_ref(&rec), &[], a.json);
+    super::render::render_verify_run(std::slice::from_ref(&rec), &[], g.json);
     Ok(match rec.outcome {
         Outcome::Passed => exit::OK,
         Outcome::Failed => exit::CHECK_FAILED,

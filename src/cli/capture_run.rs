@@ -26,8 +26,6 @@ pub struct RunArgs {
     /// Write a sample of every sequence into the stream this often: "5s" (the default).
     #[arg(long, env = "PGDR_SEQUENCE_SAMPLE", value_name = "DURATION")]
     sequence_sample: Option<String>,
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -45,8 +43,6 @@ pub struct CheckArgs {
     /// List every stored transaction (xid, commit LSN) in the JSON report.
     #[arg(long, env = "PGDR_LIST_TRANSACTIONS")]
     list_transactions: bool,
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -90,7 +86,7 @@ pub async fn run_capture(
         configured.sequence_sample,
     )?;
     let r = run::run(s, g.database.as_deref(), limits, cancel.cancelled_owned()).await?;
-    if a.json {
+    if g.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
         print!("{}", render_run(&r));
@@ -134,7 +130,7 @@ fn render_run(r: &RunReport) -> String {
 
 pub async fn check_capture(g: &Global, s: &Settings, a: &CheckArgs) -> Result<i32, PgdrError> {
     let r = check::run(s, g.database.as_deref(), a.list_transactions).await?;
-    if a.json {
+    if g.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
         print!("{}", render_check(&r));

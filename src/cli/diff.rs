@@ -28,8 +28,6 @@ pub(super) struct DiffArgs {
     /// Row counts only, no content digests (faster on a large database).
     #[arg(long, env = "PGDR_COUNTS_ONLY")]
     counts_only: bool,
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -56,7 +54,7 @@ pub(super) async fn run(g: &Global, a: &DiffArgs) -> Result<i32, PgdrError> {
         },
     };
     let r = crate::commands::diff::run(&settings, &opts).await?;
-    if a.json {
+    if g.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
         print!("{}", render(&r));

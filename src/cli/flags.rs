@@ -40,6 +40,10 @@ pub(super) struct GlobalArgs {
     /// [progress] interval, default 30s), none (or [progress] mode).
     #[arg(long, env = "PGDR_PROGRESS", value_enum, global = true)]
     pub(super) progress: Option<crate::config::notify::ProgressMode>,
+    /// Output as JSON on stdout, for every command (fields: README "JSON output"); an error is
+    /// one {"error": ...} object there too, and its line still goes to stderr.
+    #[arg(long, env = "PGDR_JSON", global = true)]
+    pub(super) json: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -138,6 +142,7 @@ pub(super) struct Global {
     pub(super) verbose: u8,
     pub(super) metrics_file: Option<PathBuf>,
     pub(super) progress: Option<crate::config::notify::ProgressMode>,
+    pub(super) json: bool,
 }
 
 /// A flag group puts its values into the context.
@@ -201,6 +206,7 @@ pub(super) fn context(cli: &Cli) -> Global {
         quiet: a.quiet,
         verbose: a.verbose,
         progress: a.progress,
+        json: a.json,
         ..Global::default()
     };
     take_command(&cli.cmd, &mut g);

@@ -74,7 +74,12 @@ pub(super) async fn rekey(
         ids: ids.to_vec(),
         all,
     };
-    for r in crate::rekey::run(&settings, &opts).await? {
+    let done = crate::rekey::run(&settings, &opts).await?;
+    if g.json {
+        println!("{}", serde_json::to_string_pretty(&done).expect("json"));
+        return Ok(exit::OK);
+    }
+    for r in done {
         let what = if r.reencrypted {
             "re-encrypted to the current recipients"
         } else {

@@ -102,8 +102,6 @@ pub(super) struct KeepArgs {
     #[arg(long, conflicts_with_all = ["keep_for", "keep_forever"])]
     release: bool,
     /// The report (backup, rule before and after, record written) as JSON on stdout.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
 }
@@ -137,7 +135,7 @@ pub(super) async fn run_backup(
         .iter()
         .filter_map(|(_, r)| r.as_ref().ok())
         .collect();
-    for m in &committed {
+    for m in committed.iter().filter(|_| !g.json) {
         if !g.quiet {
             println!("{}", backup_line(m));
             if a.verify.is_none() {
@@ -148,19 +146,90 @@ pub(super) async fn run_backup(
         }
     }
     let failed: Vec<_> = report.failed().collect();
-    if let Some((_, first)) = failed.first() {
-        for (_, e) in &failed {
-            report_error(e);
+    for (_, e) in &failed {
+        report_error(e);
+    }
+    let verified = match (failed.first(), cancel.is_cancelled(), a.verify) {
+        (None, false, Some(mode)) => Some(
+            verify_now(
+                &settings,
+                &committed,
+                mode == VerifyMode::Quick,
+                cancel.clone(),
+            )
+            .await?,
+        ),
+        _ => None,
+    };
+    if g.json {
+        let records = verified.as_ref().map(|(r, _)| r);
+        let v = backup_json(&committed, &failed, records);
+        println!("{}", serde_json::to_string_pretty(&v).expect("json"));
+        for r in records.into_iter().flatten() {
+            if let Some(e) = r.error.as_ref().filter(|_| r.outcome == Outcome::Error) {
+                eprintln!(
+                    "pgdr: error: backup {} of '{}': could not verify: {e}",
+                    r.backup_id, r.database
+                );
+            }
         }
-        return Ok(first.exit_code());
+    } else if let Some((records, _)) = &verified {
+        render_verifications(records, false);
     }
-    if cancel.is_cancelled() {
-        return Ok(exit::INTERRUPTED);
+    Ok(match (failed.first(), cancel.is_cancelled(), verified) {
+        (Some((_, first)), _, _) => first.exit_code(),
+        (None, true, _) => exit::INTERRUPTED,
+        (None, false, Some((_, code))) => code,
+        (None, false, None) => exit::OK,
+    })
+}
+
+/// `backup --json`: the committed backups (the fields `list --json` has, plus objects and
+/// phases), the databases that failed with why, and the `--verify` records.
+fn backup_json(
+    committed: &[&Manifest],
+    failed: &[(&String, &PgdrError)],
+    verified: Option<&Vec<crate::catalog::VerificationRecord>>,
+) -> serde_json::Value {
+    let backups: Vec<_> = committed.iter().map(|m| committed_json(m)).collect();
+    let failures: Vec<_> = failed
+        .iter()
+        .map(|(db, e)| serde_json::json!({ "database": db, "error": e.message, "kind": e.kind }))
+        .collect();
+    let mut v = serde_json::json!({ "backups": backups, "failed": failures });
+    if let Some((_, e)) = failed.first() {
+        v["error"] = serde_json::json!(e.message);
     }
-    match a.verify {
-        Some(mode) => verify_now(&settings, &committed, mode == VerifyMode::Quick, cancel).await,
-        None => Ok(exit::OK),
+    if let Some(records) = verified {
+        v["verifications"] = serde_json::json!(records);
     }
+    v
+}
+
+fn committed_json(m: &Manifest) -> serde_json::Value {
+    let objects: Vec<_> = m
+        .objects
+        .iter()
+        .map(|o| serde_json::json!({ "name": o.name, "raw_bytes": o.raw_bytes, "stored_bytes": o.stored_bytes }))
+        .collect();
+    let phases: Vec<_> = m
+        .phases
+        .iter()
+        .map(|p| serde_json::json!({ "name": p.name, "seconds": p.seconds }))
+        .collect();
+    serde_json::json!({
+        "id": m.id,
+        "database": m.database,
+        "label": m.label,
+        "snapshot_time": m.snapshot.time,
+        "started_at": m.started_at,
+        "finished_at": m.finished_at,
+        "duration_seconds": m.duration_seconds(),
+        "raw_bytes": m.object("dump").map_or(0, |d| d.raw_bytes),
+        "stored_bytes": m.objects.iter().map(|o| o.stored_bytes).sum::<u64>(),
+        "objects": objects,
+        "phases": phases,
+    })
 }
 
 /// A labelled backup made without `--verify`: the exact command that proves it, to run where
@@ -174,13 +243,14 @@ fn verify_later(m: &Manifest, settings: &Settings) -> Option<String> {
     ))
 }
 
-/// `backup --verify`: each committed backup proven now, recorded as `pgdr verify` records it.
+/// `backup --verify`: each committed backup proven now, recorded as `pgdr verify` records it;
+/// the records and the exit status they decide.
 async fn verify_now(
     settings: &Settings,
     committed: &[&Manifest],
     quick: bool,
     cancel: CancellationToken,
-) -> Result<i32, PgdrError> {
+) -> Result<(Vec<crate::catalog::VerificationRecord>, i32), PgdrError> {
     let mut records = Vec::new();
     for m in committed {
         let opts = commands::verify::VerifyOptions {
@@ -195,14 +265,14 @@ async fn verify_now(
             }
         }
     }
-    render_verifications(&records, false);
-    Ok(if records.iter().any(|r| r.outcome == Outcome::Failed) {
+    let code = if records.iter().any(|r| r.outcome == Outcome::Failed) {
         exit::CHECK_FAILED
     } else if records.iter().any(|r| r.outcome == Outcome::Error) {
         exit::COULD_NOT_RUN
     } else {
         exit::OK
-    })
+    };
+    Ok((records, code))
 }
 
 /// `pgdr keep`: the rule before and after, and the record written.
@@ -221,7 +291,7 @@ pub(super) async fn run_keep(g: &Global, a: &KeepArgs) -> Result<i32, PgdrError>
         rule,
     };
     let r = commands::keep::run(&settings, &opts, now).await?;
-    if a.json {
+    if g.json {
         println!("{}", serde_json::to_string_pretty(&r).expect("json"));
     } else {
         let label = r

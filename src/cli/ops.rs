@@ -15,8 +15,6 @@ pub struct PruneArgs {
     #[arg(long, env = "PGDR_DRY_RUN")]
     pub(super) dry_run: bool,
     /// The plan (and what was done) as JSON on stdout.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -32,7 +30,7 @@ pub async fn prune(g: &Global, a: &PruneArgs) -> Result<i32, PgdrError> {
         dry_run: a.dry_run,
     };
     let (plan, report) = commands::prune::run(&settings, &opts, Utc::now()).await?;
-    if a.json {
+    if g.json {
         let v = serde_json::json!({ "plan": plan, "done": report, "dry_run": a.dry_run });
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
@@ -137,9 +135,10 @@ pub fn render_prune_plan(plan: &commands::prune::PrunePlan, dry_run: bool) -> St
 
 #[derive(Args, Debug)]
 pub struct StatusArgs {
-    /// The report as JSON on stdout.
-    #[arg(long)]
-    json: bool,
+    /// One Nagios/Icinga plugin line with perfdata; exit 0 OK, 1 WARNING, 2 CRITICAL,
+    /// 3 UNKNOWN (the repository cannot be read).
+    #[arg(long, env = "PGDR_NAGIOS", conflicts_with = "json")]
+    nagios: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -149,12 +148,15 @@ pub struct StatusArgs {
 }
 
 pub async fn status(g: &Global, a: &StatusArgs) -> Result<i32, PgdrError> {
+    if a.nagios {
+        return Ok(super::nagios::status(g).await);
+    }
     let settings = Settings::load(&overrides(g))?;
     let opts = commands::status::StatusOptions {
         database: g.database.clone(),
     };
     let report = commands::status::run(&settings, &opts, Utc::now()).await?;
-    if a.json {
+    if g.json {
         let mut v = serde_json::to_value(&report).expect("json");
         v["healthy"] = serde_json::Value::Bool(report.healthy());
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
@@ -320,8 +322,6 @@ pub struct ScheduleArgs {
     #[arg(long, env = "PGDR_NEXT", default_value_t = 3)]
     next: usize,
     /// As JSON on stdout.
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
     pub(super) repo: super::flags::RepoArgs,
     #[command(flatten)]
@@ -332,7 +332,7 @@ pub async fn schedule(g: &Global, a: &ScheduleArgs) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let jobs =
         commands::schedule::run(&settings, g.database.as_deref(), Utc::now(), a.next).await?;
-    if a.json {
+    if g.json {
         println!("{}", serde_json::to_string_pretty(&jobs).expect("json"));
         return Ok(exit::OK);
     }

@@ -23,7 +23,7 @@ pub(super) async fn run_restore(
     let settings = Settings::load(&overrides(g))?;
     let opts = options(g, a)?;
     if !a.table.is_empty() || !a.table_schema.is_empty() {
-        return super::restore_tables::run(&settings, &opts, a, cancel).await;
+        return super::restore_tables::run(&settings, &opts, a, g.json, cancel).await;
     }
     if a.into.is_some() || a.replace {
         return Err(
@@ -38,7 +38,7 @@ pub(super) async fn run_restore(
         }
     };
     if a.dry_run {
-        if a.json {
+        if g.json {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&restore_render::plan_json(&plan)).expect("json")
@@ -49,7 +49,7 @@ pub(super) async fn run_restore(
         }
         return Ok(exit::OK);
     }
-    if a.json {
+    if g.json {
         eprint!("{}", restore_render::plan_text(&plan));
     } else {
         print!("{}", restore_render::plan_text(&plan));
@@ -64,7 +64,7 @@ pub(super) async fn run_restore(
         ));
     }
     let report = r::execute(plan, cancel).await;
-    if a.json {
+    if g.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report.record).expect("json")
@@ -169,10 +169,10 @@ fn point_spec(a: &RestoreArgs) -> Result<Option<crate::restore::point::PointSpec
 }
 
 /// `pgdr mark NAME`.
-pub(super) async fn run_mark(g: &Global, name: &str, json: bool) -> Result<i32, PgdrError> {
+pub(super) async fn run_mark(g: &Global, name: &str) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let m = commands::mark::run(&settings, g.database.as_deref(), name).await?;
-    if json {
+    if g.json {
         println!("{}", serde_json::to_string_pretty(&m).expect("json"));
     } else {
         println!(

@@ -18,6 +18,7 @@ pub(super) async fn run(
     settings: &Settings,
     opts: &r::RestoreOptions,
     a: &RestoreArgs,
+    json: bool,
     cancel: CancellationToken,
 ) -> Result<i32, PgdrError> {
     let t = TableOptions {
@@ -34,7 +35,7 @@ pub(super) async fn run(
         _ = cancel.cancelled() => return Err(interrupted()),
     };
     if a.dry_run {
-        if a.json {
+        if json {
             println!(
                 "{}",
                 serde_json::to_string_pretty(&plan_json(&plan)).expect("json")
@@ -45,7 +46,7 @@ pub(super) async fn run(
         }
         return Ok(exit::OK);
     }
-    if a.json {
+    if json {
         eprint!("{}", plan_text(&plan));
     } else {
         print!("{}", plan_text(&plan));
@@ -56,7 +57,7 @@ pub(super) async fn run(
         return Err(interrupted());
     }
     let (report, error) = r::execute_tables(plan).await;
-    if a.json {
+    if json {
         println!("{}", serde_json::to_string_pretty(&report).expect("json"));
     } else {
         print!("{}", report_text(&report));

@@ -125,7 +125,8 @@ where
 }
 
 fn interrupted(code: i32) -> Option<String> {
-    (code == exit::INTERRUPTED || code == 143).then(|| "interrupted by a signal".to_string())
+    (code == exit::INTERRUPTED || code == exit::TERMINATED)
+        .then(|| "interrupted by a signal".to_string())
 }
 
 /// The backups this run committed (started at or after `since`): their stored bytes and ids.

@@ -74,6 +74,9 @@ pub struct DatabaseStatus {
     pub labelled: Vec<LabelledBackup>,
     /// One line each, in operator words; empty when all is within limits.
     pub problems: Vec<String>,
+    /// Restoring is at risk now: no backup, or the newest one is too old, unreadable or failed
+    /// its verification (`status --nagios`: CRITICAL; the other problems are WARNING).
+    pub critical: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -210,6 +213,8 @@ pub fn assess(
     problems.extend(backup_problems(listed, &newest_backup, max_backup_age, now).map(p));
     let newest_verification = newest_verification(listed);
     problems.extend(newest.and_then(|e| failed_verification(e)).map(p));
+    // The checks above are the newest backup's own: any of them makes the database critical.
+    let critical = !problems.is_empty();
     let newest_drill = drills.last().map(|d| Drill {
         outcome: d.outcome,
         finished_at: d.finished_at,
@@ -244,6 +249,7 @@ pub fn assess(
         capture: None,
         labelled: Vec::new(),
         problems,
+        critical,
     }
 }
 

@@ -240,7 +240,13 @@ fn diff_refuses_a_backup_no_trusted_key_signed() {
     };
     let r = trusted("plain");
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
-    assert!(r.stdout.is_empty(), "nothing compared: {}", r.stdout);
+    // Nothing compared: with --json, stdout is the error object only.
+    let e = r.json();
+    assert!(e.get("identical").is_none(), "{e:#}");
+    assert!(
+        e["error"].as_str().unwrap().contains("is not signed"),
+        "{e:#}"
+    );
     assert!(r.stderr.contains("unsigned"), "{}", r.stderr);
     let r = trusted("signed");
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);

@@ -35,6 +35,7 @@ mod managed_held;
 mod managed_owners;
 mod names;
 mod objectlock;
+mod output;
 mod pitr;
 mod pitr_plan;
 mod replay;

@@ -112,7 +112,8 @@ fn database_names_that_are_not_plain_are_refused_before_anything_runs() {
                 c.arg("--database").arg(bad);
             }
             let r = run(c);
-            assert_eq!(r.code, 2, "{bad}: {r:?}");
+            // Rejected by argument parsing: a usage error.
+            assert_eq!(r.code, 64, "{bad}: {r:?}");
             assert!(
                 r.stderr
                     .contains(&format!("'{bad}' is not an allowed name"))
@@ -128,7 +129,7 @@ fn database_names_that_are_not_plain_are_refused_before_anything_runs() {
     c.args(["prune", "--database", "../etc", "--repo"])
         .arg(&repo);
     let r = run(c);
-    assert_eq!(r.code, 2, "{r:?}");
+    assert_eq!(r.code, 64, "{r:?}");
 }
 
 #[test]

@@ -526,7 +526,7 @@ fn interrupted_swap_leaves_the_original_untouched_and_in_place() {
     let status = child.wait().unwrap();
     let err = stderr_of(&mut child);
     unsafe { libc::kill(-pgid, libc::SIGKILL) }; // the sleeping wrapper
-    assert_eq!(status.code(), Some(130), "{err}");
+    assert_eq!(status.code(), Some(143), "{err}"); // SIGTERM: 128 + 15
     assert!(err.contains("interrupted"), "{err}");
     assert_eq!(counts(&w.pg, "app"), changed);
     assert!(!exists(&w.pg, "app_restoring"), "{err}");
