@@ -88,7 +88,10 @@ pub(super) fn plan_text(p: &TablePlan) -> String {
     };
     s.push_str(&format!("  tables ({}):\n", p.selected.tables.len()));
     for (sch, n) in &p.selected.tables {
-        s.push_str(&format!("    {verb} {sch}.{n}\n"));
+        let name = format!("{sch}.{n}");
+        let of = p.selected.partitions.iter().find(|(c, _)| *c == name);
+        let of = of.map(|(_, parent)| format!(" (partition of {parent})"));
+        s.push_str(&format!("    {verb} {name}{}\n", of.unwrap_or_default()));
     }
     s.push_str("  objects restored (archive order):\n");
     for o in &p.selected.objects {
@@ -124,6 +127,9 @@ pub(super) fn plan_json(p: &TablePlan) -> serde_json::Value {
         "target": p.target.describe(),
         "mode": p.mode,
         "tables": p.selected.tables.iter().map(|(s, n)| format!("{s}.{n}")).collect::<Vec<_>>(),
+        "partitions": p.selected.partitions.iter()
+            .map(|(c, parent)| json!({"table": c, "partition_of": parent}))
+            .collect::<Vec<_>>(),
         "objects": p.selected.objects,
         "skipped": p.selected.skipped,
         "incoming_foreign_keys": p.selected.incoming,
