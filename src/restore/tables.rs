@@ -158,7 +158,11 @@ fn add_partitions(
             break;
         }
     }
-    let order: HashMap<i32, usize> = toc.iter().enumerate().map(|(i, e)| (e.dump_id, i)).collect();
+    let order: HashMap<i32, usize> = toc
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.dump_id, i))
+        .collect();
     added.sort_by_key(|(id, _)| order[id]);
     added
 }

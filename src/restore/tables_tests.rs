@@ -103,8 +103,20 @@ fn partitioned() -> Vec<TocItem> {
         e(10, "TABLE DATA", "public", "events_2a", &[4]),
         e(11, "TABLE DATA", "public", "legacy", &[5]),
         e(12, "CONSTRAINT", "public", "events events_pkey", &[1]),
-        e(13, "CONSTRAINT", "public", "events_1 events_1_pkey", &[2, 12]),
-        e(14, "INDEX ATTACH", "public", "events_1_pkey", &[13, 12, 2, 1]),
+        e(
+            13,
+            "CONSTRAINT",
+            "public",
+            "events_1 events_1_pkey",
+            &[2, 12],
+        ),
+        e(
+            14,
+            "INDEX ATTACH",
+            "public",
+            "events_1_pkey",
+            &[13, 12, 2, 1],
+        ),
     ]
 }
 
@@ -130,7 +142,11 @@ fn a_partitioned_table_brings_its_partitions_at_every_level() {
             ]
         );
         // Attachments, data and the partitions' constraints; not the inheritance child.
-        assert_eq!(s.keep, vec![1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14], "into {into}");
+        assert_eq!(
+            s.keep,
+            vec![1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14],
+            "into {into}"
+        );
         assert!(s.skipped.is_empty(), "{:?}", s.skipped);
     }
     // A partition alone stays alone (its attachment refers to a parent not restored).
