@@ -266,6 +266,7 @@ async fn run_show(g: &Global, id: &str) -> Result<i32, PgdrError> {
     let settings = Settings::load(&overrides(g))?;
     let e = commands::list::show(&settings, g.database.as_deref(), id).await?;
     let signed = commands::list::signed_by(&settings, &e.manifest).await?;
+    let restores = commands::list::restores(&settings, &e.manifest).await?;
     let record_signed = match &e.verification {
         Some(v) => Some(commands::list::verification_signed_by(&settings, v).await?),
         None => None,
@@ -282,6 +283,8 @@ async fn run_show(g: &Global, id: &str) -> Result<i32, PgdrError> {
         v["keep_in_force"] = render::keep_json(&e);
         v["signed_by"] = serde_json::to_value(&signed).expect("json");
         v["last_verification_signed_by"] = serde_json::to_value(&record_signed).expect("json");
+        v["restores"] = serde_json::to_value(restores.iter().map(|(_, r)| r).collect::<Vec<_>>())
+            .expect("json");
         println!("{}", serde_json::to_string_pretty(&v).expect("json"));
     } else {
         print!("{}", render_entry(&e));
@@ -302,6 +305,7 @@ async fn run_show(g: &Global, id: &str) -> Result<i32, PgdrError> {
                 println!("{:<18} {err}", "  error");
             }
         }
+        print!("{}", restore_tables::restore_lines(&restores));
     }
     Ok(exit::OK)
 }

@@ -36,6 +36,7 @@ pub mod marks;
 pub mod records;
 pub mod replay_rate;
 pub mod replayable;
+mod restores;
 pub mod restoring;
 pub mod segments;
 mod select;

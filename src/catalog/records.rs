@@ -77,6 +77,8 @@ pub enum RestoreMode {
     /// A managed target (no SUPERUSER): restored into the existing database, which is never
     /// dropped or renamed (platform schemas kept, application schemas created).
     IntoExisting,
+    /// `pgdr restore --table`: selected tables into the live database (`tables` says which).
+    Tables,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +130,8 @@ pub struct RestoreRecord {
     pub host: String,
     /// A point-in-time restore: the anchor, segments, last commit and tables after the replay.
     pub replay: Option<crate::catalog::format::replayed::StoredReplayed>,
+    /// A table restore: the tables, into a schema or in place, cascaded foreign keys.
+    pub tables: Option<crate::catalog::format::restored_tables::StoredRestoredTables>,
     /// How the backup read was accepted: signed by a trusted key, or let through unsigned.
     pub backup_signature: Option<crate::catalog::format::signature::BackupSignature>,
 }

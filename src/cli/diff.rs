@@ -96,6 +96,7 @@ fn render(r: &DiffReport) -> String {
     );
     for t in &r.tables {
         let now = t.rows_now.map_or("-".into(), |n| n.to_string());
+        let before = t.rows_backup.map_or("-".into(), |n| n.to_string());
         let diff = match t.diff {
             None => "-".into(),
             Some(0) => "0".into(),
@@ -104,13 +105,14 @@ fn render(r: &DiffReport) -> String {
         let content = match t.content {
             Content::Same => "same",
             Content::Changed => "changed",
-            Content::Missing => "missing",
+            Content::Dropped => "dropped",
+            Content::New => "new",
             Content::NotCompared => "not compared",
         };
         let _ = writeln!(
             s,
             "{:<w$}  {:>14}  {:>10}  {:>8}  {content}",
-            t.table, t.rows_backup, now, diff
+            t.table, before, now, diff
         );
     }
     for l in &r.large_objects {
@@ -144,11 +146,11 @@ mod tests {
 
     #[test]
     fn the_before_after_table_reads_like_the_hand_written_one() {
-        let t = |table: &str, b: u64, now: Option<u64>, content| TableDiff {
+        let t = |table: &str, b: Option<u64>, now: Option<u64>, content| TableDiff {
             table: table.into(),
             rows_backup: b,
             rows_now: now,
-            diff: now.map(|n| n as i64 - b as i64),
+            diff: b.zip(now).map(|(b, n)| n as i64 - b as i64),
             content,
         };
         let r = DiffReport {
@@ -159,9 +161,10 @@ mod tests {
             target: "postgres@127.0.0.1:5432/app".into(),
             counts_only: false,
             tables: vec![
-                t("public.orders", 5, Some(3), Content::Changed),
-                t("public.profiles", 3, Some(3), Content::Same),
-                t("public.gone", 7, None, Content::Missing),
+                t("public.orders", Some(5), Some(3), Content::Changed),
+                t("public.profiles", Some(3), Some(3), Content::Same),
+                t("public.gone", Some(7), None, Content::Dropped),
+                t("public.audit", None, Some(12), Content::New),
             ],
             large_objects: vec![],
             schema: vec!["policy \"p\" on public.profiles: missing now".into()],
@@ -175,7 +178,8 @@ backup app/20261205T045835.874Z (before-migration), 2026-12-05 04:58:35 UTC vs p
 table            rows in backup    rows now      diff  content
 public.orders                 5           3        -2  changed
 public.profiles               3           3         0  same
-public.gone                   7           -         -  missing
+public.gone                   7           -         -  dropped
+public.audit                  -          12         -  new
 
 schema:
   policy \"p\" on public.profiles: missing now

@@ -19,6 +19,7 @@ fn mode_word(m: RestoreMode) -> &'static str {
         RestoreMode::IntoExisting => {
             "into the existing database (a managed target: it is never dropped or renamed)"
         }
+        RestoreMode::Tables => "tables (selected tables into the live database)",
     }
 }
 
@@ -142,7 +143,8 @@ fn plan_steps(p: &Plan) -> Vec<String> {
         "fails if other sessions are connected (add --terminate to end them)"
     };
     match p.mode {
-        RestoreMode::Create | RestoreMode::IntoExisting => {}
+        // A full restore's plan is never of mode Tables (`restore --table` has its own).
+        RestoreMode::Create | RestoreMode::IntoExisting | RestoreMode::Tables => {}
         RestoreMode::ReplaceEmpty => steps.push(format!("DROP DATABASE {}: {force}", p.name)),
         RestoreMode::Swap | RestoreMode::Clean => {
             if let Some(l) = &p.leftover {

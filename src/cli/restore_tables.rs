@@ -89,7 +89,10 @@ pub(super) fn plan_text(p: &TablePlan) -> String {
     };
     s.push_str(&format!("  tables ({}):\n", p.selected.tables.len()));
     for (sch, n) in &p.selected.tables {
-        s.push_str(&format!("    {verb} {sch}.{n}\n"));
+        let name = format!("{sch}.{n}");
+        let of = p.selected.partitions.iter().find(|(c, _)| *c == name);
+        let of = of.map(|(_, parent)| format!(" (partition of {parent})"));
+        s.push_str(&format!("    {verb} {name}{}\n", of.unwrap_or_default()));
     }
     s.push_str("  objects restored (archive order):\n");
     for o in &p.selected.objects {
@@ -125,6 +128,9 @@ pub(super) fn plan_json(p: &TablePlan) -> serde_json::Value {
         "target": p.target.describe(),
         "mode": p.mode,
         "tables": p.selected.tables.iter().map(|(s, n)| format!("{s}.{n}")).collect::<Vec<_>>(),
+        "partitions": p.selected.partitions.iter()
+            .map(|(c, parent)| json!({"table": c, "partition_of": parent}))
+            .collect::<Vec<_>>(),
         "objects": p.selected.objects,
         "skipped": p.selected.skipped,
         "incoming_foreign_keys": p.selected.incoming,
@@ -138,6 +144,7 @@ fn report_text(r: &TableReport) -> String {
     let mut s = String::new();
     if r.error.is_some() {
         s.push_str("table restore failed\n");
+        s.push_str(&record_line(r));
         return s;
     }
     s.push_str(&format!(
@@ -161,6 +168,50 @@ fn report_text(r: &TableReport) -> String {
                 s.push_str(&format!("  {d}\n"));
             }
         }
+    }
+    s.push_str(&record_line(r));
+    s
+}
+
+/// Where the restore record went, or why it is missing (the restore stands either way).
+fn record_line(r: &TableReport) -> String {
+    match (&r.record, &r.record_error) {
+        (Some(k), _) => format!("recorded: {k}\n"),
+        (None, Some(e)) => format!("warning: the restore record could not be written: {e}\n"),
+        (None, None) => String::new(),
+    }
+}
+
+/// `show`: one line per restore of the backup, a table restore with its tables and where
+/// they went.
+pub(super) fn restore_lines(restores: &[(String, crate::catalog::RestoreRecord)]) -> String {
+    use crate::catalog::format::restored_tables::StoredTableMode;
+    use crate::catalog::records::RestoreOutcome as O;
+    let mut s = String::new();
+    for (_, r) in restores {
+        let outcome = match r.outcome {
+            O::Restored => "restored, proven",
+            O::RestoredUnverified => "restored, not verified",
+            O::Differences => "restored with DIFFERENCES",
+            O::Failed => "FAILED",
+            O::Interrupted => "interrupted",
+        };
+        let what = match &r.tables {
+            Some(t) => {
+                let how = match (t.mode, &t.schema) {
+                    (StoredTableMode::Into, Some(sch)) => format!("into schema {sch}"),
+                    _ => "replaced".to_string(),
+                };
+                format!("tables {} {how}", t.tables.join(", "))
+            }
+            None => "database".to_string(),
+        };
+        s.push_str(&format!(
+            "{:<18} {} {what} on {}: {outcome}\n",
+            "restore",
+            r.started_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            r.target
+        ));
     }
     s
 }

@@ -55,3 +55,12 @@ pub async fn marks(
     }
     Ok(out)
 }
+
+/// The restores of a backup (full and `restore --table`), oldest first, with their keys.
+pub async fn restores(
+    settings: &Settings,
+    m: &crate::catalog::Manifest,
+) -> Result<Vec<(String, crate::catalog::RestoreRecord)>> {
+    let catalog = Catalog::open(settings).await?;
+    catalog.restores_of(&m.database, &m.id).await
+}

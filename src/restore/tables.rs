@@ -42,6 +42,8 @@ pub struct Selected {
     pub incoming: Vec<String>,
     /// Their dump ids (restored again by `--replace --cascade`).
     pub incoming_ids: Vec<i32>,
+    /// Partitions selected through their parent: ("public.events_2026_01", "public.events").
+    pub partitions: Vec<(String, String)>,
 }
 
 /// The TOC entries that follow a table without being one of the things restored with it.
@@ -68,6 +70,12 @@ pub fn select(
             tables.insert(e.dump_id);
             out.tables.push((e.namespace.clone(), e.tag.clone()));
         }
+    }
+    for (child, parent) in add_partitions(toc, &by_id, &mut tables) {
+        let e = by_id[&child];
+        out.tables.push((e.namespace.clone(), e.tag.clone()));
+        out.partitions
+            .push((format!("{}.{}", e.namespace, e.tag), parent));
     }
     for (s, n) in wanted {
         if !out.tables.iter().any(|(ts, tn)| ts == s && tn == n) {
@@ -109,6 +117,54 @@ pub fn select(
         }
     }
     Ok(out)
+}
+
+/// A partitioned table is restored with its partitions (pg_restore would attach partitions
+/// that are not there, and `--into` would move an empty parent): every partition of a
+/// selected table, at every level, joins `tables`. pg_dump ties a partition to its parent
+/// by a `TABLE ATTACH` entry named like the partition, depending on both; an inheritance
+/// child (no such entry) is a table of its own and is not added. Returns the partitions
+/// added, with their parents, in archive order.
+fn add_partitions(
+    toc: &[TocItem],
+    by_id: &HashMap<i32, &TocItem>,
+    tables: &mut HashSet<i32>,
+) -> Vec<(i32, String)> {
+    let mut added = Vec::new();
+    loop {
+        let before = added.len();
+        for e in toc.iter().filter(|e| e.desc == "TABLE ATTACH") {
+            let deps: Vec<&TocItem> = e
+                .dependencies
+                .iter()
+                .filter_map(|d| by_id.get(d).copied())
+                .filter(|d| is_table(d))
+                .collect();
+            let is_child = |d: &TocItem| d.namespace == e.namespace && d.tag == e.tag;
+            let (Some(child), Some(parent)) = (
+                deps.iter().find(|d| is_child(d)),
+                deps.iter().find(|d| !is_child(d)),
+            ) else {
+                continue;
+            };
+            if tables.contains(&parent.dump_id) && tables.insert(child.dump_id) {
+                added.push((
+                    child.dump_id,
+                    format!("{}.{}", parent.namespace, parent.tag),
+                ));
+            }
+        }
+        if added.len() == before {
+            break;
+        }
+    }
+    let order: HashMap<i32, usize> = toc
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.dump_id, i))
+        .collect();
+    added.sort_by_key(|(id, _)| order[id]);
+    added
 }
 
 /// The selected tables and every entry that depends on them, directly or through another

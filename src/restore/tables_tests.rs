@@ -86,3 +86,71 @@ fn the_list_names_each_entry() {
         ["3;", "9;"]
     );
 }
+
+/// public.events partitioned into events_1 and events_2, events_2 itself partitioned
+/// (events_2a); public.legacy inherits from events_1 without being a partition.
+fn partitioned() -> Vec<TocItem> {
+    vec![
+        e(1, "TABLE", "public", "events", &[]),
+        e(2, "TABLE", "public", "events_1", &[1]),
+        e(3, "TABLE", "public", "events_2", &[1]),
+        e(4, "TABLE", "public", "events_2a", &[3]),
+        e(5, "TABLE", "public", "legacy", &[2]),
+        e(6, "TABLE ATTACH", "public", "events_1", &[2, 1]),
+        e(7, "TABLE ATTACH", "public", "events_2", &[3, 1]),
+        e(8, "TABLE ATTACH", "public", "events_2a", &[4, 3]),
+        e(9, "TABLE DATA", "public", "events_1", &[2]),
+        e(10, "TABLE DATA", "public", "events_2a", &[4]),
+        e(11, "TABLE DATA", "public", "legacy", &[5]),
+        e(12, "CONSTRAINT", "public", "events events_pkey", &[1]),
+        e(
+            13,
+            "CONSTRAINT",
+            "public",
+            "events_1 events_1_pkey",
+            &[2, 12],
+        ),
+        e(
+            14,
+            "INDEX ATTACH",
+            "public",
+            "events_1_pkey",
+            &[13, 12, 2, 1],
+        ),
+    ]
+}
+
+#[test]
+fn a_partitioned_table_brings_its_partitions_at_every_level() {
+    for into in [true, false] {
+        let s = select(&partitioned(), &[t("public", "events")], &[], into).unwrap();
+        assert_eq!(
+            s.tables,
+            vec![
+                t("public", "events"),
+                t("public", "events_1"),
+                t("public", "events_2"),
+                t("public", "events_2a")
+            ]
+        );
+        assert_eq!(
+            s.partitions,
+            vec![
+                t("public.events_1", "public.events"),
+                t("public.events_2", "public.events"),
+                t("public.events_2a", "public.events_2")
+            ]
+        );
+        // Attachments, data and the partitions' constraints; not the inheritance child.
+        assert_eq!(
+            s.keep,
+            vec![1, 2, 3, 4, 6, 7, 8, 9, 10, 12, 13, 14],
+            "into {into}"
+        );
+        assert!(s.skipped.is_empty(), "{:?}", s.skipped);
+    }
+    // A partition alone stays alone (its attachment refers to a parent not restored).
+    let s = select(&partitioned(), &[t("public", "events_1")], &[], true).unwrap();
+    assert_eq!(s.tables, vec![t("public", "events_1")]);
+    assert!(s.partitions.is_empty());
+}

@@ -36,8 +36,10 @@ pub struct DiffOptions {
 pub enum Content {
     Same,
     Changed,
-    /// The table is gone from the live database.
-    Missing,
+    /// The table is in the backup and gone from the live database.
+    Dropped,
+    /// The table is in the live database and not in the backup (created since).
+    New,
     /// `--counts-only`.
     NotCompared,
 }
@@ -46,8 +48,9 @@ pub enum Content {
 #[derive(Debug, Clone, Serialize)]
 pub struct TableDiff {
     pub table: String,
-    pub rows_backup: u64,
-    /// None when the table is missing.
+    /// None for a table created since the backup.
+    pub rows_backup: Option<u64>,
+    /// None when the table was dropped since the backup.
     pub rows_now: Option<u64>,
     /// `rows_now - rows_backup`.
     pub diff: Option<i64>,
@@ -56,9 +59,10 @@ pub struct TableDiff {
 
 impl TableDiff {
     pub fn differs(&self) -> bool {
-        self.content == Content::Changed
-            || self.content == Content::Missing
-            || self.diff.is_some_and(|d| d != 0)
+        matches!(
+            self.content,
+            Content::Changed | Content::Dropped | Content::New
+        ) || self.diff.is_some_and(|d| d != 0)
     }
 }
 
@@ -127,6 +131,12 @@ pub async fn live(
     let mut tables = Vec::new();
     for t in &selected {
         tables.push(table_diff(&client, t, opts.counts_only).await?);
+    }
+    // Without --table, the tables created since the backup are rows of the table too.
+    if opts.tables.is_empty() {
+        for (schema, name) in new_tables(&client, fp).await? {
+            tables.push(new_table_diff(&client, &schema, &name).await?);
+        }
     }
     let large_objects = if opts.counts_only || !opts.tables.is_empty() {
         Vec::new()
@@ -270,28 +280,28 @@ async fn table_diff(client: &Client, t: &TableData, counts_only: bool) -> Result
     savepoint(client, "SAVEPOINT pgdr_table").await?;
     let rows_now = count(client, t).await?;
     let content = match (rows_now, counts_only) {
-        (None, _) => Content::Missing,
+        (None, _) => Content::Dropped,
         (Some(_), true) => Content::NotCompared,
         // A column of the backup's list that is gone makes the COPY fail: content changed.
         (Some(_), false) => match super::copy_digest(client, t, None).await? {
             Some(d) if d.rows == t.rows && d.hex() == t.digest => Content::Same,
             Some(_) => Content::Changed,
-            None => Content::Missing,
+            None => Content::Dropped,
         },
     };
     let end = match content {
-        Content::Missing => "ROLLBACK TO SAVEPOINT pgdr_table",
+        Content::Dropped => "ROLLBACK TO SAVEPOINT pgdr_table",
         _ => "RELEASE SAVEPOINT pgdr_table",
     };
     savepoint(client, end).await?;
     // The table is there but a column of the backup's is not: its content changed.
     let content = match (content, rows_now) {
-        (Content::Missing, Some(_)) => Content::Changed,
+        (Content::Dropped, Some(_)) => Content::Changed,
         (c, _) => c,
     };
     Ok(TableDiff {
         table,
-        rows_backup: t.rows,
+        rows_backup: Some(t.rows),
         rows_now,
         diff: rows_now.map(|n| n as i64 - t.rows as i64),
         content,
@@ -307,17 +317,70 @@ async fn savepoint(client: &Client, sql: &str) -> Result<()> {
 
 /// `count(*)` of a table, None when it is gone.
 async fn count(client: &Client, t: &TableData) -> Result<Option<u64>> {
+    count_rel(client, &t.schema, &t.name).await
+}
+
+async fn count_rel(client: &Client, schema: &str, name: &str) -> Result<Option<u64>> {
     // ONLY: a partition's rows are counted once, in the partition, as pg_dump dumps them.
-    let sql = format!(
-        "SELECT count(*) FROM ONLY {}.{}",
-        qi(&t.schema),
-        qi(&t.name)
-    );
+    let sql = format!("SELECT count(*) FROM ONLY {}.{}", qi(schema), qi(name));
     match client.query_one(sql.as_str(), &[]).await {
         Ok(r) => Ok(Some(r.get::<_, i64>(0) as u64)),
         Err(e) if e.code() == Some(&tokio_postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
-        Err(e) => Err(db_error(&format!("counting the rows of {}", key(t)), &e)),
+        Err(e) => Err(db_error(
+            &format!("counting the rows of {schema}.{name}"),
+            &e,
+        )),
     }
+}
+
+/// Tables with rows of their own (partitions, not their parents) that the live database has
+/// and the backup does not: neither data nor, in its schema fingerprint, the table itself.
+/// The tables pg_dump would dump: not in a system schema, not an extension's member.
+async fn new_tables(
+    client: &Client,
+    fp: &crate::fingerprint::Fingerprint,
+) -> Result<Vec<(String, String)>> {
+    let rows = client
+        .query(
+            "SELECT n.nspname::text, c.relname::text FROM pg_catalog.pg_class c
+               JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+              WHERE c.relkind = 'r' AND n.nspname !~ '^pg_' AND n.nspname <> 'information_schema'
+                AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                                 WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                                   AND e.objid = c.oid AND e.deptype = 'e')
+              ORDER BY n.nspname COLLATE \"C\", c.relname COLLATE \"C\"",
+            &[],
+        )
+        .await
+        .map_err(|e| db_error("listing the live tables", &e))?;
+    let in_schema = |k: &str| {
+        fp.schema
+            .as_ref()
+            .and_then(|s| s.sections.get("tables"))
+            .is_some_and(|t| t.contains_key(k))
+    };
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .filter(|(s, n)| {
+            !fp.data
+                .tables
+                .iter()
+                .any(|t| t.schema == *s && t.name == *n)
+                && !in_schema(&format!("{s}.{n}"))
+        })
+        .collect())
+}
+
+/// A table created since the backup: its rows now, nothing to compare them with.
+async fn new_table_diff(client: &Client, schema: &str, name: &str) -> Result<TableDiff> {
+    Ok(TableDiff {
+        table: format!("{schema}.{name}"),
+        rows_backup: None,
+        rows_now: count_rel(client, schema, name).await?,
+        diff: None,
+        content: Content::New,
+    })
 }
 
 /// Large objects of the backup that are gone or differ now.

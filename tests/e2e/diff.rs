@@ -190,7 +190,7 @@ fn diff_names_exactly_what_a_migration_changed() {
     let m = table(&j, "public.measurements");
     assert_eq!(
         (m["content"].as_str(), m["rows_now"].is_null()),
-        (Some("missing"), true)
+        (Some("dropped"), true)
     );
     let p = table(&j, "public.profiles");
     assert_eq!(
@@ -213,6 +213,109 @@ fn diff_names_exactly_what_a_migration_changed() {
     assert_eq!(r.code, 2, "{}\n{}", r.stdout, r.stderr);
     assert!(r.stderr.contains("--table public.nosuch"), "{}", r.stderr);
     assert!(r.stdout.is_empty(), "{}", r.stdout);
+}
+
+/// A table created after the backup is a row of its own ("new", rows now, none in the
+/// backup), a dropped one the other way round ("dropped", rows in the backup, none now), in
+/// the human table and in --json; both make the diff exit 1.
+#[test]
+fn diff_shows_a_new_table_and_a_dropped_one_as_rows() {
+    let w = World::local();
+    let events: i64 =
+        w.pg.psql("app", "SELECT count(*) FROM public.events_2026_01")
+            .trim()
+            .parse()
+            .unwrap();
+    assert!(events > 0);
+    w.run(&["backup", "--label", "before", "--quiet"]).ok();
+    w.pg.psql(
+        "app",
+        "CREATE TABLE public.audit (id int PRIMARY KEY, what text);
+         INSERT INTO public.audit SELECT i, 'a' || i FROM generate_series(1, 12) i;
+         CREATE SCHEMA extra; CREATE TABLE extra.\"Empty One\" (x int);
+         DROP TABLE public.events_2026_01;",
+    );
+    // The oracle: the live catalog and counts, not pgdr's.
+    let audit: i64 =
+        w.pg.psql("app", "SELECT count(*) FROM public.audit")
+            .trim()
+            .parse()
+            .unwrap();
+    assert_eq!(
+        w.pg.psql(
+            "app",
+            "SELECT count(*) FROM pg_class WHERE relname = 'events_2026_01'"
+        ),
+        "0"
+    );
+
+    let r = diff(&w, &["before", "--json"], false);
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let j = r.json();
+    assert_eq!(j["identical"], false);
+    let a = table(&j, "public.audit");
+    assert_eq!(
+        (&a["rows_backup"], &a["rows_now"], &a["diff"], &a["content"]),
+        (
+            &Value::Null,
+            &Value::from(audit),
+            &Value::Null,
+            &Value::from("new")
+        ),
+        "{a}"
+    );
+    let e = table(&j, "extra.Empty One");
+    assert_eq!(
+        (&e["rows_now"], &e["content"]),
+        (&Value::from(0), &Value::from("new"))
+    );
+    let d = table(&j, "public.events_2026_01");
+    assert_eq!(
+        (&d["rows_backup"], &d["rows_now"], &d["diff"], &d["content"]),
+        (
+            &Value::from(events),
+            &Value::Null,
+            &Value::Null,
+            &Value::from("dropped")
+        ),
+        "{d}"
+    );
+    // Exactly those three differ; the partitioned parent (no rows of its own) is no row.
+    assert_eq!(
+        differing(&j),
+        ["public.events_2026_01", "extra.Empty One", "public.audit"],
+        "{j:#}"
+    );
+    let human = diff(&w, &["before"], false);
+    assert_eq!(human.code, 1, "{}\n{}", human.stdout, human.stderr);
+    let row = |name: &str| {
+        human
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("{name} not in {}", human.stdout))
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        row("public.audit "),
+        ["public.audit", "-", &audit.to_string(), "-", "new"]
+    );
+    assert_eq!(
+        row("public.events_2026_01 "),
+        [
+            "public.events_2026_01",
+            &events.to_string(),
+            "-",
+            "-",
+            "dropped"
+        ]
+    );
+    // --table names backup tables only: no new rows are added to a narrowed diff.
+    let r = diff(&w, &["before", "--json", "--table", "public.orders"], false);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(r.json()["tables"].as_array().unwrap().len(), 1);
 }
 
 /// A fingerprint no trusted key signed could be made to match anything: with trust keys, diff

@@ -172,6 +172,20 @@ fn records_read_and_write_back_byte_for_byte() {
     let plain: RestoreRecord = pretty_round_trip("restore-v1.json");
     assert!(plain.previous_kept_as.is_none());
     assert!(plain.managed.is_empty());
+    assert!(plain.tables.is_none());
+}
+
+#[test]
+fn a_table_restore_record_is_format_2_with_its_tables() {
+    use super::restored_tables::{StoredTableMode, TABLE_RESTORE_FORMAT};
+    pretty_round_trip::<StoredRestore>("restore-tables-v2.json");
+    let r: RestoreRecord = pretty_round_trip("restore-tables-v2.json");
+    assert_eq!(r.format_version, TABLE_RESTORE_FORMAT);
+    assert_eq!(r.mode, crate::catalog::records::RestoreMode::Tables);
+    let t = r.tables.unwrap();
+    assert_eq!(t.mode, StoredTableMode::Into);
+    assert_eq!(t.tables, ["public.orders"]);
+    assert!(t.cascaded.is_empty() && t.skipped.len() == 1);
 }
 
 #[test]

@@ -23,6 +23,8 @@
 //! - records gain an optional `backup_signature` (how the backup was accepted: issue 19);
 //!   absent in older records, so still version 1.
 //! - key-check records (`pgdr drill --key-check`) 1.
+//! - restore records 2: `pgdr restore --table` records, with mode `tables` and the `tables`
+//!   object (`restored_tables`); full restores still write version 1.
 
 pub mod capture;
 pub mod fingerprint;
@@ -36,6 +38,7 @@ pub mod marks;
 pub mod records;
 pub mod replayable;
 pub mod replayed;
+pub mod restored_tables;
 pub mod segments;
 pub mod signature;
 

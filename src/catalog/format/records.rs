@@ -41,6 +41,7 @@ pub enum StoredRestoreMode {
     Clean,
     Swap,
     IntoExisting,
+    Tables,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +104,9 @@ pub struct StoredRestore {
     /// A point-in-time restore: what was replayed onto the dump (absent otherwise).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay: Option<super::replayed::StoredReplayed>,
+    /// `pgdr restore --table` (format 2): which tables, where, how (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tables: Option<super::restored_tables::StoredRestoredTables>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_signature: Option<super::signature::BackupSignature>,
 }
@@ -190,7 +194,7 @@ mirror_enum!(Outcome, StoredOutcome, [Passed, Failed, Error]);
 mirror_enum!(
     RestoreMode,
     StoredRestoreMode,
-    [Create, ReplaceEmpty, Clean, Swap, IntoExisting]
+    [Create, ReplaceEmpty, Clean, Swap, IntoExisting, Tables]
 );
 mirror_enum!(
     RestoreOutcome,
@@ -283,6 +287,7 @@ impl From<&RestoreRecord> for StoredRestore {
             host: r.host.clone(),
             backup_signature: r.backup_signature.clone(),
             replay: r.replay.clone(),
+            tables: r.tables.clone(),
         }
     }
 }
@@ -313,6 +318,7 @@ impl From<StoredRestore> for RestoreRecord {
             host: s.host,
             backup_signature: s.backup_signature,
             replay: s.replay,
+            tables: s.tables,
         }
     }
 }

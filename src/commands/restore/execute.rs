@@ -59,7 +59,8 @@ async fn clear_target(
     progress: &mut Progress,
 ) -> Result<()> {
     match plan.mode {
-        RestoreMode::Create | RestoreMode::IntoExisting => {}
+        // `restore --table` runs elsewhere (tables_exec): never a full restore's mode.
+        RestoreMode::Create | RestoreMode::IntoExisting | RestoreMode::Tables => {}
         RestoreMode::ReplaceEmpty => {
             clear_sessions(
                 client,
@@ -321,6 +322,7 @@ pub async fn execute(plan: Plan, cancel: CancellationToken) -> RestoreReport {
         managed: managed_lines(&plan, engine.as_ref()),
         host: records::hostname(),
         replay: progress.replayed.take(),
+        tables: None,
     };
     let record_key = plan
         .catalog

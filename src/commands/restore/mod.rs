@@ -23,6 +23,7 @@ mod replay_run;
 mod select;
 mod tables;
 mod tables_exec;
+mod tables_record;
 mod target;
 
 pub use execute::{execute, RestoreReport};

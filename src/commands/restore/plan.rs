@@ -250,7 +250,7 @@ pub(super) struct Backup {
     parsed: Vec<restore::globals::Statement>,
     pub(super) ids: Identities,
     pub(super) catalog: Catalog,
-    signature: crate::catalog::format::signature::BackupSignature,
+    pub(super) signature: crate::catalog::format::signature::BackupSignature,
     /// The plan's first notes: the signature's (when not proven), `--before`'s.
     pub(super) notes: Vec<String>,
 }

@@ -64,6 +64,8 @@ pub struct TablePlan {
     pub(super) globals_sql: String,
     pub(super) ids: Identities,
     pub(super) catalog: Catalog,
+    /// How the backup was accepted, for the restore record.
+    pub(super) signature: crate::catalog::format::signature::BackupSignature,
 }
 
 /// "public.orders" → ("public", "orders"); a name without a schema is refused (the search
@@ -150,6 +152,7 @@ pub async fn prepare_tables(
         globals_sql: backup.globals_sql,
         ids: backup.ids,
         catalog: backup.catalog,
+        signature: backup.signature,
     })
 }
 

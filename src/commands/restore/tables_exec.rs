@@ -20,6 +20,12 @@ pub struct TableReport {
     pub differences: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Where the restore record went (`app/restores/<start>.json`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record: Option<String>,
+    /// Why it could not be written (the restore itself stands).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_error: Option<String>,
 }
 
 impl TableReport {
@@ -32,28 +38,45 @@ impl TableReport {
     }
 }
 
-/// Run the plan; errors land in the report (the caller renders them).
+/// Run the plan and record it in the repository, as a full restore is; errors land in the
+/// report (the caller renders them).
 pub async fn execute_tables(plan: TablePlan) -> (TableReport, Option<PgdrError>) {
     let mut report = TableReport {
         backup_id: plan.manifest.id.to_string(),
         database: plan.name.clone(),
         ..Default::default()
     };
+    let mut timing = super::tables_record::Timing::start();
+    let error = run_and_prove(&plan, &mut report, &mut timing.timer).await;
+    let record = super::tables_record::record(&plan, &report, timing);
+    match plan.catalog.write_restore(&record).await {
+        Ok(key) => report.record = Some(key),
+        Err(e) => report.record_error = Some(e.message),
+    }
+    (report, error)
+}
+
+async fn run_and_prove(
+    plan: &TablePlan,
+    report: &mut TableReport,
+    timer: &mut crate::catalog::manifest::PhaseTimer,
+) -> Option<PgdrError> {
     let run = match &plan.mode {
-        TableMode::Replace => replace(&plan).await,
-        TableMode::Into(schema) => into(&plan, schema).await,
+        TableMode::Replace => replace(plan).await,
+        TableMode::Into(schema) => into(plan, schema).await,
     };
     if let Err(e) = run {
         report.error = Some(e.message.clone());
-        return (report, Some(e));
+        return Some(e);
     }
-    let Some(expected) = expected_data(&plan) else {
+    timer.done("restore");
+    let Some(expected) = expected_data(plan) else {
         let e = PgdrError::corrupt(format!(
             "restored, but backup {} has no fingerprint to prove the tables against",
             plan.manifest.id
         ));
         report.error = Some(e.message.clone());
-        return (report, Some(e));
+        return Some(e);
     };
     report.tables = expected
         .tables
@@ -62,19 +85,20 @@ pub async fn execute_tables(plan: TablePlan) -> (TableReport, Option<PgdrError>)
         .collect();
     report.rows = expected.tables.iter().map(|t| t.rows).sum();
     if plan.verify {
-        match prove(&plan, &expected).await {
+        match prove(plan, &expected).await {
             Ok(d) => {
                 report.verified = true;
                 report.differences = d;
+                timer.done("verify");
             }
             Err(e) => {
                 let e = e.context("restored, but the proof could not run");
                 report.error = Some(e.message.clone());
-                return (report, Some(e));
+                return Some(e);
             }
         }
     }
-    (report, None)
+    None
 }
 
 fn target_of(plan: &TablePlan) -> Target {
