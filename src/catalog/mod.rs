@@ -77,6 +77,9 @@ pub struct Entry {
     /// The newest keep record (`pgdr keep`), or why it cannot be read; see
     /// [`Entry::keep_rule`].
     pub keep: Option<std::result::Result<labels::KeepRecord, String>>,
+    /// The key id the manifest's signature names (None: unsigned), as `list` shows it: who
+    /// signed, not yet whether the signature holds (readers check that: `authenticate`).
+    pub signer: Option<String>,
 }
 
 /// One backup as listed: its manifest, or why it could not be read.
@@ -133,6 +136,8 @@ struct Keys {
     /// Every verification record's key per backup, oldest first.
     verifications: std::collections::HashMap<(String, BackupId), Vec<String>>,
     newest_keep: std::collections::HashMap<(String, BackupId), Key>,
+    /// Backups whose manifest has a signature object (only those are read for `signer`).
+    signed: std::collections::HashSet<(String, BackupId)>,
 }
 
 impl Repository {
@@ -284,7 +289,13 @@ impl Repository {
         // Verification records per backup: keys sort by time.
         let mut verifications: std::collections::HashMap<_, Vec<String>> = Default::default();
         let mut newest_keep = std::collections::HashMap::new();
+        let mut signed = std::collections::HashSet::new();
         for o in &objects {
+            if let Some(Key::Signature { of }) = Key::parse(&o.key) {
+                if let Key::Manifest { database, id } = *of {
+                    signed.insert((database, id));
+                }
+            }
             if let Some(k) = verification_key(o) {
                 verifications.entry(k).or_default().push(o.key.clone());
             }
@@ -312,6 +323,7 @@ impl Repository {
                 })
                 .collect(),
             newest_keep,
+            signed,
         })
     }
 
@@ -321,12 +333,17 @@ impl Repository {
             Some(key) => labels::newest_keep(self.load_keep(key).await),
             None => None,
         };
+        let signer = match keys.signed.contains(&(db.clone(), id.clone())) {
+            true => self.signer(&Key::manifest(&db, &id)).await,
+            false => None,
+        };
         match self.load_exact(&db, &id).await {
             Ok(manifest) => Listed::Ok(Box::new(Entry {
                 manifest,
                 verification,
                 dump_verification,
                 keep,
+                signer,
             })),
             Err(e) => Listed::Damaged {
                 database: db,

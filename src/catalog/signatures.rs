@@ -65,6 +65,18 @@ impl Repository {
         self.put_bytes(key, body).await
     }
 
+    /// The key id an object's signature names, for listings (an unreadable signature names
+    /// nobody; readers that use the object check it with `authenticate`).
+    pub(super) async fn signer(&self, key: &Key) -> Option<String> {
+        match self.get_bytes(&key.signature()).await {
+            Ok(b) => sign::signer(&b),
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "could not read the signature");
+                None
+            }
+        }
+    }
+
     /// Who signed an object (not checked against the bytes: for display).
     pub async fn signed_by(&self, key: &Key) -> Result<SignedBy> {
         let key_id = match self.get_bytes(&key.signature()).await {

@@ -20,6 +20,7 @@ mod capture_stop;
 mod capture_tls;
 mod chain;
 mod common;
+mod custody;
 mod diff;
 mod drill;
 mod drill_capture;
