@@ -74,7 +74,8 @@ pub(super) async fn rekey(
         ids: ids.to_vec(),
         all,
     };
-    for r in crate::rekey::run(&settings, &opts).await? {
+    let report = crate::rekey::run(&settings, &opts).await?;
+    for r in &report.backups {
         let what = if r.reencrypted {
             "re-encrypted to the current recipients"
         } else {
@@ -86,6 +87,27 @@ pub(super) async fn rekey(
             format!("; old objects removed: {}", r.removed.join(", "))
         };
         println!("{}/{}: {what}{removed}", r.database, r.backup_id);
+        print_locked(&r.kept_locked);
+    }
+    for s in &report.segments {
+        println!(
+            "{}: change segments: {} re-encrypted, {} already encrypted to the current recipients, {} old objects removed",
+            s.database,
+            s.reencrypted,
+            s.unchanged,
+            s.removed.len()
+        );
+        print_locked(&s.kept_locked);
     }
     Ok(exit::OK)
+}
+
+/// Old objects an Object Lock holds: they stay, and the operator learns until when.
+fn print_locked(kept: &[(String, chrono::DateTime<chrono::Utc>)]) {
+    for (what, until) in kept {
+        println!(
+            "  old object {what} stays until {} (Object Lock); run rekey again after that to remove it",
+            until.format("%Y-%m-%d %H:%M UTC")
+        );
+    }
 }
