@@ -183,7 +183,7 @@ async fn remove_old(catalog: &Catalog, m: &Manifest) -> Result<Removal> {
             if *id == m.id && file.ends_with(".age") && !named.contains(file.as_str()) {
                 match catalog.remove_unless_locked(&o.key).await? {
                     None => removed.push(file.clone()),
-                    Some(until) => kept.push((file.clone(), until)),
+                    Some(until) => kept.push((o.key.to_string(), until)),
                 }
             }
         }

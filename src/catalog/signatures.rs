@@ -273,9 +273,9 @@ fn why_not(bad: Option<BadSignature>) -> String {
         Some(BadSignature::UnknownKey(k)) => {
             format!("is signed by key {k}, which is not a trusted key")
         }
-        Some(BadSignature::Mismatch(k)) => format!(
-            "does not match its signature (key {k}): it was changed after it was signed"
-        ),
+        Some(BadSignature::Mismatch(k)) => {
+            format!("does not match its signature (key {k}): it was changed after it was signed")
+        }
         Some(BadSignature::Unreadable(e)) => format!("has an unreadable signature ({e})"),
     }
 }

@@ -34,6 +34,7 @@ mod managed_held;
 mod managed_owners;
 mod names;
 mod objectlock;
+mod objectlock_custody;
 mod pitr;
 mod pitr_plan;
 mod replay;

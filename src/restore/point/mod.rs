@@ -88,7 +88,10 @@ pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result
         PointSpec::Mark(name) => {
             let (m, signature) = mark(catalog, database, name).await?;
             let lsn = m.lsn.expect("checked");
-            (Target::Lsn(lsn), format!("mark {name} at {lsn} ({signature})"))
+            (
+                Target::Lsn(lsn),
+                format!("mark {name} at {lsn} ({signature})"),
+            )
         }
         PointSpec::Lsn(l) => (Target::Lsn(*l), format!("LSN {l}")),
         PointSpec::Time(t) => (Target::Time(*t), format!("time {}", t.to_rfc3339())),
@@ -147,10 +150,13 @@ pub async fn with_recorded_rate(
 
 /// The mark and how its signature stands (a planted mark is refused like a planted segment).
 async fn mark(catalog: &Catalog, database: &str, name: &str) -> Result<(Mark, String)> {
-    let (m, signature) = catalog.authenticated_mark(database, name).await?.ok_or_else(|| {
-        PgdrError::not_found(format!("database '{database}' has no mark '{name}'"))
-            .hint("`pgdr list` shows the marks")
-    })?;
+    let (m, signature) = catalog
+        .authenticated_mark(database, name)
+        .await?
+        .ok_or_else(|| {
+            PgdrError::not_found(format!("database '{database}' has no mark '{name}'"))
+                .hint("`pgdr list` shows the marks")
+        })?;
     if m.lsn.is_none() {
         return Err(PgdrError::usage(format!(
             "mark '{name}' of database '{database}' has no LSN: `pgdr mark` did not finish writing it, so it names no point"
