@@ -16,6 +16,7 @@
 //! <db>/jobs/<job>.lease                      Lease (which daemon runs a drill or prune)
 //! <db>/capture/state.json                    CaptureState (slot, publication, tables)
 //! <db>/capture/segments/<start>.seg.zst.age   Segment (change stream from <start>, hex LSN)
+//! <db>/capture/segments/<start>.k<tag>.seg.zst.age   Segment re-encrypted by `pgdr rekey`
 //! <db>/capture/segments/<start>.json          SegmentEntry (written last: the commit marker)
 //! <db>/capture/gaps/<from>.json               Gap (changes the repository does not hold)
 //! <db>/capture/not-replayable/<from>.json     NotReplayable (a window restore refuses)

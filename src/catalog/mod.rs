@@ -77,8 +77,7 @@ pub struct Entry {
     /// The newest keep record (`pgdr keep`), or why it cannot be read; see
     /// [`Entry::keep_rule`].
     pub keep: Option<std::result::Result<labels::KeepRecord, String>>,
-    /// The key id the manifest's signature names (None: unsigned), as `list` shows it: who
-    /// signed, not yet whether the signature holds (readers check that: `authenticate`).
+    /// Who signed the manifest (`signatures::Repository::signer`); None: unsigned.
     pub signer: Option<String>,
 }
 
@@ -136,8 +135,6 @@ struct Keys {
     /// Every verification record's key per backup, oldest first.
     verifications: std::collections::HashMap<(String, BackupId), Vec<String>>,
     newest_keep: std::collections::HashMap<(String, BackupId), Key>,
-    /// Backups whose manifest has a signature object (only those are read for `signer`).
-    signed: std::collections::HashSet<(String, BackupId)>,
 }
 
 impl Repository {
@@ -289,13 +286,7 @@ impl Repository {
         // Verification records per backup: keys sort by time.
         let mut verifications: std::collections::HashMap<_, Vec<String>> = Default::default();
         let mut newest_keep = std::collections::HashMap::new();
-        let mut signed = std::collections::HashSet::new();
         for o in &objects {
-            if let Some(Key::Signature { of }) = Key::parse(&o.key) {
-                if let Key::Manifest { database, id } = *of {
-                    signed.insert((database, id));
-                }
-            }
             if let Some(k) = verification_key(o) {
                 verifications.entry(k).or_default().push(o.key.clone());
             }
@@ -323,7 +314,6 @@ impl Repository {
                 })
                 .collect(),
             newest_keep,
-            signed,
         })
     }
 
@@ -333,10 +323,7 @@ impl Repository {
             Some(key) => labels::newest_keep(self.load_keep(key).await),
             None => None,
         };
-        let signer = match keys.signed.contains(&(db.clone(), id.clone())) {
-            true => self.signer(&Key::manifest(&db, &id)).await,
-            false => None,
-        };
+        let signer = self.signer(&Key::manifest(&db, &id)).await;
         match self.load_exact(&db, &id).await {
             Ok(manifest) => Listed::Ok(Box::new(Entry {
                 manifest,

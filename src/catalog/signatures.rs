@@ -70,11 +70,13 @@ impl Repository {
         self.put_bytes(key, body).await
     }
 
-    /// The key id an object's signature names, for listings (an unreadable signature names
-    /// nobody; readers that use the object check it with `authenticate`).
+    /// The key id an object's signature names, for `list`: who signed, not whether the
+    /// signature holds (readers that use the object check that: `authenticate`). None when
+    /// unsigned; an unreadable signature names nobody.
     pub(super) async fn signer(&self, key: &Key) -> Option<String> {
         match self.get_bytes(&key.signature()).await {
             Ok(b) => sign::signer(&b),
+            Err(e) if e.kind == Kind::NotFound => None,
             Err(e) => {
                 tracing::warn!(key = %key, error = %e, "could not read the signature");
                 None
