@@ -6,12 +6,20 @@
 //! its stored sha256 recomputed); then the manifest is replaced, signed, naming the new
 //! objects; only then are the old objects removed. Killed before the manifest, the backup
 //! still reads with the old key (the next run writes the new objects again); killed after
-//! it, with the new key (the next run removes the old objects). Change segments are not
-//! rekeyed yet.
+//! it, with the new key (the next run removes the old objects). The change segments of each
+//! rekeyed database follow the same way (`segments`): new object beside the old, entry
+//! replaced and re-signed last, old object removed after.
+//!
+//! On an Object Lock bucket an old object still locked is never deleted (no delete is sent:
+//! on a versioned bucket it would only hide it); the report names it and its retain-until
+//! date, and a run after that date removes it.
+
+mod segments;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::format::signature::Acceptance;
@@ -37,13 +45,22 @@ pub struct Rekeyed {
     pub reencrypted: bool,
     /// Old objects removed (by this run).
     pub removed: Vec<String>,
+    /// Old objects an Object Lock still holds: they stay until that date.
+    pub kept_locked: Vec<(String, DateTime<Utc>)>,
+}
+
+/// What rekey did: each backup, then the change segments of each rekeyed database.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RekeyReport {
+    pub backups: Vec<Rekeyed>,
+    pub segments: Vec<segments::SegmentsRekeyed>,
 }
 
 /// Test hook: `PGDR_REKEY_PAUSE=1` stops after the first new object is stored, before the
 /// manifest is replaced, so a test can kill rekey midway. Not for production use.
 const PAUSE_HOOK: &str = "PGDR_REKEY_PAUSE";
 
-pub async fn run(settings: &Settings, opts: &RekeyOptions) -> Result<Vec<Rekeyed>> {
+pub async fn run(settings: &Settings, opts: &RekeyOptions) -> Result<RekeyReport> {
     let ids = Arc::new(codec::require_identities(&settings.identities)?);
     let recipients = Arc::new(codec::parse_recipients(&settings.recipients)?);
     if settings.signing.key_file.is_none() {
@@ -68,6 +85,7 @@ pub async fn run(settings: &Settings, opts: &RekeyOptions) -> Result<Vec<Rekeyed
             targets.push(e.manifest);
         }
     }
+    let databases: BTreeSet<String> = targets.iter().map(|m| m.database.clone()).collect();
     let mut out = Vec::new();
     for m in targets {
         out.push(
@@ -81,7 +99,19 @@ pub async fn run(settings: &Settings, opts: &RekeyOptions) -> Result<Vec<Rekeyed
             .await?,
         );
     }
-    Ok(out)
+    let mut segs = Vec::new();
+    for db in databases {
+        let keys = segments::Keys {
+            ids: ids.clone(),
+            recipients: recipients.clone(),
+            wanted: &settings.recipients,
+        };
+        segs.push(segments::rekey(&catalog, &db, keys).await?);
+    }
+    Ok(RekeyReport {
+        backups: out,
+        segments: segs,
+    })
 }
 
 async fn rekey_one(
@@ -130,29 +160,35 @@ async fn rekey_one(
         new.codec.recipients = wanted.to_vec();
         catalog.commit(&new).await?;
     }
-    let removed = remove_old(catalog, &new).await?;
+    let (removed, kept_locked) = remove_old(catalog, &new).await?;
     Ok(Rekeyed {
         database: m.database.clone(),
         backup_id: m.id.to_string(),
         reencrypted,
         removed,
+        kept_locked,
     })
 }
 
+/// Old objects removed, and those an Object Lock still holds (with its date).
+type Removal = (Vec<String>, Vec<(String, DateTime<Utc>)>);
+
 /// Encrypted objects of the backup's folder that its manifest no longer names: the old
-/// objects of a finished (or killed after its manifest) rekey.
-async fn remove_old(catalog: &Catalog, m: &Manifest) -> Result<Vec<String>> {
+/// objects of a finished (or killed after its manifest) rekey. Locked ones stay.
+async fn remove_old(catalog: &Catalog, m: &Manifest) -> Result<Removal> {
     let named: BTreeSet<&str> = m.objects.iter().map(|o| o.file.as_str()).collect();
-    let mut removed = Vec::new();
+    let (mut removed, mut kept) = (Vec::new(), Vec::new());
     for o in catalog.objects(&m.database).await? {
         if let Key::Object { id, file, .. } = &o.key {
             if *id == m.id && file.ends_with(".age") && !named.contains(file.as_str()) {
-                catalog.remove(&o.key).await?;
-                removed.push(file.clone());
+                match catalog.remove_unless_locked(&o.key).await? {
+                    None => removed.push(file.clone()),
+                    Some(until) => kept.push((o.key.to_string(), until)),
+                }
             }
         }
     }
-    Ok(removed)
+    Ok((removed, kept))
 }
 
 /// Eight hex digits naming a set of recipients, so each rekey writes new names.

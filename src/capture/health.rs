@@ -325,6 +325,7 @@ mod tests {
             verification: None,
             dump_verification: None,
             keep: None,
+            signer: None,
         }))
     }
 

@@ -557,6 +557,7 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
         let key = Key::Segment {
             database: t.database.clone(),
             start: self.durable,
+            tag: None,
         };
         let header = Header::new(self.durable, t.system_id, t.timeline);
         self.seg = Some(Open {
@@ -609,6 +610,7 @@ impl<S: ChangeSource, H: Heartbeat> Runner<S, H> {
             pgdr_messages: seg.pgdr_messages,
             foreign_messages: seg.foreign,
             written_at: chrono::Utc::now(),
+            rekeyed: None,
         };
         t.repo.commit_segment(&entry).await?;
         if let Some(c) = change {

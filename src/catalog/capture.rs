@@ -1,4 +1,12 @@
 //! The capture state object (`<database>/capture/state.json`): read, checked, written.
+//!
+//! Not signed, by decision (issue 19): it is pgdr's working state (slot, publication, tables,
+//! start position), rewritten by `capture enable`/`disable`, `auto_add` and the runner, not
+//! evidence anyone restores from. What a restore trusts is signed where it is written: the
+//! segment entries (each holds its segment's sha256) and the marks. A planted state can only
+//! point the capture host at another slot or publication of the source it already connects
+//! to; the names are checked here before they reach a replication command, and the changes
+//! read that way are still the source's own, signed by the capture host.
 
 use super::format::capture::{CaptureState, CAPTURE_STATE_FORMAT};
 use super::{Key, Repository};

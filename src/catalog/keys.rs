@@ -16,6 +16,7 @@
 //! <db>/jobs/<job>.lease                      Lease (which daemon runs a drill or prune)
 //! <db>/capture/state.json                    CaptureState (slot, publication, tables)
 //! <db>/capture/segments/<start>.seg.zst.age   Segment (change stream from <start>, hex LSN)
+//! <db>/capture/segments/<start>.k<tag>.seg.zst.age   Segment re-encrypted by `pgdr rekey`
 //! <db>/capture/segments/<start>.json          SegmentEntry (written last: the commit marker)
 //! <db>/capture/gaps/<from>.json               Gap (changes the repository does not hold)
 //! <db>/capture/not-replayable/<from>.json     NotReplayable (a window restore refuses)
@@ -124,9 +125,12 @@ pub enum Key {
     CaptureState {
         database: String,
     },
+    /// `tag`: None as the capture writes it; `pgdr rekey` writes the re-encrypted object
+    /// beside the old one as `<start>.k<tag>.seg.zst.age` (its entry names the tag).
     Segment {
         database: String,
         start: Lsn,
+        tag: Option<String>,
     },
     SegmentEntry {
         database: String,
@@ -242,9 +246,14 @@ impl Key {
             Key::CaptureState { database } => {
                 format!("{database}/{CAPTURE_DIR}/{CAPTURE_STATE_FILE}")
             }
-            Key::Segment { database, start } => format!(
-                "{database}/{CAPTURE_DIR}/{SEGMENTS}/{}{SEGMENT_SUFFIX}",
-                start.to_key()
+            Key::Segment {
+                database,
+                start,
+                tag,
+            } => format!(
+                "{database}/{CAPTURE_DIR}/{SEGMENTS}/{}{}{SEGMENT_SUFFIX}",
+                start.to_key(),
+                tag.as_ref().map(|t| format!(".k{t}")).unwrap_or_default()
             ),
             Key::SegmentEntry { database, start } => {
                 format!(
@@ -352,10 +361,16 @@ impl Key {
         match rest {
             [CAPTURE_STATE_FILE] => Some(Key::CaptureState { database }),
             [SEGMENTS, file] => {
-                if let Some(start) = file.strip_suffix(SEGMENT_SUFFIX) {
+                if let Some(name) = file.strip_suffix(SEGMENT_SUFFIX) {
+                    let (start, tag) = match name.split_once(".k") {
+                        Some((start, tag)) if rekey_tag(tag) => (start, Some(s(tag))),
+                        Some(_) => return None,
+                        None => (name, None),
+                    };
                     Some(Key::Segment {
                         database,
                         start: Lsn::from_key(start)?,
+                        tag,
                     })
                 } else {
                     Some(Key::SegmentEntry {
@@ -393,6 +408,14 @@ impl serde::Serialize for Key {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.render())
     }
+}
+
+/// A rekeyed segment's tag (`pgdr rekey`): eight lower-case hex digits, nothing else.
+pub fn rekey_tag(tag: &str) -> bool {
+    tag.len() == 8
+        && tag
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 #[cfg(test)]
@@ -500,6 +523,12 @@ mod tests {
             Key::Segment {
                 database: database.clone(),
                 start,
+                tag: None,
+            },
+            Key::Segment {
+                database: database.clone(),
+                start,
+                tag: Some("0123abcd".into()),
             },
             Key::SegmentEntry {
                 database: database.clone(),
@@ -527,7 +556,12 @@ mod tests {
             assert_eq!(Key::parse(&s), Some(k), "{s}");
         }
         assert_eq!(
-            Key::Segment { database, start }.to_string(),
+            Key::Segment {
+                database,
+                start,
+                tag: None
+            }
+            .to_string(),
             "app/capture/segments/00000016B374D848.seg.zst.age"
         );
     }

@@ -135,6 +135,30 @@ impl Repository {
         }
     }
 
+    /// Remove `key` (and its signature) unless an Object Lock still holds it, asking the
+    /// object itself whatever this host's configuration says (rekey runs on a workstation
+    /// that may not carry the bucket's lock settings); a held object stays and its
+    /// retain-until date is returned. No delete is ever sent for it.
+    pub async fn remove_unless_locked(&self, key: &Key) -> Result<Option<DateTime<Utc>>> {
+        if lockable(key) {
+            let until = match self.store.retention(&key.render()).await {
+                Ok(r) => r.map(|r| r.until).filter(|u| *u > Utc::now()),
+                Err(e) if e.kind == crate::error::Kind::NotFound => None,
+                Err(e) => return Err(e),
+            };
+            if until.is_some() {
+                return Ok(until);
+            }
+        }
+        match self.remove(key).await {
+            Ok(()) => Ok(None),
+            Err(e) => match e.locked_until() {
+                Some(t) => Ok(Some(t)),
+                None => Err(e),
+            },
+        }
+    }
+
     /// The latest retain-until date among a backup's locked objects, if it is after `now`:
     /// deleting the backup now would fail (or, on a versioned bucket, only hide it).
     pub async fn backup_locked_until(

@@ -23,13 +23,36 @@ fn key(database: &str, name: &str) -> Key {
 }
 
 impl Repository {
+    /// Signed when this host has a signing key, like every record: a mark is a stop point
+    /// `restore --at-mark` trusts.
     pub async fn write_mark(&self, m: &Mark) -> Result<()> {
         check_name(&m.name)?;
-        self.put_json(&key(&m.database, &m.name), m).await
+        let body = serde_json::to_vec_pretty(m).map_err(|e| PgdrError::internal(e.to_string()))?;
+        self.put_signed(&key(&m.database, &m.name), bytes::Bytes::from(body))
+            .await
     }
 
     /// The mark of this name; None if there is none.
     pub async fn mark(&self, database: &str, name: &str) -> Result<Option<Mark>> {
+        Ok(self.read_mark(database, name).await?.map(|(m, _)| m))
+    }
+
+    /// The mark of this name and how its signature stands (see `authenticate_mark`): for
+    /// `restore --at-mark`, which refuses one a trusted key did not sign.
+    pub async fn authenticated_mark(
+        &self,
+        database: &str,
+        name: &str,
+    ) -> Result<Option<(Mark, String)>> {
+        let Some((m, bytes)) = self.read_mark(database, name).await? else {
+            return Ok(None);
+        };
+        let signature = self.authenticate_mark(&key(database, name), &bytes).await?;
+        Ok(Some((m, signature)))
+    }
+
+    /// The mark and its exact bytes.
+    async fn read_mark(&self, database: &str, name: &str) -> Result<Option<(Mark, Vec<u8>)>> {
         check_name(name)?;
         let k = key(database, name);
         let bytes = match self.get_bytes(&k).await {
@@ -52,7 +75,7 @@ impl Repository {
                 m.database, m.name
             )));
         }
-        Ok(Some(m))
+        Ok(Some((m, bytes)))
     }
 
     /// Every mark of a database, oldest first (unreadable ones are errors: a mark the

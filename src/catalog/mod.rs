@@ -78,6 +78,8 @@ pub struct Entry {
     /// The newest keep record (`pgdr keep`), or why it cannot be read; see
     /// [`Entry::keep_rule`].
     pub keep: Option<std::result::Result<labels::KeepRecord, String>>,
+    /// Who signed the manifest (`signatures::Repository::signer`); None: unsigned.
+    pub signer: Option<String>,
 }
 
 /// One backup as listed: its manifest, or why it could not be read.
@@ -322,12 +324,14 @@ impl Repository {
             Some(key) => labels::newest_keep(self.load_keep(key).await),
             None => None,
         };
+        let signer = self.signer(&Key::manifest(&db, &id)).await;
         match self.load_exact(&db, &id).await {
             Ok(manifest) => Listed::Ok(Box::new(Entry {
                 manifest,
                 verification,
                 dump_verification,
                 keep,
+                signer,
             })),
             Err(e) => Listed::Damaged {
                 database: db,

@@ -11,8 +11,8 @@ use crate::source::Lsn;
 pub use super::format::segments::{
     StoredClosedBy as ClosedBy, StoredCommit as Commit, StoredDigest as Digest,
     StoredForeignMessage as ForeignMessage, StoredGap as Gap, StoredGapCause as GapCause,
-    StoredRelation as RelationUsed, StoredSchemaChange as SchemaChange,
-    StoredSegmentEntry as SegmentEntry, CAPTURE_FORMAT,
+    StoredRekeyed as Rekeyed, StoredRelation as RelationUsed, StoredSchemaChange as SchemaChange,
+    StoredSegmentEntry as SegmentEntry, CAPTURE_FORMAT, REKEYED_FORMAT,
 };
 
 /// A segment entry as listed: read, or why not.
@@ -37,6 +37,7 @@ impl SegmentEntry {
         Key::Segment {
             database: self.database.clone(),
             start: self.start,
+            tag: self.rekeyed.as_ref().map(|r| r.tag.clone()),
         }
     }
 }
@@ -78,12 +79,21 @@ impl Repository {
         let bytes = self.get_bytes(&key).await?;
         let e: SegmentEntry = serde_json::from_slice(&bytes)
             .map_err(|e| PgdrError::corrupt(format!("{key}: not a segment entry: {e}")))?;
-        if e.format_version > CAPTURE_FORMAT {
+        if e.format_version > REKEYED_FORMAT {
             return Err(PgdrError::corrupt(format!(
-                "{key}: segment entry format {} is newer than this pgdr reads ({CAPTURE_FORMAT})",
+                "{key}: segment entry format {} is newer than this pgdr reads ({REKEYED_FORMAT})",
                 e.format_version
             ))
             .hint("upgrade pgdr"));
+        }
+        // The tag reaches the object's key: nothing but what rekey writes.
+        if let Some(r) = &e.rekeyed {
+            if !super::keys::rekey_tag(&r.tag) {
+                return Err(PgdrError::corrupt(format!(
+                    "{key}: rekeyed object tag '{}' was not written by pgdr",
+                    r.tag
+                )));
+            }
         }
         if e.start != start || e.database != database {
             return Err(PgdrError::corrupt(format!(

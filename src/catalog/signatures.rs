@@ -51,6 +51,11 @@ pub struct SignedBy {
 }
 
 impl Repository {
+    /// Whether this host checks signatures at all (rekey re-signs only what it could check).
+    pub fn has_trust_keys(&self) -> bool {
+        !self.signing.trust.is_empty()
+    }
+
     /// The key id this repository handle signs with, if any.
     pub fn signing_key_id(&self) -> Option<&str> {
         self.signing.key.as_deref().map(SigningKey::key_id)
@@ -63,6 +68,20 @@ impl Repository {
             self.put_bytes(&key.signature(), Bytes::from(sig)).await?;
         }
         self.put_bytes(key, body).await
+    }
+
+    /// The key id an object's signature names, for `list`: who signed, not whether the
+    /// signature holds (readers that use the object check that: `authenticate`). None when
+    /// unsigned; an unreadable signature names nobody.
+    pub(super) async fn signer(&self, key: &Key) -> Option<String> {
+        match self.get_bytes(&key.signature()).await {
+            Ok(b) => sign::signer(&b),
+            Err(e) if e.kind == Kind::NotFound => None,
+            Err(e) => {
+                tracing::warn!(key = %key, error = %e, "could not read the signature");
+                None
+            }
+        }
     }
 
     /// Who signed an object (not checked against the bytes: for display).
@@ -180,16 +199,7 @@ impl Repository {
                 Err(e) => return Err(e),
             };
             let Err(bad) = checked else { continue };
-            let why = match bad {
-                None => "is not signed".to_string(),
-                Some(BadSignature::UnknownKey(k)) => {
-                    format!("is signed by key {k}, which is not a trusted key")
-                }
-                Some(BadSignature::Mismatch(k)) => format!(
-                    "does not match its signature (key {k}): it was changed after it was signed"
-                ),
-                Some(BadSignature::Unreadable(e)) => format!("has an unreadable signature ({e})"),
-            };
+            let why = why_not(bad);
             if !self.signing.allow_unsigned {
                 return Err(PgdrError::crypto(format!("segment entry {key} {why}"))
                     .hint("the capture host signs segments with [signing] key_file; trust its key with [trust] keys")
@@ -199,6 +209,41 @@ impl Repository {
             unproven += 1;
         }
         Ok(unproven)
+    }
+
+    /// A mark `restore --at-mark` stops at, checked over `bytes` (the mark as read) under the
+    /// segments' rule: a planted or changed mark would move the stop point. Returns how the
+    /// plan describes its signature; refuses an unsigned or foreign one unless
+    /// `--allow-unsigned`.
+    pub(super) async fn authenticate_mark(&self, key: &Key, bytes: &[u8]) -> Result<String> {
+        let sig = match self.get_bytes(&key.signature()).await {
+            Ok(s) => Some(s),
+            Err(e) if e.kind == Kind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        if self.signing.trust.is_empty() {
+            return Ok(match sig.as_deref().and_then(sign::signer) {
+                Some(k) => format!("signed by key {k}, not checked: no trust keys configured"),
+                None => "unsigned (no trust keys configured)".to_string(),
+            });
+        }
+        let checked = match &sig {
+            None => Err(None),
+            Some(s) => self.signing.trust.check(bytes, s).map_err(Some),
+        };
+        match checked {
+            Ok(id) => Ok(format!("signed by trusted key {id}")),
+            Err(bad) => {
+                let why = why_not(bad);
+                if !self.signing.allow_unsigned {
+                    return Err(PgdrError::crypto(format!("mark {key} {why}"))
+                        .hint("`pgdr mark` signs marks with [signing] key_file; trust that key with [trust] keys")
+                        .hint("to restore to it once anyway, pass --allow-unsigned (recorded)"));
+                }
+                tracing::warn!(mark = %key, problem = %why, "used anyway: --allow-unsigned");
+                Ok(format!("NOT PROVEN: {why}; used by --allow-unsigned"))
+            }
+        }
     }
 
     /// `pgdr sign`: sign a committed backup's manifest as stored, after it proved its own
@@ -220,6 +265,20 @@ impl Repository {
         let sig = k.sign(&bytes, &key.to_string())?;
         self.put_bytes(&key.signature(), Bytes::from(sig)).await?;
         Ok(true)
+    }
+}
+
+/// Why an object's signature does not prove it, after the object's name.
+fn why_not(bad: Option<BadSignature>) -> String {
+    match bad {
+        None => "is not signed".to_string(),
+        Some(BadSignature::UnknownKey(k)) => {
+            format!("is signed by key {k}, which is not a trusted key")
+        }
+        Some(BadSignature::Mismatch(k)) => {
+            format!("does not match its signature (key {k}): it was changed after it was signed")
+        }
+        Some(BadSignature::Unreadable(e)) => format!("has an unreadable signature ({e})"),
     }
 }
 

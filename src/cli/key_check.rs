@@ -74,12 +74,12 @@ pub(super) async fn rekey(
         ids: ids.to_vec(),
         all,
     };
-    let done = crate::rekey::run(&settings, &opts).await?;
+    let report = crate::rekey::run(&settings, &opts).await?;
     if g.json {
-        println!("{}", serde_json::to_string_pretty(&done).expect("json"));
+        println!("{}", serde_json::to_string_pretty(&report).expect("json"));
         return Ok(exit::OK);
     }
-    for r in done {
+    for r in &report.backups {
         let what = if r.reencrypted {
             "re-encrypted to the current recipients"
         } else {
@@ -91,6 +91,27 @@ pub(super) async fn rekey(
             format!("; old objects removed: {}", r.removed.join(", "))
         };
         println!("{}/{}: {what}{removed}", r.database, r.backup_id);
+        print_locked(&r.kept_locked);
+    }
+    for s in &report.segments {
+        println!(
+            "{}: change segments: {} re-encrypted, {} already encrypted to the current recipients, {} old objects removed",
+            s.database,
+            s.reencrypted,
+            s.unchanged,
+            s.removed.len()
+        );
+        print_locked(&s.kept_locked);
     }
     Ok(exit::OK)
+}
+
+/// Old objects an Object Lock holds: they stay, and the operator learns until when.
+fn print_locked(kept: &[(String, chrono::DateTime<chrono::Utc>)]) {
+    for (what, until) in kept {
+        println!(
+            "  old object {what} stays until {} (Object Lock); run rekey again after that to remove it",
+            until.format("%Y-%m-%d %H:%M UTC")
+        );
+    }
 }

@@ -142,6 +142,8 @@ pub(super) fn listed_json(l: &Listed) -> serde_json::Value {
                 "label": m.label,
                 "note": m.note,
                 "keep": keep_json(e),
+                // Who signed the manifest (its key id), or "unsigned".
+                "signer": e.signer.as_deref().unwrap_or("unsigned"),
                 "status": "ok",
             })
         }

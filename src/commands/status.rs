@@ -412,6 +412,7 @@ mod tests {
             dump_verification: verification.clone(),
             verification,
             keep: None,
+            signer: None,
         }))
     }
 

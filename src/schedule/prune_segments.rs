@@ -91,9 +91,12 @@ pub fn plan(anchors: &[Anchor], objects: &[Stored], gaps: &[Gap]) -> SegmentPlan
             .iter()
             .map(|(s, k)| ((*k).clone(), object_of(*s)))
             .collect(),
+        // Without an entry, or a second object of a segment (the old one of a killed rekey).
         orphans: seg_objects
             .iter()
-            .filter(|(s, _)| *s < kept_start && !with_entry.contains(s))
+            .filter(|(s, k)| {
+                *s < kept_start && (!with_entry.contains(s) || object_of(*s).as_ref() != Some(*k))
+            })
             .map(|(_, k)| (*k).clone())
             .collect(),
         gaps: objects

@@ -158,3 +158,47 @@ fn without_a_kept_anchor_nothing_of_the_stream_goes() {
     assert_eq!(p.keep_from, None);
     assert!(p.segments.is_empty() && p.orphans.is_empty() && p.gaps.is_empty());
 }
+
+#[test]
+fn both_objects_of_a_segment_a_rekey_left_are_removed_with_it() {
+    let stored = |key: Key| crate::catalog::Stored {
+        key,
+        size: 1,
+        modified: None,
+    };
+    let seg = |start: u64, tag: Option<&str>| {
+        stored(Key::Segment {
+            database: "app".into(),
+            start: Lsn(start),
+            tag: tag.map(str::to_string),
+        })
+    };
+    let entry = |start: u64| {
+        stored(Key::SegmentEntry {
+            database: "app".into(),
+            start: Lsn(start),
+        })
+    };
+    // Segment 0x100 rekeyed, its old object still there (a rekey killed after its entry).
+    let objects = vec![
+        entry(0x100),
+        seg(0x100, None),
+        seg(0x100, Some("0123abcd")),
+        entry(0x200),
+        seg(0x200, None),
+    ];
+    let a = [segments::Anchor {
+        id: crate::catalog::BackupId::from_time(at(NOW)),
+        cut: Lsn(0x250),
+        kept_by_rules: true,
+    }];
+    let p = segments::plan(&a, &objects, &[]);
+    assert_eq!(p.segments.len(), 1);
+    let mut gone: Vec<Key> = p.orphans.clone();
+    gone.extend(p.segments[0].1.clone());
+    gone.sort();
+    assert_eq!(
+        gone,
+        vec![seg(0x100, None).key, seg(0x100, Some("0123abcd")).key]
+    );
+}

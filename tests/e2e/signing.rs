@@ -434,7 +434,10 @@ fn segments_signed_by_the_capture_host_are_replayed_and_unsigned_ones_refused() 
         "app",
         "INSERT INTO t SELECT g, 'b' FROM generate_series(11, 20) g",
     );
-    w.run(&["mark", "end"]).ok();
+    // Marks are signed too: restore --at-mark refuses one a trusted key did not sign.
+    let mut c = w.pgdr(&["mark", "end"]);
+    c.arg("--signing-key").arg(&host);
+    run(c).ok();
     // Wait until the stored changes reach the mark (the plan stops refusing it).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     let plan = loop {

@@ -247,6 +247,18 @@ fn capture_segment_entries_and_gaps_read_and_write_back_byte_for_byte() {
     assert_eq!(counted.transactions, e.transactions);
     let g: StoredGap = pretty_round_trip("gap-v1.json");
     assert!(g.to > g.from);
+    // Rewritten by `pgdr rekey`: format 2, the tagged object and its recipients.
+    let r: StoredSegmentEntry = pretty_round_trip("segment-entry-v2-rekeyed.json");
+    assert_eq!(r.format_version, super::segments::REKEYED_FORMAT);
+    let rekeyed = r.rekeyed.as_ref().expect("rekeyed");
+    assert_eq!(rekeyed.tag, "5f0c2a9e");
+    assert_eq!(
+        r.object_key().to_string(),
+        format!(
+            "app/capture/segments/{}.k5f0c2a9e.seg.zst.age",
+            r.start.to_key()
+        )
+    );
 }
 
 #[test]

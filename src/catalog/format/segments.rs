@@ -10,6 +10,9 @@ use crate::source::Lsn;
 
 /// The format of segment entries and gaps written today.
 pub const CAPTURE_FORMAT: u32 = 1;
+/// The format of an entry `pgdr rekey` rewrote (it names a tagged object, which a reader of
+/// format 1 would not find): readers read up to this one.
+pub const REKEYED_FORMAT: u32 = 2;
 
 /// One stored segment: what it covers and how to prove its bytes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,6 +48,19 @@ pub struct StoredSegmentEntry {
     /// `pgdr`-prefixed messages pgdr did not write: ignored for coverage, reported.
     pub foreign_messages: Vec<StoredForeignMessage>,
     pub written_at: DateTime<Utc>,
+    /// Set by `pgdr rekey` (format 2): the object is `<start>.k<tag>.seg.zst.age`, encrypted
+    /// to these recipients. Absent as the capture writes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rekeyed: Option<StoredRekeyed>,
+}
+
+/// A segment re-encrypted by `pgdr rekey`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredRekeyed {
+    /// Eight hex digits naming the recipient set, in the object's name.
+    pub tag: String,
+    pub recipients: Vec<String>,
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

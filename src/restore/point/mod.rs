@@ -86,9 +86,12 @@ pub async fn plan(catalog: &Catalog, database: &str, spec: &PointSpec) -> Result
     let inputs = inputs(catalog, database).await?;
     let (target, described) = match spec {
         PointSpec::Mark(name) => {
-            let m = mark(catalog, database, name).await?;
+            let (m, signature) = mark(catalog, database, name).await?;
             let lsn = m.lsn.expect("checked");
-            (Target::Lsn(lsn), format!("mark {name} at {lsn}"))
+            (
+                Target::Lsn(lsn),
+                format!("mark {name} at {lsn} ({signature})"),
+            )
         }
         PointSpec::Lsn(l) => (Target::Lsn(*l), format!("LSN {l}")),
         PointSpec::Time(t) => (Target::Time(*t), format!("time {}", t.to_rfc3339())),
@@ -145,18 +148,22 @@ pub async fn with_recorded_rate(
     Ok(p.with_rate(catalog.last_replay_rate(database).await?))
 }
 
-async fn mark(catalog: &Catalog, database: &str, name: &str) -> Result<Mark> {
-    let m = catalog.mark(database, name).await?.ok_or_else(|| {
-        PgdrError::not_found(format!("database '{database}' has no mark '{name}'"))
-            .hint("`pgdr list` shows the marks")
-    })?;
+/// The mark and how its signature stands (a planted mark is refused like a planted segment).
+async fn mark(catalog: &Catalog, database: &str, name: &str) -> Result<(Mark, String)> {
+    let (m, signature) = catalog
+        .authenticated_mark(database, name)
+        .await?
+        .ok_or_else(|| {
+            PgdrError::not_found(format!("database '{database}' has no mark '{name}'"))
+                .hint("`pgdr list` shows the marks")
+        })?;
     if m.lsn.is_none() {
         return Err(PgdrError::usage(format!(
             "mark '{name}' of database '{database}' has no LSN: `pgdr mark` did not finish writing it, so it names no point"
         ))
         .hint("restore to a time or an LSN instead"));
     }
-    Ok(m)
+    Ok((m, signature))
 }
 
 async fn anchors(catalog: &Catalog, database: &str) -> Result<Vec<Anchor>> {

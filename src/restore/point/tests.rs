@@ -39,6 +39,7 @@ fn seg(start: u64, end: u64, first: Option<(u64, i64)>, last: Option<(u64, i64)>
         pgdr_messages: Vec::new(),
         foreign_messages: Vec::new(),
         written_at: t0(),
+        rekeyed: None,
     }
 }
 
