@@ -155,7 +155,16 @@ async fn backup_one(
     } = prepared;
     let snapshot_info = SnapshotInfo::of(&snapshot);
     // The snapshot transaction ends either way; its failure matters only if all else worked.
-    let released = snapshot.release().await;
+    // After a failure the session may still be running a catalog query that waits on a lock
+    // (a stop does not cancel it server-side); a COMMIT would queue behind it. Dropping the
+    // connection ends the transaction (and an anchor's temporary slot) without waiting.
+    let released = match &result {
+        Ok(_) => snapshot.release().await,
+        Err(_) => {
+            drop(snapshot);
+            Ok(())
+        }
+    };
     let o = match result.and_then(|r| released.map(|_| r)) {
         Ok(r) => r,
         Err(e) => {

@@ -18,7 +18,7 @@ use crate::catalog::manifest::{ObjectRecord, PhaseTimer};
 use crate::catalog::{self, sensitive, BackupId, Catalog};
 use crate::codec::EncodeParams;
 use crate::config::Database;
-use crate::error::{PgdrError, Result};
+use crate::error::{Kind, PgdrError, Result};
 use crate::fingerprint::schema::{self, SchemaFingerprint};
 use crate::fingerprint::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
@@ -105,7 +105,17 @@ pub(super) async fn upload(
             start.elapsed(),
         ))
     };
-    let schema = capture_schema(catalog, db, p, params, &secret_key, start);
+    // Catalog queries can wait on a lock a migration holds (the children are killed by the
+    // token; a query has to be raced with it), and a stop must not wait with them.
+    let schema = async {
+        tokio::select! {
+            r = capture_schema(catalog, db, p, params, &secret_key, start) => r,
+            _ = f.stop.cancelled() => Err(PgdrError::new(
+                Kind::Interrupted,
+                format!("database '{}': interrupted while fingerprinting the schema", db.name),
+            )),
+        }
+    };
     let dump = dump_object(catalog, db, p, params, opts, &dump_args, &dump_key, &f.stop);
     let (g, s, d) = tokio::join!(
         async { f.watch("globals", globals.await) },

@@ -180,6 +180,9 @@ pub(super) enum Cmd {
         repo: RepoArgs,
         #[command(flatten)]
         source: SourceArgs,
+        /// The mark is signed like a manifest (restore --at-mark checks it).
+        #[command(flatten)]
+        sign: SignArgs,
     },
     /// Change capture between dumps: enable, disable, doctor.
     Capture(super::capture::CaptureArgs),

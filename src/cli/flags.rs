@@ -255,7 +255,9 @@ fn take_command(cmd: &Cmd, g: &mut Global) {
         Cmd::Status(a) => take!(g; a.repo, a.source, a.encrypt),
         Cmd::Schedule(a) => take!(g; a.repo, a.source),
         Cmd::Daemon(a) => take!(g; a.repo, a.source, a.encrypt, a.decrypt, a.sign, a.trust),
-        Cmd::Mark { repo, source, .. } => take!(g; repo, source),
+        Cmd::Mark {
+            repo, source, sign, ..
+        } => take!(g; repo, source, sign),
         Cmd::Capture(a) => take_capture(&a.cmd, g),
         Cmd::Config {
             cmd:

@@ -20,8 +20,9 @@ fn without_source(w: &World, args: &[&str], env: &[(&str, String)]) -> Command {
     let mut c = pgdr_cmd();
     c.args(args);
     w.repo.apply(&mut c);
-    c.arg("--recipient").arg(&w.recipient);
-    c.arg("--identity").arg(&w.identity);
+    // As variables: each command reads only those of the flags it takes.
+    c.env("PGDR_RECIPIENT", &w.recipient);
+    c.env("PGDR_IDENTITY", &w.identity);
     for (k, v) in env {
         c.env(k, v);
     }

@@ -80,10 +80,9 @@ pub(crate) struct Captured {
 
 /// `cmd` with the signing key (writers) and the trust key (readers) of `c`.
 pub(crate) fn signed(c: &Captured, mut cmd: std::process::Command) -> std::process::Command {
-    cmd.arg("--signing-key")
-        .arg(&c.host)
-        .arg("--trust-key")
-        .arg(&c.host_pub);
+    // As variables: each command reads only those of the flags it takes.
+    cmd.env("PGDR_SIGNING_KEY", &c.host)
+        .env("PGDR_TRUST_KEYS", &c.host_pub);
     cmd
 }
 

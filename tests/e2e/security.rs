@@ -90,7 +90,10 @@ fn markers() -> Vec<(String, String)> {
         format!("secret{}", random_hex()),
     ));
     v.push(("PGOPTIONS".into(), "-c work_mem=77kB".into()));
-    v.push(("PGSERVICE".into(), "bogus".into()));
+    // PGSERVICE is no marker any more: pgdr itself honours it for the source, as psql does
+    // (e2e conventions); a libpq variable pgdr does not read takes its place, one that would
+    // make a child's connection to a primary fail if it leaked.
+    v.push(("PGTARGETSESSIONATTRS".into(), "read-only".into()));
     v
 }
 
