@@ -155,16 +155,7 @@ async fn backup_one(
     } = prepared;
     let snapshot_info = SnapshotInfo::of(&snapshot);
     // The snapshot transaction ends either way; its failure matters only if all else worked.
-    // After a failure the session may still be running a catalog query that waits on a lock
-    // (a stop does not cancel it server-side); a COMMIT would queue behind it. Dropping the
-    // connection ends the transaction (and an anchor's temporary slot) without waiting.
-    let released = match &result {
-        Ok(_) => snapshot.release().await,
-        Err(_) => {
-            drop(snapshot);
-            Ok(())
-        }
-    };
+    let released = end_snapshot(snapshot, result.is_ok()).await;
     let o = match result.and_then(|r| released.map(|_| r)) {
         Ok(r) => r,
         Err(e) => {
@@ -267,6 +258,18 @@ async fn prepare(
             Kind::Interrupted,
             format!("database '{}': interrupted before the dump started; nothing was written", db.name),
         )),
+    }
+}
+
+/// After a failure the session may still be running a catalog query that waits on a lock (a
+/// stop does not cancel it server-side), and a COMMIT would queue behind it: dropping the
+/// connection ends the transaction (and an anchor's temporary slot) without waiting.
+async fn end_snapshot(snapshot: Snapshot, succeeded: bool) -> Result<()> {
+    if succeeded {
+        snapshot.release().await
+    } else {
+        drop(snapshot);
+        Ok(())
     }
 }
 

@@ -105,17 +105,7 @@ pub(super) async fn upload(
             start.elapsed(),
         ))
     };
-    // Catalog queries can wait on a lock a migration holds (the children are killed by the
-    // token; a query has to be raced with it), and a stop must not wait with them.
-    let schema = async {
-        tokio::select! {
-            r = capture_schema(catalog, db, p, params, &secret_key, start) => r,
-            _ = f.stop.cancelled() => Err(PgdrError::new(
-                Kind::Interrupted,
-                format!("database '{}': interrupted while fingerprinting the schema", db.name),
-            )),
-        }
-    };
+    let schema = capture_schema(catalog, db, p, params, &secret_key, start, &f.stop);
     let dump = dump_object(catalog, db, p, params, opts, &dump_args, &dump_key, &f.stop);
     let (g, s, d) = tokio::join!(
         async { f.watch("globals", globals.await) },
@@ -184,9 +174,18 @@ async fn capture_schema(
     params: &Arc<EncodeParams>,
     key: &catalog::Key,
     start: Instant,
+    stop: &CancellationToken,
 ) -> Result<(SchemaFingerprint, ObjectRecord, Duration)> {
-    let mut schema = schema::capture(&p.snapshot.client)
-        .await
+    // Catalog queries can wait on a lock a migration holds (the children are killed by the
+    // token; a query has to be raced with it), and a stop must not wait with them.
+    let captured = tokio::select! {
+        r = schema::capture(&p.snapshot.client) => r,
+        _ = stop.cancelled() => Err(PgdrError::new(
+            Kind::Interrupted,
+            format!("database '{}': interrupted while fingerprinting the schema", db.name),
+        )),
+    };
+    let mut schema = captured
         .map_err(|e| e.context(format!("database '{}': fingerprinting the schema", db.name)))?;
     let secret = crate::fingerprint::sensitive::split(&mut schema);
     let plain = std::io::Cursor::new(sensitive::to_bytes(&secret)?);
