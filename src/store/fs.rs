@@ -1,6 +1,6 @@
 //! The local-directory repository: the embedded default.
 //!
-//! Writes go to a `.partial` sibling, are fsynced, then renamed into place, and the directory
+//! Writes go to a `.partial` sibling (written out as it grows, [`super::writeback`]), are fsynced, then renamed into place, and the directory
 //! is fsynced, so a crash or a full disk never leaves a truncated object under its real name.
 //!
 //! The repository holds manifests and records in clear: folders are created 0700 and files
@@ -12,12 +12,11 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
 use tokio_util::io::ReaderStream;
 
 use chrono::{DateTime, Utc};
 
+use super::writeback::{self, WriteError};
 use super::{validate_key, ByteStream, Leftover, ObjectInfo, Store};
 use crate::error::{Kind, PgdrError, Result};
 
@@ -118,7 +117,7 @@ async fn sync_dir(dir: &Path) -> io::Result<()> {
 
 #[async_trait::async_trait]
 impl Store for FsStore {
-    async fn put(&self, key: &str, mut body: ByteStream) -> Result<u64> {
+    async fn put(&self, key: &str, body: ByteStream) -> Result<u64> {
         let path = self.path(key).await?;
         let dir = path.parent().expect("key has a parent").to_path_buf();
         tokio::fs::DirBuilder::new()
@@ -135,7 +134,7 @@ impl Store for FsStore {
         // Removes the partial file unless disarmed: covers errors and a dropped future alike.
         let mut guard = RemoveOnDrop(None);
         // create_new (O_EXCL) never follows a link at the partial's name.
-        let mut file = tokio::fs::OpenOptions::new()
+        let file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(FILE_MODE)
@@ -143,23 +142,17 @@ impl Store for FsStore {
             .await
             .map_err(|e| self.err("creating", key, e))?;
         guard.0 = Some(partial.clone());
-        let mut size = 0u64;
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| {
-                crate::error::from_io(e, format_args!("producing {key}"), Kind::Internal)
-            })?;
-            file.write_all(&chunk)
-                .await
-                .map_err(|e| self.err("writing", key, e))?;
-            size += chunk.len() as u64;
-        }
-        file.flush()
-            .await
-            .map_err(|e| self.err("writing", key, e))?;
-        file.sync_all()
-            .await
-            .map_err(|e| self.err("syncing", key, e))?;
-        drop(file);
+        let size = match writeback::write_synced(file.into_std().await, body).await {
+            Ok(size) => size,
+            Err(WriteError::Body(e)) => {
+                return Err(crate::error::from_io(
+                    e,
+                    format_args!("producing {key}"),
+                    Kind::Internal,
+                ))
+            }
+            Err(WriteError::File(e)) => return Err(self.err("writing", key, e)),
+        };
         tokio::fs::rename(&partial, &path)
             .await
             .map_err(|e| self.err("renaming into place", key, e))?;

@@ -22,6 +22,7 @@ pub mod fs;
 #[cfg(test)]
 pub mod memory;
 pub mod s3;
+mod writeback;
 
 /// A stream of chunks. An `Err` item means the producer failed: the store must then discard
 /// what it received and leave nothing visible under the key.
