@@ -4,13 +4,9 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper_util::client::legacy::Client;
-
 use super::heartbeat::{self, Ping};
 use super::metrics::Metrics;
-use super::webhook::{https_client, Https, Notification, Notifier};
+use super::webhook::{https_client, Notification, Notifier};
 use crate::config::notify::{EmailSettings, HeartbeatSettings, NotifySettings};
 use crate::config::ops::WebhookSettings;
 
@@ -18,7 +14,6 @@ pub struct Alerts {
     webhooks: Notifier,
     heartbeats: Vec<HeartbeatSettings>,
     emails: Vec<EmailSettings>,
-    client: Client<Https, Full<Bytes>>,
 }
 
 impl Alerts {
@@ -31,7 +26,6 @@ impl Alerts {
             webhooks: Notifier::new(webhooks, metrics),
             heartbeats: notify.heartbeats.clone(),
             emails: notify.emails.clone(),
-            client: https_client(),
         }
     }
 
@@ -52,7 +46,7 @@ impl Alerts {
             .iter()
             .filter(|h| heartbeat::wants(h, database, job));
         futures::future::join_all(
-            wanted.map(|h| heartbeat::ping(&self.client, h, Ping::Start, &body)),
+            wanted.map(|h| heartbeat::ping(https_client(), h, Ping::Start, &body)),
         )
         .await;
     }
@@ -75,7 +69,7 @@ impl Alerts {
             .heartbeats
             .iter()
             .filter(|h| heartbeat::wants(h, &n.database, job))
-            .map(|h| heartbeat::ping(&self.client, h, p, &body));
+            .map(|h| heartbeat::ping(https_client(), h, p, &body));
         futures::future::join_all(beats).await;
     }
 

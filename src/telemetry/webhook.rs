@@ -101,8 +101,15 @@ impl Notification {
 }
 
 /// The HTTP(S) client webhooks and heartbeats share: native roots, or none (with a warning)
-/// so plain-http receivers still work on a host without CA certificates.
-pub(super) fn https_client() -> Client<Https, Full<Bytes>> {
+/// so plain-http receivers still work on a host without CA certificates. Built on first use,
+/// once per process: reading the system's ~150 CA certificates took 10 ms per client, and
+/// every command (a backup with no webhook configured too) used to pay it twice at start-up.
+pub(super) fn https_client() -> &'static Client<Https, Full<Bytes>> {
+    static CLIENT: std::sync::OnceLock<Client<Https, Full<Bytes>>> = std::sync::OnceLock::new();
+    CLIENT.get_or_init(build_https_client)
+}
+
+fn build_https_client() -> Client<Https, Full<Bytes>> {
     let provider = rustls::crypto::aws_lc_rs::default_provider();
     let builder = hyper_rustls::HttpsConnectorBuilder::new();
     let builder = match builder.with_provider_and_native_roots(provider.clone()) {
@@ -124,7 +131,6 @@ pub(super) fn https_client() -> Client<Https, Full<Bytes>> {
 
 pub struct Notifier {
     hooks: Vec<WebhookSettings>,
-    client: Client<Https, Full<Bytes>>,
     metrics: Arc<Metrics>,
     /// The first retry waits this long, each next one twice as long.
     pub backoff: Duration,
@@ -134,7 +140,6 @@ impl Notifier {
     pub fn new(hooks: Vec<WebhookSettings>, metrics: Arc<Metrics>) -> Notifier {
         Notifier {
             hooks,
-            client: https_client(),
             metrics,
             backoff: Duration::from_secs(1),
         }
@@ -199,7 +204,7 @@ impl Notifier {
             .header("user-agent", concat!("pgdr/", env!("CARGO_PKG_VERSION")))
             .body(Full::new(body))
             .map_err(|_| ("the webhook URL is not a valid URI".to_string(), false))?;
-        let resp = tokio::time::timeout(h.timeout, self.client.request(req))
+        let resp = tokio::time::timeout(h.timeout, https_client().request(req))
             .await
             .map_err(|_| (format!("no answer within {:?}", h.timeout), true))?
             .map_err(|e| {
