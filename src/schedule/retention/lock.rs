@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::Duration;
 
-use super::{BackupFacts, Proof, RetentionPolicy, Rule};
+use super::{kept_by_rules, BackupFacts, RetentionPolicy, Rule};
 use crate::catalog::BackupId;
 
 /// The shortest length of one period of a rule (a month: 28 days); `None` for `keep_last`.
@@ -22,34 +22,18 @@ fn period_len(rule: Rule) -> Option<Duration> {
 
 /// Per backup a period rule keeps: how long from now the rules keep it at least. The k-th
 /// newest period of `keep_x = n` is kept until n-k+1 newer periods with a backup exist, and
-/// each takes at least one period to come. Walks the backups like `plan::apply_rules`.
+/// each takes at least one period to come. The same walk as prune's plan (`kept_by_rules`).
 pub fn kept_for(backups: &[BackupFacts], policy: &RetentionPolicy) -> BTreeMap<BackupId, Duration> {
-    let mut order: Vec<&BackupFacts> = backups
-        .iter()
-        .filter(|b| matches!(b.proof, Proof::Passed | Proof::Unproven))
-        .collect();
+    let mut order: Vec<&BackupFacts> = backups.iter().collect();
     order.sort_by(|a, b| (b.time, &b.id).cmp(&(a.time, &a.id)));
     let mut out: BTreeMap<BackupId, Duration> = BTreeMap::new();
-    for (rule, n) in policy.rules() {
-        let (Some(len), Some(n)) = (period_len(rule), n.filter(|n| *n > 0)) else {
+    for k in kept_by_rules(&order, policy) {
+        let Some(len) = period_len(k.rule) else {
             continue;
         };
-        let mut count = 0u32;
-        let mut last: Option<String> = None;
-        for (i, b) in order.iter().enumerate() {
-            if count == n {
-                break;
-            }
-            let period = rule.period(b.time.with_timezone(&policy.timezone), i);
-            if last.as_ref() == Some(&period) {
-                continue;
-            }
-            count += 1;
-            let d = len * (n - count + 1) as i32;
-            let e = out.entry(b.id.clone()).or_insert(d);
-            *e = (*e).max(d);
-            last = Some(period);
-        }
+        let d = len * (k.n - k.rank + 1) as i32;
+        let e = out.entry(k.backup.id.clone()).or_insert(d);
+        *e = (*e).max(d);
     }
     out
 }
@@ -57,6 +41,7 @@ pub fn kept_for(backups: &[BackupFacts], policy: &RetentionPolicy) -> BTreeMap<B
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schedule::retention::Proof;
     use chrono::{TimeZone, Utc};
 
     fn facts(days_ago: &[i64]) -> Vec<BackupFacts> {

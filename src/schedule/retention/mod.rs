@@ -133,6 +133,52 @@ impl Rule {
 
 pub use plan::{hold, plan};
 
+/// One backup a keep rule keeps: the first (newest) of one of the rule's newest `n` periods,
+/// `rank` counting those periods from 1.
+struct Kept<'a> {
+    rule: Rule,
+    n: u32,
+    rank: u32,
+    backup: &'a BackupFacts,
+    period: String,
+}
+
+/// The keep rules' walk over the backups, newest first, that may fill a period (passed or
+/// unproven; a known-bad one takes no period's slot). Prune's plan and the Object Lock length
+/// both come from this one walk, so a lock can never be longer than what the rules keep.
+fn kept_by_rules<'a>(newest_first: &[&'a BackupFacts], policy: &RetentionPolicy) -> Vec<Kept<'a>> {
+    let good: Vec<&'a BackupFacts> = newest_first
+        .iter()
+        .copied()
+        .filter(|b| matches!(b.proof, Proof::Passed | Proof::Unproven))
+        .collect();
+    let mut out = Vec::new();
+    for (rule, n) in policy.rules() {
+        let n = n.unwrap_or(0);
+        let mut last: Option<String> = None;
+        let mut rank = 0u32;
+        for (i, b) in good.iter().enumerate() {
+            if rank == n {
+                break;
+            }
+            let period = rule.period(b.time.with_timezone(&policy.timezone), i);
+            if last.as_ref() == Some(&period) {
+                continue;
+            }
+            rank += 1;
+            last = Some(period.clone());
+            out.push(Kept {
+                rule,
+                n,
+                rank,
+                backup: b,
+                period,
+            });
+        }
+    }
+    out
+}
+
 /// "26h", "90m", "45s": config-style.
 pub fn show_duration(d: Duration) -> String {
     let s = d.as_secs();

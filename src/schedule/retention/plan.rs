@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{show_duration, BackupFacts, Decision, Proof, RetentionPolicy, Rule};
+use super::{kept_by_rules, show_duration, BackupFacts, Decision, Proof, RetentionPolicy, Rule};
 use crate::catalog::BackupId;
 use crate::progress::human_age;
 
@@ -106,34 +106,13 @@ pub fn plan(
 
 /// The keep rules, each over the good backups (known-bad ones take no period's slot).
 fn apply_rules(order: &[&BackupFacts], policy: &RetentionPolicy, out: &mut Marks) {
-    let good: Vec<&&BackupFacts> = order
-        .iter()
-        .filter(|b| matches!(b.proof, Proof::Passed | Proof::Unproven))
-        .collect();
-    for (rule, n) in policy.rules() {
-        let n = n.unwrap_or(0) as usize;
-        if n == 0 {
-            continue;
-        }
-        let mut count = 0usize;
-        let mut last: Option<String> = None;
-        for (i, b) in good.iter().enumerate() {
-            if count == n {
-                break;
-            }
-            let period = rule.period(b.time.with_timezone(&policy.timezone), i);
-            if last.as_ref() == Some(&period) {
-                continue;
-            }
-            count += 1;
-            let e = out.get_mut(&b.id).expect("present");
-            e.0 = true;
-            e.1.push(match rule {
-                Rule::Last => format!("last {count}/{n}"),
-                _ => format!("{} {count}/{n} ({period})", rule.name()),
-            });
-            last = Some(period);
-        }
+    for k in kept_by_rules(order, policy) {
+        let e = out.get_mut(&k.backup.id).expect("present");
+        e.0 = true;
+        e.1.push(match k.rule {
+            Rule::Last => format!("last {}/{}", k.rank, k.n),
+            _ => format!("{} {}/{} ({})", k.rule.name(), k.rank, k.n, k.period),
+        });
     }
 }
 
