@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::flags::{
-    DecryptArgs, EncryptArgs, GlobalArgs, JobArgs, RepoArgs, SignArgs, SourceArgs, TrustArgs,
-    UnsignedArgs,
+    DecryptArgs, EncryptArgs, GlobalArgs, JobArgs, ReadBackupArgs, RepoArgs, SignArgs, SourceArgs,
+    TrustArgs, UnsignedArgs,
 };
 use super::ops;
 use crate::commands;
@@ -137,17 +137,7 @@ pub(super) enum Cmd {
         #[arg(long, env = "PGDR_QUICK")]
         quick: bool,
         #[command(flatten)]
-        repo: RepoArgs,
-        #[command(flatten)]
-        source: SourceArgs,
-        #[command(flatten)]
-        decrypt: DecryptArgs,
-        #[command(flatten)]
-        sign: SignArgs,
-        #[command(flatten)]
-        trust: TrustArgs,
-        #[command(flatten)]
-        unsigned: UnsignedArgs,
+        read: ReadBackupArgs,
         #[command(flatten)]
         job: JobArgs,
     },
@@ -296,17 +286,7 @@ pub(super) struct RestoreArgs {
     #[arg(long, requires = "replace")]
     pub(super) cascade: bool,
     #[command(flatten)]
-    pub(super) repo: RepoArgs,
-    #[command(flatten)]
-    pub(super) source: SourceArgs,
-    #[command(flatten)]
-    pub(super) decrypt: DecryptArgs,
-    #[command(flatten)]
-    pub(super) sign: SignArgs,
-    #[command(flatten)]
-    pub(super) trust: TrustArgs,
-    #[command(flatten)]
-    pub(super) unsigned: UnsignedArgs,
+    pub(super) read: ReadBackupArgs,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -332,19 +312,8 @@ pub(super) struct DrillArgs {
     /// verify, no restore) and record which recipients it proved. Exit 1 if one fails.
     #[arg(long, env = "PGDR_KEY_CHECK", conflicts_with_all = ["backup", "drill"])]
     pub(super) key_check: bool,
-    /// The drill record(s) as JSON on stdout.
     #[command(flatten)]
-    pub(super) repo: RepoArgs,
-    #[command(flatten)]
-    pub(super) source: SourceArgs,
-    #[command(flatten)]
-    pub(super) decrypt: DecryptArgs,
-    #[command(flatten)]
-    pub(super) sign: SignArgs,
-    #[command(flatten)]
-    pub(super) trust: TrustArgs,
-    #[command(flatten)]
-    pub(super) unsigned: UnsignedArgs,
+    pub(super) read: ReadBackupArgs,
     #[command(flatten)]
     pub(super) job: JobArgs,
 }

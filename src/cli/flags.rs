@@ -116,6 +116,24 @@ pub(super) struct UnsignedArgs {
     allow_unsigned: bool,
 }
 
+/// Commands that read a backup to prove or restore it (verify, restore, drill): where it is,
+/// the database it is compared with, the key that opens it and whose signatures to trust.
+#[derive(Args, Debug, Default)]
+pub(super) struct ReadBackupArgs {
+    #[command(flatten)]
+    repo: RepoArgs,
+    #[command(flatten)]
+    source: SourceArgs,
+    #[command(flatten)]
+    decrypt: DecryptArgs,
+    #[command(flatten)]
+    sign: SignArgs,
+    #[command(flatten)]
+    trust: TrustArgs,
+    #[command(flatten)]
+    unsigned: UnsignedArgs,
+}
+
 /// Commands that run a job (backup, verify, drill, prune, capture run/check).
 #[derive(Args, Debug, Default)]
 pub(super) struct JobArgs {
@@ -143,6 +161,11 @@ pub(super) struct Global {
     pub(super) metrics_file: Option<PathBuf>,
     pub(super) progress: Option<crate::config::notify::ProgressMode>,
     pub(super) json: bool,
+}
+
+/// Apply each named group of a command to the context.
+macro_rules! take {
+    ($g:expr; $($group:expr),* $(,)?) => {{ $( $group.apply($g); )* }};
 }
 
 /// A flag group puts its values into the context.
@@ -186,15 +209,15 @@ impl Group for UnsignedArgs {
         g.allow_unsigned = self.allow_unsigned;
     }
 }
+impl Group for ReadBackupArgs {
+    fn apply(&self, g: &mut Global) {
+        take!(g; self.repo, self.source, self.decrypt, self.sign, self.trust, self.unsigned);
+    }
+}
 impl Group for JobArgs {
     fn apply(&self, g: &mut Global) {
         g.metrics_file.clone_from(&self.metrics_file);
     }
-}
-
-/// Apply each named group of a command to the context.
-macro_rules! take {
-    ($g:expr; $($group:expr),* $(,)?) => {{ $( $group.apply($g); )* }};
 }
 
 /// The context of one run: the global flags, then the groups of the command that was parsed.
@@ -234,19 +257,10 @@ fn take_command(cmd: &Cmd, g: &mut Global) {
         Cmd::Diff(a) => take!(g; a.repo, a.decrypt, a.trust, a.unsigned),
         Cmd::List { repo, trust, .. } | Cmd::Show { repo, trust, .. } => take!(g; repo, trust),
         Cmd::Cat { repo, decrypt, .. } => take!(g; repo, decrypt),
-        Cmd::Verify {
-            repo,
-            source,
-            decrypt,
-            sign,
-            trust,
-            unsigned,
-            job,
-            ..
-        } => take!(g; repo, source, decrypt, sign, trust, unsigned, job),
-        Cmd::Restore(a) => take!(g; a.repo, a.source, a.decrypt, a.sign, a.trust, a.unsigned),
+        Cmd::Verify { read, job, .. } => take!(g; read, job),
+        Cmd::Restore(a) => take!(g; a.read),
         Cmd::Drill(a) => match &a.cmd {
-            None => take!(g; a.repo, a.source, a.decrypt, a.sign, a.trust, a.unsigned, a.job),
+            None => take!(g; a.read, a.job),
             Some(DrillCmd::History { repo, .. } | DrillCmd::Report { repo, .. }) => {
                 take!(g; repo)
             }
