@@ -1,7 +1,8 @@
 //! The local-directory repository: the embedded default.
 //!
-//! Writes go to a `.partial` sibling (written out as it grows, [`super::writeback`]), are fsynced, then renamed into place, and the directory
-//! is fsynced, so a crash or a full disk never leaves a truncated object under its real name.
+//! Writes go to a `.partial` sibling (written out as it grows, [`super::writeback`]), are
+//! fsynced, then renamed into place, and the directory is fsynced, so a crash or a full disk
+//! never leaves a truncated object under its real name.
 //!
 //! The repository holds manifests and records in clear: folders are created 0700 and files
 //! 0600 (explicit modes, whatever the umask). A symbolic link anywhere below the root is
