@@ -26,15 +26,10 @@ BUCKET="pgdr-lock-test"
 KEY_ID="pgdrtest"
 SECRET="pgdrtestsecret"
 REGION="us-east-1"
-
-die() {
-    echo "s3-lock-server.sh: $*" >&2
-    exit 1
-}
-
-log() {
-    echo "$(date -u +%FT%TZ) $*" >>"$LOG"
-}
+NAME="s3-lock-server.sh"
+SERVER="moto_server"
+# shellcheck source=s3-common.sh
+source "$(dirname "$0")/s3-common.sh"
 
 ensure_moto() {
     if [ -x "$VENV/bin/moto_server" ] && "$VENV/bin/python" -c 'import moto, boto3' 2>/dev/null; then
@@ -46,22 +41,6 @@ ensure_moto() {
     mkdir -p "$(dirname "$VENV")"
     python3 -m venv "$VENV" >>"$LOG" 2>&1 || die "python3 -m venv failed (install python3-venv); see $LOG"
     "$VENV/bin/pip" install -q 'moto[server]' >>"$LOG" 2>&1 || die "pip install moto[server] failed; see $LOG"
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-
-# The pid from the pid file when that process is alive and is moto (not a recycled pid).
-running_pid() {
-    [ -f "$PID_FILE" ] || return 1
-    local pid state
-    pid="$(cat "$PID_FILE")"
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
-    tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q moto_server || return 1
-    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)"
-    [ "$state" != "Z" ] && [ "$state" != "X" ] || return 1
-    echo "$pid"
 }
 
 # Create the bucket with Object Lock (which turns versioning on) once the server answers.
@@ -87,22 +66,6 @@ if v != "Enabled":
 PY
 }
 
-write_env() {
-    local pid="$1" port="$2"
-    (
-        umask 077
-        cat >"$ENV_FILE" <<EOV
-export AWS_ACCESS_KEY_ID=$KEY_ID
-export AWS_SECRET_ACCESS_KEY=$SECRET
-export AWS_REGION=$REGION
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port
-export PGDR_S3_LOCK_BUCKET=$BUCKET
-export PGDR_MOTO_PID=$pid
-export PGDR_MOTO_DIR=$DIR
-EOV
-    )
-}
-
 cmd_start() {
     mkdir -p "$DIR"
     local pid port
@@ -121,43 +84,10 @@ cmd_start() {
         kill -TERM "$pid" 2>/dev/null || true
         die "could not create the Object Lock bucket; see $LOG"
     fi
-    write_env "$pid" "$port"
+    write_env "$KEY_ID" "$SECRET" "$REGION" "$port" \
+        "PGDR_S3_LOCK_BUCKET=$BUCKET" "PGDR_MOTO_PID=$pid" "PGDR_MOTO_DIR=$DIR"
     log "ready: pid $pid"
     cat "$ENV_FILE"
-}
-
-cmd_stop() {
-    [ -d "$DIR" ] || return 0
-    local pid
-    if pid="$(running_pid)"; then
-        log "stopping pid $pid"
-        kill -TERM "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do
-            [ -e "/proc/$pid" ] || break
-            running_pid >/dev/null || break
-            sleep 0.1
-        done
-        running_pid >/dev/null && kill -KILL "$pid" 2>/dev/null || true
-    fi
-    # Only remove a directory this script populated, whatever PGDR_MOTO_DIR points at.
-    if [ -f "$PID_FILE" ] || [ -f "$LOG" ]; then
-        rm -rf "$DIR"
-    fi
-}
-
-cmd_env() {
-    [ -f "$ENV_FILE" ] || die "no server state in $DIR; run '$0 start' first"
-    cat "$ENV_FILE"
-}
-
-cmd_status() {
-    local pid
-    if pid="$(running_pid)"; then
-        echo "moto running (pid $pid, state $DIR)"
-    else
-        echo "moto not running (state $DIR)"
-        exit 1
-    fi
 }
 
 case "${1:-}" in

@@ -25,15 +25,10 @@ LOG="$DIR/garage.log"
 READY="$DIR/setup-done"
 BUCKET="pgdr-test"
 KEY_NAME="pgdr-test-key"
-
-die() {
-    echo "s3-server.sh: $*" >&2
-    exit 1
-}
-
-log() {
-    echo "$(date -u +%FT%TZ) $*" >>"$LOG"
-}
+NAME="s3-server.sh"
+SERVER="garage"
+# shellcheck source=s3-common.sh
+source "$(dirname "$0")/s3-common.sh"
 
 find_garage() {
     if command -v garage >/dev/null 2>&1; then
@@ -58,35 +53,6 @@ ensure_garage() {
 
 g() {
     "$GARAGE" -c "$CFG" "$@"
-}
-
-# A free loopback TCP port: the kernel picks one for a socket bound to port 0.
-free_port() {
-    if command -v python3 >/dev/null 2>&1; then
-        python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-        return
-    fi
-    local p
-    for _ in $(seq 1 200); do
-        p=$((20000 + RANDOM % 40000))
-        if ! ss -ltnH "sport = :$p" | grep -q .; then
-            echo "$p"
-            return
-        fi
-    done
-    die "no free port found"
-}
-
-# The pid from the pid file when that process is alive and is garage (not a recycled pid).
-running_pid() {
-    [ -f "$PID_FILE" ] || return 1
-    local pid state
-    pid="$(cat "$PID_FILE")"
-    [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
-    [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "garage" ] || return 1
-    state="$(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null || echo X)"
-    [ "$state" != "Z" ] && [ "$state" != "X" ] || return 1
-    echo "$pid"
 }
 
 wait_ready() {
@@ -164,30 +130,18 @@ setup_cluster() {
     touch "$READY"
 }
 
-write_env() {
-    local pid="$1" key_id secret port
-    key_id="$(sed -n 1p "$DIR/credentials")"
-    secret="$(sed -n 2p "$DIR/credentials")"
-    port="$(cat "$DIR/s3-port")"
-    (
-        umask 077
-        cat >"$ENV_FILE" <<EOF
-export AWS_ACCESS_KEY_ID=$key_id
-export AWS_SECRET_ACCESS_KEY=$secret
-export AWS_REGION=garage
-export AWS_ENDPOINT_URL=http://127.0.0.1:$port
-export PGDR_S3_BUCKET=$BUCKET
-export PGDR_GARAGE_PID=$pid
-export PGDR_GARAGE_DIR=$DIR
-EOF
-    )
+# The env file for the running server, from the key and port setup wrote.
+garage_env() {
+    local pid="$1"
+    write_env "$(sed -n 1p "$DIR/credentials")" "$(sed -n 2p "$DIR/credentials")" garage \
+        "$(cat "$DIR/s3-port")" "PGDR_S3_BUCKET=$BUCKET" "PGDR_GARAGE_PID=$pid" "PGDR_GARAGE_DIR=$DIR"
 }
 
 cmd_start() {
     mkdir -p "$DIR"
     local pid
     if pid="$(running_pid)"; then
-        [ -f "$ENV_FILE" ] || write_env "$pid"
+        [ -f "$ENV_FILE" ] || garage_env "$pid"
         cat "$ENV_FILE"
         return
     fi
@@ -203,56 +157,14 @@ cmd_start() {
         setup_cluster
     fi
     pid="$(cat "$PID_FILE")"
-    write_env "$pid"
+    garage_env "$pid"
     log "ready: pid $pid"
     cat "$ENV_FILE"
 }
 
-cmd_stop() {
-    [ -d "$DIR" ] || return 0
-    local pid
-    if pid="$(running_pid)"; then
-        log "stopping pid $pid"
-        kill -TERM "$pid" 2>/dev/null || true
-        # Garage waits up to 10 s for idle keep-alive connections; the state is deleted next,
-        # so a graceful shutdown is not worth more than a few seconds.
-        for _ in $(seq 1 30); do
-            running_pid >/dev/null || break
-            sleep 0.1
-        done
-        if running_pid >/dev/null; then
-            kill -KILL "$pid" 2>/dev/null || true
-        fi
-        # Garage was orphaned to init when `start` returned; wait (briefly) until init has
-        # reaped it too, so no <defunct> garage outlives `stop`.
-        for _ in $(seq 1 50); do
-            [ -e "/proc/$pid" ] || break
-            sleep 0.1
-        done
-    fi
-    # Only remove a directory this script populated, whatever PGDR_GARAGE_DIR points at.
-    if [ -f "$CFG" ] || [ -f "$PID_FILE" ] || [ -f "$LOG" ]; then
-        rm -rf "$DIR"
-    fi
-}
-
-cmd_env() {
-    [ -f "$ENV_FILE" ] || die "no server state in $DIR; run '$0 start' first"
-    cat "$ENV_FILE"
-}
-
-cmd_status() {
-    if pid="$(running_pid)"; then
-        echo "garage running (pid $pid, state $DIR)"
-    else
-        echo "garage not running (state $DIR)"
-        exit 1
-    fi
-}
-
 case "${1:-}" in
 start) cmd_start ;;
-stop) cmd_stop ;;
+stop) cmd_stop "$CFG" ;;
 env) cmd_env ;;
 status) cmd_status ;;
 *)
