@@ -1,18 +1,18 @@
 //! The Garage S3 server for tests, run by scripts/s3-server.sh.
 //!
-//! One shared instance per test process (started on first use, stopped at process exit by an
-//! `atexit` hook, since Rust tests have no global teardown), plus private instances for tests
-//! that kill their server. Values from the script's env output are passed explicitly to the
-//! store; the process environment is never modified, so tests cannot leak into each other.
+//! One shared instance per test process (started on first use, stopped at process exit, see
+//! [`super::s3script`]), plus private instances for tests that kill their server.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use pgdr::config::{S3Settings, Secret, MIN_PART_SIZE};
 use pgdr::store::s3::{S3Store, Timeouts};
+
+use super::s3script::{Exports, GARAGE};
 
 #[derive(Debug, Clone)]
 pub struct Garage {
@@ -27,42 +27,7 @@ pub struct Garage {
     pub pid: i32,
 }
 
-fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/s3-server.sh")
-}
-
-/// Instances to stop at exit: the shared one and any private one a failing test left running.
-static STARTED: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static SHARED: OnceLock<Garage> = OnceLock::new();
-
-extern "C" fn stop_all_at_exit() {
-    let dirs = match STARTED.lock() {
-        Ok(mut g) => std::mem::take(&mut *g),
-        Err(p) => std::mem::take(&mut *p.into_inner()),
-    };
-    for d in dirs {
-        stop_dir(&d);
-    }
-}
-
-fn register(dir: &Path) {
-    static HOOK: OnceLock<()> = OnceLock::new();
-    HOOK.get_or_init(|| {
-        // SAFETY: registers a plain extern "C" fn; it only runs a child process at exit.
-        unsafe { libc::atexit(stop_all_at_exit) };
-    });
-    let mut started = STARTED.lock().unwrap();
-    if !started.iter().any(|d| d == dir) {
-        started.push(dir.to_path_buf());
-    }
-}
-
-fn stop_dir(dir: &Path) {
-    let _ = Command::new(script())
-        .arg("stop")
-        .env("PGDR_GARAGE_DIR", dir)
-        .status();
-}
 
 /// The process-wide shared server (bucket `pgdr-test`); tests isolate themselves by prefix.
 pub fn garage() -> &'static Garage {
@@ -86,24 +51,11 @@ impl Garage {
     /// Start (or restart, when `dir` holds a stopped instance) the server whose state lives in
     /// `dir`. It is stopped at process exit unless [`Garage::stop`] ran first.
     pub fn start(dir: &Path) -> Garage {
-        register(dir);
-        let out = Command::new(script())
-            .arg("start")
-            .env("PGDR_GARAGE_DIR", dir)
-            .output()
-            .expect("run scripts/s3-server.sh");
-        assert!(
-            out.status.success(),
-            "scripts/s3-server.sh start failed: {}\n(log: {}/garage.log)",
-            String::from_utf8_lossy(&out.stderr),
-            dir.display()
-        );
-        parse_env(&String::from_utf8_lossy(&out.stdout), dir)
+        from_exports(&GARAGE.start(dir), dir)
     }
 
     pub fn stop(&self) {
-        stop_dir(&self.dir);
-        STARTED.lock().unwrap().retain(|d| d != &self.dir);
+        GARAGE.stop(&self.dir);
     }
 
     /// Settings for this server: smallest legal parts, few retries.
@@ -216,22 +168,15 @@ fn garage_bin() -> PathBuf {
     home.join("bin/garage")
 }
 
-fn parse_env(text: &str, dir: &Path) -> Garage {
-    let get = |name: &str| {
-        text.lines()
-            .filter_map(|l| l.trim().strip_prefix("export "))
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
-            .map(|v| v.trim_matches(|c| c == '"' || c == '\'').to_string())
-            .unwrap_or_else(|| panic!("scripts/s3-server.sh printed no {name}:\n{text}"))
-    };
+fn from_exports(e: &Exports, dir: &Path) -> Garage {
     Garage {
-        endpoint: get("AWS_ENDPOINT_URL"),
-        region: get("AWS_REGION"),
-        access_key: get("AWS_ACCESS_KEY_ID"),
-        secret_key: get("AWS_SECRET_ACCESS_KEY"),
-        bucket: get("PGDR_S3_BUCKET"),
+        endpoint: e.get("AWS_ENDPOINT_URL"),
+        region: e.get("AWS_REGION"),
+        access_key: e.get("AWS_ACCESS_KEY_ID"),
+        secret_key: e.get("AWS_SECRET_ACCESS_KEY"),
+        bucket: e.get("PGDR_S3_BUCKET"),
         dir: dir.to_path_buf(),
-        pid: get("PGDR_GARAGE_PID").parse().expect("numeric pid"),
+        pid: e.get("PGDR_GARAGE_PID").parse().expect("numeric pid"),
     }
 }
 

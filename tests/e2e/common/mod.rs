@@ -4,6 +4,7 @@
 
 pub mod garage;
 pub mod moto;
+pub mod s3script;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
