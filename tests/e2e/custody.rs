@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::common::*;
+use crate::signing::minisign_verify;
 
 /// `pgdr keygen --signing --out DIR/NAME`: (key file, public key, key id from stderr).
 pub(crate) fn signing_key(dir: &Path, name: &str) -> (PathBuf, String, String) {
@@ -221,18 +222,9 @@ fn rekey_reencrypts_change_segments_for_the_new_identity_only() {
         let e: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
         assert_eq!(e["format_version"], 2, "{e}");
         assert_eq!(e["rekeyed"]["recipients"], serde_json::json!([new_pub]));
-        let ok = std::process::Command::new("minisign")
-            .arg("-Vm")
-            .arg(&entry)
-            .arg("-P")
-            .arg(&c.host_pub)
-            .output()
-            .unwrap();
-        assert!(
-            ok.status.success(),
-            "{}",
-            String::from_utf8_lossy(&ok.stderr)
-        );
+        if let Err(e) = minisign_verify(&entry, &c.host_pub) {
+            panic!("{e}");
+        }
     }
 
     assert!(
@@ -270,18 +262,9 @@ fn marks_are_signed_and_restore_at_mark_refuses_an_unsigned_or_foreign_one() {
     let marks = repo_root(w).join("app/capture/marks");
     let sig = marks.join("end.json.minisig");
     assert!(sig.exists(), "{:?}", files_under(&marks));
-    let ok = std::process::Command::new("minisign")
-        .arg("-Vm")
-        .arg(marks.join("end.json"))
-        .arg("-P")
-        .arg(&c.host_pub)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    if let Err(e) = minisign_verify(&marks.join("end.json"), &c.host_pub) {
+        panic!("{e}");
+    }
     let plan = |extra: &[&str]| {
         let mut args = vec!["--dry-run", "--json", "--at-mark", "end"];
         args.extend_from_slice(extra);

@@ -10,7 +10,11 @@ use crate::common::{tempdir, World};
 
 /// The retention pgdr's object got, read back with HeadObject (moto does not serve
 /// GetObjectRetention): (mode, until).
-async fn retention(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> (String, DateTime<Utc>) {
+pub(crate) async fn retention(
+    c: &aws_sdk_s3::Client,
+    bucket: &str,
+    key: &str,
+) -> (String, DateTime<Utc>) {
     let out = c
         .head_object()
         .bucket(bucket)

@@ -8,25 +8,13 @@ use chrono::{DateTime, Duration, Utc};
 use crate::common::moto::moto;
 use crate::common::*;
 use crate::custody::{captured, rekey, restore_at_end};
+use crate::objectlock::retention;
 
-/// The retain-until date of an object, read back with HeadObject.
+/// The retain-until date of an object, whose lock must be GOVERNANCE.
 async fn locked_until(c: &aws_sdk_s3::Client, bucket: &str, key: &str) -> DateTime<Utc> {
-    let out = c
-        .head_object()
-        .bucket(bucket)
-        .key(key)
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("HeadObject {key}: {e}"));
-    assert_eq!(
-        out.object_lock_mode().map(|m| m.as_str()),
-        Some("GOVERNANCE"),
-        "{key}"
-    );
-    let until = out
-        .object_lock_retain_until_date()
-        .unwrap_or_else(|| panic!("{key} has no retain-until date"));
-    DateTime::from_timestamp(until.secs(), 0).unwrap()
+    let (mode, until) = retention(c, bucket, key).await;
+    assert_eq!(mode, "GOVERNANCE", "{key}");
+    until
 }
 
 /// Current object keys under `prefix`, and the keys of every delete marker there.

@@ -74,7 +74,7 @@ fn plant_forgery(w: &World, other: &Path, key: Option<&Path>) -> String {
 }
 
 /// `minisign -V` by hand, as README tells an operator: Ok(output) or Err(output).
-fn minisign_verify(file: &Path, public: &str) -> Result<String, String> {
+pub(crate) fn minisign_verify(file: &Path, public: &str) -> Result<String, String> {
     let out = Command::new("minisign")
         .arg("-Vm")
         .arg(file)
