@@ -250,9 +250,7 @@ fn take_command(cmd: &Cmd, g: &mut Global) {
             unsigned,
             ..
         } => take!(g; repo, encrypt, decrypt, sign, trust, unsigned),
-        Cmd::Backup(a) => {
-            take!(g; a.repo, a.source, a.encrypt, a.decrypt, a.sign, a.trust, a.unsigned, a.job)
-        }
+        Cmd::Backup(a) => take!(g; a.read, a.encrypt, a.job),
         Cmd::Keep(a) => take!(g; a.repo),
         Cmd::Diff(a) => take!(g; a.repo, a.decrypt, a.trust, a.unsigned),
         Cmd::List { repo, trust, .. } | Cmd::Show { repo, trust, .. } => take!(g; repo, trust),

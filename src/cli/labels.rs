@@ -31,20 +31,11 @@ pub(super) struct BackupArgs {
     /// 2 if it cannot run (the backup stays committed either way).
     #[arg(long, env = "PGDR_VERIFY", value_enum, value_name = "MODE")]
     verify: Option<VerifyMode>,
+    /// `--verify` reads the backup back, so backup takes the reading groups too.
     #[command(flatten)]
-    pub(super) repo: super::flags::RepoArgs,
-    #[command(flatten)]
-    pub(super) source: super::flags::SourceArgs,
+    pub(super) read: super::flags::ReadBackupArgs,
     #[command(flatten)]
     pub(super) encrypt: super::flags::EncryptArgs,
-    #[command(flatten)]
-    pub(super) decrypt: super::flags::DecryptArgs,
-    #[command(flatten)]
-    pub(super) sign: super::flags::SignArgs,
-    #[command(flatten)]
-    pub(super) trust: super::flags::TrustArgs,
-    #[command(flatten)]
-    pub(super) unsigned: super::flags::UnsignedArgs,
     #[command(flatten)]
     pub(super) job: super::flags::JobArgs,
 }
