@@ -145,6 +145,13 @@ fn variables_of_flags_a_command_does_not_take_are_ignored() {
     c.env("PGDR_REPO", "/nonexistent")
         .env("PGDR_SOURCE", "postgres://nohost/x");
     let r = run(c).ok();
-    assert!(r.stdout.trim().starts_with("age1"), "{}", r.stdout);
-    assert!(key.exists());
+    let public = r.stdout.trim();
+    assert!(public.starts_with("age1"), "{}", r.stdout);
+    // The identity was written where --out said, for the public key printed.
+    let text = std::fs::read_to_string(&key).unwrap();
+    assert!(text.contains(&format!("# public key: {public}")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("AGE-SECRET-KEY-1")),
+        "no identity line in the key file"
+    );
 }
