@@ -8,9 +8,12 @@
 use std::io::{self, Read, Write};
 use std::str::FromStr;
 
+mod search;
 pub mod sign;
 
 use sha2::{Digest, Sha256};
+use zstd::stream::raw::CParameter;
+use zstd::zstd_safe::ParamSwitch;
 
 use crate::config::Compression;
 use crate::error::{to_io, PgdrError, Result};
@@ -161,6 +164,12 @@ pub fn encode<R: Read, W: Write>(
     // xxhash pass over every plaintext byte cost 2% of a backup's CPU. Frames written with one
     // (older backups) still decode and are checked.
     z.include_checksum(false)?;
+    let mut search = search::Search::new(params.compression.level);
+    if search.is_some() {
+        // Literals stay entropy-coded when the search steps faster (zstd's own default would
+        // stop coding them once targetLength is set, which halves the ratio of random text).
+        z.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Enable))?;
+    }
 
     let mut sha = Sha256::new();
     let mut plain = 0u64;
@@ -177,6 +186,12 @@ pub fn encode<R: Read, W: Write>(
         tap.write_all(chunk)?;
         z.write_all(chunk)?;
         plain += n as u64;
+        if let Some(t) = search
+            .as_mut()
+            .and_then(|s| s.observe(plain, z.get_ref().count))
+        {
+            z.set_parameter(CParameter::TargetLength(t))?;
+        }
     }
     tap.flush()?;
     let counted = z.finish()?;
@@ -322,6 +337,43 @@ mod tests {
         let mut back = Vec::new();
         let ds = decode(&stored[..], &mut back, &[id]).unwrap();
         assert_eq!(back, data);
+        assert_eq!(ds.plain_sha256, st.plain_sha256);
+    }
+
+    /// Rows of random hex (the hard case) then repeating rows: the search steps faster and
+    /// back again mid-stream (`search`), and the frame still decodes to the same bytes with
+    /// the literals of the random part entropy-coded (over 1.8:1, where uncoded hex is 1:1).
+    #[test]
+    fn adaptive_search_round_trips() {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut data = Vec::new();
+        let mut i = 0u64;
+        while data.len() < 3 * search::WINDOW as usize {
+            data.extend_from_slice(format!("{i}\t1\t0\t").as_bytes());
+            for _ in 0..84 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                data.push(b"0123456789abcdef"[(x & 15) as usize]);
+            }
+            data.push(b'\n');
+            i += 1;
+        }
+        let hard = data.len() as u64;
+        let row = b"1\t1\t0\t                                        \n";
+        while (data.len() as u64) < hard + 2 * search::WINDOW {
+            data.extend_from_slice(row);
+        }
+        let (p, id) = params(1, 2);
+        let (st, stored) = encode(&data[..], Vec::new(), &p, &mut io::sink()).unwrap();
+        assert!(
+            st.compressed_bytes * 18 < hard * 10,
+            "{} of {hard}",
+            st.compressed_bytes
+        );
+        let mut back = Vec::new();
+        let ds = decode(&stored[..], &mut back, &[id]).unwrap();
+        assert!(back == data, "the decoded stream differs");
         assert_eq!(ds.plain_sha256, st.plain_sha256);
     }
 
