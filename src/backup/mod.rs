@@ -73,38 +73,7 @@ pub async fn run(
             break;
         }
         let started = Instant::now();
-        let lock = if opts.lock_source {
-            match SourceLock::try_acquire(db, JobKind::Backup).await {
-                Ok(Some(l)) => Some(l),
-                Ok(None) => {
-                    let who = SourceLock::holder(db, JobKind::Backup).await;
-                    let e = PgdrError::usage(format!(
-                        "database '{}': another backup of it is running ({who}); not starting a second one",
-                        db.name
-                    ))
-                    .hint("wait for it to finish, or stop it");
-                    tracing::error!(database = %db.name, error = %e.message, "backup refused");
-                    results.push((db.name.clone(), Err(e)));
-                    continue;
-                }
-                Err(e) => {
-                    results.push((db.name.clone(), Err(e)));
-                    continue;
-                }
-            }
-        } else {
-            None
-        };
-        // Again under the lock: another backup may have taken the label since.
-        let r = match labelling::ensure_free(&catalog, db, &opts.labelling).await {
-            Ok(()) => {
-                backup_one(settings, db, &catalog, params.clone(), opts, cancel.clone()).await
-            }
-            Err(e) => Err(e),
-        };
-        if let Some(l) = lock {
-            l.release().await;
-        }
+        let r = backup_one(settings, db, &catalog, params.clone(), opts, cancel.clone()).await;
         match &r {
             Ok(m) => tracing::info!(
                 database = %db.name,
@@ -129,8 +98,60 @@ async fn backup_one(
 ) -> Result<Manifest> {
     let started_at = Utc::now();
     let mut phases = PhaseTimer::default();
-    let prepared = prepare(settings, db, &mut phases, &cancel, opts.show_progress).await?;
+    // The lock's session and the backup's own connect side by side: the lock is known before
+    // anything is written, and a refusal drops the snapshot unused.
+    let (lock, prepared) = tokio::join!(
+        take_lock(db, opts.lock_source),
+        prepare(settings, db, &mut phases, &cancel, opts.show_progress)
+    );
+    let lock = lock?;
+    let r = match prepared {
+        // Again under the lock: another backup may have taken the label since.
+        Ok(p) => match labelling::ensure_free(catalog, db, &opts.labelling).await {
+            Ok(()) => {
+                dump_and_commit(db, catalog, params, opts, cancel, p, phases, started_at).await
+            }
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    };
+    if let Some(l) = lock {
+        l.release().await;
+    }
+    r
+}
 
+/// The CLI's lock on the source (the daemon holds it already): one backup of a database at a
+/// time from anywhere; its refusal names the holder.
+async fn take_lock(db: &Database, wanted: bool) -> Result<Option<SourceLock>> {
+    if !wanted {
+        return Ok(None);
+    }
+    match SourceLock::try_acquire(db, JobKind::Backup).await? {
+        Some(l) => Ok(Some(l)),
+        None => {
+            let who = SourceLock::holder(db, JobKind::Backup).await;
+            Err(PgdrError::usage(format!(
+                "database '{}': another backup of it is running ({who}); not starting a second one",
+                db.name
+            ))
+            .hint("wait for it to finish, or stop it"))
+        }
+    }
+}
+
+/// The dump and the manifest, once the snapshot is open and the source is locked.
+#[allow(clippy::too_many_arguments)]
+async fn dump_and_commit(
+    db: &Database,
+    catalog: &Catalog,
+    params: Arc<EncodeParams>,
+    opts: &BackupOptions,
+    cancel: CancellationToken,
+    prepared: Prepared,
+    mut phases: PhaseTimer,
+    started_at: chrono::DateTime<Utc>,
+) -> Result<Manifest> {
     let id = BackupId::from_time(started_at);
     let mut written: Vec<catalog::Key> = Vec::new();
     let result = objects::upload(
@@ -149,7 +170,6 @@ async fn backup_one(
     let Prepared {
         info,
         pg_dump,
-        pg_dumpall,
         snapshot,
         ..
     } = prepared;
@@ -175,9 +195,9 @@ async fn backup_one(
         finished_at: Utc::now(),
         phases: Vec::new(),
         tools: ToolsInfo {
-            pg_dump_version: pg_dump.version.clone(),
+            pg_dump_version: tools::reported_version(&pg_dump, &o.data.pg_dump_version),
             pg_dump_args: o.dump_args,
-            pg_dumpall_version: pg_dumpall.version.clone(),
+            pg_dumpall_version: o.pg_dumpall.version.clone(),
             pg_dumpall_args: o.globals_args,
         },
         codec: codec_info(&params),
@@ -214,7 +234,8 @@ fn codec_info(params: &EncodeParams) -> CodecInfo {
 struct Prepared {
     info: source::ServerInfo,
     pg_dump: tools::Tool,
-    pg_dumpall: tools::Tool,
+    /// `[tools] pg_bin_dir`, for the globals' pg_dumpall found beside the dump.
+    pg_bin_dir: Option<std::path::PathBuf>,
     snapshot: Snapshot,
     /// `pg_database_size`, the progress display's guess at the dump's size; None where
     /// nothing shows progress or the role may not read it.
@@ -240,28 +261,26 @@ async fn prepare(
             false => None,
         };
         phases.done("connect");
-        // The tool probes run each client program once (5-15 ms each): beside each other and
-        // beside the snapshot's opening rather than before it.
-        let find = |name: &'static str| {
-            let (major, dir) = (info.major(), settings.pg_bin_dir.clone());
-            async move {
-                tokio::task::spawn_blocking(move || tools::find(name, major, dir.as_deref()))
-                    .await
-                    .map_err(|e| PgdrError::internal(format!("probing {name}: {e}")))?
+        // pg_dump from Debian's layout needs no probe (the archive header names its version);
+        // elsewhere it is probed (5-15 ms) beside the snapshot's opening. pg_dumpall is found
+        // beside the dump, by the globals (`objects`).
+        let pg_dump = async {
+            if let Some(t) =
+                tools::find_in_layout("pg_dump", info.major(), settings.pg_bin_dir.as_deref())
+            {
+                return Ok(t);
             }
+            find_tool("pg_dump", info.major(), settings.pg_bin_dir.clone()).await
         };
-        let (snapshot, pg_dump, pg_dumpall) = tokio::join!(
-            anchor::open_snapshot(settings, db, client),
-            find("pg_dump"),
-            find("pg_dumpall")
-        );
-        let (pg_dump, pg_dumpall) = (pg_dump?, pg_dumpall?);
+        let (snapshot, pg_dump) =
+            tokio::join!(anchor::open_snapshot(settings, db, client), pg_dump);
+        let pg_dump = pg_dump?;
         let snapshot = snapshot?;
         phases.done("snapshot");
         Ok::<_, PgdrError>(Prepared {
             info,
             pg_dump,
-            pg_dumpall,
+            pg_bin_dir: settings.pg_bin_dir.clone(),
             snapshot,
             size_estimate,
         })
@@ -273,6 +292,17 @@ async fn prepare(
             format!("database '{}': interrupted before the dump started; nothing was written", db.name),
         )),
     }
+}
+
+/// `tools::find` on a blocking thread: a probe runs the program.
+pub(super) async fn find_tool(
+    name: &'static str,
+    major: u32,
+    dir: Option<std::path::PathBuf>,
+) -> Result<tools::Tool> {
+    tokio::task::spawn_blocking(move || tools::find(name, major, dir.as_deref()))
+        .await
+        .map_err(|e| PgdrError::internal(format!("probing {name}: {e}")))?
 }
 
 /// After a failure the session may still be running a catalog query that waits on a lock (a

@@ -24,10 +24,13 @@ use crate::fingerprint::{ArchiveParser, ArchiveSummary};
 use crate::pipeline;
 use crate::progress::{Meter, Tee};
 use crate::source::dump::{self, GlobalsMode};
+use crate::source::tools::Tool;
 
 /// What the uploads produced, for the manifest.
 pub(super) struct Objects {
     pub mode: GlobalsMode,
+    /// Found by the globals task, beside the dump.
+    pub pg_dumpall: Tool,
     pub globals_args: Vec<String>,
     pub dump_args: Vec<String>,
     pub objects: Vec<ObjectRecord>,
@@ -85,13 +88,8 @@ pub(super) async fn upload(
     };
     let start = Instant::now();
     let globals = async {
-        let child = dump::spawn(
-            &p.pg_dumpall,
-            "pg_dumpall",
-            db,
-            &globals_args,
-            f.stop.clone(),
-        )?;
+        let tool = super::find_tool("pg_dumpall", p.info.major(), p.pg_bin_dir.clone()).await?;
+        let child = dump::spawn(&tool, "pg_dumpall", db, &globals_args, f.stop.clone())?;
         let up = pipeline::upload(
             catalog,
             &globals_key,
@@ -102,6 +100,7 @@ pub(super) async fn upload(
         .await?;
         Ok((
             record("globals", catalog::GLOBALS_FILE, &up),
+            tool,
             start.elapsed(),
         ))
     };
@@ -114,7 +113,7 @@ pub(super) async fn upload(
     );
     let first = *f.first.lock().unwrap();
     let cause = |task: &str| first.is_none() || first == Some(task);
-    let ((globals, g_time), (schema, secret, s_time), (dump, data)) = match (g, s, d) {
+    let ((globals, pg_dumpall, g_time), (schema, secret, s_time), (dump, data)) = match (g, s, d) {
         (Ok(g), Ok(s), Ok(d)) => (g, s, d),
         (Err(e), _, _) if cause("globals") => return Err(e),
         (_, Err(e), _) if cause("schema") => return Err(e),
@@ -127,6 +126,7 @@ pub(super) async fn upload(
     phases.done("dump");
     Ok(Objects {
         mode,
+        pg_dumpall,
         globals_args,
         dump_args,
         objects: vec![dump, globals, secret],

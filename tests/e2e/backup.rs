@@ -44,6 +44,20 @@ pub fn backup_lands_with_manifest(w: &World) {
         "snapshot time {snap} outside the run"
     );
     assert_eq!(m["globals_mode"], "full");
+    // The tools' exact versions, as the programs themselves print them (pg_dump's is read from
+    // its archive header, with no probe before the dump).
+    for tool in ["pg_dump", "pg_dumpall"] {
+        let out = std::process::Command::new(pg_bin().join(tool))
+            .arg("--version")
+            .output()
+            .unwrap();
+        let printed = String::from_utf8_lossy(&out.stdout);
+        let version = m["tools"][format!("{tool}_version")].as_str().unwrap();
+        assert!(
+            version.contains('.') && printed.contains(&format!(" {version}")),
+            "{tool}: manifest {version}, the program prints {printed}"
+        );
+    }
     assert_eq!(m["codec"]["recipients"][0], w.recipient.as_str());
     let phases: Vec<&str> = m["phases"]
         .as_array()
