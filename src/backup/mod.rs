@@ -277,6 +277,11 @@ async fn prepare(
         let pg_dump = pg_dump?;
         let snapshot = snapshot?;
         phases.done("snapshot");
+        // With capture, the anchor slot's wait is part of the snapshot's time and its own
+        // phase besides: the fixed cost of a backup without capture stays comparable.
+        if let Some(waited) = snapshot.slot_wait {
+            phases.record("anchor", waited);
+        }
         Ok::<_, PgdrError>(Prepared {
             info,
             pg_dump,

@@ -27,12 +27,15 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 pub async fn open(db: &Database, client: Client, timeout: Duration) -> Result<Snapshot> {
     let slot = format!("pgdr_anchor_{:08x}", fastrand::u32(..));
     let app = slot.clone();
+    let started = std::time::Instant::now();
     let attempt = async {
         let mut ws = Walsender::open_as(db, &app).await?;
         let created = ws.create_slot(&slot, true, true).await?;
         Ok::<_, PgdrError>((ws, created))
     };
-    match tokio::time::timeout(timeout, attempt).await {
+    let outcome = tokio::time::timeout(timeout, attempt).await;
+    let waited = started.elapsed();
+    match outcome {
         Ok(Ok((guard, created))) => {
             let name = created.snapshot.ok_or_else(|| {
                 PgdrError::database(format!("slot {slot}: the server exported no snapshot"))
@@ -47,6 +50,7 @@ pub async fn open(db: &Database, client: Client, timeout: Duration) -> Result<Sn
                     lsn: created.consistent_point,
                     guard,
                 }),
+                slot_wait: Some(waited),
             })
         }
         Ok(Err(e)) => Err(e.context(format!("database '{}': creating the anchor slot", db.name))),
@@ -69,6 +73,7 @@ pub async fn open(db: &Database, client: Client, timeout: Duration) -> Result<Sn
             );
             let mut s = super::snapshot::ExportedSnapshot::begin(client).await?;
             s.cut = Some(Cut::NotAnchored(not));
+            s.slot_wait = Some(waited);
             Ok(s)
         }
     }

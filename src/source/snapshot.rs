@@ -21,6 +21,9 @@ pub struct Snapshot {
     /// Change capture: where the dump cuts the change stream, or why it could not be cut.
     /// None for a database without capture.
     pub cut: Option<Cut>,
+    /// Change capture: how long the anchor slot's creation waited (for the transactions that
+    /// held an xid, up to the anchor timeout), the backup's own phase beside its snapshot.
+    pub slot_wait: Option<std::time::Duration>,
 }
 
 /// The anchor of a backup of a database with change capture (see `source::anchor`).
@@ -103,6 +106,7 @@ impl ExportedSnapshot {
             method: "pg_export_snapshot",
             client,
             cut: None,
+            slot_wait: None,
         })
     }
 }

@@ -83,6 +83,18 @@ fn rows(m: &serde_json::Value, name: &str) -> u64 {
         .unwrap()
 }
 
+/// A phase's seconds from the manifest; it must be there.
+fn phase(m: &serde_json::Value, name: &str) -> f64 {
+    m["phases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} phase in {}", m["phases"]))["seconds"]
+        .as_f64()
+        .unwrap()
+}
+
 #[test]
 fn an_anchored_backup_records_its_cut() {
     let a = Anchored::new(&[]);
@@ -101,6 +113,9 @@ fn an_anchored_backup_records_its_cut() {
         "cut {cut}, commits {commits:?}"
     );
     assert_eq!(rows(&m, "keyed"), 1);
+    // The slot's creation wait is its own phase, inside the snapshot's.
+    let (snapshot, anchor) = (phase(&m, "snapshot"), phase(&m, "anchor"));
+    assert!(0.0 < anchor && anchor <= snapshot, "{}", m["phases"]);
     // The temporary slot went with its session.
     assert_eq!(a.anchor_slots(), "0");
 }
@@ -148,6 +163,13 @@ fn a_session_idle_in_transaction_is_named_and_the_backup_goes_on() {
     let not = &m["snapshot"]["not_anchored"];
     assert_eq!(not["blocking_pid"].to_string(), pid);
     assert!(not["blocking_seconds"].as_f64().unwrap() >= 2.0);
+    // The phase says what the wait cost: the whole timeout.
+    let anchor = phase(&m, "anchor");
+    assert!(
+        (2.0..10.0).contains(&anchor) && anchor <= phase(&m, "snapshot"),
+        "{}",
+        m["phases"]
+    );
     let reason = not["reason"].as_str().unwrap();
     assert!(
         reason.contains(&format!("session pid {pid} (idle in transaction)"))
