@@ -99,20 +99,21 @@ async fn backup_one(
     let started_at = Utc::now();
     let mut phases = PhaseTimer::default();
     // The lock's session and the backup's own connect side by side: the lock is known before
-    // anything is written, and a refusal drops the snapshot unused.
-    let (lock, prepared) = tokio::join!(
+    // anything is written. The first failure ends both at once: a refusal does not wait for the
+    // snapshot (an anchor slot can wait a minute), and a lock taken for a backup that cannot
+    // start goes with its session.
+    let (lock, prepared) = tokio::try_join!(
         take_lock(db, opts.lock_source),
         prepare(settings, db, &mut phases, &cancel, opts.show_progress)
-    );
-    let lock = lock?;
-    let r = match prepared {
-        // Again under the lock: another backup may have taken the label since.
-        Ok(p) => match labelling::ensure_free(catalog, db, &opts.labelling).await {
-            Ok(()) => {
-                dump_and_commit(db, catalog, params, opts, cancel, p, phases, started_at).await
-            }
-            Err(e) => Err(e),
-        },
+    )?;
+    // Again under the lock: another backup may have taken the label since.
+    let r = match labelling::ensure_free(catalog, db, &opts.labelling).await {
+        Ok(()) => {
+            dump_and_commit(
+                db, catalog, params, opts, cancel, prepared, phases, started_at,
+            )
+            .await
+        }
         Err(e) => Err(e),
     };
     if let Some(l) = lock {
