@@ -96,7 +96,10 @@ stop) cmd_stop ;;
 env) cmd_env ;;
 status) cmd_status ;;
 install)
-    mkdir -p "$DIR"
+    # No server state yet: the install's log goes beside the venv, and the state folder is
+    # left to `start` (a folder made here outlived every run).
+    mkdir -p "$(dirname "$VENV")"
+    LOG="$(dirname "$VENV")/moto-install.log"
     ensure_moto
     ;;
 *)
