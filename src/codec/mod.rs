@@ -190,6 +190,17 @@ pub fn encode<R: Read, W: Write>(
             .as_mut()
             .and_then(|s| s.observe(plain, z.get_ref().count))
         {
+            let how = if t == 0 {
+                "searches fully again"
+            } else {
+                "steps ahead faster"
+            };
+            tracing::debug!(
+                event = "zstd_search",
+                target_length = t,
+                at_bytes = plain,
+                "zstd {how}"
+            );
             z.set_parameter(CParameter::TargetLength(t))?;
         }
     }
