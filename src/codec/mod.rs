@@ -151,25 +151,7 @@ pub fn encode<R: Read, W: Write>(
         inner: age_w,
         count: 0,
     };
-    let mut z = zstd::stream::write::Encoder::new(counted, params.compression.level)?;
-    let threads = match params.compression.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
-        n => n,
-    };
-    if threads > 1 {
-        z.multithread(threads)?;
-    }
-    // No zstd frame checksum: the plaintext's sha256 (checked by every verify and restore) and
-    // age's per-chunk MAC over the compressed bytes already catch any damage, and the checksum's
-    // xxhash pass over every plaintext byte cost 2% of a backup's CPU. Frames written with one
-    // (older backups) still decode and are checked.
-    z.include_checksum(false)?;
-    let mut search = search::Search::new(params.compression.level);
-    if search.is_some() {
-        // Literals stay entropy-coded when the search steps faster (zstd's own default would
-        // stop coding them once targetLength is set, which halves the ratio of random text).
-        z.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Enable))?;
-    }
+    let (mut z, mut search) = zstd_encoder(counted, &params.compression)?;
 
     let mut sha = Sha256::new();
     let mut plain = 0u64;
@@ -186,22 +168,9 @@ pub fn encode<R: Read, W: Write>(
         tap.write_all(chunk)?;
         z.write_all(chunk)?;
         plain += n as u64;
-        if let Some(t) = search
-            .as_mut()
-            .and_then(|s| s.observe(plain, z.get_ref().count))
-        {
-            let how = if t == 0 {
-                "searches fully again"
-            } else {
-                "steps ahead faster"
-            };
-            tracing::debug!(
-                event = "zstd_search",
-                target_length = t,
-                at_bytes = plain,
-                "zstd {how}"
-            );
-            z.set_parameter(CParameter::TargetLength(t))?;
+        if let Some(s) = search.as_mut() {
+            let compressed = z.get_ref().count;
+            s.adapt(&mut z, plain, compressed)?;
         }
     }
     tap.flush()?;
@@ -216,6 +185,36 @@ pub fn encode<R: Read, W: Write>(
         },
         out,
     ))
+}
+
+/// The zstd writer of [`encode`], with the search that adapts at level 1 (`search`).
+fn zstd_encoder<W: Write>(
+    out: W,
+    c: &Compression,
+) -> io::Result<(
+    zstd::stream::write::Encoder<'static, W>,
+    Option<search::Search>,
+)> {
+    let mut z = zstd::stream::write::Encoder::new(out, c.level)?;
+    let threads = match c.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get() as u32),
+        n => n,
+    };
+    if threads > 1 {
+        z.multithread(threads)?;
+    }
+    // No zstd frame checksum: the plaintext's sha256 (checked by every verify and restore) and
+    // age's per-chunk MAC over the compressed bytes already catch any damage, and the checksum's
+    // xxhash pass over every plaintext byte cost 2% of a backup's CPU. Frames written with one
+    // (older backups) still decode and are checked.
+    z.include_checksum(false)?;
+    let search = search::Search::new(c.level);
+    if search.is_some() {
+        // Literals stay entropy-coded when the search steps faster (zstd's own default would
+        // stop coding them once targetLength is set, which halves the ratio of random text).
+        z.set_parameter(CParameter::LiteralCompressionMode(ParamSwitch::Enable))?;
+    }
+    Ok((z, search))
 }
 
 /// Decrypt and decompress `input` into `out`. A wrong key, a flipped byte (age's MAC) or a

@@ -68,6 +68,30 @@ impl Search {
             None
         }
     }
+
+    /// [`Search::observe`], and the change, if any, made on `z` and logged.
+    pub(super) fn adapt<W: std::io::Write>(
+        &mut self,
+        z: &mut zstd::stream::write::Encoder<'_, W>,
+        plain: u64,
+        compressed: u64,
+    ) -> std::io::Result<()> {
+        let Some(t) = self.observe(plain, compressed) else {
+            return Ok(());
+        };
+        let how = if t == 0 {
+            "searches fully again"
+        } else {
+            "steps ahead faster"
+        };
+        tracing::debug!(
+            event = "zstd_search",
+            target_length = t,
+            at_bytes = plain,
+            "zstd {how}"
+        );
+        z.set_parameter(zstd::stream::raw::CParameter::TargetLength(t))
+    }
 }
 
 #[cfg(test)]
