@@ -6,23 +6,41 @@ use crate::common::*;
 
 /// Decrypt with the standard tools only (no pgdr): the repository format is plain
 /// age(zstd(pg_dump archive)).
-fn standard_tools_restore_list(identity: &std::path::Path, object: &std::path::Path) -> String {
-    // Decrypt to a file first: pg_restore --list stops reading after the TOC.
+/// Decrypt and decompress a stored object with the age and zstd programs alone (no pgdr)
+/// into `plain`.
+fn standard_tools_decode(
+    identity: &std::path::Path,
+    object: &std::path::Path,
+    plain: &std::path::Path,
+) {
     let sh = format!(
-        "age -d -i '{0}' '{1}' | zstd -d -q -o '{1}.plain' && '{2}' --list '{1}.plain' && rm '{1}.plain'",
+        "age -d -i '{}' '{}' | zstd -d -q -f -o '{}'",
         identity.display(),
         object.display(),
-        pg_bin().join("pg_restore").display()
+        plain.display()
     );
     let out = Command::new("bash")
         .args(["-o", "pipefail", "-c", &sh])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    check(out.unwrap(), "age -d | zstd -d");
+}
+
+/// The manifest's record of the object `name` (sizes, sha256s).
+fn object<'a>(m: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    let objects = m["objects"].as_array().unwrap();
+    objects.iter().find(|o| o["name"] == name).unwrap()
+}
+
+fn standard_tools_restore_list(identity: &std::path::Path, object: &std::path::Path) -> String {
+    // Decrypt to a file first: pg_restore --list stops reading after the TOC.
+    let plain = object.with_extension("plain");
+    standard_tools_decode(identity, object, &plain);
+    let out = Command::new(pg_bin().join("pg_restore"))
+        .arg("--list")
+        .arg(&plain)
+        .output();
+    let out = check(out.unwrap(), "pg_restore --list");
+    std::fs::remove_file(&plain).unwrap();
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -154,13 +172,7 @@ pub fn dump_decrypts_and_restores_list(w: &World) {
     // pgdr cat gives the same archive, checked against the manifest's sha256.
     let plain = w.cat(id, "dump");
     let bytes = std::fs::read(&plain).unwrap();
-    let dump = m["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == "dump")
-        .unwrap()
-        .clone();
+    let dump = object(&m, "dump");
     assert_eq!(bytes.len() as u64, dump["raw_bytes"].as_u64().unwrap());
     assert_eq!(&bytes[..5], b"PGDMP");
     use sha2::Digest;
@@ -885,13 +897,7 @@ fn hard_to_compress_data_round_trips_through_the_standard_tools() {
     );
     let id = w.list().last().unwrap()["id"].as_str().unwrap().to_string();
     let m = w.run(&["show", &id, "--json"]).ok().json();
-    let dump = m["objects"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|o| o["name"] == "dump")
-        .unwrap()
-        .clone();
+    let dump = object(&m, "dump");
     // Literals are still entropy-coded where the search stepped faster: the random part
     // (~27 MB of hex) alone would take over 13 MB at 2:1; uncoded it would take 27.
     let stored = dump["compressed_bytes"].as_u64().unwrap();
@@ -905,21 +911,7 @@ fn hard_to_compress_data_round_trips_through_the_standard_tools() {
         .join(m["id"].as_str().unwrap())
         .join("dump.zst.age");
     let plain = w.dir.path().join("dump.plain");
-    let sh = format!(
-        "age -d -i '{}' '{}' | zstd -d -q -o '{}'",
-        w.identity.display(),
-        object.display(),
-        plain.display()
-    );
-    let out = Command::new("bash")
-        .args(["-o", "pipefail", "-c", &sh])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    standard_tools_decode(&w.identity, &object, &plain);
     let bytes = std::fs::read(&plain).unwrap();
     use sha2::Digest;
     assert_eq!(
@@ -932,13 +924,8 @@ fn hard_to_compress_data_round_trips_through_the_standard_tools() {
         .args(["--no-owner", "--table=hard", "--table=zeasy", "-d"])
         .arg(w.pg.url("copy"))
         .arg(&plain)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    check(out.unwrap(), "pg_restore");
     for t in ["hard", "zeasy"] {
         let q = format!("SELECT count(*) || ' ' || md5(string_agg(id || ':' || filler, ',' ORDER BY id)) FROM {t}");
         assert_eq!(w.pg.psql("copy", &q), w.pg.psql("app", &q), "{t}");

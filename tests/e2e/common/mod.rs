@@ -67,7 +67,8 @@ fn chown_pg(path: &Path) {
     }
 }
 
-fn check(out: Output, what: &str) -> Output {
+/// `out` of a command that must have succeeded; its output shown otherwise.
+pub fn check(out: Output, what: &str) -> Output {
     assert!(
         out.status.success(),
         "{what} failed: {}\n{}",
