@@ -56,9 +56,18 @@ pub struct RekeyReport {
     pub segments: Vec<segments::SegmentsRekeyed>,
 }
 
-/// Test hook: `PGDR_REKEY_PAUSE=1` stops after the first new object is stored, before the
-/// manifest is replaced, so a test can kill rekey midway. Not for production use.
+/// Test hook: `PGDR_REKEY_PAUSE=1` stops after the first new object of a backup is stored,
+/// before the manifest is replaced; `=segment`, after the first new segment object, before its
+/// entry is replaced: a test can kill rekey midway. Not for production use.
 const PAUSE_HOOK: &str = "PGDR_REKEY_PAUSE";
+
+/// Wait forever at the test hook's point `at` ("1": a backup, "segment") when it is set there.
+async fn pause_hook(at: &str) {
+    if std::env::var(PAUSE_HOOK).is_ok_and(|v| v == at) {
+        eprintln!("rekey paused (test hook {PAUSE_HOOK}={at})");
+        tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    }
+}
 
 pub async fn run(settings: &Settings, opts: &RekeyOptions) -> Result<RekeyReport> {
     let ids = Arc::new(codec::require_identities(&settings.identities)?);
@@ -152,9 +161,8 @@ async fn rekey_one(
             rec.file = file;
             rec.sha256_stored = receipt.sha256;
             rec.stored_bytes = receipt.size;
-            if n == 0 && std::env::var_os(PAUSE_HOOK).is_some() {
-                eprintln!("rekey paused (test hook {PAUSE_HOOK})");
-                tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+            if n == 0 {
+                pause_hook("1").await;
             }
         }
         new.codec.recipients = wanted.to_vec();

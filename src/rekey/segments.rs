@@ -96,6 +96,7 @@ pub(super) async fn rekey(
             k.recipients.clone(),
         )
         .await?;
+        super::pause_hook("segment").await;
         let mut new = e.clone();
         new.format_version = REKEYED_FORMAT;
         new.stored = Digest {

@@ -150,6 +150,11 @@ pub(crate) fn age_decrypt(file: &Path, identity: &Path) -> Result<Vec<u8>, Strin
 
 /// `pgdr rekey --all` to `new_pub` only, reading with the world's identity.
 pub(crate) fn rekey(c: &Captured, cfg: Option<&Path>, new_pub: &str) -> Run {
+    run(rekey_cmd(c, cfg, new_pub))
+}
+
+/// The command [`rekey`] runs.
+fn rekey_cmd(c: &Captured, cfg: Option<&Path>, new_pub: &str) -> std::process::Command {
     let w = &c.w;
     let mut cmd = pgdr_cmd();
     cmd.args(["rekey", "--all"]);
@@ -159,7 +164,7 @@ pub(crate) fn rekey(c: &Captured, cfg: Option<&Path>, new_pub: &str) -> Run {
     if let Some(cfg) = cfg {
         cmd.arg("--config").arg(cfg);
     }
-    run(signed(c, cmd))
+    signed(c, cmd)
 }
 
 /// `pgdr restore --at-mark end` into `db` with one identity (and the trust key).
@@ -180,43 +185,63 @@ fn start_of(file: &str) -> String {
     file.split('.').next().unwrap().to_string()
 }
 
+/// The segment objects' file names, and each segment's plaintext as the age tool decrypts it
+/// with the world's identity (by start).
+fn segment_plaintexts(c: &Captured) -> (Vec<String>, std::collections::BTreeMap<String, Vec<u8>>) {
+    let segdir = repo_root(&c.w).join("app/capture/segments");
+    let before = segment_objects(&segdir);
+    assert!(before.len() >= 2, "{before:?}");
+    let plain = before
+        .iter()
+        .map(|f| {
+            let p = age_decrypt(&segdir.join(f), &c.w.identity).unwrap();
+            (start_of(f), p)
+        })
+        .collect();
+    (before, plain)
+}
+
+/// After a finished rekey: as many segment objects as `before`, none of them an old one, each
+/// read by `new_id` (the age tool) to the plaintext it had, none by the world's identity.
+fn assert_rekeyed(
+    c: &Captured,
+    before: &[String],
+    plain: &std::collections::BTreeMap<String, Vec<u8>>,
+    new_id: &Path,
+) {
+    let segdir = repo_root(&c.w).join("app/capture/segments");
+    let after = segment_objects(&segdir);
+    assert_eq!(after.len(), before.len(), "{after:?}");
+    for f in &after {
+        assert!(!before.contains(f), "old segment object left: {f}");
+        let file = segdir.join(f);
+        let old = age_decrypt(&file, &c.w.identity);
+        assert!(old.is_err(), "the old identity still reads {f}");
+        let p = age_decrypt(&file, new_id).unwrap_or_else(|e| panic!("{f}: {e}"));
+        assert_eq!(p, plain[&start_of(f)], "{f}: the plaintext changed");
+    }
+}
+
+fn segment_objects(segdir: &Path) -> Vec<String> {
+    files_under(segdir)
+        .into_iter()
+        .filter(|f| f.ends_with(".seg.zst.age"))
+        .collect()
+}
+
 #[test]
 fn rekey_reencrypts_change_segments_for_the_new_identity_only() {
     let c = captured(None, "");
     let w = &c.w;
     let (new_id, new_pub) = keypair(w.dir.path());
     let segdir = repo_root(w).join("app/capture/segments");
-    let objects = || -> Vec<String> {
-        files_under(&segdir)
-            .into_iter()
-            .filter(|f| f.ends_with(".seg.zst.age"))
-            .collect()
-    };
-    let before = objects();
-    assert!(before.len() >= 2, "{before:?}");
-    // Each segment's plaintext, decrypted by the age tool with the old identity.
-    let plain: std::collections::BTreeMap<String, Vec<u8>> = before
-        .iter()
-        .map(|f| {
-            (
-                start_of(f),
-                age_decrypt(&segdir.join(f), &w.identity).unwrap(),
-            )
-        })
-        .collect();
+    let objects = || segment_objects(&segdir);
+    let (before, plain) = segment_plaintexts(&c);
 
     let r = rekey(&c, None, &new_pub).ok();
     let after = objects();
-    assert_eq!(after.len(), before.len(), "{after:?}");
+    assert_rekeyed(&c, &before, &plain, &new_id);
     for f in &after {
-        assert!(!before.contains(f), "old segment object left: {f}");
-        let file = segdir.join(f);
-        assert!(
-            age_decrypt(&file, &w.identity).is_err(),
-            "the old identity still reads {f}"
-        );
-        let p = age_decrypt(&file, &new_id).unwrap_or_else(|e| panic!("{f}: {e}"));
-        assert_eq!(p, plain[&start_of(f)], "{f}: the plaintext changed");
         // The entry names the new object and recipients, re-signed by the host's key.
         let entry = segdir.join(format!("{}.json", start_of(f)));
         let e: serde_json::Value = serde_json::from_slice(&std::fs::read(&entry).unwrap()).unwrap();
@@ -253,6 +278,54 @@ fn rekey_reencrypts_change_segments_for_the_new_identity_only() {
         "{}",
         r.stdout
     );
+}
+
+/// Killed after a segment's new object is stored and before its entry names it: every entry
+/// still names an object the old identity reads (the age tool), with the same plaintext. The
+/// next run finishes: only new objects are left, the new identity reads each to the same
+/// plaintext and the old one none, and a point-in-time restore reads with the new identity.
+#[test]
+fn segment_rekey_killed_midway_stays_readable_and_the_next_run_finishes_it() {
+    let c = captured(None, "");
+    let w = &c.w;
+    let (new_id, new_pub) = keypair(w.dir.path());
+    let segdir = repo_root(w).join("app/capture/segments");
+    let (before, plain) = segment_plaintexts(&c);
+
+    let mut cmd = rekey_cmd(&c, None, &new_pub);
+    cmd.env("PGDR_REKEY_PAUSE", "segment")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    let t0 = std::time::Instant::now();
+    while segment_objects(&segdir).len() == before.len() {
+        assert!(
+            t0.elapsed().as_secs() < 60,
+            "rekey wrote no new segment object"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let midway = segment_objects(&segdir);
+    assert_eq!(midway.len(), before.len() + 1, "{midway:?}");
+    for start in plain.keys() {
+        let e: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(segdir.join(format!("{start}.json"))).unwrap())
+                .unwrap();
+        assert!(e["rekeyed"].is_null(), "{start}: the entry moved on: {e}");
+        let file = segdir.join(format!("{start}.seg.zst.age"));
+        let p = age_decrypt(&file, &w.identity).unwrap_or_else(|e| panic!("{start}: {e}"));
+        assert_eq!(&p, &plain[start], "{start}");
+    }
+
+    let r = rekey(&c, None, &new_pub).ok();
+    assert!(r.stdout.contains("app: change segments: "), "{}", r.stdout);
+    assert_rekeyed(&c, &before, &plain, &new_id);
+    let r = restore_at_end(&c, "app_new", &new_id);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert_eq!(w.pg.psql("app_new", "SELECT count(*) FROM t").trim(), "20");
 }
 
 #[test]
