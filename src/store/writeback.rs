@@ -21,6 +21,7 @@ use super::ByteStream;
 const WRITEBACK_AFTER: u64 = 2 << 20;
 
 /// Why a write of the body stopped: the body's producer failed, or the file did.
+#[derive(Debug)]
 pub(super) enum WriteError {
     Body(io::Error),
     File(io::Error),
@@ -28,10 +29,9 @@ pub(super) enum WriteError {
 
 /// Write every chunk of `body` to `file`, then fsync it. Returns the bytes written.
 pub(super) async fn write_synced(
-    file: std::fs::File,
+    mut file: std::fs::File,
     mut body: ByteStream,
 ) -> std::result::Result<u64, WriteError> {
-    let mut file = file;
     let (mut size, mut started) = (0u64, 0u64);
     while let Some(chunk) = body.next().await {
         let chunk = chunk.map_err(WriteError::Body)?;
@@ -103,10 +103,7 @@ mod tests {
         let want: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
         let body: ByteStream = Box::pin(futures::stream::iter(chunks.into_iter().map(Ok)));
         let file = std::fs::File::create(&path).unwrap();
-        let n = match write_synced(file, body).await {
-            Ok(n) => n,
-            Err(_) => panic!("write failed"),
-        };
+        let n = write_synced(file, body).await.unwrap();
         assert_eq!(n, want.len() as u64);
         assert_eq!(std::fs::read(&path).unwrap(), want);
     }
@@ -122,7 +119,7 @@ mod tests {
         let file = std::fs::File::create(dir.path().join("obj")).unwrap();
         match write_synced(file, body).await {
             Err(WriteError::Body(e)) => assert_eq!(e.to_string(), "pg_dump died"),
-            _ => panic!("expected the body's error"),
+            other => panic!("expected the body's error, got {other:?}"),
         }
     }
 }
